@@ -1,0 +1,57 @@
+#pragma once
+/// Ack stage: completes source messages strictly in delivery order (ack, NAK with delay, or
+/// term after dead-lettering), writes the dedup 'd' marks and removals on its own Redis
+/// connection (pipelined, never awaited), records per-event metrics and returns the slot.
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "cdc/config.hpp"
+#include "cdc/metrics.hpp"
+#include "cdc/nats_client.hpp"
+#include "cdc/stage.hpp"
+
+struct uv_loop_s;
+struct redisAsyncContext;
+
+namespace cdc {
+
+class RedisConnection;
+
+class AckStage {
+ public:
+  AckStage(const Config& config, NatsConnection& consume, Link in, Link free_slots, std::atomic<bool>& done,
+           Lifecycle& life, Metrics& metrics);
+  ~AckStage();
+  void run() noexcept;
+  /// Any thread: source messages completed so far.
+  [[nodiscard]] std::uint64_t completed() const noexcept { return completed_.load(std::memory_order_relaxed); }
+  /// Any thread: steady-clock ns of the last completion (0 = none yet).
+  [[nodiscard]] std::int64_t last_completion_ns() const noexcept { return last_completion_ns_.load(std::memory_order_relaxed); }
+
+ private:
+  void complete(Event& ev) noexcept;
+  void redis_mark(const Event& ev) noexcept;
+  static void on_reply(::redisAsyncContext* ctx, void* reply, void* privdata);
+
+  const Config& config_;
+  NatsConnection& consume_;
+  Link in_;
+  Link free_;
+  std::atomic<bool>& done_;
+  Lifecycle& life_;
+  Metrics& metrics_;
+  std::unique_ptr<uv_loop_s> loop_;
+  std::unique_ptr<RedisConnection> redis_;
+  std::string key_;
+  std::string ttl_seconds_;
+  std::int64_t outstanding_ = 0;
+  std::int64_t lag_window_start_ = 0;
+  std::int64_t lag_window_max_ = 0;
+  std::atomic<std::uint64_t> completed_{0};
+  std::atomic<std::int64_t> last_completion_ns_{0};
+};
+
+}  // namespace cdc

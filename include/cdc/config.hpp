@@ -1,0 +1,144 @@
+#pragma once
+/// Service configuration: config.yaml, then environment overrides.
+///
+/// Precedence (lowest first): built-in defaults < config.yaml < short names of the contract
+/// (NATS_URL, REDIS_ADDRESS, DEDUP_TTL, JS_ACK_WAIT, JS_MAX_DELIVER, LOG_LEVEL) <
+/// DAISI_CDC_<SECTION>_<KEY>. Loading is start-up code: it throws ConfigError naming the key.
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "cdc/wait_strategy.hpp"
+
+namespace cdc {
+
+using Millis = std::chrono::milliseconds;
+
+/// Thrown for any invalid configuration; what() is "<section.key>: <problem>".
+class ConfigError : public std::runtime_error {
+ public:
+  ConfigError(const std::string& key, const std::string& problem)
+      : std::runtime_error(key + ": " + problem), key_(key) {}
+  [[nodiscard]] const std::string& key() const noexcept { return key_; }
+
+ private:
+  std::string key_;
+};
+
+struct NatsConfig {
+  std::string url = "nats://127.0.0.1:4222";  ///< comma-separated list allowed
+  std::string name = "daisi-cdc-consumer";
+  Millis connect_timeout{5000};
+  Millis reconnect_wait{2000};
+  int max_reconnect = -1;   ///< -1 = forever
+  bool send_asap = false;   ///< nats.c: write each protocol message at once instead of ~1 ms batching
+};
+
+enum class IngestMode : std::uint8_t { kPush, kPull };
+
+struct IngestConfig {
+  std::string stream = "cdc_events_stream";
+  std::vector<std::string> stream_subjects{"cdc.>"};  ///< used only when creating the stream
+  std::string consumer = "cdc_consumers";             ///< durable name
+  std::string subject_layout = "cdc.{company}.{table}";
+  std::string company_prefix = "";  ///< stripped from the company token ({schema} layouts)
+  std::string filter_subject = "";  ///< empty = derived from subject_layout ("cdc.*.*")
+  IngestMode mode = IngestMode::kPush;
+  std::string queue_group = "cdc_consumers";  ///< push mode
+  Millis ack_wait{30000};
+  int max_ack_pending = 5000;
+  int max_deliver = 3;      ///< -1 = unlimited
+  int fetch_batch = 256;    ///< pull mode
+  Millis fetch_expires{500};  ///< pull mode: how long an idle fetch waits
+  bool create_streams = true;  ///< create missing streams/consumer at start-up
+  std::vector<std::string> tables{"messages", "chats", "agents"};
+  std::map<std::string, std::string> key_columns{
+      {"messages", "message_id"}, {"chats", "chat_id"}, {"agents", "agent_id"}};
+  std::size_t max_message_bytes = 1 << 20;
+};
+
+struct PublishConfig {
+  std::string stream = "wa_stream";
+  std::string subject_prefix = "wa";
+  Millis duplicate_window{300000};  ///< wa_stream's, when created; must be >= dedup.ttl
+  std::string dlq_stream = "cdc_dlq_stream";
+  std::string dlq_subject_prefix = "cdc_dlq";
+  int max_pending = 1024;         ///< publishes awaiting their PubAck
+  Millis ack_timeout{5000};       ///< PubAck wait before a publish counts as failed
+  int max_retries = 6;            ///< transient failures retried in place before NAK
+  Millis retry_backoff{100};      ///< first retry delay, doubled per attempt
+  Millis retry_backoff_max{5000};
+  Millis nak_delay{5000};         ///< delay on NAK after the retry budget is spent
+};
+
+enum class RedisErrorPolicy : std::uint8_t { kPublish, kBlock };
+
+struct DedupConfig {
+  bool enabled = true;
+  std::string key_prefix = "dedup:";
+  Millis ttl{300000};          ///< lifetime of the 'd' (done) mark
+  Millis pending_ttl{0};       ///< lifetime of the 'p' mark; 0 = ingest.ack_wait
+  RedisErrorPolicy on_redis_error = RedisErrorPolicy::kPublish;
+};
+
+struct RedisConfig {
+  std::string address = "127.0.0.1:6379";  ///< host:port
+  int db = 0;
+  Millis connect_timeout{2000};
+  Millis command_timeout{2000};
+  Millis reconnect_backoff{100};
+  Millis reconnect_backoff_max{5000};
+};
+
+struct PipelineConfig {
+  std::size_t ring_capacity = 8192;  ///< events in flight; power of two
+  int batch_size = 256;              ///< max events a stage handles before end_of_batch
+  WaitKind wait_strategy = WaitKind::kPark;
+  Millis drain_timeout{10000};
+  /// CPU per stage; -1 = no affinity. Keys: ingest, parse, dedup, publish, ack.
+  std::map<std::string, int> cpu{{"ingest", -1}, {"parse", -1}, {"dedup", -1}, {"publish", -1}, {"ack", -1}};
+};
+
+struct MetricsConfig {
+  bool enabled = true;
+  std::string bind = "0.0.0.0";
+  int port = 8080;
+};
+
+struct LogConfig {
+  std::string level = "info";  ///< trace|debug|info|warn|error
+};
+
+struct Config {
+  NatsConfig nats;
+  IngestConfig ingest;
+  PublishConfig publish;
+  DedupConfig dedup;
+  RedisConfig redis;
+  PipelineConfig pipeline;
+  MetricsConfig metrics;
+  LogConfig log;
+
+  /// dedup.pending_ttl, resolved (0 means ingest.ack_wait).
+  [[nodiscard]] Millis pending_ttl() const noexcept {
+    return dedup.pending_ttl.count() > 0 ? dedup.pending_ttl : ingest.ack_wait;
+  }
+};
+
+/// Loads a YAML file (path may be empty: defaults only) and applies the environment `env`
+/// (NAME=VALUE strings, as in environ). Validates everything. Throws ConfigError.
+Config load_config(const std::string& path, const std::vector<std::string>& env);
+/// Same, from YAML text (for tests).
+Config load_config_text(const std::string& yaml_text, const std::vector<std::string>& env);
+/// Validates cross-field rules; throws ConfigError. Called by load_config*.
+void validate(const Config& config);
+/// Parses "30s", "500ms", "5m", "1h", "250us", "0"; throws ConfigError(key, ...) otherwise.
+Millis parse_duration(const std::string& key, const std::string& text);
+/// The process environment as NAME=VALUE strings.
+std::vector<std::string> process_environment();
+
+}  // namespace cdc

@@ -1,0 +1,59 @@
+#pragma once
+/// Dedup stage: the first phase of CONTRACT.md section 5. For each publishable event it sends
+/// `SET <prefix><event_id> p NX GET EX <pending_ttl>` on its own hiredis connection, pipelined
+/// over the batch, on a libuv loop this thread owns, and forwards events in order once their
+/// replies are in.
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "cdc/config.hpp"
+#include "cdc/metrics.hpp"
+#include "cdc/stage.hpp"
+
+struct uv_loop_s;
+struct redisAsyncContext;
+
+namespace cdc {
+
+class RedisConnection;
+
+class DedupStage {
+ public:
+  DedupStage(const Config& config, Link in, Link out, std::atomic<bool>& done, Lifecycle& life, Metrics& metrics);
+  ~DedupStage();
+  void run() noexcept;
+  /// Any thread: is the dedup connection up (or dedup disabled)?
+  [[nodiscard]] bool redis_up() const noexcept;
+
+ private:
+  static void on_reply(::redisAsyncContext* ctx, void* reply, void* privdata);
+  void send(Event& ev) noexcept;
+  void resolve(Event& ev, DedupResult result) noexcept;
+  int forward_ready() noexcept;
+  void resend_unsent() noexcept;
+  void check_overdue() noexcept;
+
+  const Config& config_;
+  Link in_;
+  Link out_;
+  std::atomic<bool>& done_;
+  Lifecycle& life_;
+  Metrics& metrics_;
+  std::unique_ptr<uv_loop_s> loop_;
+  std::unique_ptr<RedisConnection> redis_;
+  std::string ttl_seconds_;
+  std::string key_;
+  // Events taken from `in` and not yet forwarded, in order (a ring of the pool's size).
+  std::vector<Event*> fifo_;
+  std::size_t head_ = 0;
+  std::size_t tail_ = 0;
+  std::vector<std::int64_t> sent_ns_;  // by event index; 0 = not sent
+  std::size_t outstanding_ = 0;
+  bool block_ = false;
+};
+
+}  // namespace cdc

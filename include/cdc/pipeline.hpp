@@ -1,0 +1,87 @@
+#pragma once
+/// The wiring: event pool, rings, stages, threads and the NATS/Redis adapters they use.
+/// See src/service/pipeline.cpp for the topology.
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "cdc/config.hpp"
+#include "cdc/metrics.hpp"
+#include "cdc/stage.hpp"
+
+typedef struct __natsSubscription natsSubscription;  // NOLINT: nats.c's own typedef
+
+namespace cdc {
+
+class NatsConnection;
+class IngestStage;
+class ParseStage;
+class DedupStage;
+class PublishStage;
+class AckStage;
+
+/// What /healthz and /readyz report.
+struct HealthReport {
+  bool running = false;        ///< stage threads started and not finished
+  bool nats_connected = false; ///< both NATS connections up
+  bool redis_up = false;       ///< dedup connection up (true when dedup is disabled)
+  bool redis_degraded_ok = false;  ///< Redis down but on_redis_error=publish keeps events flowing
+  std::uint64_t completed = 0; ///< source messages completed
+  std::size_t in_flight = 0;   ///< events between intake and completion
+  std::int64_t last_completion_ns = 0;  ///< steady clock, 0 = none
+};
+
+class Pipeline {
+ public:
+  /// Connects to NATS, creates/binds the streams and the consumer, and builds the stages.
+  /// Start-up zone: throws NatsError / ConfigError / std::runtime_error with a precise message.
+  explicit Pipeline(Config config);
+  ~Pipeline();
+  Pipeline(const Pipeline&) = delete;
+  Pipeline& operator=(const Pipeline&) = delete;
+
+  /// Starts one thread per stage.
+  void start();
+  /// Stops intake; in-flight work finishes until drain_timeout, then the rest is NAKed. Blocks
+  /// until every stage has finished and the threads are joined. Idempotent.
+  void stop();
+  /// Any thread: true once every stage has finished (after stop(), or after a fatal error).
+  [[nodiscard]] bool finished() const noexcept;
+
+  [[nodiscard]] const Config& config() const noexcept { return config_; }
+  [[nodiscard]] Metrics& metrics() noexcept { return *metrics_; }
+  /// Any thread: the Prometheus text exposition (all families, including ring occupancy).
+  [[nodiscard]] std::string render_metrics() const;
+  /// Any thread.
+  [[nodiscard]] HealthReport health() const noexcept;
+
+ private:
+  Config config_;
+  std::unique_ptr<Metrics> metrics_;
+  std::unique_ptr<NatsConnection> consume_;
+  std::unique_ptr<NatsConnection> publish_;
+  std::unique_ptr<natsSubscription, void (*)(natsSubscription*)> sub_;
+  std::unique_ptr<Event[]> pool_;
+  std::size_t pool_size_;
+  // Rings, each able to hold the whole pool: free -> ingest -> parse -> dedup -> publish -> ack -> free.
+  EventRing free_ring_, parse_ring_, dedup_ring_, publish_ring_, ack_ring_;
+  Waiter ingest_waiter_, parse_waiter_, dedup_waiter_, publish_waiter_, ack_waiter_;
+  std::atomic<bool> ingest_done_{false}, parse_done_{false}, dedup_done_{false}, publish_done_{false}, ack_done_{false};
+  std::atomic<bool> never_{false};  // the free ring's producer (ack) is "done" only at the end
+  Lifecycle life_;
+  std::unique_ptr<IngestStage> ingest_;
+  std::unique_ptr<ParseStage> parse_;
+  std::unique_ptr<DedupStage> dedup_;
+  std::unique_ptr<PublishStage> publish_stage_;
+  std::unique_ptr<AckStage> ack_;
+  std::vector<std::thread> threads_;
+  std::atomic<bool> started_{false};
+  std::atomic<bool> stopped_{false};
+};
+
+}  // namespace cdc

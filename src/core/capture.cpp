@@ -1,0 +1,299 @@
+#include "cdc/capture.hpp"
+
+#include <simdjson.h>
+
+#include <array>
+#include <cstddef>
+
+namespace cdc {
+namespace {
+
+constexpr std::string_view kBase64Alphabet =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+void append_base64(std::string_view data, std::string& out) {
+  const auto* p = reinterpret_cast<const unsigned char*>(data.data());
+  const std::size_t n = data.size();
+  out.reserve(out.size() + (n + 2) / 3 * 4);
+  std::size_t i = 0;
+  for (; i + 3 <= n; i += 3) {
+    const std::uint32_t v = (std::uint32_t{p[i]} << 16) | (std::uint32_t{p[i + 1]} << 8) | p[i + 2];
+    out += kBase64Alphabet[(v >> 18) & 63];
+    out += kBase64Alphabet[(v >> 12) & 63];
+    out += kBase64Alphabet[(v >> 6) & 63];
+    out += kBase64Alphabet[v & 63];
+  }
+  if (const std::size_t rest = n - i; rest > 0) {
+    std::uint32_t v = std::uint32_t{p[i]} << 16;
+    if (rest == 2) v |= std::uint32_t{p[i + 1]} << 8;
+    out += kBase64Alphabet[(v >> 18) & 63];
+    out += kBase64Alphabet[(v >> 12) & 63];
+    out += rest == 2 ? kBase64Alphabet[(v >> 6) & 63] : '=';
+    out += '=';
+  }
+}
+
+// Standard alphabet, padding required (length a multiple of 4), no whitespace.
+bool decode_base64(std::string_view text, std::string& out) {
+  static constexpr auto kDecode = [] {
+    std::array<signed char, 256> table{};
+    table.fill(-1);
+    for (std::size_t i = 0; i < kBase64Alphabet.size(); ++i) {
+      table[static_cast<unsigned char>(kBase64Alphabet[i])] = static_cast<signed char>(i);
+    }
+    return table;
+  }();
+  if (text.size() % 4 != 0) return false;
+  std::size_t padding = 0;
+  if (!text.empty() && text.back() == '=') padding = text[text.size() - 2] == '=' ? 2 : 1;
+  out.clear();
+  out.reserve(text.size() / 4 * 3);
+  for (std::size_t i = 0; i < text.size(); i += 4) {
+    const bool last = i + 4 == text.size();
+    std::uint32_t v = 0;
+    for (std::size_t j = 0; j < 4; ++j) {
+      const char c = text[i + j];
+      if (c == '=' && last && j >= 4 - padding) {
+        v <<= 6;
+        continue;
+      }
+      const signed char d = kDecode[static_cast<unsigned char>(c)];
+      if (d < 0) return false;
+      v = (v << 6) | static_cast<std::uint32_t>(d);
+    }
+    out += static_cast<char>((v >> 16) & 0xff);
+    if (!last || padding < 2) out += static_cast<char>((v >> 8) & 0xff);
+    if (!last || padding < 1) out += static_cast<char>(v & 0xff);
+  }
+  return true;
+}
+
+// JSON string literal. With `latin1_fallback`, bytes >= 0x80 are written as \u00XX: used for
+// subjects and header values that are not valid UTF-8, which a JSON text cannot carry as they
+// are (lossy, but the line stays parseable; bodies use data_base64 instead).
+void append_json_string(std::string_view s, std::string& out, bool latin1_fallback = false) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  out += '"';
+  for (const char ch : s) {
+    const auto c = static_cast<unsigned char>(ch);
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\b': out += "\\b"; break;
+      case '\f': out += "\\f"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        if (c < 0x20 || (latin1_fallback && c >= 0x80)) {
+          out += "\\u00";
+          out += kHex[c >> 4];
+          out += kHex[c & 15];
+        } else {
+          out += ch;
+        }
+    }
+  }
+  out += '"';
+}
+
+void append_text(std::string_view s, std::string& out) {
+  append_json_string(s, out, !simdjson::validate_utf8(s.data(), s.size()));
+}
+
+std::string quoted(std::string_view key) { return "\"" + std::string(key) + "\""; }
+
+bool parse_headers(simdjson::dom::element value, CaptureRecord& out, std::string& error) {
+  simdjson::dom::object object;
+  if (value.get_object().get(object) != simdjson::SUCCESS) {
+    error = "\"headers\" is not an object";
+    return false;
+  }
+  for (const auto field : object) {
+    const std::string name(field.key);
+    std::string_view text;
+    if (field.value.get_string().get(text) == simdjson::SUCCESS) {
+      out.headers.emplace_back(name, std::string(text));
+      continue;
+    }
+    simdjson::dom::array values;
+    if (field.value.get_array().get(values) != simdjson::SUCCESS) {
+      error = "header \"" + name + "\" is not a string or an array of strings";
+      return false;
+    }
+    for (const auto item : values) {
+      if (item.get_string().get(text) != simdjson::SUCCESS) {
+        error = "header \"" + name + "\" has a value that is not a string";
+        return false;
+      }
+      out.headers.emplace_back(name, std::string(text));
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
+std::string_view CaptureRecord::header(std::string_view name) const noexcept {
+  for (const auto& [key, value] : headers) {
+    if (key == name) return value;
+  }
+  return {};
+}
+
+bool parse_capture_line(std::string_view line, CaptureRecord& out, std::string& error) {
+  // One DOM parser per thread: it keeps its buffers between lines.
+  thread_local simdjson::dom::parser parser;
+  out = CaptureRecord{};
+  error.clear();
+
+  simdjson::dom::element root;
+  if (const auto code = parser.parse(line.data(), line.size()).get(root); code != simdjson::SUCCESS) {
+    error = std::string("not valid JSON: ") + simdjson::error_message(code);
+    return false;
+  }
+  simdjson::dom::object object;
+  if (root.get_object().get(object) != simdjson::SUCCESS) {
+    error = "line is not a JSON object";
+    return false;
+  }
+
+  bool has_subject = false;
+  bool has_headers = false;
+  bool has_data = false;
+  bool has_data_base64 = false;
+  for (const auto field : object) {
+    const std::string_view key = field.key;
+    const simdjson::dom::element value = field.value;
+    const auto once = [&](bool& seen) {
+      if (seen) error = "duplicate " + quoted(key);
+      seen = true;
+      return error.empty();
+    };
+    std::string_view text;
+    if (key == "subject") {
+      if (!once(has_subject)) return false;
+      if (value.get_string().get(text) != simdjson::SUCCESS) {
+        error = "\"subject\" is not a string";
+        return false;
+      }
+      if (text.empty()) {
+        error = "\"subject\" is empty";
+        return false;
+      }
+      out.subject = text;
+    } else if (key == "headers") {
+      if (!once(has_headers)) return false;
+      if (value.is_null()) continue;
+      if (!parse_headers(value, out, error)) return false;
+    } else if (key == "data") {
+      if (!once(has_data)) return false;
+      if (value.get_string().get(text) != simdjson::SUCCESS) {
+        error = "\"data\" is not a string";
+        return false;
+      }
+      out.data = text;
+    } else if (key == "data_base64") {
+      if (!once(has_data_base64)) return false;
+      if (value.get_string().get(text) != simdjson::SUCCESS) {
+        error = "\"data_base64\" is not a string";
+        return false;
+      }
+      if (!decode_base64(text, out.data)) {
+        error = "data_base64 is not valid base64";
+        return false;
+      }
+    } else if (key == "stream_seq") {
+      if (value.is_null()) continue;
+      std::uint64_t seq = 0;
+      if (value.get_uint64().get(seq) != simdjson::SUCCESS) {
+        error = "\"stream_seq\" is not an unsigned integer";
+        return false;
+      }
+      out.stream_seq = seq;
+    } else if (key == "time") {
+      if (value.is_null()) continue;
+      if (value.get_string().get(text) != simdjson::SUCCESS) {
+        error = "\"time\" is not a string";
+        return false;
+      }
+      out.time = std::string(text);
+    }
+    // Unknown keys are ignored, like unknown keys of the body (CONTRACT.md section 1).
+  }
+
+  if (!has_subject) {
+    error = "missing \"subject\"";
+    return false;
+  }
+  if (has_data && has_data_base64) {
+    error = "both \"data\" and \"data_base64\" are present";
+    return false;
+  }
+  if (!has_data && !has_data_base64) {
+    error = "missing \"data\" (or \"data_base64\")";
+    return false;
+  }
+  return true;
+}
+
+std::string format_capture_line(const CaptureRecord& record) {
+  std::string out;
+  out.reserve(record.subject.size() + record.data.size() * 4 / 3 + 64);
+  out += "{\"subject\":";
+  append_text(record.subject, out);
+
+  // A header repeated in `headers` becomes one key with an array of its values, at the place of
+  // its first occurrence (NATS headers are a multimap; the file format has one key per name).
+  out += ",\"headers\":{";
+  const auto& headers = record.headers;
+  bool first_key = true;
+  for (std::size_t i = 0; i < headers.size(); ++i) {
+    const std::string& name = headers[i].first;
+    bool seen_before = false;
+    std::size_t count = 0;
+    for (std::size_t j = 0; j < headers.size(); ++j) {
+      if (headers[j].first != name) continue;
+      if (j < i) seen_before = true;
+      ++count;
+    }
+    if (seen_before) continue;
+    if (!first_key) out += ',';
+    first_key = false;
+    append_text(name, out);
+    out += ':';
+    if (count == 1) {
+      append_text(headers[i].second, out);
+      continue;
+    }
+    out += '[';
+    for (std::size_t j = i, written = 0; j < headers.size(); ++j) {
+      if (headers[j].first != name) continue;
+      if (written++ > 0) out += ',';
+      append_text(headers[j].second, out);
+    }
+    out += ']';
+  }
+  out += '}';
+
+  if (simdjson::validate_utf8(record.data.data(), record.data.size())) {
+    out += ",\"data\":";
+    append_json_string(record.data, out);
+  } else {
+    out += ",\"data_base64\":\"";
+    append_base64(record.data, out);
+    out += '"';
+  }
+  if (record.stream_seq) {
+    out += ",\"stream_seq\":";
+    out += std::to_string(*record.stream_seq);
+  }
+  if (record.time) {
+    out += ",\"time\":";
+    append_text(*record.time, out);
+  }
+  out += '}';
+  return out;
+}
+
+}  // namespace cdc

@@ -1,0 +1,154 @@
+#include "cdc/ack_stage.hpp"
+
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+#include <uv.h>
+
+#include "cdc/log.hpp"
+#include "cdc/redis_client.hpp"
+
+namespace cdc {
+namespace {
+constexpr std::int64_t kLagWindowNs = 10'000'000'000LL;  // cdc_consumer_lag_seconds interval
+thread_local AckStage* t_ack_stage = nullptr;
+}  // namespace
+
+AckStage::AckStage(const Config& config, NatsConnection& consume, Link in, Link free_slots, std::atomic<bool>& done,
+                   Lifecycle& life, Metrics& metrics)
+    : config_(config), consume_(consume), in_(in), free_(free_slots), done_(done), life_(life), metrics_(metrics),
+      loop_(std::make_unique<uv_loop_t>()) {
+  uv_loop_init(loop_.get());
+  if (config.dedup.enabled) redis_ = std::make_unique<RedisConnection>(config.redis, loop_.get(), "mark");
+  ttl_seconds_ = std::to_string(std::max<std::int64_t>(1, (config.dedup.ttl.count() + 999) / 1000));
+  key_.reserve(256);
+}
+
+AckStage::~AckStage() {
+  redis_.reset();
+  while (uv_run(loop_.get(), UV_RUN_NOWAIT) != 0) {
+  }
+  uv_loop_close(loop_.get());
+}
+
+void AckStage::on_reply(redisAsyncContext*, void* reply, void*) {
+  AckStage* self = t_ack_stage;
+  if (self == nullptr) return;
+  --self->outstanding_;
+  const auto* r = static_cast<const redisReply*>(reply);
+  if (r == nullptr || r->type == REDIS_REPLY_ERROR) self->metrics_.ack.redis_mark_errors.inc();
+}
+
+void AckStage::redis_mark(const Event& ev) noexcept {
+  if (!redis_ || !(ev.mark_done || ev.unmark) || !ev.out.has_event_id) return;
+  key_.assign(config_.dedup.key_prefix);
+  key_ += ev.out.event_id;
+  bool sent = false;
+  if (ev.unmark) {
+    // The redelivery must not look like a duplicate (CONTRACT.md section 5, step 4).
+    const char* argv[] = {"DEL", key_.c_str()};
+    const std::size_t len[] = {3, key_.size()};
+    sent = redis_->command(2, argv, len, &AckStage::on_reply, nullptr);
+  } else {
+    const char* argv[] = {"SET", key_.c_str(), "d", "EX", ttl_seconds_.c_str()};
+    const std::size_t len[] = {3, key_.size(), 1, 2, ttl_seconds_.size()};
+    sent = redis_->command(5, argv, len, &AckStage::on_reply, nullptr);
+  }
+  if (sent) ++outstanding_;
+  else metrics_.ack.redis_mark_errors.inc();
+}
+
+void AckStage::complete(Event& ev) noexcept {
+  // Redis first: for a NAK the DEL is on the wire before the redelivery can be asked for.
+  redis_mark(ev);
+  natsStatus s = NATS_OK;
+  switch (ev.completion) {
+    case Completion::kAck:
+      s = natsMsg_Ack(ev.msg, nullptr);
+      metrics_.ack.acks.inc();
+      break;
+    case Completion::kNak:
+      s = ev.nak_delay_ms > 0 ? natsMsg_NakWithDelay(ev.msg, ev.nak_delay_ms, nullptr) : natsMsg_Nak(ev.msg, nullptr);
+      metrics_.ack.naks.inc();
+      break;
+    case Completion::kTerm:
+      s = natsMsg_Term(ev.msg, nullptr);
+      metrics_.ack.terms.inc();
+      break;
+  }
+  if (s != NATS_OK) {
+    // The connection is down: JetStream redelivers after AckWait, and dedup keeps it single.
+    static thread_local log::RateLimiter limiter;
+    std::uint64_t suppressed = 0;
+    if (limiter.allow(suppressed)) {
+      log::warn("source completion not sent", {{"error", nats_error_text(s)}, {"subject", ev.subject},
+                                               {"suppressed", static_cast<unsigned long long>(suppressed)}});
+    }
+  }
+  const std::int64_t now = now_ns();
+  const std::int64_t latency = now - ev.received_ns;
+  const std::size_t table = metrics_.table_index(ev.out.table);
+  metrics_.ack.events[table][static_cast<std::size_t>(ev.result)].inc();
+  if (ev.result != EventResult::kRetried) metrics_.ack.processing[table].observe_ns(latency);
+  if (ev.result == EventResult::kDeadLettered) metrics_.ack.dead_letters[static_cast<std::size_t>(ev.out.error_kind)].inc();
+  if (now - lag_window_start_ > kLagWindowNs) {
+    metrics_.ack.lag_ns.set(lag_window_max_);
+    lag_window_start_ = now;
+    lag_window_max_ = 0;
+  }
+  lag_window_max_ = std::max(lag_window_max_, latency);
+  if (log::enabled(log::Level::kDebug)) {
+    log::debug("event completed", {{"event_id", ev.out.event_id}, {"company", ev.out.company}, {"table", ev.out.table},
+                                   {"result", to_string(ev.result)}, {"latency_ms", static_cast<double>(latency) / 1e6},
+                                   {"redis_hit", ev.dedup == DedupResult::kDone || ev.dedup == DedupResult::kInFlight},
+                                   {"delivery_attempt", static_cast<unsigned>(ev.deliveries)}});
+  }
+  natsMsg_Destroy(ev.msg);
+  ev.reset();
+  push_or_die(*free_.ring, &ev);
+  completed_.store(completed_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  last_completion_ns_.store(now, std::memory_order_relaxed);
+}
+
+void AckStage::run() noexcept {
+  setup_stage_thread("cdc-ack", config_.pipeline.cpu.at("ack"));
+  t_ack_stage = this;
+  if (redis_) redis_->start();
+  const int batch = config_.pipeline.batch_size;
+  lag_window_start_ = now_ns();
+  while (true) {
+    int n = 0;
+    Event* ev = nullptr;
+    while (n < batch && in_.ring->try_pop(ev)) {
+      complete(*ev);
+      ++n;
+    }
+    if (n > 0) {
+      free_.waiter->notify();  // end of batch: slots back to ingest
+      if (redis_) uv_run(loop_.get(), UV_RUN_NOWAIT);
+      metrics_.ack.last_ack_unix_ms.set(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                            std::chrono::system_clock::now().time_since_epoch()).count());
+      continue;
+    }
+    if (in_.drained()) break;
+    in_.waiter->wait_for([this] { return in_.ring->front() != nullptr || in_.producer_done->load(std::memory_order_acquire); },
+                         std::chrono::milliseconds(50));
+    if (redis_) uv_run(loop_.get(), UV_RUN_NOWAIT);  // reconnect timers, replies
+    if (now_ns() - lag_window_start_ > kLagWindowNs) {
+      metrics_.ack.lag_ns.set(lag_window_max_);
+      lag_window_start_ = now_ns();
+      lag_window_max_ = 0;
+    }
+  }
+  // Send what is buffered: acks to NATS, marks to Redis (bounded wait).
+  natsConnection_FlushTimeout(consume_.get(), 2000);
+  const std::int64_t deadline = now_ns() + 1'000'000'000LL;
+  while (redis_ && outstanding_ > 0 && redis_->ready() && now_ns() < deadline) uv_run(loop_.get(), UV_RUN_NOWAIT);
+  if (redis_) redis_->close();
+  while (uv_run(loop_.get(), UV_RUN_NOWAIT) != 0) {
+  }
+  t_ack_stage = nullptr;
+  (void)life_;
+  done_.store(true, std::memory_order_release);
+}
+
+}  // namespace cdc

@@ -1,0 +1,208 @@
+#include "cdc/dedup_stage.hpp"
+
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+#include <uv.h>
+
+#include "cdc/log.hpp"
+#include "cdc/redis_client.hpp"
+
+namespace cdc {
+namespace {
+constexpr auto kIdleWait = std::chrono::milliseconds(50);
+
+// Reply callbacks run only inside uv_run() on the dedup thread; this is how they find the stage.
+thread_local DedupStage* t_dedup_stage = nullptr;
+}  // namespace
+
+DedupStage::DedupStage(const Config& config, Link in, Link out, std::atomic<bool>& done, Lifecycle& life,
+                       Metrics& metrics)
+    : config_(config), in_(in), out_(out), done_(done), life_(life), metrics_(metrics),
+      loop_(std::make_unique<uv_loop_t>()), fifo_(config.pipeline.ring_capacity, nullptr),
+      sent_ns_(config.pipeline.ring_capacity, 0) {
+  uv_loop_init(loop_.get());
+  const auto ttl_ms = config.pending_ttl().count();
+  ttl_seconds_ = std::to_string(std::max<std::int64_t>(1, (ttl_ms + 999) / 1000));
+  block_ = config.dedup.on_redis_error == RedisErrorPolicy::kBlock;
+  if (config.dedup.enabled) redis_ = std::make_unique<RedisConnection>(config.redis, loop_.get(), "dedup");
+  key_.reserve(256);
+}
+
+DedupStage::~DedupStage() {
+  redis_.reset();
+  // Let libuv finish closing the connection's and timers' handles.
+  while (uv_run(loop_.get(), UV_RUN_NOWAIT) != 0) {
+  }
+  uv_loop_close(loop_.get());
+}
+
+bool DedupStage::redis_up() const noexcept { return redis_ == nullptr || redis_->up(); }
+
+void DedupStage::resolve(Event& ev, DedupResult result) noexcept {
+  ev.dedup = result;
+  ev.dedup_ready = true;
+}
+
+void DedupStage::send(Event& ev) noexcept {
+  key_.assign(config_.dedup.key_prefix);
+  key_ += ev.out.event_id;
+  const char* argv[] = {"SET", key_.c_str(), "p", "NX", "GET", "EX", ttl_seconds_.c_str()};
+  const std::size_t len[] = {3, key_.size(), 1, 2, 3, 2, ttl_seconds_.size()};
+  if (redis_->command(7, argv, len, &DedupStage::on_reply, &ev)) {
+    sent_ns_[ev.index] = now_ns();
+    ++outstanding_;
+    return;
+  }
+  sent_ns_[ev.index] = 0;
+  metrics_.dedup.errors.inc();
+  if (!block_) resolve(ev, DedupResult::kUnavailable);
+  // block: stays unsent in the fifo; resend_unsent() retries once Redis is back.
+}
+
+void DedupStage::on_reply(redisAsyncContext* ctx, void* reply, void* privdata) {
+  auto* ev = static_cast<Event*>(privdata);
+  (void)ctx;
+  DedupStage* stage = t_dedup_stage;
+  if (stage == nullptr) return;
+  const std::int64_t sent = stage->sent_ns_[ev->index];
+  if (sent == 0) return;  // already resolved (dropped connection after a timeout)
+  stage->sent_ns_[ev->index] = 0;
+  --stage->outstanding_;
+  stage->metrics_.dedup.round_trip.observe_ns(now_ns() - sent);
+  const auto* r = static_cast<const redisReply*>(reply);
+  if (r == nullptr || r->type == REDIS_REPLY_ERROR) {
+    stage->metrics_.dedup.errors.inc();
+    static thread_local log::RateLimiter limiter;
+    std::uint64_t suppressed = 0;
+    if (limiter.allow(suppressed)) {
+      log::warn("dedup command failed", {{"event_id", ev->out.event_id},
+                                         {"error", r == nullptr ? "connection lost" : std::string_view(r->str, r->len)},
+                                         {"policy", stage->block_ ? "block" : "publish"},
+                                         {"suppressed", static_cast<unsigned long long>(suppressed)}});
+    }
+    if (!stage->block_) stage->resolve(*ev, DedupResult::kUnavailable);
+    return;  // block: resent after reconnect
+  }
+  if (r->type == REDIS_REPLY_NIL) {
+    stage->metrics_.dedup.miss.inc();
+    stage->resolve(*ev, DedupResult::kFirstSeen);
+    return;
+  }
+  stage->metrics_.dedup.hit.inc();
+  if (r->type == REDIS_REPLY_STRING && r->len == 1 && r->str[0] == 'd') {
+    stage->resolve(*ev, DedupResult::kDone);
+  } else if (r->type == REDIS_REPLY_STRING && r->len == 1 && r->str[0] == 'p') {
+    stage->resolve(*ev, DedupResult::kInFlight);
+  } else {
+    // A mark we did not write: publish and let Nats-Msg-Id decide.
+    stage->resolve(*ev, DedupResult::kUnavailable);
+  }
+}
+
+int DedupStage::forward_ready() noexcept {
+  int n = 0;
+  while (head_ != tail_) {
+    Event* ev = fifo_[head_ % fifo_.size()];
+    if (!ev->dedup_ready) break;
+    push_or_die(*out_.ring, ev);
+    ++head_;
+    ++n;
+  }
+  if (n > 0) out_.waiter->notify();
+  return n;
+}
+
+void DedupStage::resend_unsent() noexcept {
+  for (std::size_t i = head_; i != tail_ && redis_->ready(); ++i) {
+    Event* ev = fifo_[i % fifo_.size()];
+    if (!ev->dedup_ready && sent_ns_[ev->index] == 0) send(*ev);
+  }
+}
+
+void DedupStage::check_overdue() noexcept {
+  if (outstanding_ == 0 || redis_ == nullptr) return;
+  const std::int64_t limit = static_cast<std::int64_t>(config_.redis.command_timeout.count()) * 1'000'000;
+  const std::int64_t now = now_ns();
+  for (std::size_t i = head_; i != tail_; ++i) {
+    Event* ev = fifo_[i % fifo_.size()];
+    const std::int64_t sent = sent_ns_[ev->index];
+    if (sent != 0) {
+      if (now - sent > limit) {
+        // Replies are in order, so the oldest outstanding one decides. Dropping the connection
+        // fails every outstanding command (nullptr replies), resolved per policy.
+        redis_->reset("reply overdue");
+      }
+      return;
+    }
+  }
+}
+
+void DedupStage::run() noexcept {
+  setup_stage_thread("cdc-dedup", config_.pipeline.cpu.at("dedup"));
+  t_dedup_stage = this;
+  // A tick bounds every blocking uv_run(UV_RUN_ONCE), so overdue replies and the drain
+  // deadline are noticed even when Redis goes silent.
+  uv_timer_t tick;
+  uv_timer_init(loop_.get(), &tick);
+  uv_timer_start(&tick, [](uv_timer_t*) {}, 50, 50);
+  if (redis_) redis_->start();
+  const int batch = config_.pipeline.batch_size;
+  const std::size_t capacity = fifo_.size();
+  bool was_ready = false;
+  while (true) {
+    const bool aborting = life_.abort.load(std::memory_order_relaxed);
+    int taken = 0;
+    // Block policy with Redis down: leave events in the ring (back-pressure reaches ingest).
+    const bool hold = redis_ && block_ && !redis_->ready() && !aborting;
+    Event* ev = nullptr;
+    while (!hold && taken < batch && tail_ - head_ < capacity && in_.ring->try_pop(ev)) {
+      fifo_[tail_ % capacity] = ev;
+      ++tail_;
+      ++taken;
+      ev->dedup_ready = false;
+      if (ev->target != Target::kOutput || !redis_ || aborting) {
+        resolve(*ev, config_.dedup.enabled && ev->target == Target::kOutput ? DedupResult::kUnavailable
+                                                                              : DedupResult::kNotChecked);
+      } else {
+        send(*ev);
+      }
+    }
+    if (redis_) {
+      const bool ready = redis_->ready();
+      if (ready && !was_ready && block_) resend_unsent();
+      was_ready = ready;
+      uv_run(loop_.get(), UV_RUN_NOWAIT);  // end of batch: flush the pipeline, read replies
+      check_overdue();
+    }
+    if (aborting) {
+      // Drain deadline: stop waiting for Redis; the publish stage NAKs what is not final.
+      for (std::size_t i = head_; i != tail_; ++i) {
+        Event* e = fifo_[i % capacity];
+        if (!e->dedup_ready) {
+          sent_ns_[e->index] = 0;
+          resolve(*e, DedupResult::kUnavailable);
+        }
+      }
+      outstanding_ = 0;
+    }
+    const int forwarded = forward_ready();
+    if (taken > 0 || forwarded > 0) continue;
+    if (head_ == tail_ && in_.drained()) break;
+    if (outstanding_ > 0) {
+      // Replies are due within a round trip; block in the loop (a timer bounds it).
+      uv_run(loop_.get(), UV_RUN_ONCE);
+      continue;
+    }
+    in_.waiter->wait_for([this] { return in_.ring->front() != nullptr || in_.producer_done->load(std::memory_order_acquire); },
+                         kIdleWait);
+  }
+  if (redis_) redis_->close();
+  uv_close(reinterpret_cast<uv_handle_t*>(&tick), nullptr);
+  while (uv_run(loop_.get(), UV_RUN_NOWAIT) != 0) {
+  }
+  t_dedup_stage = nullptr;
+  done_.store(true, std::memory_order_release);
+  out_.waiter->notify();
+}
+
+}  // namespace cdc

@@ -1,0 +1,130 @@
+#include "cdc/parse_stage.hpp"
+
+#include <nats/nats.h>
+
+#include <cstdlib>
+
+#include <chrono>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "cdc/dead_letter.hpp"
+#include "cdc/log.hpp"
+
+namespace cdc {
+
+TransformRules transform_rules(const Config& config) {
+  TransformRules r;
+  r.subject_layout = config.ingest.subject_layout;
+  r.company_prefix = config.ingest.company_prefix;
+  r.tables = config.ingest.tables;
+  r.key_columns = config.ingest.key_columns;
+  r.max_message_bytes = config.ingest.max_message_bytes;
+  r.subject_prefix = config.publish.subject_prefix;
+  return r;
+}
+
+void prepare_dead_letter(const Config& config, Event& ev, ErrorKind kind, std::string_view error) noexcept {
+  try {
+    std::vector<std::pair<std::string, std::string>> headers;
+    const char** keys = nullptr;
+    int count = 0;
+    if (ev.msg != nullptr && natsMsgHeader_Keys(ev.msg, &keys, &count) == NATS_OK) {
+      for (int i = 0; i < count; ++i) {
+        const char* value = nullptr;
+        if (natsMsgHeader_Get(ev.msg, keys[i], &value) == NATS_OK && value != nullptr) headers.emplace_back(keys[i], value);
+      }
+      free(static_cast<void*>(keys));
+    }
+    if (ev.out.error_kind != kind || ev.out.error.data() != error.data()) {
+      ev.out.error_kind = kind;
+      ev.out.error.assign(error);
+    }
+    DeadLetter letter;
+    letter.source_subject = ev.subject;
+    letter.source_stream = config.ingest.stream;
+    letter.source_seq = ev.stream_seq;
+    letter.delivery_attempts = ev.deliveries;
+    letter.error_kind = kind;
+    letter.error = ev.out.error;
+    letter.has_event_id = ev.out.has_event_id;
+    letter.event_id = ev.out.event_id;
+    letter.failed_at_unix_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                   std::chrono::system_clock::now().time_since_epoch()).count();
+    letter.headers = &headers;
+    letter.data = ev.body;
+    build_dead_letter_payload(letter, ev.dlq_payload);
+    std::string_view company = ev.out.company;
+    std::string_view table = ev.out.table;
+    build_dead_letter_subject(config.publish.dlq_subject_prefix, company.empty() ? "_" : company,
+                              table.empty() ? "_" : table, ev.dlq_subject);
+    ev.target = Target::kDeadLetter;
+  } catch (const std::exception& e) {
+    // Out of memory building a record: leave the target as it is; the publish stage NAKs.
+    log::error("cannot build dead letter", {{"error", e.what()}});
+  }
+}
+
+ParseStage::ParseStage(const Config& config, Link in, Link out, std::atomic<bool>& done, Lifecycle& life,
+                       Metrics& metrics)
+    : config_(config), transformer_(transform_rules(config)), in_(in), out_(out), done_(done), life_(life),
+      metrics_(metrics) {}
+
+void ParseStage::process(Event& ev) noexcept {
+  const char* msg_id = nullptr;
+  if (ev.msg != nullptr && natsMsgHeader_Get(ev.msg, "Nats-Msg-Id", &msg_id) == NATS_OK && msg_id != nullptr) {
+    ev.msg_id_header = msg_id;
+  } else {
+    ev.msg_id_header = {};
+  }
+  switch (transformer_.transform(ev.subject, ev.body, ev.msg_id_header, ev.out)) {
+    case Disposition::kSkip:
+      ev.target = Target::kNone;
+      break;
+    case Disposition::kPublish:
+      ev.target = Target::kOutput;
+      metrics_.parse.parsed.inc();
+      break;
+    case Disposition::kDeadLetter: {
+      metrics_.parse.invalid.inc();
+      static thread_local log::RateLimiter limiter;
+      std::uint64_t suppressed = 0;
+      if (limiter.allow(suppressed)) {
+        log::warn("invalid message dead-lettered",
+                  {{"error_kind", to_string(ev.out.error_kind)}, {"error", ev.out.error},
+                   {"subject", ev.subject}, {"stream_seq", static_cast<unsigned long long>(ev.stream_seq)},
+                   {"delivery_attempt", static_cast<unsigned>(ev.deliveries)},
+                   {"suppressed", static_cast<unsigned long long>(suppressed)}});
+      }
+      prepare_dead_letter(config_, ev, ev.out.error_kind, ev.out.error);
+      break;
+    }
+  }
+}
+
+void ParseStage::run() noexcept {
+  setup_stage_thread("cdc-parse", config_.pipeline.cpu.at("parse"));
+  const int batch = config_.pipeline.batch_size;
+  while (true) {
+    int n = 0;
+    Event* ev = nullptr;
+    while (n < batch && in_.ring->try_pop(ev)) {
+      process(*ev);
+      push_or_die(*out_.ring, ev);
+      ++n;
+    }
+    if (n > 0) {
+      out_.waiter->notify();  // end of batch
+      continue;
+    }
+    if (in_.drained()) break;
+    in_.waiter->wait_for([this] { return in_.ring->front() != nullptr || in_.producer_done->load(std::memory_order_acquire); },
+                         std::chrono::milliseconds(100));
+  }
+  (void)life_;
+  done_.store(true, std::memory_order_release);
+  out_.waiter->notify();
+}
+
+}  // namespace cdc

@@ -1,0 +1,416 @@
+#include "cdc/publish_stage.hpp"
+
+#include <algorithm>
+#include <charconv>
+#include <cstring>
+
+#include "cdc/jetstream_meta.hpp"
+#include "cdc/log.hpp"
+#include "cdc/parse_stage.hpp"
+
+namespace cdc {
+namespace {
+
+constexpr std::int64_t kNsPerMs = 1'000'000;
+
+bool parse_reply_tail(std::string_view subject, std::uint32_t& index, std::uint64_t& generation) noexcept {
+  const std::size_t last = subject.rfind('.');
+  if (last == std::string_view::npos || last == 0) return false;
+  const std::size_t prev = subject.rfind('.', last - 1);
+  if (prev == std::string_view::npos) return false;
+  const char* b1 = subject.data() + prev + 1;
+  const char* e1 = subject.data() + last;
+  const char* b2 = subject.data() + last + 1;
+  const char* e2 = subject.data() + subject.size();
+  return std::from_chars(b1, e1, index).ptr == e1 && std::from_chars(b2, e2, generation).ptr == e2;
+}
+
+/// Wins the event's current attempt for the calling thread: kInFlight -> kSettling.
+bool claim(Event& ev, std::uint64_t generation) noexcept {
+  std::uint64_t expected = pub_word(generation, PubState::kInFlight);
+  // acq_rel: acquire the publish stage's writes of the attempt; release nothing yet.
+  return ev.pub.compare_exchange_strong(expected, pub_word(generation, PubState::kSettling),
+                                        std::memory_order_acq_rel, std::memory_order_acquire);
+}
+
+void finish_claim(Event& ev, std::uint64_t generation, PubState state, std::string_view why) noexcept {
+  const std::size_t n = std::min(why.size(), sizeof ev.pub_error - 1);
+  std::memcpy(ev.pub_error, why.data(), n);
+  ev.pub_error[n] = '\0';
+  // release: pub_error is visible to whoever acquires the final state.
+  ev.pub.store(pub_word(generation, state), std::memory_order_release);
+}
+
+}  // namespace
+
+PublishStage::PublishStage(const Config& config, NatsConnection& nats, Event* pool, std::size_t pool_size, Link in,
+                           Link out, std::atomic<bool>& done, Lifecycle& life, Metrics& metrics)
+    : config_(config), nats_(nats), pool_(pool), pool_size_(pool_size), in_(in), out_(out), done_(done),
+      life_(life), metrics_(metrics), fifo_(pool_size, nullptr) {
+  natsInbox* inbox = nullptr;
+  if (natsInbox_Create(&inbox) != NATS_OK) throw NatsError("inbox: " + nats_error_text(NATS_ERR));
+  inbox_ = std::string("_CDC_PUBACK.") + (std::strrchr(inbox, '.') + 1);
+  natsInbox_Destroy(inbox);
+  natsSubscription* sub = nullptr;
+  const std::string filter = inbox_ + ".*.*";
+  const natsStatus s = natsConnection_Subscribe(&sub, nats_.get(), filter.c_str(), &PublishStage::on_puback, this);
+  if (s != NATS_OK) throw NatsError("PubAck subscription: " + nats_error_text(s));
+  // PubAcks must never be dropped by a slow-consumer limit: the window is bounded by the pool.
+  natsSubscription_SetPendingLimits(sub, -1, -1);
+  ack_sub_.reset(sub);
+  natsConnection_Flush(nats_.get());
+  max_payload_ = nats_.max_payload();
+  reply_.reserve(inbox_.size() + 32);
+  msg_id_.reserve(128);
+}
+
+PublishStage::~PublishStage() {
+  if (ack_sub_) natsSubscription_Unsubscribe(ack_sub_.get());
+}
+
+void PublishStage::on_puback(natsConnection*, natsSubscription*, natsMsg* msg, void* closure) noexcept {
+  auto* self = static_cast<PublishStage*>(closure);
+  NatsMsgPtr owned(msg);
+  std::uint32_t index = 0;
+  std::uint64_t generation = 0;
+  if (!parse_reply_tail(natsMsg_GetSubject(msg), index, generation) || index >= self->pool_size_) {
+    self->metrics_.puback.stale.inc();
+    return;
+  }
+  Event& ev = self->pool_[index];
+  if (!claim(ev, generation)) {
+    self->metrics_.puback.stale.inc();  // answered too late: the attempt timed out or was abandoned
+    return;
+  }
+  self->metrics_.publish.publish_latency.observe_ns(
+      now_ns() - (ev.pub_deadline_ns - static_cast<std::int64_t>(self->config_.publish.ack_timeout.count()) * kNsPerMs));
+  if (natsMsg_IsNoResponders(msg)) {
+    self->metrics_.puback.errors.inc();
+    finish_claim(ev, generation, PubState::kTransient, "no responders: no stream for the subject, or it is unavailable");
+  } else {
+    PubAckInfo info;
+    const std::string_view body(natsMsg_GetData(msg), static_cast<std::size_t>(natsMsg_GetDataLength(msg)));
+    if (!parse_pub_ack(body, info)) {
+      self->metrics_.puback.errors.inc();
+      finish_claim(ev, generation, PubState::kTransient, "unexpected PubAck");
+    } else if (info.ok) {
+      if (info.duplicate) self->metrics_.puback.duplicates.inc();
+      else self->metrics_.puback.acks.inc();
+      finish_claim(ev, generation, info.duplicate ? PubState::kDuplicate : PubState::kOk, {});
+    } else {
+      self->metrics_.puback.errors.inc();
+      // 503: the stream is temporarily unable to store (leader election, storage); anything
+      // else is JetStream refusing this message.
+      const PubState st = info.error_code == 503 || info.error_code == 0 ? PubState::kTransient : PubState::kRejected;
+      char why[sizeof ev.pub_error];
+      std::snprintf(why, sizeof why, "jetstream error %d (%d): %.*s", info.error_code, info.error_err_code,
+                    static_cast<int>(info.description.size()), info.description.data());
+      finish_claim(ev, generation, st, why);
+    }
+  }
+  self->in_.waiter->notify();
+}
+
+void PublishStage::complete(Event& ev, Completion completion, EventResult result) noexcept {
+  ev.completion = completion;
+  ev.result = result;
+  ev.final = true;
+}
+
+void PublishStage::publish(Event& ev) noexcept {
+  const bool output = ev.target == Target::kOutput;
+  const std::string& subject = output ? ev.out.subject : ev.dlq_subject;
+  const std::string& payload = output ? ev.out.payload : ev.dlq_payload;
+  if (output) {
+    msg_id_.assign(ev.out.event_id);
+  } else {
+    // One dead letter per source message and delivery outcome, even across crashes.
+    msg_id_.assign("dlq:");
+    msg_id_ += config_.ingest.stream;
+    msg_id_ += ':';
+    msg_id_ += std::to_string(ev.stream_seq);
+  }
+  const std::uint64_t generation = ++generation_;
+  ++ev.attempts;
+  const std::int64_t now = now_ns();
+  ev.pub_deadline_ns = now + static_cast<std::int64_t>(config_.publish.ack_timeout.count()) * kNsPerMs;
+  // release: the deadline is visible to the PubAck callback that acquires this word.
+  ev.pub.store(pub_word(generation, PubState::kInFlight), std::memory_order_release);
+  if (max_payload_ > 0 && static_cast<std::int64_t>(payload.size()) > max_payload_) {
+    if (claim(ev, generation)) {
+      char why[sizeof ev.pub_error];
+      std::snprintf(why, sizeof why, "payload of %zu bytes exceeds the server's max_payload of %lld", payload.size(),
+                    static_cast<long long>(max_payload_));
+      finish_claim(ev, generation, PubState::kRejected, why);
+    }
+    metrics_.publish.publish_errors.inc();
+    return;
+  }
+  reply_.assign(inbox_);
+  reply_ += '.';
+  reply_ += std::to_string(ev.index);
+  reply_ += '.';
+  reply_ += std::to_string(generation);
+  natsMsg* m = nullptr;
+  natsStatus s = natsMsg_Create(&m, subject.c_str(), reply_.c_str(), payload.data(), static_cast<int>(payload.size()));
+  if (s == NATS_OK) s = natsMsgHeader_Set(m, "Nats-Msg-Id", msg_id_.c_str());
+  if (s == NATS_OK) s = natsConnection_PublishMsg(nats_.get(), m);
+  natsMsg_Destroy(m);
+  if (s == NATS_OK) {
+    metrics_.publish.published.inc();
+    return;
+  }
+  metrics_.publish.publish_errors.inc();
+  if (claim(ev, generation)) {
+    finish_claim(ev, generation, s == NATS_MAX_PAYLOAD ? PubState::kRejected : PubState::kTransient,
+                 nats_error_text(s));
+  }
+}
+
+void PublishStage::admit(Event& ev) noexcept {
+  ev.attempts = 0;
+  ev.final = false;
+  switch (ev.target) {
+    case Target::kNone:
+      complete(ev, Completion::kAck, EventResult::kSkipped);
+      return;
+    case Target::kDeadLetter:
+      publish(ev);
+      return;
+    case Target::kOutput:
+      break;
+  }
+  switch (ev.dedup) {
+    case DedupResult::kDone:
+      complete(ev, Completion::kAck, EventResult::kDuplicate);
+      return;
+    case DedupResult::kInFlight:
+      if (ev.last_delivery) {
+        prepare_dead_letter(config_, ev, ErrorKind::kMaxDeliveries,
+                            "another delivery of this event was still in flight at the last allowed delivery");
+        publish(ev);
+      } else {
+        ev.nak_delay_ms = config_.pending_ttl().count();
+        complete(ev, Completion::kNak, EventResult::kRetried);
+      }
+      return;
+    default:
+      publish(ev);
+  }
+}
+
+void PublishStage::give_up(Event& ev, std::string_view why) noexcept {
+  static thread_local log::RateLimiter limiter;
+  std::uint64_t suppressed = 0;
+  if (ev.target == Target::kOutput && ev.last_delivery) {
+    if (limiter.allow(suppressed)) {
+      log::error("publish failed on the last delivery; dead-lettering",
+                 {{"event_id", ev.out.event_id}, {"error", why}, {"delivery_attempt", static_cast<unsigned>(ev.deliveries)},
+                  {"suppressed", static_cast<unsigned long long>(suppressed)}});
+    }
+    const std::string reason(why);
+    prepare_dead_letter(config_, ev, ErrorKind::kMaxDeliveries, reason);
+    ev.attempts = 0;
+    publish(ev);
+    return;
+  }
+  if (limiter.allow(suppressed)) {
+    log::error(ev.target == Target::kDeadLetter ? "dead-letter publish failed; NAK" : "publish failed; NAK",
+               {{"event_id", ev.out.event_id}, {"subject", ev.subject}, {"error", why},
+                {"attempts", static_cast<unsigned>(ev.attempts)}, {"delivery_attempt", static_cast<unsigned>(ev.deliveries)},
+                {"suppressed", static_cast<unsigned long long>(suppressed)}});
+  }
+  ev.unmark = ev.dedup == DedupResult::kFirstSeen;
+  ev.nak_delay_ms = config_.publish.nak_delay.count();
+  complete(ev, Completion::kNak, EventResult::kRetried);
+}
+
+bool PublishStage::advance_head() noexcept {
+  int forwarded = 0;
+  const std::int64_t now = now_ns();
+  while (head_ != tail_) {
+    Event& ev = *fifo_at(head_);
+    if (!ev.final) {
+      const std::uint64_t word = ev.pub.load(std::memory_order_acquire);
+      const std::uint64_t generation = pub_generation(word);
+      switch (pub_state(word)) {
+        case PubState::kInFlight:
+          if (now > ev.pub_deadline_ns && claim(ev, generation)) {
+            metrics_.publish.timeouts.inc();
+            finish_claim(ev, generation, PubState::kTransient, "no PubAck within publish.ack_timeout");
+            continue;
+          }
+          [[fallthrough]];
+        case PubState::kSettling:
+          goto blocked;
+        case PubState::kOk:
+        case PubState::kDuplicate: {
+          const bool duplicate = pub_state(word) == PubState::kDuplicate;
+          retry_at_ns_ = 0;
+          if (ev.target == Target::kOutput) {
+            ev.mark_done = config_.dedup.enabled;
+            complete(ev, Completion::kAck, duplicate ? EventResult::kDuplicate : EventResult::kProcessed);
+          } else {
+            ev.unmark = ev.dedup == DedupResult::kFirstSeen;
+            complete(ev, Completion::kTerm, EventResult::kDeadLettered);
+          }
+          break;
+        }
+        case PubState::kTransient:
+          if (ev.attempts > static_cast<std::uint32_t>(config_.publish.max_retries)) {
+            retry_at_ns_ = 0;
+            give_up(ev, ev.pub_error);
+            continue;
+          }
+          if (retry_at_ns_ == 0) {
+            const std::int64_t backoff = std::min<std::int64_t>(
+                config_.publish.retry_backoff.count() << std::min<std::uint32_t>(ev.attempts - 1, 20),
+                config_.publish.retry_backoff_max.count());
+            retry_at_ns_ = now + backoff * kNsPerMs;
+          }
+          goto blocked;
+        case PubState::kRejected:
+          if (ev.target == Target::kOutput) {
+            static thread_local log::RateLimiter limiter;
+            std::uint64_t suppressed = 0;
+            if (limiter.allow(suppressed)) {
+              log::error("publish rejected; dead-lettering", {{"event_id", ev.out.event_id}, {"error", ev.pub_error},
+                                                              {"suppressed", static_cast<unsigned long long>(suppressed)}});
+            }
+            const std::string reason(ev.pub_error);
+            prepare_dead_letter(config_, ev, ErrorKind::kPublishRejected, reason);
+            ev.attempts = 0;
+            publish(ev);
+            continue;
+          }
+          give_up(ev, ev.pub_error);
+          continue;
+        case PubState::kNone:
+          // Not published and not final: cannot happen (admit() decides one or the other).
+          log::error("internal error: event neither published nor final", {{"event_id", ev.out.event_id}});
+          std::abort();
+      }
+    }
+    push_or_die(*out_.ring, &ev);
+    ++head_;
+    ++forwarded;
+  }
+blocked:
+  if (forwarded > 0) out_.waiter->notify();
+  return forwarded > 0;
+}
+
+void PublishStage::retry_round(std::int64_t now) noexcept {
+  // Republish, in order, every attempt that failed or timed out; newer events wait until these
+  // are stored (hold_until_), so a retried event never lands after a later one of its subject.
+  for (std::size_t i = head_; i != tail_; ++i) {
+    Event& ev = *fifo_at(i);
+    if (ev.final) continue;
+    const std::uint64_t word = ev.pub.load(std::memory_order_acquire);
+    PubState st = pub_state(word);
+    if (st == PubState::kInFlight && now > ev.pub_deadline_ns && claim(ev, pub_generation(word))) {
+      metrics_.publish.timeouts.inc();
+      finish_claim(ev, pub_generation(word), PubState::kTransient, "no PubAck within publish.ack_timeout");
+      st = PubState::kTransient;
+    }
+    if (st == PubState::kTransient && ev.attempts <= static_cast<std::uint32_t>(config_.publish.max_retries)) {
+      metrics_.publish.retries.inc();
+      publish(ev);
+    }
+  }
+  hold_until_ = tail_;
+  retry_at_ns_ = 0;
+}
+
+void PublishStage::finish_all_with_nak() noexcept {
+  auto abandon = [this](Event& ev) {
+    if (ev.final) return;
+    // Take the attempt away from the PubAck callback before giving the slot up.
+    while (true) {
+      const std::uint64_t word = ev.pub.load(std::memory_order_acquire);
+      const PubState st = pub_state(word);
+      if (st == PubState::kSettling) continue;  // the callback is finishing; a few instructions
+      if (st == PubState::kInFlight && !claim(ev, pub_generation(word))) continue;
+      if (st == PubState::kInFlight) finish_claim(ev, pub_generation(word), PubState::kTransient, "shutting down");
+      break;
+    }
+    const std::uint64_t word = ev.pub.load(std::memory_order_acquire);
+    if ((pub_state(word) == PubState::kOk || pub_state(word) == PubState::kDuplicate) && ev.target == Target::kOutput) {
+      ev.mark_done = config_.dedup.enabled;
+      complete(ev, Completion::kAck, pub_state(word) == PubState::kDuplicate ? EventResult::kDuplicate : EventResult::kProcessed);
+      return;
+    }
+    ev.unmark = ev.dedup == DedupResult::kFirstSeen;
+    ev.nak_delay_ms = 0;  // redeliver at once, to another replica
+    complete(ev, Completion::kNak, EventResult::kRetried);
+  };
+  for (std::size_t i = head_; i != tail_; ++i) abandon(*fifo_at(i));
+  Event* ev = nullptr;
+  while (in_.ring->try_pop(ev)) {
+    ev->final = false;
+    if (ev->target == Target::kNone) complete(*ev, Completion::kAck, EventResult::kSkipped);
+    else if (ev->target == Target::kOutput && ev->dedup == DedupResult::kDone) complete(*ev, Completion::kAck, EventResult::kDuplicate);
+    fifo_[tail_ & (fifo_.size() - 1)] = ev;
+    ++tail_;
+    abandon(*ev);
+  }
+  advance_head();
+}
+
+void PublishStage::run() noexcept {
+  setup_stage_thread("cdc-publish", config_.pipeline.cpu.at("publish"));
+  const int batch = config_.pipeline.batch_size;
+  const auto max_pending = static_cast<std::size_t>(config_.publish.max_pending);
+  while (true) {
+    if (life_.abort.load(std::memory_order_relaxed)) {
+      finish_all_with_nak();
+      if (in_.drained()) break;
+      in_.waiter->wait_for([this] { return in_.ring->front() != nullptr || in_.producer_done->load(std::memory_order_acquire); },
+                           std::chrono::milliseconds(20));
+      continue;
+    }
+    bool progressed = advance_head();
+    const std::int64_t now = now_ns();
+    if (retry_at_ns_ != 0 && now >= retry_at_ns_) {
+      retry_round(now);
+      progressed = true;
+    }
+    int taken = 0;
+    Event* ev = nullptr;
+    while (retry_at_ns_ == 0 && head_ >= hold_until_ && fifo_size() < max_pending && taken < batch &&
+           in_.ring->try_pop(ev)) {
+      fifo_[tail_ & (fifo_.size() - 1)] = ev;
+      ++tail_;
+      admit(*ev);
+      ++taken;
+    }
+    if (taken > 0) {
+      advance_head();
+      progressed = true;
+    }
+    metrics_.publish.in_flight.set(static_cast<std::int64_t>(fifo_size()));
+    if (progressed) continue;
+    if (head_ == tail_ && in_.drained()) break;
+    // Wait for new input (when we may take it), the head's PubAck, its deadline or the retry time.
+    std::int64_t wait_ns = 50 * kNsPerMs;
+    if (head_ != tail_) {
+      const Event& h = *fifo_at(head_);
+      if (retry_at_ns_ != 0) wait_ns = std::min(wait_ns, retry_at_ns_ - now);
+      else if (!h.final) wait_ns = std::min(wait_ns, h.pub_deadline_ns - now);
+    }
+    wait_ns = std::max<std::int64_t>(wait_ns, 0);
+    in_.waiter->wait_for(
+        [this, max_pending] {
+          const bool can_take = retry_at_ns_ == 0 && head_ >= hold_until_ && fifo_size() < max_pending;
+          if (can_take && (in_.ring->front() != nullptr || in_.producer_done->load(std::memory_order_acquire))) return true;
+          if (head_ == tail_ || retry_at_ns_ != 0) return false;
+          const PubState st = pub_state(fifo_at(head_)->pub.load(std::memory_order_acquire));
+          return st != PubState::kInFlight && st != PubState::kSettling;
+        },
+        std::chrono::nanoseconds(wait_ns));
+  }
+  done_.store(true, std::memory_order_release);
+  out_.waiter->notify();
+}
+
+}  // namespace cdc

@@ -1,0 +1,32 @@
+#include "cdc/stage.hpp"
+
+#include <pthread.h>
+#include <sched.h>
+
+#include <cstdio>
+#include <cstdlib>
+
+#include "cdc/log.hpp"
+
+namespace cdc {
+
+void push_or_die(EventRing& ring, Event* event) noexcept {
+  if (!ring.try_push(event)) {
+    // Every ring can hold the whole pool, so a full ring means an event was duplicated.
+    std::fprintf(stderr, "internal error: ring full while pushing event %u\n", event->index);
+    std::abort();
+  }
+}
+
+void setup_stage_thread(const char* name, int cpu) noexcept {
+  pthread_setname_np(pthread_self(), name);
+  if (cpu < 0) return;
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(cpu, &set);
+  if (pthread_setaffinity_np(pthread_self(), sizeof set, &set) != 0) {
+    log::warn("cannot pin stage thread; running unpinned", {{"stage", name}, {"cpu", cpu}});
+  }
+}
+
+}  // namespace cdc

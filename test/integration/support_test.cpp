@@ -1,0 +1,188 @@
+// The test support itself: real servers start, stop and restart; the probe publishes and reads
+// back byte-exact; ServiceProcess reports output and exit codes.
+
+#include <hiredis/hiredis.h>
+#include <signal.h>
+
+#include <catch2/catch.hpp>
+
+#include <filesystem>
+#include <memory>
+#include <string>
+
+#include "jetstream_probe.hpp"
+#include "servers.hpp"
+
+using namespace std::chrono_literals;
+using cdc::test::JetStreamProbe;
+using cdc::test::NatsServer;
+using cdc::test::RedisServer;
+using cdc::test::ServiceProcess;
+
+namespace {
+
+std::string redis_ping(const RedisServer& redis) {
+  const timeval timeout{2, 0};
+  std::unique_ptr<redisContext, decltype(&redisFree)> context(
+      redisConnectWithTimeout("127.0.0.1", redis.port(), timeout), &redisFree);
+  if (!context || context->err != 0) return "connect failed";
+  std::unique_ptr<void, decltype(&freeReplyObject)> reply(redisCommand(context.get(), "PING"), &freeReplyObject);
+  const auto* r = static_cast<const redisReply*>(reply.get());
+  return r != nullptr ? std::string(r->str, r->len) : "no reply";
+}
+
+}  // namespace
+
+TEST_CASE("support: servers start on free loopback ports", "[support]") {
+  NatsServer nats;
+  RedisServer redis;
+  CHECK(nats.port() != 0);
+  CHECK(redis.port() != 0);
+  CHECK(nats.port() != redis.port());
+  CHECK(nats.url() == "nats://127.0.0.1:" + std::to_string(nats.port()));
+  CHECK(nats.address() == "127.0.0.1:" + std::to_string(nats.port()));
+  CHECK(redis.address() == "127.0.0.1:" + std::to_string(redis.port()));
+  CHECK(nats.running());
+  CHECK(redis.running());
+  CHECK(redis_ping(redis) == "PONG");
+
+  const JetStreamProbe probe(nats.url());
+  CHECK(probe.jetstream_ready());
+
+  redis.restart();
+  CHECK(redis_ping(redis) == "PONG");
+  redis.kill();
+  CHECK_FALSE(redis.running());
+  CHECK(redis_ping(redis) == "connect failed");
+}
+
+TEST_CASE("support: the probe publishes and reads back byte-exact", "[support]") {
+  NatsServer nats;
+  JetStreamProbe probe(nats.url());
+  probe.create_stream("cdc_events_stream", {"cdc.>"}, 5min);
+  CHECK(probe.stream_exists("cdc_events_stream"));
+  CHECK_FALSE(probe.stream_exists("nope"));
+  CHECK(probe.count("cdc_events_stream") == 0);
+
+  std::string body = "{\"record\":{\"message_text\":\"ol\xc3\xa1 \xf0\x9f\x91\x8d\"}}";
+  body += std::string("\0\xff\r\n", 4);  // any bytes
+  const auto first = probe.publish("cdc.co1.messages", body, {{"Nats-Msg-Id", "MTAxOjA="}, {"X-Trace", "a b"}});
+  CHECK(first.stream == "cdc_events_stream");
+  CHECK(first.seq == 1);
+  CHECK_FALSE(first.duplicate);
+  CHECK(probe.publish("cdc.co1.messages", body, {{"Nats-Msg-Id", "MTAxOjA="}}).duplicate);
+
+  cdc::CaptureRecord record;
+  record.subject = "cdc.acme.chats";
+  record.headers = {{"Multi", "1"}, {"Multi", "2"}};
+  record.data = "";
+  CHECK(probe.publish(record).seq == 2);
+
+  const auto messages = probe.read_stream("cdc_events_stream");
+  REQUIRE(messages.size() == 2);
+  CHECK(messages[0].subject == "cdc.co1.messages");
+  CHECK(messages[0].data == body);
+  CHECK(messages[0].seq == 1);
+  CHECK(messages[0].time_ns > 0);
+  const cdc::test::Headers expected{{"Nats-Msg-Id", "MTAxOjA="}, {"X-Trace", "a b"}};
+  CHECK(messages[0].headers == expected);
+  CHECK(messages[0].header("Nats-Msg-Id") == "MTAxOjA=");
+  CHECK(messages[1].subject == "cdc.acme.chats");
+  CHECK(messages[1].data.empty());
+  const cdc::test::Headers multi{{"Multi", "1"}, {"Multi", "2"}};
+  CHECK(messages[1].headers == multi);
+  CHECK(probe.count("cdc_events_stream") == 2);
+  CHECK(probe.wait_for_count("cdc_events_stream", 2, 1s) == 2);
+
+  SECTION("consumer info for a durable") {
+    jsConsumerConfig config;
+    jsConsumerConfig_Init(&config);
+    config.Durable = "cdc_consumers";
+    config.AckPolicy = js_AckExplicit;
+    config.FilterSubject = "cdc.*.*";
+    jsConsumerInfo* info = nullptr;
+    REQUIRE(js_AddConsumer(&info, probe.jetstream(), "cdc_events_stream", &config, nullptr, nullptr) == NATS_OK);
+    jsConsumerInfo_Destroy(info);
+    CHECK(probe.consumer_exists("cdc_events_stream", "cdc_consumers"));
+    CHECK_FALSE(probe.consumer_exists("cdc_events_stream", "other"));
+    const auto state = probe.consumer_info("cdc_events_stream", "cdc_consumers");
+    CHECK(state.num_pending == 2);
+    CHECK(state.num_ack_pending == 0);
+    CHECK(state.num_redelivered == 0);
+    CHECK_THROWS_WITH(probe.consumer_info("cdc_events_stream", "other"), Catch::Contains("consumer info"));
+  }
+
+  SECTION("delete stream") {
+    probe.delete_stream("cdc_events_stream");
+    CHECK_FALSE(probe.stream_exists("cdc_events_stream"));
+    CHECK_THROWS_AS(probe.count("cdc_events_stream"), std::runtime_error);
+  }
+}
+
+TEST_CASE("support: restart keeps JetStream data, kill too", "[support]") {
+  NatsServer nats;
+  const auto port = nats.port();
+  {
+    JetStreamProbe probe(nats.url());
+    probe.create_stream("wa_stream", {"wa.>"}, 5min);
+    for (int i = 0; i < 10; ++i) probe.publish("wa.co1.agent-7.agents", "event " + std::to_string(i));
+  }
+  CHECK(std::filesystem::exists(nats.store_dir()));
+
+  nats.restart();
+  CHECK(nats.port() == port);
+  {
+    JetStreamProbe probe(nats.url());
+    CHECK(probe.count("wa_stream") == 10);
+    CHECK(probe.read_stream("wa_stream")[9].data == "event 9");
+    probe.publish("wa.co1.agent-7.agents", "event 10");
+  }
+
+  nats.kill();
+  CHECK_FALSE(nats.running());
+  CHECK_THROWS(JetStreamProbe(nats.url(), 500ms));
+  nats.start();
+  CHECK(nats.running());
+  JetStreamProbe probe(nats.url());
+  CHECK(probe.count("wa_stream") == 11);
+  CHECK(nats.log().find("Server is ready") != std::string::npos);
+}
+
+TEST_CASE("support: ServiceProcess reports output and exit code", "[support]") {
+  SECTION("exit on its own") {
+    ServiceProcess process("/bin/sh", {"-c", "echo hi; echo err >&2; exit 3"});
+    REQUIRE(process.wait(10s) == 3);
+    CHECK_FALSE(process.running());
+    CHECK(process.terminate() == 3);
+    CHECK(process.exit_code() == 3);
+    CHECK(process.output() == "hi\nerr\n");
+  }
+  SECTION("found on PATH, environment overrides") {
+    ::setenv("CDC_SUPPORT_TEST_UNSET", "present", 1);
+    ServiceProcess process("sh", {"-c", "echo \"$CDC_A|${CDC_SUPPORT_TEST_UNSET-gone}\""},
+                           {{"CDC_A", "value a"}, {"CDC_SUPPORT_TEST_UNSET", std::nullopt}});
+    REQUIRE(process.wait(10s) == 0);
+    CHECK(process.output() == "value a|gone\n");
+    ::unsetenv("CDC_SUPPORT_TEST_UNSET");
+  }
+  SECTION("terminate sends SIGTERM") {
+    ServiceProcess process("/bin/sh", {"-c", "trap 'echo bye; exit 0' TERM; echo ready; while true; do sleep 0.05; done"});
+    REQUIRE(process.wait_for_output("ready"));
+    CHECK(process.running());
+    CHECK(process.terminate(10s) == 0);
+    CHECK(process.output() == "ready\nbye\n");
+  }
+  SECTION("terminate falls back to SIGKILL; kill") {
+    ServiceProcess stubborn("/bin/sh", {"-c", "trap '' TERM; echo ready; while true; do sleep 0.05; done"});
+    REQUIRE(stubborn.wait_for_output("ready"));
+    CHECK(stubborn.terminate(200ms) == 128 + SIGKILL);
+    ServiceProcess sleeper("/bin/sleep", {"30"});
+    CHECK(sleeper.running());
+    CHECK(sleeper.kill() == 128 + SIGKILL);
+    CHECK_FALSE(sleeper.running());
+  }
+  SECTION("a missing executable throws") {
+    CHECK_THROWS_AS(ServiceProcess("definitely-not-a-cdc-binary", {}), std::runtime_error);
+    CHECK_THROWS_AS(ServiceProcess("/nonexistent/bin", {}), std::runtime_error);
+  }
+}

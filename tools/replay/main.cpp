@@ -1,0 +1,30 @@
+// cdc-replay: the operator tool for capture files (CONTRACT.md section 9).
+//
+//   gen      writes a synthetic Sequin capture and the counts the service must produce from it
+//   publish  replays a capture into JetStream, waiting for every PubAck
+//   capture  copies a stream's messages into a capture file without touching durable consumers
+
+#include <iostream>
+
+#include "commands.hpp"
+#include "nats_helper.hpp"
+
+int main(int argc, char** argv) {
+  CLI::App app{"cdc-replay: generate, publish and capture Sequin CDC captures (JSON Lines)"};
+  app.require_subcommand(1);
+  int exit_code = cdc::replay::kExitOk;
+  cdc::replay::add_gen_command(app, exit_code);
+  cdc::replay::add_publish_command(app, exit_code);
+  cdc::replay::add_capture_command(app, exit_code);
+  cdc::replay::install_stop_handler();
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int code = app.exit(e);
+    return code == 0 ? cdc::replay::kExitOk : cdc::replay::kExitUsage;
+  } catch (const std::exception& e) {
+    std::cerr << "cdc-replay: " << e.what() << "\n";
+    return cdc::replay::kExitFailed;
+  }
+  return exit_code;
+}

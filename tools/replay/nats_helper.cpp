@@ -1,0 +1,160 @@
+#include "nats_helper.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <csignal>
+#include <cstdlib>
+
+namespace cdc::replay {
+namespace {
+
+std::atomic<bool> g_stop{false};
+
+extern "C" void on_stop_signal(int signal) {
+  if (g_stop.exchange(true)) {
+    std::signal(signal, SIG_DFL);
+    std::raise(signal);
+  }
+}
+
+// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's days_from_civil).
+std::int64_t days_from_civil(std::int64_t y, unsigned m, unsigned d) noexcept {
+  y -= m <= 2 ? 1 : 0;
+  const std::int64_t era = (y >= 0 ? y : y - 399) / 400;
+  const auto yoe = static_cast<unsigned>(y - era * 400);
+  const unsigned doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
+  const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  return era * 146097 + static_cast<std::int64_t>(doe) - 719468;
+}
+
+bool read_digits(std::string_view text, std::size_t& pos, std::size_t count, int& out) {
+  if (pos + count > text.size()) return false;
+  out = 0;
+  for (std::size_t i = 0; i < count; ++i) {
+    const char c = text[pos + i];
+    if (c < '0' || c > '9') return false;
+    out = out * 10 + (c - '0');
+  }
+  pos += count;
+  return true;
+}
+
+bool expect(std::string_view text, std::size_t& pos, char c) {
+  if (pos >= text.size() || text[pos] != c) return false;
+  ++pos;
+  return true;
+}
+
+}  // namespace
+
+std::string nats_error_text(natsStatus status, jsErrCode code) {
+  std::string text = natsStatus_GetText(status);
+  if (code != 0) text += " (JetStream error " + std::to_string(static_cast<int>(code)) + ")";
+  natsStatus last = NATS_OK;
+  if (const char* detail = nats_GetLastError(&last); detail != nullptr && *detail != '\0') {
+    text += ": ";
+    text += detail;
+  }
+  return text;
+}
+
+void check(natsStatus status, const std::string& what, jsErrCode code) {
+  if (status != NATS_OK) throw NatsError(what + ": " + nats_error_text(status, code));
+}
+
+JetStreamConnection connect_jetstream(const std::string& url, jsOptions* js_options) {
+  natsOptions* raw_options = nullptr;
+  check(natsOptions_Create(&raw_options), "natsOptions_Create");
+  const OptionsPtr options(raw_options);
+  check(natsOptions_SetURL(options.get(), url.c_str()), "invalid --url " + url);
+  check(natsOptions_SetName(options.get(), "cdc-replay"), "natsOptions_SetName");
+  JetStreamConnection out;
+  natsConnection* connection = nullptr;
+  check(natsConnection_Connect(&connection, options.get()), "connect to " + url);
+  out.connection.reset(connection);
+  jsCtx* js = nullptr;
+  check(natsConnection_JetStream(&js, connection, js_options), "natsConnection_JetStream");
+  out.js.reset(js);
+  return out;
+}
+
+void add_headers(natsMsg* msg, const Headers& headers) {
+  for (const auto& [name, value] : headers) {
+    check(natsMsgHeader_Add(msg, name.c_str(), value.c_str()), "header " + name);
+  }
+}
+
+Headers read_headers(natsMsg* msg) {
+  Headers headers;
+  const char** keys = nullptr;
+  int count = 0;
+  if (natsMsgHeader_Keys(msg, &keys, &count) != NATS_OK) return headers;  // NATS_NOT_FOUND: none
+  std::vector<std::string> names(keys, keys + count);
+  std::free(static_cast<void*>(keys));
+  std::sort(names.begin(), names.end());
+  for (const auto& name : names) {
+    const char** values = nullptr;
+    int n = 0;
+    if (natsMsgHeader_Values(msg, name.c_str(), &values, &n) != NATS_OK) continue;
+    for (int i = 0; i < n; ++i) headers.emplace_back(name, values[i]);
+    std::free(static_cast<void*>(values));
+  }
+  return headers;
+}
+
+std::optional<std::int64_t> parse_rfc3339(std::string_view text) {
+  std::size_t pos = 0;
+  int year = 0, month = 0, day = 0, hour = 0, minute = 0, second = 0;
+  if (!read_digits(text, pos, 4, year) || !expect(text, pos, '-') || !read_digits(text, pos, 2, month) ||
+      !expect(text, pos, '-') || !read_digits(text, pos, 2, day)) {
+    return std::nullopt;
+  }
+  if (pos >= text.size() || (text[pos] != 'T' && text[pos] != 't' && text[pos] != ' ')) return std::nullopt;
+  ++pos;
+  if (!read_digits(text, pos, 2, hour) || !expect(text, pos, ':') || !read_digits(text, pos, 2, minute) ||
+      !expect(text, pos, ':') || !read_digits(text, pos, 2, second)) {
+    return std::nullopt;
+  }
+  if (month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 || second > 60) return std::nullopt;
+  std::int64_t nanos = 0;
+  if (pos < text.size() && text[pos] == '.') {
+    ++pos;
+    int digits = 0;
+    while (pos < text.size() && text[pos] >= '0' && text[pos] <= '9') {
+      if (digits < 9) {
+        nanos = nanos * 10 + (text[pos] - '0');
+        ++digits;
+      }
+      ++pos;
+    }
+    if (digits == 0) return std::nullopt;
+    for (int i = digits; i < 9; ++i) nanos *= 10;
+  }
+  std::int64_t offset_seconds = 0;
+  if (pos < text.size() && (text[pos] == 'Z' || text[pos] == 'z')) {
+    ++pos;
+  } else if (pos < text.size() && (text[pos] == '+' || text[pos] == '-')) {
+    const int sign = text[pos] == '-' ? -1 : 1;
+    ++pos;
+    int oh = 0, om = 0;
+    if (!read_digits(text, pos, 2, oh) || !expect(text, pos, ':') || !read_digits(text, pos, 2, om)) {
+      return std::nullopt;
+    }
+    offset_seconds = sign * (oh * 3600 + om * 60);
+  } else {
+    return std::nullopt;
+  }
+  if (pos != text.size()) return std::nullopt;
+  const std::int64_t days = days_from_civil(year, static_cast<unsigned>(month), static_cast<unsigned>(day));
+  const std::int64_t seconds = days * 86400 + hour * 3600 + minute * 60 + second - offset_seconds;
+  return seconds * 1'000'000'000 + nanos;
+}
+
+void install_stop_handler() {
+  std::signal(SIGINT, on_stop_signal);
+  std::signal(SIGTERM, on_stop_signal);
+}
+
+bool stop_requested() noexcept { return g_stop.load(std::memory_order_relaxed); }
+
+}  // namespace cdc::replay

@@ -1,0 +1,71 @@
+#pragma once
+/// What the cdc-replay subcommands share: RAII for nats.c handles, connecting with a JetStream
+/// context, headers to and from natsMsg, RFC 3339 times, and a stop flag for SIGINT/SIGTERM.
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include <nats/nats.h>
+
+namespace cdc::replay {
+
+template <typename T, void (*Destroy)(T*)>
+struct NatsDeleter {
+  void operator()(T* p) const noexcept { Destroy(p); }
+};
+template <typename T, void (*Destroy)(T*)>
+using NatsHandle = std::unique_ptr<T, NatsDeleter<T, Destroy>>;
+
+using ConnectionPtr = NatsHandle<natsConnection, natsConnection_Destroy>;
+using JsPtr = NatsHandle<jsCtx, jsCtx_Destroy>;
+using OptionsPtr = NatsHandle<natsOptions, natsOptions_Destroy>;
+using MsgPtr = NatsHandle<natsMsg, natsMsg_Destroy>;
+using SubscriptionPtr = NatsHandle<natsSubscription, natsSubscription_Destroy>;
+using StreamInfoPtr = NatsHandle<jsStreamInfo, jsStreamInfo_Destroy>;
+using ConsumerInfoPtr = NatsHandle<jsConsumerInfo, jsConsumerInfo_Destroy>;
+using MetaDataPtr = NatsHandle<jsMsgMetaData, jsMsgMetaData_Destroy>;
+
+using Headers = std::vector<std::pair<std::string, std::string>>;
+
+/// A nats.c failure; what() is "<what>: <status text>[ (JetStream error N)][: <last error>]".
+class NatsError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+/// "<status text>[ (JetStream error N)][: <nats_GetLastError>]" for the calling thread.
+[[nodiscard]] std::string nats_error_text(natsStatus status, jsErrCode code = static_cast<jsErrCode>(0));
+/// Throws NatsError unless `status` is NATS_OK.
+void check(natsStatus status, const std::string& what, jsErrCode code = static_cast<jsErrCode>(0));
+
+/// A connection (reconnecting as nats.c does by default) with its JetStream context. Members are
+/// declared so that the context is destroyed before the connection.
+struct JetStreamConnection {
+  ConnectionPtr connection;
+  JsPtr js;
+};
+/// Connects to `url` as "cdc-replay"; `js_options` may be null. Throws NatsError.
+[[nodiscard]] JetStreamConnection connect_jetstream(const std::string& url, jsOptions* js_options = nullptr);
+
+/// Adds `headers` to `msg` in order (repeated names become multiple values).
+void add_headers(natsMsg* msg, const Headers& headers);
+/// All headers of `msg`, names sorted (nats.c does not keep the wire order), values in order.
+[[nodiscard]] Headers read_headers(natsMsg* msg);
+
+/// Unix time in ns of an RFC 3339 timestamp ("2026-11-22T10:00:01.5Z", "...+07:00", fraction up
+/// to 9 digits, 't'/'z' accepted); nullopt when it is not one.
+[[nodiscard]] std::optional<std::int64_t> parse_rfc3339(std::string_view text);
+
+/// SIGINT and SIGTERM set a flag instead of killing the process, so a subcommand can finish
+/// what is in flight and print its summary. A second signal terminates at once.
+void install_stop_handler();
+[[nodiscard]] bool stop_requested() noexcept;
+
+}  // namespace cdc::replay
