@@ -71,7 +71,6 @@ int main(int argc, char** argv) {
   try {
     config = cdc::load_config(config_path, cdc::process_environment());
   } catch (const cdc::ConfigError& e) {
-    std::fprintf(stderr, "invalid configuration: %s\n", e.what());
     cdc::log::error("invalid configuration", {{"error", e.what()}, {"key", e.key()}});
     return 2;
   }

@@ -188,11 +188,13 @@ std::string scalar(const Value& v, const std::string& expected) {
 struct IntRange {
   long long min;
   long long max;
-  [[nodiscard]] std::string describe() const {
-    if (max == INT_MAX) return "an integer >= " + std::to_string(min);
-    if (min < 0) return "an integer from " + std::to_string(min) + " to " + std::to_string(max);
-    return "an integer " + std::to_string(min) + "-" + std::to_string(max);
+  /// "1-65535", ">= 1", "from -1 to 1023"
+  [[nodiscard]] std::string bounds() const {
+    if (max == INT_MAX) return ">= " + std::to_string(min);
+    if (min < 0) return "from " + std::to_string(min) + " to " + std::to_string(max);
+    return std::to_string(min) + "-" + std::to_string(max);
   }
+  [[nodiscard]] std::string describe() const { return "an integer " + bounds(); }
   [[nodiscard]] bool contains(long long x) const noexcept { return x >= min && x <= max; }
 };
 
@@ -599,8 +601,7 @@ class Checker {
   }
 
   void range(const std::string& key, long long value, IntRange r) const {
-    if (!r.contains(value)) fail(key, "must be " + r.describe().substr(std::string("an integer ").size()) +
-                                          ", got " + std::to_string(value));
+    if (!r.contains(value)) fail(key, "must be " + r.bounds() + ", got " + std::to_string(value));
   }
   void at_least(const std::string& key, Millis value, Millis min) const {
     if (value < min) fail(key, "must be at least " + format_duration(min) + ", got " + format_duration(value));
@@ -699,7 +700,9 @@ void validate_publish(const Checker& check, const PublishConfig& p, const Config
   }
   check.stream_name("publish.dlq_stream", p.dlq_stream);
   check.token("publish.dlq_subject_prefix", p.dlq_subject_prefix);
-  if (p.dlq_stream == p.stream) check.fail("publish.dlq_stream", "must differ from publish.stream, got " + quoted(p.dlq_stream));
+  if (p.dlq_stream == p.stream) {
+    check.fail("publish.dlq_stream", "must differ from publish.stream, got " + quoted(p.dlq_stream));
+  }
   check.range("publish.max_pending", p.max_pending, kMaxPendingRange);
   if (static_cast<std::size_t>(p.max_pending) > c.pipeline.ring_capacity) {
     check.fail("publish.max_pending", "must be at most pipeline.ring_capacity (" +

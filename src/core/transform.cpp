@@ -272,9 +272,11 @@ bool unescape(std::string_view content, std::string* out) {
 
 class Walker {
  public:
-  Walker(const char* buf, const std::uint32_t* idx, std::uint32_t n, char* stack, std::string& arena,
-         std::string& key_buf) noexcept
-      : buf_(buf), idx_(idx), n_(n), stack_(stack), arena_(arena), key_buf_(key_buf) {}
+  /// `may_escape`: the body contains a backslash somewhere (most bodies do not, and then no
+  /// string needs a look for escapes).
+  Walker(const char* buf, const std::uint32_t* idx, std::uint32_t n, bool may_escape, char* stack,
+         std::string& arena, std::string& key_buf) noexcept
+      : buf_(buf), idx_(idx), n_(n), may_escape_(may_escape), stack_(stack), arena_(arena), key_buf_(key_buf) {}
 
   [[nodiscard]] char peek() const noexcept { return buf_[idx_[i_]]; }
   [[nodiscard]] bool at_end() const noexcept { return i_ == n_; }
@@ -306,7 +308,7 @@ class Walker {
     const std::string_view t = token();
     if (t.size() < 2 || t.back() != '"') return fail("malformed string");
     content = t.substr(1, t.size() - 2);
-    escaped = std::memchr(content.data(), '\\', content.size()) != nullptr;
+    escaped = may_escape_ && std::memchr(content.data(), '\\', content.size()) != nullptr;
     if (escaped && !unescape(content, nullptr)) return fail("invalid escape in string");
     advance();
     return true;
@@ -470,6 +472,7 @@ class Walker {
   const std::uint32_t* idx_;
   std::uint32_t n_;
   std::uint32_t i_ = 0;
+  bool may_escape_;
   char* stack_;
   std::string& arena_;
   std::string& key_buf_;
@@ -1069,7 +1072,9 @@ Disposition Transformer::Impl::run(const Table& table, std::string_view body, st
   facts = Facts{};
   pk.clear();
   arena.clear();
-  Walker w(buffer, stage1->structural_indexes.get(), stage1->n_structural_indexes, stack.get(), arena, key_buf);
+  const bool may_escape = std::memchr(buffer, '\\', body.size()) != nullptr;
+  Walker w(buffer, stage1->structural_indexes.get(), stage1->n_structural_indexes, may_escape, stack.get(), arena,
+           key_buf);
   const std::array<std::string_view, kIdSlots> id_names{"agent_id", "chat_id", "message_id", table.key_column};
 
   auto invalid_json = [&]() {

@@ -380,7 +380,8 @@ TEST_CASE("config.yaml holds exactly the defaults, and every key is in it and in
   CHECK(found.sections.size() == kSectionFields.size());
   CHECK(total == kKeysCompared);
   CHECK(found.uncommented == std::vector<std::string>{});
-  for (const char* short_name : {"NATS_URL", "REDIS_ADDRESS", "DEDUP_TTL", "JS_ACK_WAIT", "JS_MAX_DELIVER", "LOG_LEVEL"}) {
+  for (const char* short_name :
+       {"NATS_URL", "REDIS_ADDRESS", "DEDUP_TTL", "JS_ACK_WAIT", "JS_MAX_DELIVER", "LOG_LEVEL"}) {
     INFO(short_name);
     CHECK(docs.find(std::string("`") + short_name + "`") != std::string::npos);
   }
@@ -529,7 +530,8 @@ TEST_CASE("type errors name the key and the expected type", "[config]") {
       {"ingest:\n  max_message_bytes: 1MB\n",
        "ingest.max_message_bytes: expected a byte size like 1048576, 512KiB or 1MiB, got '1MB'"},
       {"pipeline:\n  cpu: {parse: x}\n", "pipeline.cpu: stage 'parse': expected an integer from -1 to 1023, got 'x'"},
-      {"pipeline:\n  cpu: {parse: 1024}\n", "pipeline.cpu: stage 'parse': expected an integer from -1 to 1023, got '1024'"},
+      {"pipeline:\n  cpu: {parse: 1024}\n",
+       "pipeline.cpu: stage 'parse': expected an integer from -1 to 1023, got '1024'"},
       {"pipeline:\n  ring_capacity: -64\n", "pipeline.ring_capacity: expected an integer 64-1048576, got '-64'"},
       {"ingest:\n  key_columns: {orders: ''}\n", "ingest.key_columns: empty key column for table 'orders'"},
   };
@@ -610,7 +612,8 @@ TEST_CASE("byte sizes take plain integers and KiB/MiB", "[config]") {
     INFO(v);
     CHECK(load_error(std::string("ingest:\n  max_message_bytes: ") + v + "\n").key == "ingest.max_message_bytes");
   }
-  CHECK(load_error("ingest:\n  max_message_bytes: 512\n").what == "ingest.max_message_bytes: must be 1KiB-64MiB, got 512");
+  CHECK(load_error("ingest:\n  max_message_bytes: 512\n").what ==
+        "ingest.max_message_bytes: must be 1KiB-64MiB, got 512");
   CHECK(load_error("ingest:\n  max_message_bytes: 65MiB\n").what ==
         "ingest.max_message_bytes: must be 1KiB-64MiB, got 65MiB");
   CHECK(load_error("", {"DAISI_CDC_INGEST_MAX_MESSAGE_BYTES=1023"}).what ==
@@ -674,7 +677,8 @@ TEST_CASE("validate enforces the rules, naming the key, the problem and the valu
        [](Config& c) { c.pipeline.ring_capacity = 1 << 21; }},
       {"", [&](Config& c) { small_ring(c, 64); }},
       {"", [](Config& c) { c.pipeline.ring_capacity = 1 << 20; }},
-      {"pipeline.batch_size: must be 1-8192 (pipeline.ring_capacity), got 0", [](Config& c) { c.pipeline.batch_size = 0; }},
+      {"pipeline.batch_size: must be 1-8192 (pipeline.ring_capacity), got 0",
+       [](Config& c) { c.pipeline.batch_size = 0; }},
       {"pipeline.batch_size: must be 1-8192 (pipeline.ring_capacity), got 8193",
        [](Config& c) { c.pipeline.batch_size = 8193; }},
       {"", [](Config& c) { c.pipeline.batch_size = 8192; }},
@@ -687,7 +691,8 @@ TEST_CASE("validate enforces the rules, naming the key, the problem and the valu
       {"pipeline.cpu: stage 'ack': must be -1 (no affinity) or a CPU 0-1023, got -2",
        [](Config& c) { c.pipeline.cpu["ack"] = -2; }},
       {"", [](Config& c) { c.pipeline.cpu = {{"parse", 1023}}; }},
-      {"pipeline.drain_timeout: must not be negative, got -1ms", [](Config& c) { c.pipeline.drain_timeout = Millis{-1}; }},
+      {"pipeline.drain_timeout: must not be negative, got -1ms",
+       [](Config& c) { c.pipeline.drain_timeout = Millis{-1}; }},
       // ports and addresses
       {"metrics.port: must be 1-65535, got 0", [](Config& c) { c.metrics.port = 0; }},
       {"metrics.port: must be 1-65535, got 65536", [](Config& c) { c.metrics.port = 65536; }},
@@ -701,7 +706,8 @@ TEST_CASE("validate enforces the rules, naming the key, the problem and the valu
        [](Config& c) { c.redis.address = "localhost:65536"; }},
       {"redis.address: must be host:port with a port 1-65535, got 'localhost:abc'",
        [](Config& c) { c.redis.address = "localhost:abc"; }},
-      {"redis.address: must be host:port with a port 1-65535, got ':6379'", [](Config& c) { c.redis.address = ":6379"; }},
+      {"redis.address: must be host:port with a port 1-65535, got ':6379'",
+       [](Config& c) { c.redis.address = ":6379"; }},
       {"redis.address: must be host:port with a port 1-65535, got '::1:6379'",
        [](Config& c) { c.redis.address = "::1:6379"; }},
       {"", [](Config& c) { c.redis.address = "[::1]:6379"; }},
@@ -726,12 +732,14 @@ TEST_CASE("validate enforces the rules, naming the key, the problem and the valu
       // ingest
       {"ingest.max_ack_pending: must be >= 1, got 0", [](Config& c) { c.ingest.max_ack_pending = 0; }},
       {"ingest.max_deliver: must be -1 (unlimited) or at least 1, got 0", [](Config& c) { c.ingest.max_deliver = 0; }},
-      {"ingest.max_deliver: must be -1 (unlimited) or at least 1, got -2", [](Config& c) { c.ingest.max_deliver = -2; }},
+      {"ingest.max_deliver: must be -1 (unlimited) or at least 1, got -2",
+       [](Config& c) { c.ingest.max_deliver = -2; }},
       {"", [](Config& c) { c.ingest.max_deliver = -1; }},
       {"", [](Config& c) { c.ingest.max_deliver = 1; }},
       {"ingest.ack_wait: must be at least 1s, got 999ms", [](Config& c) { c.ingest.ack_wait = Millis{999}; }},
       {"", [](Config& c) { c.ingest.ack_wait = Millis{1000}; }},
-      {"ingest.fetch_batch: must be 1-8192 (pipeline.ring_capacity), got 0", [](Config& c) { c.ingest.fetch_batch = 0; }},
+      {"ingest.fetch_batch: must be 1-8192 (pipeline.ring_capacity), got 0",
+       [](Config& c) { c.ingest.fetch_batch = 0; }},
       {"ingest.fetch_batch: must be 1-8192 (pipeline.ring_capacity), got 8193",
        [](Config& c) { c.ingest.fetch_batch = 8193; }},
       {"ingest.fetch_expires: must be at least 1ms, got 0", [](Config& c) { c.ingest.fetch_expires = Millis{0}; }},

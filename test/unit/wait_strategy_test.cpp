@@ -37,7 +37,8 @@ TEST_CASE("parse_wait_kind and to_string round-trip", "[wait]") {
     REQUIRE(cdc::parse_wait_kind(cdc::to_string(k), out));
     CHECK(out == k);
   }
-  for (const std::string_view bad : {"", "Park", "PARK", "busy-spin", "busyspin", "spin", "park ", " yield", "sleeping"}) {
+  for (const std::string_view bad :
+       {"", "Park", "PARK", "busy-spin", "busyspin", "spin", "park ", " yield", "sleeping"}) {
     INFO("'" << bad << "'");
     WaitKind out = WaitKind::kYield;
     CHECK_FALSE(cdc::parse_wait_kind(bad, out));

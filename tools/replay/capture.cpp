@@ -4,6 +4,9 @@
 #include <fstream>
 #include <iostream>
 #include <memory>
+#include <optional>
+#include <string>
+#include <vector>
 
 #include "cdc/capture.hpp"
 #include "cdc/dead_letter.hpp"
@@ -26,18 +29,20 @@ struct CaptureOptions {
   bool quiet = false;
 };
 
-/// False (reported) when the stream does not exist.
-bool stream_exists(jsCtx* js, const std::string& stream) {
+/// The stream's subjects, or nullopt (reported) when the stream does not exist.
+std::optional<std::vector<std::string>> stream_subjects(jsCtx* js, const std::string& stream) {
   jsStreamInfo* raw = nullptr;
   jsErrCode code = static_cast<jsErrCode>(0);
   const natsStatus status = js_GetStreamInfo(&raw, js, stream.c_str(), nullptr, &code);
   const StreamInfoPtr info(raw);
   if (status == NATS_NOT_FOUND || code == JSStreamNotFoundErr) {
     std::cerr << "cdc-replay capture: stream " << stream << " not found\n";
-    return false;
+    return std::nullopt;
   }
   check(status, "stream info " + stream, code);
-  return true;
+  std::vector<std::string> subjects;
+  for (int i = 0; i < info->Config->SubjectsLen; ++i) subjects.emplace_back(info->Config->Subjects[i]);
+  return subjects;
 }
 
 /// True when the consumer has nothing left to deliver (checked when the stream is quiet).
@@ -63,7 +68,8 @@ int run_capture(const CaptureOptions& options) {
     std::cerr << "cdc-replay capture: " << e.what() << "\n";
     return kExitFailed;
   }
-  if (!stream_exists(nats.js.get(), options.stream)) return kExitUsage;
+  const auto subjects = stream_subjects(nats.js.get(), options.stream);
+  if (!subjects) return kExitUsage;
 
   std::ofstream file;
   const bool to_stdout = options.output.empty() || options.output == "-";
@@ -89,13 +95,12 @@ int run_capture(const CaptureOptions& options) {
   } else {
     sub_options.Config.DeliverPolicy = js_DeliverAll;
   }
-  // Without --subject the consumer takes the whole stream: a filter equal to its only subject,
-  // or no filter at all ("" leaves FilterSubject unset).
-  const std::string subject = options.subject;
+  // nats.c needs a subject: without --subject, the stream's only subject, or '>' for several.
+  std::string subject = options.subject;
+  if (subject.empty()) subject = subjects->size() == 1 ? subjects->front() : ">";
   natsSubscription* raw_sub = nullptr;
   jsErrCode code = static_cast<jsErrCode>(0);
-  check(js_SubscribeSync(&raw_sub, nats.js.get(), subject.empty() ? nullptr : subject.c_str(), nullptr, &sub_options,
-                         &code),
+  check(js_SubscribeSync(&raw_sub, nats.js.get(), subject.c_str(), nullptr, &sub_options, &code),
         "ordered consumer on " + options.stream, code);
   const SubscriptionPtr sub(raw_sub);
 
@@ -141,6 +146,8 @@ int run_capture(const CaptureOptions& options) {
     if (options.count != 0 && written == options.count) done = true;
     if (until_caught_up && meta->NumPending == 0) done = true;
   }
+  // Deletes the ephemeral consumer now rather than when the server notices the lost interest.
+  natsSubscription_Unsubscribe(sub.get());
   out.flush();
   if (!out) {
     std::cerr << "cdc-replay capture: error writing " << (to_stdout ? "stdout" : options.output) << "\n";

@@ -34,6 +34,8 @@ struct PublishOptions {
   std::size_t window = 1000;
   double ack_timeout_s = 10;
   bool skip_bad = false;
+  std::string create_stream;
+  std::vector<std::string> stream_subjects{"cdc.>"};
   bool quiet = false;
   bool json = false;
 };
@@ -336,6 +338,28 @@ void report(const PublishOptions& options, std::size_t records, std::size_t skip
   }
 }
 
+/// Creates stream `name` (file storage, server defaults otherwise) unless it exists.
+void ensure_stream(jsCtx* js, const std::string& name, const std::vector<std::string>& subjects) {
+  jsStreamInfo* raw = nullptr;
+  jsErrCode code = static_cast<jsErrCode>(0);
+  natsStatus status = js_GetStreamInfo(&raw, js, name.c_str(), nullptr, &code);
+  StreamInfoPtr info(raw);
+  if (status == NATS_OK) return;
+  if (status != NATS_NOT_FOUND && code != JSStreamNotFoundErr) check(status, "stream info " + name, code);
+  jsStreamConfig config;
+  check(jsStreamConfig_Init(&config), "jsStreamConfig_Init");
+  std::vector<const char*> subject_ptrs;
+  for (const auto& s : subjects) subject_ptrs.push_back(s.c_str());
+  config.Name = name.c_str();
+  config.Subjects = subject_ptrs.data();
+  config.SubjectsLen = static_cast<int>(subject_ptrs.size());
+  config.Storage = js_FileStorage;
+  raw = nullptr;
+  status = js_AddStream(&raw, js, &config, nullptr, &code);
+  info.reset(raw);
+  check(status, "create stream " + name, code);
+}
+
 int run_publish(const PublishOptions& options) {
   const SubjectMap map(options.subject_maps);
   std::vector<Record> records;
@@ -362,6 +386,8 @@ int run_publish(const PublishOptions& options) {
     std::cerr << "cdc-replay publish: " << e.what() << "\n";
     return kExitFailed;
   }
+
+  if (!options.create_stream.empty()) ensure_stream(nats.js.get(), options.create_stream, options.stream_subjects);
 
   jsPubOptions pub_options;
   check(jsPubOptions_Init(&pub_options), "jsPubOptions_Init");
@@ -436,6 +462,11 @@ void add_publish_command(CLI::App& app, int& exit_code) {
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
   cmd->add_flag("--skip-bad", options->skip_bad, "Skip unreadable lines instead of aborting");
+  auto* create = cmd->add_option("--create-stream", options->create_stream,
+                                 "Create this stream first unless it exists (file storage)");
+  cmd->add_option("--stream-subject", options->stream_subjects, "Subjects of the created stream; repeatable")
+      ->needs(create)
+      ->capture_default_str();
   cmd->add_flag("--quiet,-q", options->quiet, "No summary (failures are still listed on stderr)");
   cmd->add_flag("--json", options->json, "Print the summary as one JSON object");
   cmd->callback([options, &exit_code] { exit_code = run_publish(*options); });

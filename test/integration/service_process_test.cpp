@@ -1,0 +1,155 @@
+// The service as operators run it: a child process with environment configuration, signals,
+// exit codes and the HTTP endpoint.
+
+#include <catch2/catch.hpp>
+#include <httplib.h>
+#include <signal.h>
+
+#include "pipeline_fixture.hpp"
+
+using namespace cdc;
+using namespace cdc::test;
+using namespace std::chrono_literals;
+
+namespace {
+
+EnvOverrides service_env(const NatsServer& nats, const RedisServer& redis, std::uint16_t metrics_port) {
+  return {{"NATS_URL", nats.url()},
+          {"REDIS_ADDRESS", redis.address()},
+          {"DAISI_CDC_METRICS_PORT", std::to_string(metrics_port)},
+          {"DAISI_CDC_METRICS_BIND", "127.0.0.1"},
+          {"DAISI_CDC_PIPELINE_RING_CAPACITY", "1024"},
+          {"DAISI_CDC_PUBLISH_MAX_PENDING", "256"},
+          {"DAISI_CDC_DEDUP_PENDING_TTL", "2s"},
+          {"LOG_LEVEL", "info"}};
+}
+
+}  // namespace
+
+TEST_CASE("invalid configuration stops start-up with exit code 2 naming the key", "[integration][service]") {
+  ServiceProcess p(CDC_BINARY, {}, {{"DAISI_CDC_PIPELINE_RING_CAPACITY", "1000"}});
+  const auto code = p.wait(20s);
+  REQUIRE(code.has_value());
+  CHECK(*code == 2);
+  CHECK(p.output().find("DAISI_CDC_PIPELINE_RING_CAPACITY: must be a power of two, got 1000") != std::string::npos);
+
+  ServiceProcess q(CDC_BINARY, {}, {{"JS_ACK_WAIT", "30"}});
+  REQUIRE(q.wait(20s) == std::optional<int>(2));
+  CHECK(q.output().find("JS_ACK_WAIT: duration needs a unit") != std::string::npos);
+}
+
+TEST_CASE("unreachable NATS stops start-up with exit code 1", "[integration][service]") {
+  ServiceProcess p(CDC_BINARY, {}, {{"NATS_URL", "nats://127.0.0.1:" + std::to_string(free_port())},
+                                    {"DAISI_CDC_NATS_CONNECT_TIMEOUT", "500ms"},
+                                    {"DAISI_CDC_METRICS_ENABLED", "false"}});
+  const auto code = p.wait(20s);
+  REQUIRE(code.has_value());
+  CHECK(*code == 1);
+  CHECK(p.output().find("start-up failed") != std::string::npos);
+}
+
+TEST_CASE("SIGTERM drains in-flight work; a restart finishes the stream with nothing lost or doubled",
+          "[integration][service]") {
+  NatsServer nats;
+  RedisServer redis;
+  Config config = test_config(nats, redis);
+  auto records = read_capture(sample_path("sequin-mixed-2k.jsonl"));
+  // A bigger backlog: the sample three times over with distinct positions, so there is
+  // still work in flight when the signal comes.
+  const std::size_t base = records.size();
+  for (int copy = 1; copy <= 2; ++copy) {
+    for (std::size_t i = 0; i < base; ++i) {
+      CaptureRecord r = records[i];
+      const auto at = r.data.find("\"commit_lsn\":");
+      if (at != std::string::npos) r.data.insert(at + 13, std::to_string(copy));  // 9000.. -> 19000..
+      r.headers.clear();
+      records.push_back(std::move(r));
+    }
+  }
+  const Expected want = expect(config, records);
+  JetStreamProbe probe(nats.url());
+  probe.create_stream(config.ingest.stream, {"cdc.>"});
+  publish_all(probe, records);
+
+  const std::uint16_t port = free_port();
+  {
+    ServiceProcess service(CDC_BINARY, {}, service_env(nats, redis, port));
+    REQUIRE(service.wait_for_output("pipeline started", 20s));
+    // Let part of the backlog through, then stop.
+    const auto deadline = std::chrono::steady_clock::now() + 20s;
+    while (probe.count(config.publish.stream) < 200 && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(1ms);
+    }
+    service.signal(SIGTERM);
+    const auto code = service.wait(30s);
+    INFO(service.output().substr(0, 4000));
+    REQUIRE(code.has_value());
+    CHECK(*code == 0);
+    CHECK(service.output().find("pipeline stopped") != std::string::npos);
+  }
+  // Whatever was not acked before exit is redelivered (NAKed ones at once) to the next process.
+  {
+    ServiceProcess service(CDC_BINARY, {}, service_env(nats, redis, port));
+    REQUIRE(service.wait_for_output("pipeline started", 20s));
+    REQUIRE(wait_consumer_idle(probe, config, 90s));
+    CHECK(service.terminate(30s) == 0);
+  }
+  const auto out = probe.read_stream(config.publish.stream);
+  std::set<std::string> ids;
+  for (const auto& m : out) ids.insert(m.header("Nats-Msg-Id"));
+  CHECK(out.size() == want.event_ids.size());  // nothing doubled
+  CHECK(ids == std::set<std::string>(want.event_ids.begin(), want.event_ids.end()));  // nothing missing
+  CHECK(probe.count(config.publish.dlq_stream) == 0);
+}
+
+TEST_CASE("the HTTP endpoint serves metrics, health and readiness", "[integration][service]") {
+  NatsServer nats;
+  RedisServer redis;
+  Config config = test_config(nats, redis);
+  const std::uint16_t port = free_port();
+  ServiceProcess service(CDC_BINARY, {}, service_env(nats, redis, port));
+  REQUIRE(service.wait_for_output("service started", 20s));
+  JetStreamProbe probe(nats.url());
+  const auto records = read_capture(sample_path("sequin-mixed-2k.jsonl"));
+  std::vector<CaptureRecord> some(records.begin(), records.begin() + 100);
+  const Expected want = expect(config, some);
+  publish_all(probe, some);
+  REQUIRE(wait_consumer_idle(probe, config, 30s));
+
+  httplib::Client http("127.0.0.1", port);
+  auto metrics = http.Get("/metrics");
+  REQUIRE(metrics);
+  CHECK(metrics->status == 200);
+  CHECK(metrics->body.find("# TYPE cdc_consumer_events_total counter") != std::string::npos);
+  std::uint64_t processed = 0;
+  std::size_t pos = 0;
+  const std::string key = "cdc_consumer_events_total{table=\"";
+  while ((pos = metrics->body.find(key, pos)) != std::string::npos) {
+    const std::size_t eol = metrics->body.find('\n', pos);
+    const std::string line = metrics->body.substr(pos, eol - pos);
+    if (line.find("result=\"processed\"") != std::string::npos) processed += std::stoull(line.substr(line.rfind(' ') + 1));
+    pos = eol;
+  }
+  CHECK(processed == want.subjects.size());
+  auto health = http.Get("/healthz");
+  REQUIRE(health);
+  CHECK(health->status == 200);
+  auto ready = http.Get("/readyz");
+  REQUIRE(ready);
+  CHECK(ready->status == 200);
+  auto missing = http.Get("/nope");
+  REQUIRE(missing);
+  CHECK(missing->status == 404);
+  auto wrong = http.Post("/metrics", "", "text/plain");
+  REQUIRE(wrong);
+  CHECK(wrong->status == 405);
+
+  // Redis gone: still ready (on_redis_error=publish is a declared degraded mode).
+  redis.stop();
+  std::this_thread::sleep_for(300ms);
+  auto degraded = http.Get("/readyz");
+  REQUIRE(degraded);
+  CHECK(degraded->status == 200);
+  CHECK(degraded->body.find("\"redis_up\":false") != std::string::npos);
+  CHECK(service.terminate(30s) == 0);
+}
