@@ -136,7 +136,7 @@ Config load_config(const std::string& path, const std::vector<std::string>& env)
 Config load_config_text(const std::string& yaml_text, const std::vector<std::string>& env);
 /// Validates cross-field rules; throws ConfigError. Called by load_config*.
 void validate(const Config& config);
-/// Parses "30s", "500ms", "5m", "1h", "250us", "0"; throws ConfigError(key, ...) otherwise.
+/// Parses "30s", "500ms", "5m", "1h", "1m30s", "0" (whole milliseconds); throws ConfigError(key, ...) otherwise.
 Millis parse_duration(const std::string& key, const std::string& text);
 /// The process environment as NAME=VALUE strings.
 std::vector<std::string> process_environment();

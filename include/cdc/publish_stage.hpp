@@ -37,6 +37,9 @@ class PublishStage {
   bool advance_head() noexcept;
   void retry_round(std::int64_t now) noexcept;
   void give_up(Event& ev, std::string_view why) noexcept;
+  /// Was `event_id` published by this stage within the last 2 x pool-size publishes?
+  [[nodiscard]] bool published_recently(std::string_view event_id) const noexcept;
+  void remember(std::string_view event_id) noexcept;
   void finish_all_with_nak() noexcept;
   void complete(Event& ev, Completion completion, EventResult result) noexcept;
   [[nodiscard]] std::size_t fifo_size() const noexcept { return tail_ - head_; }
@@ -62,6 +65,9 @@ class PublishStage {
   std::size_t hold_until_ = 0;  // no new events until the head passes this position
   std::int64_t retry_at_ns_ = 0;
   std::int64_t max_payload_ = 0;
+  // Hashes of recently published event ids (a ring): tells our own 'p' marks from others'.
+  std::vector<std::uint64_t> recent_;
+  std::uint64_t recent_pos_ = 0;
 };
 
 }  // namespace cdc

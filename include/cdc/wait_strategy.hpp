@@ -93,7 +93,8 @@ class Waiter {
     __builtin_ia32_pause();
 #endif
   }
-  [[nodiscard]] int spin_limit() const noexcept { return kind_ == WaitKind::kBusySpin ? 1 << 30 : 200; }
+  // The first spins skip the clock; busy_spin keeps spinning in the loop below, which checks it.
+  [[nodiscard]] static constexpr int spin_limit() noexcept { return 200; }
   static std::chrono::nanoseconds sleep_step(int rounds) noexcept;
   static void yield() noexcept;
   static void nap(std::chrono::nanoseconds d) noexcept;

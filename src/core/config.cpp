@@ -162,9 +162,9 @@ std::size_t count_of(std::string_view haystack, std::string_view needle) noexcep
 // Values: one YAML node or one environment string, with the name errors should carry.
 
 struct Value {
-  const YAML::Node* node;  ///< from config.yaml, or nullptr when from the environment
-  std::string_view env;    ///< the environment value when node == nullptr
-  const std::string& name; ///< "section.key" or the variable name
+  const YAML::Node* node;   ///< from config.yaml, or nullptr when from the environment
+  std::string_view env;     ///< the environment value when node == nullptr
+  const std::string& name;  ///< "section.key" or the variable name
 };
 
 [[noreturn]] void fail(const Value& v, const std::string& problem) { throw ConfigError(v.name, problem); }
@@ -771,6 +771,11 @@ void validate_pipeline(const Checker& check, const PipelineConfig& p) {
       check.fail("pipeline.cpu", "stage " + quoted(stage) + ": must be -1 (no affinity) or a CPU 0-1023, got " +
                                      std::to_string(cpu));
     }
+  }
+  // The stages look their entry up with at(); the loader merges into the defaults, so only a
+  // Config built in code can miss one.
+  for (const auto& stage : kStages) {
+    if (p.cpu.count(stage) == 0) check.fail("pipeline.cpu", "missing stage " + quoted(stage) + " (-1 = no affinity)");
   }
 }
 

@@ -46,7 +46,7 @@ void finish_claim(Event& ev, std::uint64_t generation, PubState state, std::stri
 PublishStage::PublishStage(const Config& config, NatsConnection& nats, Event* pool, std::size_t pool_size, Link in,
                            Link out, std::atomic<bool>& done, Lifecycle& life, Metrics& metrics)
     : config_(config), nats_(nats), pool_(pool), pool_size_(pool_size), in_(in), out_(out), done_(done),
-      life_(life), metrics_(metrics), fifo_(pool_size, nullptr) {
+      life_(life), metrics_(metrics), fifo_(pool_size, nullptr), recent_(pool_size * 2, 0) {
   natsInbox* inbox = nullptr;
   if (natsInbox_Create(&inbox) != NATS_OK) throw NatsError("inbox: " + nats_error_text(NATS_ERR));
   inbox_ = std::string("_CDC_PUBACK.") + (std::strrchr(inbox, '.') + 1);
@@ -117,8 +117,18 @@ void PublishStage::complete(Event& ev, Completion completion, EventResult result
   ev.final = true;
 }
 
+bool PublishStage::published_recently(std::string_view event_id) const noexcept {
+  const std::uint64_t h = std::hash<std::string_view>{}(event_id) | 1;  // 0 marks an empty entry
+  return std::find(recent_.begin(), recent_.end(), h) != recent_.end();
+}
+
+void PublishStage::remember(std::string_view event_id) noexcept {
+  recent_[recent_pos_++ & (recent_.size() - 1)] = std::hash<std::string_view>{}(event_id) | 1;
+}
+
 void PublishStage::publish(Event& ev) noexcept {
   const bool output = ev.target == Target::kOutput;
+  if (output && ev.attempts == 0) remember(ev.out.event_id);
   const std::string& subject = output ? ev.out.subject : ev.dlq_subject;
   const std::string& payload = output ? ev.out.payload : ev.dlq_payload;
   if (output) {
@@ -185,6 +195,13 @@ void PublishStage::admit(Event& ev) noexcept {
       complete(ev, Completion::kAck, EventResult::kDuplicate);
       return;
     case DedupResult::kInFlight:
+      if (published_recently(ev.out.event_id)) {
+        // The 'p' is our own: an earlier copy of this event is in this pipeline right now. Not
+        // "another delivery elsewhere": publish with the same Nats-Msg-Id and let JetStream's
+        // duplicate window answer (PubAck duplicate), instead of a pending_ttl NAK.
+        publish(ev);
+        return;
+      }
       if (ev.last_delivery) {
         prepare_dead_letter(config_, ev, ErrorKind::kMaxDeliveries,
                             "another delivery of this event was still in flight at the last allowed delivery");

@@ -690,7 +690,8 @@ TEST_CASE("validate enforces the rules, naming the key, the problem and the valu
        [](Config& c) { c.pipeline.cpu["parse"] = 1024; }},
       {"pipeline.cpu: stage 'ack': must be -1 (no affinity) or a CPU 0-1023, got -2",
        [](Config& c) { c.pipeline.cpu["ack"] = -2; }},
-      {"", [](Config& c) { c.pipeline.cpu = {{"parse", 1023}}; }},
+      {"", [](Config& c) { c.pipeline.cpu["parse"] = 1023; }},
+      {"pipeline.cpu: missing stage 'ingest' (-1 = no affinity)", [](Config& c) { c.pipeline.cpu.erase("ingest"); }},
       {"pipeline.drain_timeout: must not be negative, got -1ms",
        [](Config& c) { c.pipeline.drain_timeout = Millis{-1}; }},
       // ports and addresses

@@ -52,8 +52,8 @@ std::vector<std::string> split_tokens(std::string_view subject) {
 }
 
 /// --subject-map 'cdc.co1.*=cdc.staging.*': in the pattern '*' matches one token and a final
-/// '>' the rest; in the replacement '*' keeps the subject's token at that position and a final
-/// '>' keeps the tokens the pattern's '>' matched. The first matching rule applies.
+/// '>' one or more; in the replacement '*' keeps the subject's token at that position and a
+/// final '>' the tokens the pattern's '>' matched ('cdc.>=stg.>'). The first matching rule applies.
 class SubjectMap {
  public:
   /// Throws CLI::ValidationError for a malformed rule.
@@ -113,8 +113,8 @@ class SubjectMap {
       if (t == "*" && i >= rule.from.size() - (tail ? 1 : 0)) {
         bad("'*' at token " + std::to_string(i + 1) + " has no token of the pattern to keep");
       }
-      if (t == ">" && (i + 1 != rule.to.size() || !tail || i != rule.from.size() - 1)) {
-        bad("'>' in the replacement must be last and at the position of the pattern's '>'");
+      if (t == ">" && (i + 1 != rule.to.size() || !tail)) {
+        bad("'>' in the replacement must be its last token, and the pattern must end with '>'");
       }
     }
   }
