@@ -10,7 +10,7 @@
 
 #include "cdc/config.hpp"
 #include "cdc/metrics.hpp"
-#include "cdc/nats_client.hpp"
+#include "cdc/ports.hpp"
 #include "cdc/stage.hpp"
 
 struct uv_loop_s;
@@ -22,7 +22,7 @@ class RedisConnection;
 
 class AckStage {
  public:
-  AckStage(const Config& config, NatsConnection& consume, Link in, Link free_slots, std::atomic<bool>& done,
+  AckStage(const Config& config, Completer& completer, Link in, Link free_slots, std::atomic<bool>& done,
            Lifecycle& life, Metrics& metrics);
   ~AckStage();
   void run() noexcept;
@@ -37,7 +37,7 @@ class AckStage {
   static void on_reply(::redisAsyncContext* ctx, void* reply, void* privdata);
 
   const Config& config_;
-  NatsConnection& consume_;
+  Completer& completer_;
   Link in_;
   Link free_;
   std::atomic<bool>& done_;

@@ -12,9 +12,8 @@
 
 #include "cdc/config.hpp"
 #include "cdc/metrics.hpp"
+#include "cdc/ports.hpp"
 #include "cdc/stage.hpp"
-
-typedef struct __natsSubscription natsSubscription;  // NOLINT: nats.c's own typedef
 
 namespace cdc {
 
@@ -36,11 +35,20 @@ struct HealthReport {
   std::int64_t last_completion_ns = 0;  ///< steady clock, 0 = none
 };
 
+/// The JetStream side of a pipeline (bench/ passes in-process mocks).
+struct Ports {
+  std::unique_ptr<MessageSource> source;
+  std::unique_ptr<Completer> completer;
+  std::unique_ptr<Publisher> publisher;
+};
+
 class Pipeline {
  public:
   /// Connects to NATS, creates/binds the streams and the consumer, and builds the stages.
   /// Start-up zone: throws NatsError / ConfigError / std::runtime_error with a precise message.
   explicit Pipeline(Config config);
+  /// The same stages and rings on the given ports (no NATS connection of its own).
+  Pipeline(Config config, Ports ports);
   ~Pipeline();
   Pipeline(const Pipeline&) = delete;
   Pipeline& operator=(const Pipeline&) = delete;
@@ -65,7 +73,7 @@ class Pipeline {
   std::unique_ptr<Metrics> metrics_;
   std::unique_ptr<NatsConnection> consume_;
   std::unique_ptr<NatsConnection> publish_;
-  std::unique_ptr<natsSubscription, void (*)(natsSubscription*)> sub_;
+  Ports ports_;
   std::unique_ptr<Event[]> pool_;
   std::size_t pool_size_;
   // Rings, each able to hold the whole pool: free -> ingest -> parse -> dedup -> publish -> ack -> free.
@@ -82,6 +90,8 @@ class Pipeline {
   std::vector<std::thread> threads_;
   std::atomic<bool> started_{false};
   std::atomic<bool> stopped_{false};
+
+  void build();
 };
 
 }  // namespace cdc

@@ -16,22 +16,22 @@
 
 #include "cdc/config.hpp"
 #include "cdc/metrics.hpp"
-#include "cdc/nats_client.hpp"
+#include "cdc/ports.hpp"
 #include "cdc/stage.hpp"
 
 namespace cdc {
 
-class PublishStage {
+class PublishStage final : public PubAckSink {
  public:
-  /// `pool` is the event pool (PubAcks address events by index). Subscribes for PubAcks.
-  PublishStage(const Config& config, NatsConnection& nats, Event* pool, std::size_t pool_size, Link in, Link out,
+  /// `pool` is the event pool (PubAcks address events by index). Registers as the
+  /// publisher's PubAck sink.
+  PublishStage(const Config& config, Publisher& publisher, Event* pool, std::size_t pool_size, Link in, Link out,
                std::atomic<bool>& done, Lifecycle& life, Metrics& metrics);
-  ~PublishStage();
   void run() noexcept;
+  /// PubAck callback thread: settles the attempt named by the reply subject.
+  void on_puback(std::string_view reply_subject, std::string_view body, bool no_responders) noexcept override;
 
  private:
-  static void on_puback(natsConnection* nc, natsSubscription* sub, natsMsg* msg, void* closure) noexcept;
-  void settle(Event& ev, std::uint64_t generation, PubState state, std::string_view why) noexcept;
   void admit(Event& ev) noexcept;
   void publish(Event& ev) noexcept;
   bool advance_head() noexcept;
@@ -46,7 +46,7 @@ class PublishStage {
   [[nodiscard]] Event* fifo_at(std::size_t i) const noexcept { return fifo_[i & (fifo_.size() - 1)]; }
 
   const Config& config_;
-  NatsConnection& nats_;
+  Publisher& publisher_;
   Event* pool_;
   std::size_t pool_size_;
   Link in_;
@@ -54,8 +54,7 @@ class PublishStage {
   std::atomic<bool>& done_;
   Lifecycle& life_;
   Metrics& metrics_;
-  NatsSubPtr ack_sub_;
-  std::string inbox_;
+  std::string error_;   // scratch
   std::string reply_;   // scratch
   std::string msg_id_;  // scratch
   std::uint64_t generation_ = 0;

@@ -29,6 +29,7 @@
 
 #include <array>
 #include <charconv>
+#include <cstdlib>
 #include <cstring>
 #include <stdexcept>
 #include <utility>
@@ -73,6 +74,53 @@ void append_uint(std::uint64_t v, std::string& out) {
   const auto result = std::to_chars(buf, buf + sizeof(buf), v);  // 24 bytes hold any uint64
   out.append(buf, static_cast<std::size_t>(result.ptr - buf));
 }
+
+/// Does `s` need escaping as a JSON string?
+bool needs_escape(std::string_view s) noexcept {
+  for (char ch : s) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c < 0x20 || c == '"' || c == '\\') return true;
+  }
+  return false;
+}
+
+/// Writes pieces into a string sized once up front: the hot path's outputs are a dozen short
+/// pieces, and per-piece std::string::append (capacity check, length update, terminator) costs
+/// more than the copies themselves.
+class ExactWriter {
+ public:
+  ExactWriter(std::string& out, std::size_t size) : out_(out) {
+    out_.resize(size);  // within the capacity kept from earlier events: no allocation
+    p_ = out_.data();
+    end_ = p_ + size;
+  }
+  ExactWriter(const ExactWriter&) = delete;
+  ExactWriter& operator=(const ExactWriter&) = delete;
+  /// A size computed wrong is a broken invariant, not a bad event.
+  ~ExactWriter() {
+    if (p_ != end_) std::abort();
+  }
+
+  void put(std::string_view s) noexcept {
+    if (s.size() > static_cast<std::size_t>(end_ - p_)) std::abort();
+    std::memcpy(p_, s.data(), s.size());
+    p_ += s.size();
+  }
+  void put(char c) noexcept {
+    if (p_ == end_) std::abort();
+    *p_++ = c;
+  }
+  void quoted(std::string_view s) noexcept {
+    put('"');
+    put(s);
+    put('"');
+  }
+
+ private:
+  std::string& out_;
+  char* p_;
+  char* end_;
+};
 
 /// Writes why `token` is not a valid subject token into `error`; false when it is valid.
 bool describe_invalid_token(std::string_view name, std::string_view token, std::string& error) {
@@ -350,9 +398,14 @@ class Walker {
               break;
             }
             case '"': {
-              std::string_view content;
-              bool escaped;
-              if (!read_string(content, escaped)) return false;
+              // Without a backslash in the body, stage 1 has checked all a string can get wrong.
+              if (may_escape_) {
+                std::string_view content;
+                bool escaped;
+                if (!read_string(content, escaped)) return false;
+              } else {
+                advance();
+              }
               state = State::kAfter;
               break;
             }
@@ -1173,7 +1226,8 @@ Disposition Transformer::Impl::run(const Table& table, std::string_view body, st
   if (describe_control("pk", pk_view, out.error)) return dead_letter(out, ErrorKind::kInvalidToken);
 
   // position: "<commit_lsn>.<commit_idx>", or "b.<idempotency_key>" for a read without LSN.
-  std::string& id = out.event_id;
+  char digits[48];  // two uint64 and a dot
+  std::string_view position;
   switch (facts.commit_lsn.state) {
     case U64Fact::State::kOk: {
       const U64Fact& idx = facts.commit_idx;
@@ -1182,9 +1236,10 @@ Disposition Transformer::Impl::run(const Table& table, std::string_view body, st
         describe_u64("metadata.commit_idx", idx, out.error);
         return dead_letter(out, ErrorKind::kInvalidShape);
       }
-      append_uint(facts.commit_lsn.value, id);
-      id.push_back('.');
-      append_uint(idx.state == U64Fact::State::kOk ? idx.value : 0, id);
+      char* end = std::to_chars(digits, digits + 20, facts.commit_lsn.value).ptr;
+      *end++ = '.';
+      end = std::to_chars(end, digits + sizeof(digits), idx.state == U64Fact::State::kOk ? idx.value : 0).ptr;
+      position = std::string_view(digits, static_cast<std::size_t>(end - digits));
       break;
     }
     case U64Fact::State::kAbsent:
@@ -1197,23 +1252,32 @@ Disposition Transformer::Impl::run(const Table& table, std::string_view body, st
       if (facts.idempotency_key == Seen::kWrongType) {
         return dead_letter(out, ErrorKind::kInvalidShape, "metadata.idempotency_key is not a string");
       }
-      std::string_view key = facts.idempotency_key == Seen::kOk ? facts.idempotency_key_value : std::string_view();
-      if (key.empty()) key = msg_id_header;
-      if (key.empty()) {
+      position = facts.idempotency_key == Seen::kOk ? facts.idempotency_key_value : std::string_view();
+      if (position.empty()) position = msg_id_header;
+      if (position.empty()) {
         return dead_letter(out, ErrorKind::kMissingField,
                            "read without metadata.commit_lsn has no metadata.idempotency_key and no Nats-Msg-Id");
       }
-      if (describe_control("idempotency key", key, out.error)) return dead_letter(out, ErrorKind::kInvalidToken);
-      id.append("b.").append(key);
+      if (describe_control("idempotency key", position, out.error)) {
+        return dead_letter(out, ErrorKind::kInvalidToken);
+      }
       break;
     }
     default:
       describe_u64("metadata.commit_lsn", facts.commit_lsn, out.error);
       return dead_letter(out, ErrorKind::kInvalidShape);
   }
-  id.push_back(':');
-  id.append(table.name).push_back(':');
-  id.append(pk_view);
+  const bool backfill = facts.commit_lsn.state != U64Fact::State::kOk;
+  {
+    ExactWriter w(out.event_id, (backfill ? 2 : 0) + position.size() + table.name.size() + pk_view.size() + 2);
+    if (backfill) w.put("b.");
+    w.put(position);
+    w.put(':');
+    w.put(table.name);
+    w.put(':');
+    w.put(pk_view);
+  }
+  const std::string_view id = out.event_id;
   out.has_event_id = true;
 
   // routing tokens: a row that cannot be routed must never reach another tenant or agent.
@@ -1238,34 +1302,88 @@ Disposition Transformer::Impl::run(const Table& table, std::string_view body, st
 
   // ---- output ---------------------------------------------------------------------------------
   out.action = facts.action_value;
-  std::string& subject = out.subject;
-  subject.append(rules.subject_prefix).push_back('.');
-  subject.append(out.company).push_back('.');
-  subject.append(agent.text).push_back('.');
-  subject.append(table.name);
-  if (table.has_message_id) subject.append(".").append(chat.text);
+  const std::string_view company = out.company;
+  {
+    ExactWriter w(out.subject, rules.subject_prefix.size() + company.size() + agent.text.size() + table.name.size() + 3 +
+                                   (table.has_message_id ? chat.text.size() + 1 : 0));
+    w.put(rules.subject_prefix);
+    w.put('.');
+    w.put(company);
+    w.put('.');
+    w.put(agent.text);
+    w.put('.');
+    w.put(table.name);
+    if (table.has_message_id) {
+      w.put('.');
+      w.put(chat.text);
+    }
+  }
 
+  static constexpr std::string_view kEventIdKey = "{\"event_id\":";
+  static constexpr std::string_view kCompanyKey = ",\"company_id\":";
+  static constexpr std::string_view kAgentKey = ",\"agent_id\":";
+  static constexpr std::string_view kMessageKey = ",\"message_id\":";
+  static constexpr std::string_view kChatKey = ",\"chat_id\":";
+  static constexpr std::string_view kTableKey = ",\"table\":";
+  static constexpr std::string_view kActionKey = ",\"action\":\"";
+  static constexpr std::string_view kCommittedKey = "\",\"committed_at\":";
+  static constexpr std::string_view kRowDataKey = ",\"row_data\":";
+  const std::string_view committed = facts.commit_timestamp == Seen::kOk ? facts.commit_timestamp_raw : "null";
   std::string& p = out.payload;
-  p.reserve(facts.record_raw.size() + id.size() + 256);
-  p.append("{\"event_id\":");
-  append_json_string(id, p);
-  p.append(",\"company_id\":");
-  append_json_string(out.company, p);
-  p.append(",\"agent_id\":");
-  append_json_string(agent.text, p);
-  if (table.has_message_id) {
-    p.append(",\"message_id\":");
-    append_json_string(message_id, p);
+  const bool plain = !needs_escape(id) && !needs_escape(company) && !needs_escape(agent.text) &&
+                     !needs_escape(message_id) && !(table.has_chat_id && needs_escape(chat.text)) &&
+                     !needs_escape(table.name);
+  if (plain) {  // the common case: nothing to escape, so every size is known
+    ExactWriter w(p, kEventIdKey.size() + id.size() + kCompanyKey.size() + company.size() + kAgentKey.size() +
+                         agent.text.size() + (table.has_message_id ? kMessageKey.size() + message_id.size() + 2 : 0) +
+                         (table.has_chat_id ? kChatKey.size() + chat.text.size() + 2 : 0) + kTableKey.size() +
+                         table.name.size() + kActionKey.size() + facts.action_value.size() + kCommittedKey.size() +
+                         committed.size() + kRowDataKey.size() + facts.record_raw.size() + 9);
+    w.put(kEventIdKey);
+    w.quoted(id);
+    w.put(kCompanyKey);
+    w.quoted(company);
+    w.put(kAgentKey);
+    w.quoted(agent.text);
+    if (table.has_message_id) {
+      w.put(kMessageKey);
+      w.quoted(message_id);
+    }
+    if (table.has_chat_id) {
+      w.put(kChatKey);
+      w.quoted(chat.text);
+    }
+    w.put(kTableKey);
+    w.quoted(table.name);
+    w.put(kActionKey);
+    w.put(facts.action_value);
+    w.put(kCommittedKey);
+    w.put(committed);
+    w.put(kRowDataKey);
+    w.put(facts.record_raw);
+    w.put('}');
+  } else {
+    p.reserve(facts.record_raw.size() + 6 * (id.size() + company.size() + agent.text.size() + message_id.size() +
+                                             chat.text.size() + table.name.size()) + 160);
+    p.append(kEventIdKey);
+    append_json_string(id, p);
+    p.append(kCompanyKey);
+    append_json_string(company, p);
+    p.append(kAgentKey);
+    append_json_string(agent.text, p);
+    if (table.has_message_id) {
+      p.append(kMessageKey);
+      append_json_string(message_id, p);
+    }
+    if (table.has_chat_id) {
+      p.append(kChatKey);
+      append_json_string(chat.text, p);
+    }
+    p.append(kTableKey);
+    append_json_string(table.name, p);
+    p.append(kActionKey).append(facts.action_value).append(kCommittedKey).append(committed);
+    p.append(kRowDataKey).append(facts.record_raw).push_back('}');
   }
-  if (table.has_chat_id) {
-    p.append(",\"chat_id\":");
-    append_json_string(chat.text, p);
-  }
-  p.append(",\"table\":");
-  append_json_string(table.name, p);
-  p.append(",\"action\":\"").append(facts.action_value).append("\",\"committed_at\":");
-  p.append(facts.commit_timestamp == Seen::kOk ? facts.commit_timestamp_raw : std::string_view("null"));
-  p.append(",\"row_data\":").append(facts.record_raw).push_back('}');
 
   out.disposition = Disposition::kPublish;
   return Disposition::kPublish;

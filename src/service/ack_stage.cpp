@@ -2,6 +2,7 @@
 
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
+#include <nats/nats.h>
 #include <uv.h>
 
 #include "cdc/log.hpp"
@@ -13,9 +14,9 @@ constexpr std::int64_t kLagWindowNs = 10'000'000'000LL;  // cdc_consumer_lag_sec
 thread_local AckStage* t_ack_stage = nullptr;
 }  // namespace
 
-AckStage::AckStage(const Config& config, NatsConnection& consume, Link in, Link free_slots, std::atomic<bool>& done,
+AckStage::AckStage(const Config& config, Completer& completer, Link in, Link free_slots, std::atomic<bool>& done,
                    Lifecycle& life, Metrics& metrics)
-    : config_(config), consume_(consume), in_(in), free_(free_slots), done_(done), life_(life), metrics_(metrics),
+    : config_(config), completer_(completer), in_(in), free_(free_slots), done_(done), life_(life), metrics_(metrics),
       loop_(std::make_unique<uv_loop_t>()) {
   uv_loop_init(loop_.get());
   if (config.dedup.enabled) redis_ = std::make_unique<RedisConnection>(config.redis, loop_.get(), "mark");
@@ -60,27 +61,27 @@ void AckStage::redis_mark(const Event& ev) noexcept {
 void AckStage::complete(Event& ev) noexcept {
   // Redis first: for a NAK the DEL is on the wire before the redelivery can be asked for.
   redis_mark(ev);
-  natsStatus s = NATS_OK;
+  bool sent = true;
   switch (ev.completion) {
     case Completion::kAck:
-      s = natsMsg_Ack(ev.msg, nullptr);
+      sent = completer_.ack(ev.msg);
       metrics_.ack.acks.inc();
       break;
     case Completion::kNak:
-      s = ev.nak_delay_ms > 0 ? natsMsg_NakWithDelay(ev.msg, ev.nak_delay_ms, nullptr) : natsMsg_Nak(ev.msg, nullptr);
+      sent = completer_.nak(ev.msg, ev.nak_delay_ms);
       metrics_.ack.naks.inc();
       break;
     case Completion::kTerm:
-      s = natsMsg_Term(ev.msg, nullptr);
+      sent = completer_.term(ev.msg);
       metrics_.ack.terms.inc();
       break;
   }
-  if (s != NATS_OK) {
+  if (!sent) {
     // The connection is down: JetStream redelivers after AckWait, and dedup keeps it single.
     static thread_local log::RateLimiter limiter;
     std::uint64_t suppressed = 0;
     if (limiter.allow(suppressed)) {
-      log::warn("source completion not sent", {{"error", nats_error_text(s)}, {"subject", ev.subject},
+      log::warn("source completion not sent", {{"subject", ev.subject},
                                                {"suppressed", static_cast<unsigned long long>(suppressed)}});
     }
   }
@@ -140,7 +141,7 @@ void AckStage::run() noexcept {
     }
   }
   // Send what is buffered: acks to NATS, marks to Redis (bounded wait).
-  natsConnection_FlushTimeout(consume_.get(), 2000);
+  completer_.flush(std::chrono::milliseconds(2000));
   const std::int64_t deadline = now_ns() + 1'000'000'000LL;
   while (redis_ && outstanding_ > 0 && redis_->ready() && now_ns() < deadline) uv_run(loop_.get(), UV_RUN_NOWAIT);
   if (redis_) redis_->close();

@@ -16,52 +16,20 @@
 
 #include "cdc/pipeline.hpp"
 
-#include <nats/nats.h>
-
 #include "cdc/ack_stage.hpp"
 #include "cdc/dedup_stage.hpp"
 #include "cdc/ingest_stage.hpp"
 #include "cdc/log.hpp"
 #include "cdc/nats_client.hpp"
+#include "cdc/nats_ports.hpp"
 #include "cdc/parse_stage.hpp"
 #include "cdc/publish_stage.hpp"
 
 namespace cdc {
-namespace {
-
-void destroy_sub(natsSubscription* sub) {
-  if (sub != nullptr) natsSubscription_Destroy(sub);
-}
-
-natsSubscription* subscribe(NatsConnection& nats, const Config& config, const std::string& filter) {
-  jsSubOptions so;
-  jsSubOptions_Init(&so);
-  so.Stream = config.ingest.stream.c_str();
-  so.Consumer = config.ingest.consumer.c_str();
-  so.ManualAck = true;
-  natsSubscription* sub = nullptr;
-  jsErrCode err = static_cast<jsErrCode>(0);
-  natsStatus s = NATS_OK;
-  if (config.ingest.mode == IngestMode::kPush) {
-    so.Queue = config.ingest.queue_group.c_str();
-    s = js_SubscribeSync(&sub, nats.js(), filter.c_str(), nullptr, &so, &err);
-  } else {
-    s = js_PullSubscribe(&sub, nats.js(), filter.c_str(), config.ingest.consumer.c_str(), nullptr, &so, &err);
-  }
-  if (s != NATS_OK) throw NatsError("subscribe to consumer " + config.ingest.consumer + ": " + nats_error_text(s));
-  if (config.ingest.mode == IngestMode::kPush) {
-    // MaxAckPending bounds what the server sends; never drop on the client side.
-    natsSubscription_SetPendingLimits(sub, -1, -1);
-  }
-  return sub;
-}
-
-}  // namespace
-
-Pipeline::Pipeline(Config config)
+Pipeline::Pipeline(Config config, Ports ports)
     : config_(std::move(config)),
       metrics_(std::make_unique<Metrics>(config_.ingest.tables)),
-      sub_(nullptr, &destroy_sub),
+      ports_(std::move(ports)),
       pool_size_(config_.pipeline.ring_capacity),
       free_ring_(pool_size_), parse_ring_(pool_size_), dedup_ring_(pool_size_), publish_ring_(pool_size_),
       ack_ring_(pool_size_),
@@ -69,13 +37,23 @@ Pipeline::Pipeline(Config config)
       dedup_waiter_(config_.pipeline.wait_strategy), publish_waiter_(config_.pipeline.wait_strategy),
       ack_waiter_(config_.pipeline.wait_strategy) {
   validate(config_);
+  if (ports_.source) build();  // the NATS constructor builds once its ports exist
+}
+
+Pipeline::Pipeline(Config config) : Pipeline(std::move(config), Ports{}) {
   const std::string filter = config_.ingest.filter_subject.empty()
                                  ? SubjectLayout(config_.ingest.subject_layout, config_.ingest.company_prefix).filter_subject()
                                  : config_.ingest.filter_subject;
   consume_ = std::make_unique<NatsConnection>(config_.nats, "consume");
   publish_ = std::make_unique<NatsConnection>(config_.nats, "publish");
   ensure_jetstream_objects(*consume_, config_, filter);
+  ports_.publisher = make_nats_publisher(*publish_);
+  ports_.completer = make_nats_completer(*consume_);
+  ports_.source = make_nats_source(*consume_, config_, filter);
+  build();
+}
 
+void Pipeline::build() {
   pool_ = std::make_unique<Event[]>(pool_size_);
   for (std::size_t i = 0; i < pool_size_; ++i) {
     Event& ev = pool_[i];
@@ -96,19 +74,20 @@ Pipeline::Pipeline(Config config)
 
   parse_ = std::make_unique<ParseStage>(config_, parse_link, dedup_link, parse_done_, life_, *metrics_);
   dedup_ = std::make_unique<DedupStage>(config_, dedup_link, publish_link, dedup_done_, life_, *metrics_);
-  publish_stage_ = std::make_unique<PublishStage>(config_, *publish_, pool_.get(), pool_size_, publish_link, ack_link,
-                                                  publish_done_, life_, *metrics_);
-  ack_ = std::make_unique<AckStage>(config_, *consume_, ack_link, free_link, ack_done_, life_, *metrics_);
-  sub_.reset(subscribe(*consume_, config_, filter));
-  ingest_ = std::make_unique<IngestStage>(config_, sub_.get(), free_link, parse_link, ingest_done_, life_, *metrics_);
+  publish_stage_ = std::make_unique<PublishStage>(config_, *ports_.publisher, pool_.get(), pool_size_, publish_link,
+                                                  ack_link, publish_done_, life_, *metrics_);
+  ack_ = std::make_unique<AckStage>(config_, *ports_.completer, ack_link, free_link, ack_done_, life_, *metrics_);
+  ingest_ = std::make_unique<IngestStage>(config_, *ports_.source, free_link, parse_link, ingest_done_, life_, *metrics_);
 }
 
 Pipeline::~Pipeline() {
   stop();
   ingest_.reset();
-  sub_.reset();
-  publish_stage_.reset();  // unsubscribes from PubAcks
+  ports_.source.reset();
+  ports_.publisher.reset();  // unsubscribes from PubAcks before the stage goes
+  publish_stage_.reset();
   ack_.reset();
+  ports_.completer.reset();
   dedup_.reset();
   parse_.reset();
   publish_.reset();
@@ -154,7 +133,7 @@ bool Pipeline::finished() const noexcept { return ack_done_.load(std::memory_ord
 HealthReport Pipeline::health() const noexcept {
   HealthReport h;
   h.running = started_.load() && !ack_done_.load(std::memory_order_acquire);
-  h.nats_connected = consume_ && publish_ && consume_->connected() && publish_->connected();
+  h.nats_connected = !consume_ || (consume_->connected() && publish_->connected());
   h.redis_up = dedup_ ? dedup_->redis_up() : true;
   h.redis_degraded_ok = !h.redis_up && config_.dedup.on_redis_error == RedisErrorPolicy::kPublish;
   h.completed = ack_ ? ack_->completed() : 0;

@@ -43,62 +43,45 @@ void finish_claim(Event& ev, std::uint64_t generation, PubState state, std::stri
 
 }  // namespace
 
-PublishStage::PublishStage(const Config& config, NatsConnection& nats, Event* pool, std::size_t pool_size, Link in,
+PublishStage::PublishStage(const Config& config, Publisher& publisher, Event* pool, std::size_t pool_size, Link in,
                            Link out, std::atomic<bool>& done, Lifecycle& life, Metrics& metrics)
-    : config_(config), nats_(nats), pool_(pool), pool_size_(pool_size), in_(in), out_(out), done_(done),
+    : config_(config), publisher_(publisher), pool_(pool), pool_size_(pool_size), in_(in), out_(out), done_(done),
       life_(life), metrics_(metrics), fifo_(pool_size, nullptr), recent_(pool_size * 2, 0) {
-  natsInbox* inbox = nullptr;
-  if (natsInbox_Create(&inbox) != NATS_OK) throw NatsError("inbox: " + nats_error_text(NATS_ERR));
-  inbox_ = std::string("_CDC_PUBACK.") + (std::strrchr(inbox, '.') + 1);
-  natsInbox_Destroy(inbox);
-  natsSubscription* sub = nullptr;
-  const std::string filter = inbox_ + ".*.*";
-  const natsStatus s = natsConnection_Subscribe(&sub, nats_.get(), filter.c_str(), &PublishStage::on_puback, this);
-  if (s != NATS_OK) throw NatsError("PubAck subscription: " + nats_error_text(s));
-  // PubAcks must never be dropped by a slow-consumer limit: the window is bounded by the pool.
-  natsSubscription_SetPendingLimits(sub, -1, -1);
-  ack_sub_.reset(sub);
-  natsConnection_Flush(nats_.get());
-  max_payload_ = nats_.max_payload();
-  reply_.reserve(inbox_.size() + 32);
+  publisher_.set_sink(this);
+  max_payload_ = publisher_.max_payload();
+  reply_.reserve(publisher_.reply_prefix().size() + 32);
   msg_id_.reserve(128);
+  error_.reserve(256);
 }
 
-PublishStage::~PublishStage() {
-  if (ack_sub_) natsSubscription_Unsubscribe(ack_sub_.get());
-}
-
-void PublishStage::on_puback(natsConnection*, natsSubscription*, natsMsg* msg, void* closure) noexcept {
-  auto* self = static_cast<PublishStage*>(closure);
-  NatsMsgPtr owned(msg);
+void PublishStage::on_puback(std::string_view reply_subject, std::string_view body, bool no_responders) noexcept {
   std::uint32_t index = 0;
   std::uint64_t generation = 0;
-  if (!parse_reply_tail(natsMsg_GetSubject(msg), index, generation) || index >= self->pool_size_) {
-    self->metrics_.puback.stale.inc();
+  if (!parse_reply_tail(reply_subject, index, generation) || index >= pool_size_) {
+    metrics_.puback.stale.inc();
     return;
   }
-  Event& ev = self->pool_[index];
+  Event& ev = pool_[index];
   if (!claim(ev, generation)) {
-    self->metrics_.puback.stale.inc();  // answered too late: the attempt timed out or was abandoned
+    metrics_.puback.stale.inc();  // answered too late: the attempt timed out or was abandoned
     return;
   }
-  self->metrics_.publish.publish_latency.observe_ns(
-      now_ns() - (ev.pub_deadline_ns - static_cast<std::int64_t>(self->config_.publish.ack_timeout.count()) * kNsPerMs));
-  if (natsMsg_IsNoResponders(msg)) {
-    self->metrics_.puback.errors.inc();
+  metrics_.publish.publish_latency.observe_ns(
+      now_ns() - (ev.pub_deadline_ns - static_cast<std::int64_t>(config_.publish.ack_timeout.count()) * kNsPerMs));
+  if (no_responders) {
+    metrics_.puback.errors.inc();
     finish_claim(ev, generation, PubState::kTransient, "no responders: no stream for the subject, or it is unavailable");
   } else {
     PubAckInfo info;
-    const std::string_view body(natsMsg_GetData(msg), static_cast<std::size_t>(natsMsg_GetDataLength(msg)));
     if (!parse_pub_ack(body, info)) {
-      self->metrics_.puback.errors.inc();
+      metrics_.puback.errors.inc();
       finish_claim(ev, generation, PubState::kTransient, "unexpected PubAck");
     } else if (info.ok) {
-      if (info.duplicate) self->metrics_.puback.duplicates.inc();
-      else self->metrics_.puback.acks.inc();
+      if (info.duplicate) metrics_.puback.duplicates.inc();
+      else metrics_.puback.acks.inc();
       finish_claim(ev, generation, info.duplicate ? PubState::kDuplicate : PubState::kOk, {});
     } else {
-      self->metrics_.puback.errors.inc();
+      metrics_.puback.errors.inc();
       // 503: the stream is temporarily unable to store (leader election, storage); anything
       // else is JetStream refusing this message.
       const PubState st = info.error_code == 503 || info.error_code == 0 ? PubState::kTransient : PubState::kRejected;
@@ -108,7 +91,7 @@ void PublishStage::on_puback(natsConnection*, natsSubscription*, natsMsg* msg, v
       finish_claim(ev, generation, st, why);
     }
   }
-  self->in_.waiter->notify();
+  in_.waiter->notify();
 }
 
 void PublishStage::complete(Event& ev, Completion completion, EventResult result) noexcept {
@@ -156,24 +139,19 @@ void PublishStage::publish(Event& ev) noexcept {
     metrics_.publish.publish_errors.inc();
     return;
   }
-  reply_.assign(inbox_);
+  reply_.assign(publisher_.reply_prefix());
   reply_ += '.';
   reply_ += std::to_string(ev.index);
   reply_ += '.';
   reply_ += std::to_string(generation);
-  natsMsg* m = nullptr;
-  natsStatus s = natsMsg_Create(&m, subject.c_str(), reply_.c_str(), payload.data(), static_cast<int>(payload.size()));
-  if (s == NATS_OK) s = natsMsgHeader_Set(m, "Nats-Msg-Id", msg_id_.c_str());
-  if (s == NATS_OK) s = natsConnection_PublishMsg(nats_.get(), m);
-  natsMsg_Destroy(m);
-  if (s == NATS_OK) {
+  const Publisher::Status st = publisher_.publish(subject, reply_, payload, msg_id_, error_);
+  if (st == Publisher::Status::kOk) {
     metrics_.publish.published.inc();
     return;
   }
   metrics_.publish.publish_errors.inc();
   if (claim(ev, generation)) {
-    finish_claim(ev, generation, s == NATS_MAX_PAYLOAD ? PubState::kRejected : PubState::kTransient,
-                 nats_error_text(s));
+    finish_claim(ev, generation, st == Publisher::Status::kTooLarge ? PubState::kRejected : PubState::kTransient, error_);
   }
 }
 

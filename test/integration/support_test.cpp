@@ -166,7 +166,8 @@ TEST_CASE("support: ServiceProcess reports output and exit code", "[support]") {
     ::unsetenv("CDC_SUPPORT_TEST_UNSET");
   }
   SECTION("terminate sends SIGTERM") {
-    ServiceProcess process("/bin/sh", {"-c", "trap 'echo bye; exit 0' TERM; echo ready; while true; do sleep 0.05; done"});
+    ServiceProcess process("/bin/sh",
+                           {"-c", "trap 'echo bye; exit 0' TERM; echo ready; while true; do sleep 0.05; done"});
     REQUIRE(process.wait_for_output("ready"));
     CHECK(process.running());
     CHECK(process.terminate(10s) == 0);

@@ -49,10 +49,10 @@ struct StreamConfig {
 };
 
 struct ConsumerState {
-  std::uint64_t num_pending = 0;       ///< not yet delivered
-  std::int64_t num_ack_pending = 0;    ///< delivered, not yet acked
+  std::uint64_t num_pending = 0;     ///< not yet delivered
+  std::int64_t num_ack_pending = 0;  ///< delivered, not yet acked
   std::int64_t num_redelivered = 0;
-  std::int64_t num_waiting = 0;        ///< pull requests waiting
+  std::int64_t num_waiting = 0;  ///< pull requests waiting
   std::uint64_t delivered_stream_seq = 0;
   std::uint64_t ack_floor_stream_seq = 0;
 };

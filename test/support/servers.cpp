@@ -85,8 +85,8 @@ int decode_status(int status) {
 }
 
 /// The child side of fork(): only async-signal-safe calls until execve.
-[[noreturn]] void exec_child(const char* path, char* const* argv, char* const* envp, int output_fd,
-                             int error_fd, pid_t parent) {
+[[noreturn]] void exec_child(const char* path, char* const* argv, char* const* envp, int output_fd, int error_fd,
+                             pid_t parent) {
   ::prctl(PR_SET_PDEATHSIG, SIGKILL);
   if (::getppid() != parent) ::_exit(127);  // the parent died before prctl took effect
   ::setpgid(0, 0);
@@ -149,8 +149,8 @@ std::vector<char*> c_strings(std::vector<std::string>& strings) {
 
 TempDir::TempDir(std::string_view prefix) {
   const char* base = std::getenv("TMPDIR");
-  std::string pattern = std::string(base != nullptr && *base != '\0' ? base : "/tmp") + "/" +
-                        std::string(prefix) + "-XXXXXX";
+  std::string pattern =
+      std::string(base != nullptr && *base != '\0' ? base : "/tmp") + "/" + std::string(prefix) + "-XXXXXX";
   if (::mkdtemp(pattern.data()) == nullptr) throw_errno("mkdtemp " + pattern);
   path_ = pattern;
 }
@@ -439,9 +439,8 @@ RedisServer::RedisServer(RedisServerOptions options)
 std::string RedisServer::url() const { return "redis://" + address(); }
 
 std::vector<std::string> RedisServer::arguments() const {
-  std::vector<std::string> args{"--port", std::to_string(port()), "--bind",      "127.0.0.1",
-                                "--save", "",                     "--appendonly", "no",
-                                "--dir",  dir().string()};
+  std::vector<std::string> args{"--port", std::to_string(port()), "--bind", "127.0.0.1", "--save",
+                                "",       "--appendonly",         "no",     "--dir",     dir().string()};
   args.insert(args.end(), options_.extra_args.begin(), options_.extra_args.end());
   return args;
 }

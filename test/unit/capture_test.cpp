@@ -26,9 +26,7 @@ std::string parse_error(std::string_view line) {
   return error;
 }
 
-cdc::CaptureRecord round_trip(const cdc::CaptureRecord& record) {
-  return parse_ok(cdc::format_capture_line(record));
-}
+cdc::CaptureRecord round_trip(const cdc::CaptureRecord& record) { return parse_ok(cdc::format_capture_line(record)); }
 
 void check_equal(const cdc::CaptureRecord& a, const cdc::CaptureRecord& b) {
   CHECK(a.subject == b.subject);
@@ -41,8 +39,8 @@ void check_equal(const cdc::CaptureRecord& a, const cdc::CaptureRecord& b) {
 }  // namespace
 
 TEST_CASE("capture: parses the contract's line", "[capture]") {
-  const auto record = parse_ok(
-      R"({"subject":"cdc.co1.messages","headers":{"Nats-Msg-Id":"MTAxOjA="},"data":"{\"a\":1}"})");
+  const auto record =
+      parse_ok(R"({"subject":"cdc.co1.messages","headers":{"Nats-Msg-Id":"MTAxOjA="},"data":"{\"a\":1}"})");
   CHECK(record.subject == "cdc.co1.messages");
   REQUIRE(record.headers.size() == 1);
   CHECK(record.header("Nats-Msg-Id") == "MTAxOjA=");
@@ -109,12 +107,9 @@ TEST_CASE("capture: errors name the problem", "[capture]") {
         "header \"A\" is not a string or an array of strings");
   CHECK(parse_error(R"({"subject":"a","data":"x","headers":{"A":["1",2]}})") ==
         "header \"A\" has a value that is not a string");
-  CHECK(parse_error(R"({"subject":"a","data":"x","stream_seq":-1})") ==
-        "\"stream_seq\" is not an unsigned integer");
-  CHECK(parse_error(R"({"subject":"a","data":"x","stream_seq":1.5})") ==
-        "\"stream_seq\" is not an unsigned integer");
-  CHECK(parse_error(R"({"subject":"a","data":"x","stream_seq":"1"})") ==
-        "\"stream_seq\" is not an unsigned integer");
+  CHECK(parse_error(R"({"subject":"a","data":"x","stream_seq":-1})") == "\"stream_seq\" is not an unsigned integer");
+  CHECK(parse_error(R"({"subject":"a","data":"x","stream_seq":1.5})") == "\"stream_seq\" is not an unsigned integer");
+  CHECK(parse_error(R"({"subject":"a","data":"x","stream_seq":"1"})") == "\"stream_seq\" is not an unsigned integer");
   CHECK(parse_error(R"({"subject":"a","data":"x","time":1})") == "\"time\" is not a string");
   CHECK(parse_error(R"({"subject":"a","subject":"b","data":"x"})") == "duplicate \"subject\"");
   CHECK(parse_error(R"(["subject","a"])") == "line is not a JSON object");
@@ -134,8 +129,9 @@ TEST_CASE("capture: format writes the contract's compact form", "[capture]") {
   record.headers.clear();
   record.stream_seq = 42;
   record.time = "2026-11-22T10:00:01.5Z";
-  CHECK(cdc::format_capture_line(record) ==
-        R"({"subject":"cdc.co1.messages","headers":{},"data":"{\"a\":\"b\"}","stream_seq":42,"time":"2026-11-22T10:00:01.5Z"})");
+  CHECK(
+      cdc::format_capture_line(record) ==
+      R"({"subject":"cdc.co1.messages","headers":{},"data":"{\"a\":\"b\"}","stream_seq":42,"time":"2026-11-22T10:00:01.5Z"})");
 
   record = {};
   record.subject = "a";
@@ -161,9 +157,9 @@ TEST_CASE("capture: round trips", "[capture]") {
   }
   SECTION("non-UTF-8 bodies use data_base64") {
     for (const std::string& body : {std::string("\xff"), std::string("{\"a\":\"\xc3\"}"),
-                                   std::string("\xed\xa0\x80"),  // encoded surrogate
-                                   std::string("\xc0\xaf"),      // overlong '/'
-                                   std::string("ab\xf8\x88\x80\x80\x80")}) {
+                                    std::string("\xed\xa0\x80"),  // encoded surrogate
+                                    std::string("\xc0\xaf"),      // overlong '/'
+                                    std::string("ab\xf8\x88\x80\x80\x80")}) {
       record.data = body;
       const auto line = cdc::format_capture_line(record);
       INFO(line);

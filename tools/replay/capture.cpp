@@ -169,8 +169,8 @@ void add_capture_command(CLI::App& app, int& exit_code) {
   cmd->add_option("--url", options->url, "NATS server URL")->capture_default_str();
   cmd->add_option("--stream", options->stream, "Stream to read")->required();
   cmd->add_option("--subject", options->subject, "Only messages on this subject (wildcards allowed)");
-  auto* seq = cmd->add_option("--start-seq", options->start_seq, "Start at this stream sequence")
-                  ->check(CLI::PositiveNumber);
+  auto* seq =
+      cmd->add_option("--start-seq", options->start_seq, "Start at this stream sequence")->check(CLI::PositiveNumber);
   cmd->add_option("--start-time", options->start_time, "Start at this time (RFC 3339)")->excludes(seq);
   cmd->add_option("--count", options->count, "Stop after N messages (waits for them)")->check(CLI::PositiveNumber);
   cmd->add_flag("--until-caught-up", options->until_caught_up,

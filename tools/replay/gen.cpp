@@ -12,6 +12,7 @@
 #include <deque>
 #include <fstream>
 #include <iostream>
+#include <limits>
 #include <map>
 #include <memory>
 #include <string>
@@ -104,14 +105,14 @@ enum class BadCase : std::uint8_t {
 };
 constexpr std::size_t kBadCases = 9;
 constexpr std::array<std::string_view, kBadCases> kBadCaseNames{
-    "not_json",        "non_utf8",        "record_not_object", "missing_commit_lsn", "agent_id_with_dot",
+    "not_json",        "non_utf8",       "record_not_object", "missing_commit_lsn", "agent_id_with_dot",
     "missing_chat_id", "table_mismatch", "agent_id_float",    "oversized"};
 constexpr std::array<ErrorKind, kBadCases> kBadCaseKinds{
-    ErrorKind::kInvalidJson,  ErrorKind::kInvalidJson,   ErrorKind::kInvalidShape,
-    ErrorKind::kMissingField, ErrorKind::kInvalidToken,  ErrorKind::kMissingField,
+    ErrorKind::kInvalidJson,   ErrorKind::kInvalidJson,  ErrorKind::kInvalidShape,
+    ErrorKind::kMissingField,  ErrorKind::kInvalidToken, ErrorKind::kMissingField,
     ErrorKind::kTableMismatch, ErrorKind::kInvalidToken, ErrorKind::kOversized};
-constexpr std::array<ErrorKind, 6> kDeadLetterKinds{ErrorKind::kInvalidJson,  ErrorKind::kInvalidShape,
-                                                    ErrorKind::kMissingField, ErrorKind::kInvalidToken,
+constexpr std::array<ErrorKind, 6> kDeadLetterKinds{ErrorKind::kInvalidJson,   ErrorKind::kInvalidShape,
+                                                    ErrorKind::kMissingField,  ErrorKind::kInvalidToken,
                                                     ErrorKind::kTableMismatch, ErrorKind::kOversized};
 
 std::string quote(std::string_view s) {
@@ -131,8 +132,8 @@ struct Change {
   std::size_t company = 0;
   std::string_view table;
   std::string_view action;
-  std::string record;             ///< JSON object (or, for kRecordNotObject, not an object)
-  std::string changes = "null";   ///< old values on update
+  std::string record;            ///< JSON object (or, for kRecordNotObject, not an object)
+  std::string changes = "null";  ///< old values on update
   std::string pk;
 };
 
@@ -150,14 +151,14 @@ struct Frame {
 };
 
 std::string build_body(const Change& c, const Frame& f) {
-  std::string metadata = R"({"table_schema":"public","table_name":)" + quote(f.table_name) +
-                         R"(,"commit_timestamp":)" + quote(f.commit_timestamp);
+  std::string metadata = R"({"table_schema":"public","table_name":)" + quote(f.table_name) + R"(,"commit_timestamp":)" +
+                         quote(f.commit_timestamp);
   if (f.lsn_field == LsnField::kValue) metadata += ",\"commit_lsn\":" + std::to_string(f.lsn);
   if (f.lsn_field == LsnField::kNull) metadata += ",\"commit_lsn\":null";
   metadata += ",\"commit_idx\":" + std::to_string(f.idx) +
               R"(,"database_name":"daisi","transaction_annotations":null,"idempotency_key":)" +
-              quote(base64(std::to_string(f.lsn) + ":" + std::to_string(f.idx))) +
-              R"(,"enrichment":null,"consumer":)" + std::string(kConsumer);
+              quote(base64(std::to_string(f.lsn) + ":" + std::to_string(f.idx))) + R"(,"enrichment":null,"consumer":)" +
+              std::string(kConsumer);
   if (f.with_pks) metadata += ",\"record_pks\":[" + quote(c.pk) + "]";
   metadata += "}";
 
@@ -211,10 +212,16 @@ struct Counts {
 class Generator {
  public:
   Generator(const GenOptions& options, std::int64_t start_ns, std::ostream& out, std::ostream* ids)
-      : options_(options), rng_(options.seed), out_(out), ids_(ids), now_us_(start_ns / 1000),
-        lsn_(options.start_lsn), message_rows_(options.companies) {
+      : options_(options),
+        rng_(options.seed),
+        out_(out),
+        ids_(ids),
+        now_us_(start_ns / 1000),
+        lsn_(options.start_lsn),
+        message_rows_(options.companies) {
     for (std::size_t i = 0; i < options.companies; ++i) {
-      companies_.push_back(i < kSampleCompanies.size() ? std::string(kSampleCompanies[i]) : "co" + std::to_string(i + 1));
+      companies_.push_back(i < kSampleCompanies.size() ? std::string(kSampleCompanies[i])
+                                                       : "co" + std::to_string(i + 1));
     }
     // The first malformed messages cover every case once (oversized last, it is big), in an
     // order that depends on the seed; later ones are drawn at random.
@@ -291,11 +298,12 @@ class Generator {
 
   static std::string message_record(const MessageRow& m, const std::string& company) {
     return "{\"message_id\":" + quote(m.message_id) + ",\"chat_id\":" + quote(m.chat_id) +
-           ",\"agent_id\":" + quote(m.agent_id) + ",\"company_id\":" + quote(company) + ",\"jid\":" + quote(m.jid) + ",\"flow\":" + quote(m.flow) +
-         ",\"message_type\":\"text\",\"message_text\":" + quote(m.text) + ",\"status\":" + quote(m.status) +
-         ",\"key\":{\"id\":" + quote(m.key_id) + ",\"from_me\":" + (m.from_me ? "true" : "false") +
-         ",\"remote_jid\":" + quote(m.remote_jid) + "},\"message_timestamp\":" + std::to_string(m.message_timestamp) +
-         ",\"created_at\":" + quote(m.created_at) + ",\"updated_at\":" + quote(m.updated_at) + "}";
+           ",\"agent_id\":" + quote(m.agent_id) + ",\"company_id\":" + quote(company) + ",\"jid\":" + quote(m.jid) +
+           ",\"flow\":" + quote(m.flow) + ",\"message_type\":\"text\",\"message_text\":" + quote(m.text) +
+           ",\"status\":" + quote(m.status) + ",\"key\":{\"id\":" + quote(m.key_id) +
+           ",\"from_me\":" + (m.from_me ? "true" : "false") + ",\"remote_jid\":" + quote(m.remote_jid) +
+           "},\"message_timestamp\":" + std::to_string(m.message_timestamp) + ",\"created_at\":" + quote(m.created_at) +
+           ",\"updated_at\":" + quote(m.updated_at) + "}";
   }
 
   MessageRow new_message_row() {
@@ -337,19 +345,23 @@ class Generator {
     const std::string old_updated_at = row->updated_at;
     row->status = std::string(rng_.pick(kMessageStatus));
     row->updated_at = timestamp(now_us_ - static_cast<std::int64_t>(rng_.below(1000)));
-    return Change{company, "messages", "update", message_record(*row, companies_[company]),
-                  "{\"updated_at\":" + quote(old_updated_at) + "}", row->message_id};
+    return Change{company,
+                  "messages",
+                  "update",
+                  message_record(*row, companies_[company]),
+                  "{\"updated_at\":" + quote(old_updated_at) + "}",
+                  row->message_id};
   }
 
   Change chat_change(std::size_t company, std::string_view act) {
     const std::string id = chat_id();
-    const std::string record = "{\"chat_id\":" + quote(id) + ",\"agent_id\":" + quote(agent_id()) +
-                               ",\"company_id\":" + quote(companies_[company]) + ",\"jid\":" +
-                               quote(phone() + "@s.whatsapp.net") + ",\"push_name\":" + quote(rng_.pick(kPushNames)) +
-                               ",\"unread_count\":" + std::to_string(rng_.below(31)) +
-                               ",\"is_group\":" + (rng_.below(10) == 0 ? "true" : "false") +
-                               ",\"last_message_ts\":" + std::to_string(1'750'000'000 + rng_.below(50'000'000)) +
-                               ",\"updated_at\":" + quote(recent_time()) + "}";
+    const std::string record =
+        "{\"chat_id\":" + quote(id) + ",\"agent_id\":" + quote(agent_id()) +
+        ",\"company_id\":" + quote(companies_[company]) + ",\"jid\":" + quote(phone() + "@s.whatsapp.net") +
+        ",\"push_name\":" + quote(rng_.pick(kPushNames)) + ",\"unread_count\":" + std::to_string(rng_.below(31)) +
+        ",\"is_group\":" + (rng_.below(10) == 0 ? "true" : "false") +
+        ",\"last_message_ts\":" + std::to_string(1'750'000'000 + rng_.below(50'000'000)) +
+        ",\"updated_at\":" + quote(recent_time()) + "}";
     return with_changes(Change{company, "chats", act, record, "null", id});
   }
 
@@ -358,10 +370,10 @@ class Generator {
     const std::string number = id.substr(6);
     const std::string record = "{\"agent_id\":" + quote(id) + ",\"company_id\":" + quote(companies_[company]) +
                                ",\"status\":" + (rng_.below(2) == 0 ? "\"connected\"" : "\"disconnected\"") +
-                               ",\"agent_name\":" + quote("Agent " + number) + ",\"host_name\":" +
-                               quote("wa-" + std::to_string(1 + rng_.below(9))) + ",\"version\":" +
-                               quote("2." + std::to_string(rng_.below(10))) + ",\"updated_at\":" +
-                               quote(recent_time()) + "}";
+                               ",\"agent_name\":" + quote("Agent " + number) +
+                               ",\"host_name\":" + quote("wa-" + std::to_string(1 + rng_.below(9))) +
+                               ",\"version\":" + quote("2." + std::to_string(rng_.below(10))) +
+                               ",\"updated_at\":" + quote(recent_time()) + "}";
     return with_changes(Change{company, "agents", act, record, "null", id});
   }
 
@@ -425,8 +437,7 @@ class Generator {
     return f;
   }
 
-  void write(const std::string& subject, std::string_view table, std::string body, bool with_msg_id,
-             const Frame* f) {
+  void write(const std::string& subject, std::string_view table, std::string body, bool with_msg_id, const Frame* f) {
     CaptureRecord record;
     record.subject = subject;
     if (with_msg_id) {
@@ -623,15 +634,20 @@ void write_summary(std::ostream& out, const GenOptions& options, const Generator
   write_map(out, cases, case_names);
   out << ",\n  \"lines\":{\"original_changes\":" << c.original_changes << ",\"repeats_without_msg_id\":" << c.repeats
       << ",\"malformed\":" << c.bad << ",\"with_msg_id\":" << c.with_msg_id << "}"
-      << ",\n  \"transactions\":{\"total\":" << c.transactions
-      << ",\"multi_change\":" << c.multi_change_transactions << ",\"same_row_twice\":" << c.same_row_pairs
-      << ",\"first_lsn\":" << c.first_lsn << ",\"last_lsn\":" << c.last_lsn << "}"
+      << ",\n  \"transactions\":{\"total\":" << c.transactions << ",\"multi_change\":" << c.multi_change_transactions
+      << ",\"same_row_twice\":" << c.same_row_pairs << ",\"first_lsn\":" << c.first_lsn
+      << ",\"last_lsn\":" << c.last_lsn << "}"
       << ",\n  \"mean_body_bytes\":" << (c.lines > 0 ? c.body_bytes / c.lines : 0) << "\n}\n";
 }
 
 int run_gen(const GenOptions& options) {
   if (options.duplicates_pct + options.bad_pct + options.skip_pct > 100) {
     throw CLI::ValidationError("--duplicates-pct + --bad-pct + --skip-pct", "must not exceed 100");
+  }
+  // Each transaction advances the LSN by at most 4000.
+  if (options.start_lsn >
+      std::numeric_limits<std::uint64_t>::max() - 4000 * static_cast<std::uint64_t>(options.count)) {
+    throw CLI::ValidationError("--start-lsn", "too close to 2^64 for --count lines");
   }
   const auto start_ns = parse_rfc3339(options.start_time);
   if (!start_ns) throw CLI::ValidationError("--start-time", "not an RFC 3339 time: " + options.start_time);

@@ -101,7 +101,9 @@ class SubjectMap {
   };
 
   static void validate(const std::string& spec, const Rule& rule) {
-    const auto bad = [&](const std::string& why) { throw CLI::ValidationError("--subject-map", "'" + spec + "': " + why); };
+    const auto bad = [&](const std::string& why) {
+      throw CLI::ValidationError("--subject-map", "'" + spec + "': " + why);
+    };
     const bool tail = rule.from.back() == ">";
     for (std::size_t i = 0; i < rule.from.size(); ++i) {
       if (rule.from[i].empty()) bad("empty token in the pattern");
@@ -186,7 +188,8 @@ bool load(const PublishOptions& options, const SubjectMap& map, std::vector<Reco
 /// the capture's "time" (a record without one goes right after the previous), else no pacing.
 class Pacer {
  public:
-  Pacer(const PublishOptions& options, const std::vector<Record>& records) : rate_(options.rate), speed_(options.speed) {
+  Pacer(const PublishOptions& options, const std::vector<Record>& records)
+      : rate_(options.rate), speed_(options.speed) {
     if (speed_ <= 0) return;
     offsets_.reserve(records.size());
     std::optional<std::int64_t> first;
@@ -454,7 +457,9 @@ void add_publish_command(CLI::App& app, int& exit_code) {
   cmd->add_flag("--drop-msg-id", options->drop_msg_id, "Publish without the Nats-Msg-Id header");
   cmd->add_option("--count", options->count, "Publish only the first N records of the file")
       ->check(CLI::PositiveNumber);
-  cmd->add_option("--repeat", options->repeat, "Publish the file K times")->check(CLI::PositiveNumber)->capture_default_str();
+  cmd->add_option("--repeat", options->repeat, "Publish the file K times")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
   cmd->add_option("--window", options->window, "Asynchronous publishes in flight")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
