@@ -23,7 +23,9 @@ class RedisConnection;
 
 class DedupStage {
  public:
-  DedupStage(const Config& config, Link in, Link out, std::atomic<bool>& done, Lifecycle& life, Metrics& metrics);
+  /// `completer` (may be null) sends in-progress signals for events held long (Redis down).
+  DedupStage(const Config& config, Link in, Link out, std::atomic<bool>& done, Lifecycle& life, Metrics& metrics,
+             Completer* completer = nullptr);
   ~DedupStage();
   void run() noexcept;
   /// Any thread: is the dedup connection up (or dedup disabled)?
@@ -54,6 +56,7 @@ class DedupStage {
   std::vector<std::int64_t> sent_ns_;  // by event index; 0 = not sent
   std::size_t outstanding_ = 0;
   bool block_ = false;
+  KeepAlive keep_alive_;
 };
 
 }  // namespace cdc

@@ -60,6 +60,7 @@ struct Event {
   std::uint32_t deliveries = 1;  ///< JetStream delivery count of this delivery
   bool last_delivery = false;    ///< deliveries reached ingest.max_deliver
   std::int64_t received_ns = 0;  ///< steady clock, for latency metrics
+  std::int64_t progress_ns = 0;  ///< steady clock: delivery, or the last in-progress signal
 
   // -- parse
   TransformOutput out;            ///< event id, output subject and payload, or error
@@ -94,7 +95,7 @@ struct Event {
     stream_seq = 0;
     deliveries = 1;
     last_delivery = false;
-    received_ns = 0;
+    received_ns = progress_ns = 0;
     out.clear();
     dlq_subject.clear();
     dlq_payload.clear();

@@ -32,6 +32,9 @@ class Completer {
   virtual bool ack(natsMsg* msg) noexcept = 0;
   virtual bool nak(natsMsg* msg, std::int64_t delay_ms) noexcept = 0;
   virtual bool term(natsMsg* msg) noexcept = 0;
+  /// "Still working on it": resets the message's AckWait. Unlike the others this may be called
+  /// by whichever stage thread holds the message at the time.
+  virtual bool in_progress(natsMsg* msg) noexcept = 0;
   /// Sends what is buffered (end of the drain); bounded by `timeout`.
   virtual void flush(std::chrono::milliseconds timeout) noexcept = 0;
 };

@@ -25,8 +25,9 @@ class PublishStage final : public PubAckSink {
  public:
   /// `pool` is the event pool (PubAcks address events by index). Registers as the
   /// publisher's PubAck sink.
+  /// `completer` (may be null) sends in-progress signals for events held long (retries).
   PublishStage(const Config& config, Publisher& publisher, Event* pool, std::size_t pool_size, Link in, Link out,
-               std::atomic<bool>& done, Lifecycle& life, Metrics& metrics);
+               std::atomic<bool>& done, Lifecycle& life, Metrics& metrics, Completer* completer = nullptr);
   void run() noexcept;
   /// PubAck callback thread: settles the attempt named by the reply subject.
   void on_puback(std::string_view reply_subject, std::string_view body, bool no_responders) noexcept override;
@@ -67,6 +68,7 @@ class PublishStage final : public PubAckSink {
   // Hashes of recently published event ids (a ring): tells our own 'p' marks from others'.
   std::vector<std::uint64_t> recent_;
   std::uint64_t recent_pos_ = 0;
+  KeepAlive keep_alive_;
 };
 
 }  // namespace cdc

@@ -60,6 +60,16 @@ class RingBuffer {
     return &slots_[r & mask_];
   }
 
+  /// Consumer only. The i-th queued element (0 = front), or nullptr past the last one.
+  [[nodiscard]] T* peek(std::size_t i) noexcept {
+    const std::uint64_t r = read_.load(std::memory_order_relaxed);
+    if (r + i >= write_cached_) {
+      write_cached_ = write_.load(std::memory_order_acquire);
+      if (r + i >= write_cached_) return nullptr;
+    }
+    return &slots_[(r + i) & mask_];
+  }
+
   /// Consumer only; requires front() != nullptr.
   void pop() noexcept {
     const std::uint64_t r = read_.load(std::memory_order_relaxed);

@@ -367,6 +367,7 @@ class Walker {
     if (!escaped) return content;
     // The arena's capacity is max_message_bytes and unescaping never grows a string, so this
     // never reallocates: earlier views stay valid.
+    if (content.size() > arena_.capacity() - arena_.size()) std::abort();  // cannot happen, see above
     const std::size_t start = arena_.size();
     unescape(content, &arena_);
     return std::string_view(arena_).substr(start);
@@ -1009,7 +1010,7 @@ struct Transformer::Impl {
   };
 
   /// simdjson's stage 1 for the CPU we run on (structural indexes only; see the top of this file).
-  std::unique_ptr<simdjson::internal::dom_parser_implementation> stage1;
+  std::unique_ptr<simdjson::internal::dom_parser_implementation> indexer;
   std::unique_ptr<char[]> scratch;  ///< max_message_bytes + SIMDJSON_PADDING, allocated once
   std::size_t scratch_capacity = 0;
   std::unique_ptr<char[]> stack;    ///< kMaxDepth closing characters for Walker::skip_value
@@ -1063,7 +1064,7 @@ Transformer::Transformer(TransformRules rules)
     impl_->tables.push_back(std::move(t));
   }
   if (simdjson::get_active_implementation()->create_dom_parser_implementation(rules_.max_message_bytes, kMaxDepth,
-                                                                             impl_->stage1) != simdjson::SUCCESS) {
+                                                                             impl_->indexer) != simdjson::SUCCESS) {
     throw std::bad_alloc();
   }
   impl_->scratch_capacity = rules_.max_message_bytes + simdjson::SIMDJSON_PADDING;
@@ -1111,7 +1112,7 @@ Disposition Transformer::Impl::run(const Table& table, std::string_view body, st
   // Stage 1 reads up to SIMDJSON_PADDING bytes past the end; the walker relies on a NUL there.
   std::memset(buffer + body.size(), 0, simdjson::SIMDJSON_PADDING);
 
-  const auto indexed = stage1->stage1(reinterpret_cast<const std::uint8_t*>(buffer), body.size(),
+  const auto indexed = indexer->stage1(reinterpret_cast<const std::uint8_t*>(buffer), body.size(),
                                       simdjson::stage1_mode::regular);
   switch (indexed) {
     case simdjson::SUCCESS: break;
@@ -1126,7 +1127,7 @@ Disposition Transformer::Impl::run(const Table& table, std::string_view body, st
   pk.clear();
   arena.clear();
   const bool may_escape = std::memchr(buffer, '\\', body.size()) != nullptr;
-  Walker w(buffer, stage1->structural_indexes.get(), stage1->n_structural_indexes, may_escape, stack.get(), arena,
+  Walker w(buffer, indexer->structural_indexes.get(), indexer->n_structural_indexes, may_escape, stack.get(), arena,
            key_buf);
   const std::array<std::string_view, kIdSlots> id_names{"agent_id", "chat_id", "message_id", table.key_column};
 

@@ -16,10 +16,10 @@ thread_local DedupStage* t_dedup_stage = nullptr;
 }  // namespace
 
 DedupStage::DedupStage(const Config& config, Link in, Link out, std::atomic<bool>& done, Lifecycle& life,
-                       Metrics& metrics)
+                       Metrics& metrics, Completer* completer)
     : config_(config), in_(in), out_(out), done_(done), life_(life), metrics_(metrics),
       loop_(std::make_unique<uv_loop_t>()), fifo_(config.pipeline.ring_capacity, nullptr),
-      sent_ns_(config.pipeline.ring_capacity, 0) {
+      sent_ns_(config.pipeline.ring_capacity, 0), keep_alive_(completer, config.ingest.ack_wait) {
   uv_loop_init(loop_.get());
   const auto ttl_ms = config.pending_ttl().count();
   ttl_seconds_ = std::to_string(std::max<std::int64_t>(1, (ttl_ms + 999) / 1000));
@@ -186,6 +186,11 @@ void DedupStage::run() noexcept {
       outstanding_ = 0;
     }
     const int forwarded = forward_ready();
+    if (const std::int64_t now = now_ns(); keep_alive_.due(now)) {
+      // Held while Redis is slow or down: keep JetStream from redelivering them meanwhile.
+      for (std::size_t i = head_; i != tail_; ++i) keep_alive_.touch(*fifo_[i % capacity], now);
+      keep_alive_.touch_ring(*in_.ring, now);
+    }
     if (taken > 0 || forwarded > 0) continue;
     if (head_ == tail_ && in_.drained()) break;
     if (outstanding_ > 0) {

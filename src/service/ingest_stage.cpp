@@ -23,7 +23,7 @@ void IngestStage::take(natsMsg* msg) noexcept {
     std::abort();
   }
   ev->msg = msg;
-  ev->received_ns = now_ns();
+  ev->received_ns = ev->progress_ns = now_ns();
   ev->subject = natsMsg_GetSubject(msg);
   ev->body = std::string_view(natsMsg_GetData(msg), static_cast<std::size_t>(natsMsg_GetDataLength(msg)));
   AckSubjectInfo info;

@@ -124,6 +124,7 @@ class NatsCompleter final : public Completer {
     return (delay_ms > 0 ? natsMsg_NakWithDelay(msg, delay_ms, nullptr) : natsMsg_Nak(msg, nullptr)) == NATS_OK;
   }
   bool term(natsMsg* msg) noexcept override { return natsMsg_Term(msg, nullptr) == NATS_OK; }
+  bool in_progress(natsMsg* msg) noexcept override { return natsMsg_InProgress(msg, nullptr) == NATS_OK; }
   void flush(std::chrono::milliseconds timeout) noexcept override {
     natsConnection_FlushTimeout(nats_.get(), timeout.count());
   }

@@ -73,9 +73,10 @@ void Pipeline::build() {
   const Link ack_link{&ack_ring_, &ack_waiter_, &publish_done_};
 
   parse_ = std::make_unique<ParseStage>(config_, parse_link, dedup_link, parse_done_, life_, *metrics_);
-  dedup_ = std::make_unique<DedupStage>(config_, dedup_link, publish_link, dedup_done_, life_, *metrics_);
+  dedup_ = std::make_unique<DedupStage>(config_, dedup_link, publish_link, dedup_done_, life_, *metrics_,
+                                        ports_.completer.get());
   publish_stage_ = std::make_unique<PublishStage>(config_, *ports_.publisher, pool_.get(), pool_size_, publish_link,
-                                                  ack_link, publish_done_, life_, *metrics_);
+                                                  ack_link, publish_done_, life_, *metrics_, ports_.completer.get());
   ack_ = std::make_unique<AckStage>(config_, *ports_.completer, ack_link, free_link, ack_done_, life_, *metrics_);
   ingest_ = std::make_unique<IngestStage>(config_, *ports_.source, free_link, parse_link, ingest_done_, life_, *metrics_);
 }

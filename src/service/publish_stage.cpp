@@ -44,9 +44,11 @@ void finish_claim(Event& ev, std::uint64_t generation, PubState state, std::stri
 }  // namespace
 
 PublishStage::PublishStage(const Config& config, Publisher& publisher, Event* pool, std::size_t pool_size, Link in,
-                           Link out, std::atomic<bool>& done, Lifecycle& life, Metrics& metrics)
+                           Link out, std::atomic<bool>& done, Lifecycle& life, Metrics& metrics,
+                           Completer* completer)
     : config_(config), publisher_(publisher), pool_(pool), pool_size_(pool_size), in_(in), out_(out), done_(done),
-      life_(life), metrics_(metrics), fifo_(pool_size, nullptr), recent_(pool_size * 2, 0) {
+      life_(life), metrics_(metrics), fifo_(pool_size, nullptr), recent_(pool_size * 2, 0),
+      keep_alive_(completer, config.ingest.ack_wait) {
   publisher_.set_sink(this);
   max_payload_ = publisher_.max_payload();
   reply_.reserve(publisher_.reply_prefix().size() + 32);
@@ -384,6 +386,11 @@ void PublishStage::run() noexcept {
       progressed = true;
     }
     metrics_.publish.in_flight.set(static_cast<std::int64_t>(fifo_size()));
+    if (keep_alive_.due(now)) {
+      // Held by retries or behind them: keep JetStream from redelivering them meanwhile.
+      for (std::size_t i = head_; i != tail_; ++i) keep_alive_.touch(*fifo_at(i), now);
+      keep_alive_.touch_ring(*in_.ring, now);
+    }
     if (progressed) continue;
     if (head_ == tail_ && in_.drained()) break;
     // Wait for new input (when we may take it), the head's PubAck, its deadline or the retry time.

@@ -7,6 +7,7 @@
 #include <cstdlib>
 
 #include "cdc/log.hpp"
+#include "cdc/ports.hpp"
 
 namespace cdc {
 
@@ -16,6 +17,14 @@ void push_or_die(EventRing& ring, Event* event) noexcept {
     std::fprintf(stderr, "internal error: ring full while pushing event %u\n", event->index);
     std::abort();
   }
+}
+
+bool KeepAlive::touch(Event& ev, std::int64_t now) noexcept {
+  if (ev.msg == nullptr || now - ev.progress_ns < half_ack_wait_ns_) return false;
+  completer_->in_progress(ev.msg);
+  ev.progress_ns = now;
+  ++signals_;
+  return true;
 }
 
 void setup_stage_thread(const char* name, int cpu) noexcept {
