@@ -55,6 +55,8 @@ class DedupStage {
   std::size_t tail_ = 0;
   std::vector<std::int64_t> sent_ns_;  // by event index; 0 = not sent
   std::size_t outstanding_ = 0;
+  std::size_t unsent_ = 0;  // block policy: events whose command failed, to send again
+  std::int64_t last_resend_ns_ = 0;
   bool block_ = false;
   KeepAlive keep_alive_;
 };

@@ -10,6 +10,7 @@
 namespace cdc {
 namespace {
 constexpr auto kIdleWait = std::chrono::milliseconds(50);
+constexpr std::int64_t kResendIntervalNs = 100'000'000;
 
 // Reply callbacks run only inside uv_run() on the dedup thread; this is how they find the stage.
 thread_local DedupStage* t_dedup_stage = nullptr;
@@ -56,7 +57,7 @@ void DedupStage::send(Event& ev) noexcept {
   sent_ns_[ev.index] = 0;
   metrics_.dedup.errors.inc();
   if (!block_) resolve(ev, DedupResult::kUnavailable);
-  // block: stays unsent in the fifo; resend_unsent() retries once Redis is back.
+  else ++unsent_;  // block: stays in the fifo; resend_unsent() retries it
 }
 
 void DedupStage::on_reply(redisAsyncContext* ctx, void* reply, void* privdata) {
@@ -81,7 +82,8 @@ void DedupStage::on_reply(redisAsyncContext* ctx, void* reply, void* privdata) {
                                          {"suppressed", static_cast<unsigned long long>(suppressed)}});
     }
     if (!stage->block_) stage->resolve(*ev, DedupResult::kUnavailable);
-    return;  // block: resent after reconnect
+    else ++stage->unsent_;  // block: resent by resend_unsent()
+    return;
   }
   if (r->type == REDIS_REPLY_NIL) {
     stage->metrics_.dedup.miss.inc();
@@ -113,9 +115,14 @@ int DedupStage::forward_ready() noexcept {
 }
 
 void DedupStage::resend_unsent() noexcept {
-  for (std::size_t i = head_; i != tail_ && redis_->ready(); ++i) {
+  // In order, so the replies (and the forwarding) keep the delivery order.
+  unsent_ = 0;
+  for (std::size_t i = head_; i != tail_; ++i) {
     Event* ev = fifo_[i % fifo_.size()];
-    if (!ev->dedup_ready && sent_ns_[ev->index] == 0) send(*ev);
+    if (!ev->dedup_ready && sent_ns_[ev->index] == 0) {
+      if (redis_->ready()) send(*ev);
+      else ++unsent_;
+    }
   }
 }
 
@@ -148,7 +155,6 @@ void DedupStage::run() noexcept {
   if (redis_) redis_->start();
   const int batch = config_.pipeline.batch_size;
   const std::size_t capacity = fifo_.size();
-  bool was_ready = false;
   while (true) {
     const bool aborting = life_.abort.load(std::memory_order_relaxed);
     int taken = 0;
@@ -168,9 +174,15 @@ void DedupStage::run() noexcept {
       }
     }
     if (redis_) {
-      const bool ready = redis_->ready();
-      if (ready && !was_ready && block_) resend_unsent();
-      was_ready = ready;
+      // Block policy: commands that failed (connection lost, error reply) are sent again, at
+      // most every resend interval so an error reply cannot turn into a busy loop.
+      if (unsent_ > 0 && redis_->ready()) {
+        const std::int64_t now = now_ns();
+        if (now - last_resend_ns_ >= kResendIntervalNs) {
+          last_resend_ns_ = now;
+          resend_unsent();
+        }
+      }
       uv_run(loop_.get(), UV_RUN_NOWAIT);  // end of batch: flush the pipeline, read replies
       check_overdue();
     }

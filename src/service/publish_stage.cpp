@@ -242,7 +242,9 @@ bool PublishStage::advance_head() noexcept {
           goto blocked;
         case PubState::kOk:
         case PubState::kDuplicate: {
-          const bool duplicate = pub_state(word) == PubState::kDuplicate;
+          // After a retry, "duplicate" most likely means our own earlier attempt was stored and
+          // only its PubAck was lost: that is still the one publish of this event.
+          const bool duplicate = pub_state(word) == PubState::kDuplicate && ev.attempts == 1;
           retry_at_ns_ = 0;
           if (ev.target == Target::kOutput) {
             ev.mark_done = config_.dedup.enabled;
