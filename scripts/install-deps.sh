@@ -1,16 +1,20 @@
 #!/usr/bin/env bash
 # Installs what building, testing and running the service needs, from Debian 12 packages only.
 # Idempotent: installs only what is missing. Needs root (or sudo).
+#
+# The package lists live in scripts/packages-{build,runtime,test}.txt (one per line, '#'
+# comments); the Dockerfile installs from the same files (scripts/check-dockerfile.sh checks it).
 set -euo pipefail
+HERE="$(cd "$(dirname "$0")" && pwd)"
 
-PACKAGES=(
-  build-essential cmake pkg-config git ca-certificates
-  libnats-dev libhiredis-dev libuv1-dev libsimdjson-dev libconcurrentqueue-dev
-  libyaml-cpp-dev libcli11-dev libcpp-httplib-dev libfmt-dev libssl-dev
-  catch2 libbenchmark-dev
-  nats-server redis-server prometheus
-  curl python3
-)
+PACKAGES=()
+for list in packages-build.txt packages-runtime.txt packages-test.txt; do
+  while read -r p; do
+    [ -n "$p" ] || continue
+    # The same package may be listed in several files (curl, ca-certificates).
+    [[ " ${PACKAGES[*]} " == *" $p "* ]] || PACKAGES+=("$p")
+  done < <(sed -e 's/#.*//' -e 's/[[:space:]]//g' "$HERE/$list")
+done
 
 missing=()
 for p in "${PACKAGES[@]}"; do

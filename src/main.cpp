@@ -1,14 +1,20 @@
 // daisi-cdc-consumer: Sequin CDC (JetStream) -> enriched, de-duplicated events (JetStream).
 //
 // Exit codes: 0 clean shutdown (SIGTERM/SIGINT, drained), 1 start-up failure (NATS, Redis
-// address, metrics port), 2 invalid configuration or usage.
+// address, metrics port), 2 invalid configuration or usage, 3 panic guard (processing failed
+// continuously for guard.max_failure_duration; drained like a SIGTERM, then exit so the
+// orchestrator restarts the pod).
 
 #include <signal.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <ctime>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "cdc/config.hpp"
 #include "cdc/http_server.hpp"
@@ -27,17 +33,55 @@ void usage() {
                "JS_MAX_DELIVER, LOG_LEVEL override the file.\n");
 }
 
-/// SIGHUP: reload what can change safely. Today: log.level. Everything else is reported as
-/// needing a restart and left as it is.
-void reload(const std::string& path, cdc::Config& current) {
+constexpr int kExitPanicGuard = 3;
+
+std::string join(const std::vector<std::string>& items) {
+  std::string out;
+  for (const auto& item : items) {
+    if (!out.empty()) out += ',';
+    out += item;
+  }
+  return out;
+}
+
+/// SIGHUP: reloads the file and applies, all together, the keys that can change while running
+/// (cdc::reloadable); other changed keys are logged as needing a restart and keep their running
+/// value. An invalid file changes nothing.
+void reload(const std::string& path, cdc::Config& running, cdc::Pipeline& pipeline) {
+  cdc::Config next;
   try {
-    cdc::Config next = cdc::load_config(path, cdc::process_environment());
-    cdc::log::Level level;
-    if (cdc::log::parse_level(next.log.level, level)) cdc::log::set_level(level);
-    current.log = next.log;
-    cdc::log::info("configuration reloaded", {{"log_level", next.log.level}});
+    next = cdc::load_config(path, cdc::process_environment());
+    cdc::resolve_secrets(next);
   } catch (const cdc::ConfigError& e) {
-    cdc::log::error("configuration reload failed; keeping the running configuration", {{"error", e.what()}});
+    pipeline.metrics().control.reloads_failed.inc();
+    cdc::log::error("configuration reload failed; keeping the running configuration",
+                    {{"error", e.what()}, {"key", e.key()}, {"path", path}});
+    return;
+  }
+  cdc::ReloadPlan plan = cdc::plan_reload(running, next);
+  const auto changed = [&plan](std::string_view key) {
+    return std::find(plan.apply.begin(), plan.apply.end(), key) != plan.apply.end();
+  };
+  // First what can fail, so that a failure leaves everything as it was.
+  if (changed("ingest.tables") || changed("ingest.key_columns") || changed("ingest.max_message_bytes")) {
+    try {
+      pipeline.set_transform_rules(plan.result);
+    } catch (const std::exception& e) {
+      pipeline.metrics().control.reloads_failed.inc();
+      cdc::log::error("configuration reload failed; keeping the running configuration", {{"error", e.what()}, {"path", path}});
+      return;
+    }
+  }
+  cdc::log::Level level = cdc::log::level();
+  cdc::log::parse_level(plan.result.log.level, level);
+  cdc::log::set_level(level);
+  pipeline.set_stall_timeout(plan.result.health.stall_timeout);
+  pipeline.set_max_failure_duration(plan.result.guard.max_failure_duration);
+  running = std::move(plan.result);
+  pipeline.metrics().control.reloads_ok.inc();
+  cdc::log::info("configuration reloaded", {{"path", path}, {"applied", join(plan.apply)}, {"log_level", running.log.level}});
+  if (!plan.restart.empty()) {
+    cdc::log::warn("changed but needs a restart; ignored", {{"keys", join(plan.restart)}});
   }
 }
 
@@ -74,6 +118,12 @@ int main(int argc, char** argv) {
     cdc::log::error("invalid configuration", {{"error", e.what()}, {"key", e.key()}});
     return 2;
   }
+  try {
+    cdc::resolve_secrets(config);  // secret files read, TLS/creds files checked: exit 2 otherwise
+  } catch (const cdc::ConfigError& e) {
+    cdc::log::error("invalid configuration", {{"error", e.what()}, {"key", e.key()}});
+    return 2;
+  }
   if (check_only) {
     std::printf("configuration is valid\n");
     return 0;
@@ -99,8 +149,7 @@ int main(int argc, char** argv) {
     try {
       pipeline = std::make_unique<cdc::Pipeline>(config);
       if (config.metrics.enabled) {
-        http = std::make_unique<cdc::HttpServer>(*pipeline, config.metrics.bind, config.metrics.port,
-                                                 std::chrono::minutes(2));
+        http = std::make_unique<cdc::HttpServer>(*pipeline, config.metrics.bind, config.metrics.port);
       }
     } catch (const cdc::ConfigError& e) {
       cdc::log::error("invalid configuration", {{"error", e.what()}, {"key", e.key()}});
@@ -112,13 +161,26 @@ int main(int argc, char** argv) {
       return 1;
     }
     pipeline->start();
-    cdc::log::info("service started", {{"nats_url", config.nats.url}, {"redis_address", config.redis.address},
+    cdc::log::info("service started", {{"nats_url", cdc::redact_url(config.nats.url)}, {"redis_address", config.redis.address},
                                        {"metrics_port", http ? http->port() : 0}});
+    // Signals, and once a second the panic guard's verdict.
+    const timespec tick{1, 0};
     while (true) {
-      int sig = 0;
-      sigwait(&signals, &sig);
+      const int sig = sigtimedwait(&signals, nullptr, &tick);
+      if (sig < 0) {
+        if (errno != EAGAIN && errno != EINTR) {
+          cdc::log::error("sigtimedwait failed", {{"error", std::strerror(errno)}});
+        }
+        if (pipeline->guard_tripped()) {
+          cdc::log::error("panic guard: exiting so the orchestrator restarts the service",
+                          {{"error", pipeline->guard_reason()}, {"exit_code", kExitPanicGuard}});
+          code = kExitPanicGuard;
+          break;
+        }
+        continue;
+      }
       if (sig == SIGHUP) {
-        reload(config_path, config);
+        reload(config_path, config, *pipeline);
         continue;
       }
       cdc::log::info("signal received; shutting down", {{"signal", strsignal(sig)}});

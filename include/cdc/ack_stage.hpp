@@ -30,6 +30,8 @@ class AckStage {
   [[nodiscard]] std::uint64_t completed() const noexcept { return completed_.load(std::memory_order_relaxed); }
   /// Any thread: steady-clock ns of the last completion (0 = none yet).
   [[nodiscard]] std::int64_t last_completion_ns() const noexcept { return last_completion_ns_.load(std::memory_order_relaxed); }
+  /// Any thread: the mark connection, for its up/reconnect counters (nullptr when dedup is off).
+  [[nodiscard]] const RedisConnection* redis() const noexcept { return redis_.get(); }
 
  private:
   void complete(Event& ev) noexcept;
@@ -48,8 +50,6 @@ class AckStage {
   std::string key_;
   std::string ttl_seconds_;
   std::int64_t outstanding_ = 0;
-  std::int64_t lag_window_start_ = 0;
-  std::int64_t lag_window_max_ = 0;
   std::atomic<std::uint64_t> completed_{0};
   std::atomic<std::int64_t> last_completion_ns_{0};
 };

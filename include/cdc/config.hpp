@@ -10,6 +10,7 @@
 #include <map>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "cdc/wait_strategy.hpp"
@@ -36,6 +37,19 @@ struct NatsConfig {
   Millis reconnect_wait{2000};
   int max_reconnect = -1;   ///< -1 = forever
   bool send_asap = false;   ///< nats.c: write each protocol message at once instead of ~1 ms batching
+  // TLS (any set: TLS required). Files are PEM; tls_cert and tls_key go together.
+  std::string tls_ca;    ///< CA bundle trusted for the server certificate; empty = system roots
+  std::string tls_cert;  ///< client certificate chain (mutual TLS)
+  std::string tls_key;   ///< client private key
+  // Authentication: at most one of creds_file, nkey + nkey_seed_file, user + password, token.
+  std::string creds_file;      ///< JWT + seed (.creds), as written by nsc
+  std::string nkey;            ///< public user NKey (U...), with nkey_seed_file
+  std::string nkey_seed_file;  ///< file holding the NKey seed (SU...)
+  std::string user;
+  std::string password;        ///< secret; or password_file
+  std::string password_file;
+  std::string token;           ///< secret; or token_file
+  std::string token_file;
 };
 
 enum class IngestMode : std::uint8_t { kPush, kPull };
@@ -92,6 +106,9 @@ struct RedisConfig {
   Millis command_timeout{2000};
   Millis reconnect_backoff{100};
   Millis reconnect_backoff_max{5000};
+  std::string username;       ///< ACL user (Redis 6+); empty = AUTH <password> only
+  std::string password;       ///< secret; or password_file. Sent with AUTH right after connect.
+  std::string password_file;
 };
 
 struct PipelineConfig {
@@ -107,10 +124,23 @@ struct MetricsConfig {
   bool enabled = true;
   std::string bind = "0.0.0.0";
   int port = 8080;
+  Millis backlog_interval{5000};  ///< how often the consumer backlog is read from JetStream; 0 = never
+};
+
+struct HealthConfig {
+  /// /healthz fails when work has been pending this long with nothing completed; 0 = never.
+  /// Reloaded on SIGHUP.
+  Millis stall_timeout{120000};
+};
+
+struct GuardConfig {
+  /// Exit with code 3 when processing has failed continuously this long; 0 = never.
+  /// Reloaded on SIGHUP.
+  Millis max_failure_duration{900000};
 };
 
 struct LogConfig {
-  std::string level = "info";  ///< trace|debug|info|warn|error
+  std::string level = "info";  ///< trace|debug|info|warn|error; reloaded on SIGHUP
 };
 
 struct Config {
@@ -121,6 +151,8 @@ struct Config {
   RedisConfig redis;
   PipelineConfig pipeline;
   MetricsConfig metrics;
+  HealthConfig health;
+  GuardConfig guard;
   LogConfig log;
 
   /// dedup.pending_ttl, resolved (0 means ingest.ack_wait).
@@ -140,5 +172,30 @@ void validate(const Config& config);
 Millis parse_duration(const std::string& key, const std::string& text);
 /// The process environment as NAME=VALUE strings.
 std::vector<std::string> process_environment();
+
+/// Start-up (and reload): reads nats.password_file, nats.token_file and redis.password_file into
+/// nats.password, nats.token and redis.password (one trailing newline dropped), and checks that
+/// nats.tls_ca, tls_cert, tls_key, creds_file and nkey_seed_file are readable. Throws ConfigError.
+void resolve_secrets(Config& config);
+/// `url` (comma-separated list allowed) with any user:password@ removed, for logs.
+std::string redact_url(std::string_view url);
+
+/// Every key ("section.key", in declaration order) whose value differs between `a` and `b`.
+std::vector<std::string> changed_keys(const Config& a, const Config& b);
+
+/// Keys SIGHUP applies to the running service (log.level, health.stall_timeout,
+/// guard.max_failure_duration and the parse stage's rules: ingest.tables, ingest.key_columns,
+/// ingest.max_message_bytes). Every other key needs a restart.
+[[nodiscard]] bool reloadable(std::string_view key) noexcept;
+
+/// What a reload would do: the changed keys it applies and those it ignores until a restart.
+struct ReloadPlan {
+  std::vector<std::string> apply;
+  std::vector<std::string> restart;
+  /// `running` with the reloadable keys of `next`: the configuration in effect after the reload.
+  Config result;
+};
+/// Compares the running configuration with a newly loaded (valid) one.
+ReloadPlan plan_reload(const Config& running, const Config& next);
 
 }  // namespace cdc

@@ -30,6 +30,8 @@ class DedupStage {
   void run() noexcept;
   /// Any thread: is the dedup connection up (or dedup disabled)?
   [[nodiscard]] bool redis_up() const noexcept;
+  /// Any thread: the dedup connection, for its up/reconnect counters (nullptr when dedup is off).
+  [[nodiscard]] const RedisConnection* redis() const noexcept { return redis_.get(); }
 
  private:
   static void on_reply(::redisAsyncContext* ctx, void* reply, void* privdata);

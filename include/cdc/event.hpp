@@ -88,7 +88,13 @@ struct Event {
   bool unmark = false;     ///< DEL dedup:<id> before the NAK
   std::int64_t nak_delay_ms = 0;
 
-  /// Back to the state of a fresh slot (keeps buffer capacity). Ack stage only.
+  /// Buffers larger than this are freed when the slot is reset (see reset()).
+  static constexpr std::size_t kKeepCapacity = 16 * 1024;
+  static void release_if_large(std::string& s) noexcept {
+    if (s.capacity() > kKeepCapacity) std::string().swap(s);
+  }
+
+  /// Back to the state of a fresh slot (keeps buffer capacity up to kKeepCapacity). Ack stage only.
   void reset() noexcept {
     msg = nullptr;
     subject = body = msg_id_header = {};
@@ -99,6 +105,11 @@ struct Event {
     out.clear();
     dlq_subject.clear();
     dlq_payload.clear();
+    // A rare big message (a row near max_message_bytes, the dead letter of an oversized body:
+    // 1.4 MB) must not leave its buffer in the slot: one by one every slot would keep one, up
+    // to pool size x 1.4 MB resident. Normal events stay far below and keep their buffers.
+    release_if_large(out.payload);
+    release_if_large(dlq_payload);
     dedup = DedupResult::kNotChecked;
     dedup_ready = false;
     target = Target::kNone;

@@ -1,8 +1,13 @@
 #pragma once
-/// HTTP endpoint for operators: GET /metrics, /healthz, /readyz (CONTRACT.md section 7).
-/// Runs its own thread; reads the pipeline only through its thread-safe accessors.
+/// HTTP endpoint for operators (CONTRACT.md section 7, docs/operations.md):
+///   GET /metrics  Prometheus text format 0.0.4
+///   GET /healthz  liveness: 503 when work is pending and nothing has completed for
+///                 health.stall_timeout (the pipeline's monitor decides), else 200
+///   GET /readyz   readiness: 200 when the pipeline runs, NATS is connected and Redis is up or
+///                 the degraded policy (dedup.on_redis_error: publish) is declared, else 503
+/// Other paths answer 404, other methods on these paths 405. Runs its own thread; reads the
+/// pipeline only through its thread-safe accessors.
 
-#include <chrono>
 #include <memory>
 #include <string>
 #include <thread>
@@ -13,8 +18,9 @@ class Pipeline;
 
 class HttpServer {
  public:
-  /// Binds at once (throws std::runtime_error naming the address when it cannot).
-  HttpServer(Pipeline& pipeline, const std::string& bind, int port, std::chrono::milliseconds stall_timeout);
+  /// Binds at once (throws std::runtime_error naming the address when it cannot); port 0 picks
+  /// a free one (see port()).
+  HttpServer(Pipeline& pipeline, const std::string& bind, int port);
   ~HttpServer();
   HttpServer(const HttpServer&) = delete;
   HttpServer& operator=(const HttpServer&) = delete;

@@ -45,16 +45,27 @@ void set_level(Level level) noexcept;
 Level level() noexcept;
 inline bool enabled(Level l) noexcept { return l >= level(); }
 
-/// Starts the writer thread (idempotent). Before start() and after stop() lines are written
-/// synchronously by the caller.
-void start(std::size_t queue_capacity = 65536);
-/// Flushes what is queued and joins the writer thread.
+/// Starts the writer thread (idempotent): lines go to a queue of at most `queue_capacity` lines
+/// that the writer thread drains to `fd` (stdout; tests pass a pipe). Before start() and after
+/// stop() lines are written synchronously by the caller.
+void start(std::size_t queue_capacity = 65536, int fd = 1);
+/// Writes what is queued and joins the writer thread.
 void stop();
-/// Lines dropped because the queue was full.
+/// Lines dropped because the queue was full (cdc_consumer_log_dropped_total).
 std::uint64_t dropped() noexcept;
 
-/// Formats and queues one line. Never blocks on I/O while the writer runs.
+/// Appends one line (a JSON object and '\n') with the contract's fields first: time (RFC 3339,
+/// UTC, from `unix_ns`), level, msg, then `fields` in order. Pure; used by write() and tests.
+void format(std::string& out, std::int64_t unix_ns, Level l, std::string_view msg,
+            std::initializer_list<Field> fields);
+
+/// Formats and queues one line. Never blocks on I/O while the writer runs: the caller only
+/// formats into memory and enqueues; a full queue drops the line and counts it.
 void write(Level l, std::string_view msg, std::initializer_list<Field> fields = {}) noexcept;
+
+/// The trace id of a W3C `traceparent` header value ("00-<32 hex>-<16 hex>-<2 hex>"), or "" when
+/// the value is not one. Log lines about one event carry it as `trace_id`.
+std::string_view trace_id_from_traceparent(std::string_view traceparent) noexcept;
 
 inline void trace(std::string_view m, std::initializer_list<Field> f = {}) noexcept { if (enabled(Level::kTrace)) write(Level::kTrace, m, f); }
 inline void debug(std::string_view m, std::initializer_list<Field> f = {}) noexcept { if (enabled(Level::kDebug)) write(Level::kDebug, m, f); }

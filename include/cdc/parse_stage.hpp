@@ -3,6 +3,7 @@
 /// skipped from the subject alone) and prepares the dead-letter record of invalid ones.
 
 #include <atomic>
+#include <memory>
 
 #include "cdc/config.hpp"
 #include "cdc/metrics.hpp"
@@ -11,23 +12,33 @@
 
 namespace cdc {
 
-/// Transform rules from the configuration.
-TransformRules transform_rules(const Config& config);
-
 /// Fills ev->dlq_subject / ev->dlq_payload for `kind` and points the event at the DLQ.
 /// Reads the source message's headers (allocates: dead letters are off the hot path).
-void prepare_dead_letter(const Config& config, Event& ev, ErrorKind kind, std::string_view error) noexcept;
+/// `max_bytes` (0 = no limit) caps the record, cutting data_base64 (DeadLetter::max_bytes).
+void prepare_dead_letter(const Config& config, Event& ev, ErrorKind kind, std::string_view error,
+                         std::size_t max_bytes = 0) noexcept;
 
 class ParseStage {
  public:
   ParseStage(const Config& config, Link in, Link out, std::atomic<bool>& done, Lifecycle& life, Metrics& metrics);
+  ~ParseStage();
+  ParseStage(const ParseStage&) = delete;
+  ParseStage& operator=(const ParseStage&) = delete;
   void run() noexcept;
   /// One event (also used by tests and the bench without threads).
   void process(Event& ev) noexcept;
+  /// Any thread (SIGHUP): hands the stage new rules, which run() takes before its next batch
+  /// with one atomic exchange (no lock; the hot path only loads the pointer once per batch).
+  /// Replaces an earlier offer the stage has not taken yet.
+  void offer(std::unique_ptr<Transformer> next) noexcept;
 
  private:
+  void take_offer() noexcept;
+
   const Config& config_;
-  Transformer transformer_;
+  std::unique_ptr<Transformer> transformer_;
+  std::atomic<Transformer*> offered_{nullptr};
+  StageTimer timer_;
   Link in_;
   Link out_;
   std::atomic<bool>& done_;

@@ -4,13 +4,16 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "cdc/config.hpp"
+#include "cdc/health.hpp"
 #include "cdc/metrics.hpp"
 #include "cdc/ports.hpp"
 #include "cdc/stage.hpp"
@@ -33,6 +36,13 @@ struct HealthReport {
   std::uint64_t completed = 0; ///< source messages completed
   std::size_t in_flight = 0;   ///< events between intake and completion
   std::int64_t last_completion_ns = 0;  ///< steady clock, 0 = none
+  std::int64_t backlog = -1;   ///< consumer num_pending as last read (-1 = not known)
+  bool stalled = false;        ///< liveness fails: work pending, nothing completed for health.stall_timeout
+  std::int64_t waiting_ms = 0; ///< how long work has been pending without a completion
+  std::int64_t failing_ms = 0; ///< how long processing has been failing (panic guard)
+
+  /// /readyz: running, NATS connected, Redis up or the degraded policy declared.
+  [[nodiscard]] bool ready() const noexcept { return running && nats_connected && (redis_up || redis_degraded_ok); }
 };
 
 /// The JetStream side of a pipeline (bench/ passes in-process mocks).
@@ -68,6 +78,17 @@ class Pipeline {
   /// Any thread.
   [[nodiscard]] HealthReport health() const noexcept;
 
+  /// Any thread (SIGHUP): the liveness and panic-guard limits, from the monitor's next tick; 0 = off.
+  void set_stall_timeout(Millis timeout) noexcept;
+  void set_max_failure_duration(Millis limit) noexcept;
+  /// Signal thread (SIGHUP): builds a Transformer from `config`'s ingest rules and hands it to
+  /// the parse stage. Throws std::invalid_argument (nothing changes) when the rules are invalid.
+  void set_transform_rules(const Config& config);
+  /// Any thread: true once the panic guard has tripped (the service should exit with code 3).
+  [[nodiscard]] bool guard_tripped() const noexcept { return guard_tripped_.load(std::memory_order_acquire); }
+  /// Why the guard tripped ("" before).
+  [[nodiscard]] std::string guard_reason() const;
+
  private:
   Config config_;
   std::unique_ptr<Metrics> metrics_;
@@ -91,7 +112,26 @@ class Pipeline {
   std::atomic<bool> started_{false};
   std::atomic<bool> stopped_{false};
 
+  // Monitor thread: consumer backlog, liveness, panic guard (one tick every kMonitorTick).
+  std::thread monitor_;
+  std::mutex monitor_mutex_;
+  std::condition_variable monitor_cv_;
+  bool monitor_stop_ = false;  // guarded by monitor_mutex_
+  std::atomic<std::int64_t> stall_timeout_ms_;
+  std::atomic<std::int64_t> max_failure_ms_;
+  std::atomic<bool> stalled_{false};
+  std::atomic<std::int64_t> waiting_ms_{0};
+  std::atomic<bool> guard_tripped_{false};
+  mutable std::mutex guard_mutex_;
+  std::string guard_reason_;  // guarded by guard_mutex_
+  StallDetector stall_;       // monitor thread only
+  FailureGuard guard_;        // monitor thread only
+
   void build();
+  void monitor() noexcept;
+  void read_backlog() noexcept;
+  /// Inputs of health() that do not depend on the monitor.
+  [[nodiscard]] HealthReport base_health() const noexcept;
 };
 
 }  // namespace cdc

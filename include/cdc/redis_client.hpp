@@ -47,6 +47,7 @@ class RedisConnection {
  private:
   static void on_connect(const redisAsyncContext* ac, int status);
   static void on_disconnect(const redisAsyncContext* ac, int status);
+  static void on_auth(redisAsyncContext* ac, void* reply, void* privdata);
   static void on_timer(uv_timer_s* timer);
   void connect_now();
   void schedule_reconnect(const std::string& why);

@@ -2,6 +2,7 @@
 /// What every stage shares: the ring it reads, the ring it writes, the Waiter of each, and the
 /// pipeline's lifecycle flags. A stage is a class with one run() loop on one thread.
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -50,10 +51,14 @@ class Completer;
 class KeepAlive {
  public:
   KeepAlive(Completer* completer, std::chrono::milliseconds ack_wait) noexcept
-      : completer_(completer), half_ack_wait_ns_(std::chrono::duration_cast<std::chrono::nanoseconds>(ack_wait).count() / 2) {}
-  /// True when a scan is due (at most once a second).
+      : completer_(completer), half_ack_wait_ns_(std::chrono::duration_cast<std::chrono::nanoseconds>(ack_wait).count() / 2),
+        // An event crosses the half-AckWait mark up to one scan period before a scan sees it:
+        // scanning every quarter of AckWait (at most every second) signals it by 3/4 of AckWait.
+        // A fixed 1 s period signalled at up to half AckWait + 1 s, too late for AckWait <= 2 s.
+        scan_period_ns_(std::min<std::int64_t>(1'000'000'000LL, half_ack_wait_ns_ / 2)) {}
+  /// True when a scan is due (every quarter of AckWait, at most once a second).
   bool due(std::int64_t now) noexcept {
-    if (completer_ == nullptr || now - last_scan_ns_ < 1'000'000'000LL) return false;
+    if (completer_ == nullptr || now - last_scan_ns_ < scan_period_ns_) return false;
     last_scan_ns_ = now;
     return true;
   }
@@ -72,6 +77,7 @@ class KeepAlive {
  private:
   Completer* completer_;
   std::int64_t half_ack_wait_ns_;
+  std::int64_t scan_period_ns_;
   std::int64_t last_scan_ns_ = 0;
   std::uint64_t signals_ = 0;
 };
@@ -82,5 +88,9 @@ void push_or_die(EventRing& ring, Event* event) noexcept;
 
 /// Names the calling thread and pins it to `cpu` (-1 = leave it to the scheduler).
 void setup_stage_thread(const char* name, int cpu) noexcept;
+
+/// The trace id of the event's source message (its W3C `traceparent` header), or "" when it has
+/// none; the `trace_id` of log lines about one event. Reads the headers: for log lines only.
+std::string_view trace_id(const Event& ev) noexcept;
 
 }  // namespace cdc

@@ -44,10 +44,11 @@ bool is_valid_token(std::string_view token) noexcept;
 void append_sanitized_token(std::string_view token, std::string& out);
 
 /// Appends `s` as a JSON string literal (with quotes), escaping '"', '\\' and control
-/// characters (\b \f \n \r \t, others as \u00XX). Bytes >= 0x80 are copied as they are.
+/// characters (\b \f \n \r \t, others as \u00XX). Valid UTF-8 is copied as it is; a byte that
+/// is not part of a valid UTF-8 sequence becomes \ufffd, so the result is always valid JSON.
 void append_json_string(std::string_view s, std::string& out);
 
-/// The rules a Transformer applies; built from Config by the service (see transform_rules()).
+/// The rules a Transformer applies; built from Config by transform_rules().
 struct TransformRules {
   /// Subject layout: literal tokens and placeholders {company} {table} {schema} {database}
   /// {action} {*}, separated by '.'. Needs {table} and exactly one of {company} or {schema}
@@ -61,6 +62,12 @@ struct TransformRules {
   std::size_t max_message_bytes = 1 << 20;
   std::string subject_prefix = "wa";
 };
+
+struct Config;
+/// The service's transform rules from its configuration (ingest.subject_layout, company_prefix,
+/// tables, key_columns, max_message_bytes; publish.subject_prefix). Defined in
+/// src/core/transform_rules.cpp; used by the parse stage and by `cdc-replay transform`.
+TransformRules transform_rules(const Config& config);
 
 /// A parsed subject layout. Construction throws std::invalid_argument with a precise message
 /// for a bad layout (start-up zone).

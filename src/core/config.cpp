@@ -397,13 +397,16 @@ struct Field {
   std::string_view section;
   std::string_view key;
   void (*set)(Config&, const Value&);
+  bool (*same)(const Config&, const Config&);  ///< equal values in both (reload)
+  void (*copy)(Config&, const Config&);        ///< takes the value of the second (reload)
 };
 
-#define CDC_FIELD(SECTION, KEY, ...)                                       \
-  Field {                                                                  \
-    #SECTION, #KEY, [](Config& c, const Value& v) {                        \
-      assign(c.SECTION.KEY, v __VA_OPT__(, ) __VA_ARGS__);                 \
-    }                                                                      \
+#define CDC_FIELD(SECTION, KEY, ...)                                                          \
+  Field {                                                                                     \
+    #SECTION, #KEY,                                                                           \
+        [](Config& c, const Value& v) { assign(c.SECTION.KEY, v __VA_OPT__(, ) __VA_ARGS__); }, \
+        [](const Config& a, const Config& b) { return a.SECTION.KEY == b.SECTION.KEY; },      \
+        [](Config& to, const Config& from) { to.SECTION.KEY = from.SECTION.KEY; }             \
   }
 
 const std::vector<Field>& fields() {
@@ -414,6 +417,17 @@ const std::vector<Field>& fields() {
       CDC_FIELD(nats, reconnect_wait),
       CDC_FIELD(nats, max_reconnect, kMinusOneOrMore),
       CDC_FIELD(nats, send_asap),
+      CDC_FIELD(nats, tls_ca),
+      CDC_FIELD(nats, tls_cert),
+      CDC_FIELD(nats, tls_key),
+      CDC_FIELD(nats, creds_file),
+      CDC_FIELD(nats, nkey),
+      CDC_FIELD(nats, nkey_seed_file),
+      CDC_FIELD(nats, user),
+      CDC_FIELD(nats, password),
+      CDC_FIELD(nats, password_file),
+      CDC_FIELD(nats, token),
+      CDC_FIELD(nats, token_file),
 
       CDC_FIELD(ingest, stream),
       CDC_FIELD(ingest, stream_subjects),
@@ -457,6 +471,9 @@ const std::vector<Field>& fields() {
       CDC_FIELD(redis, command_timeout),
       CDC_FIELD(redis, reconnect_backoff),
       CDC_FIELD(redis, reconnect_backoff_max),
+      CDC_FIELD(redis, username),
+      CDC_FIELD(redis, password),
+      CDC_FIELD(redis, password_file),
 
       CDC_FIELD(pipeline, ring_capacity, kRingRange),
       CDC_FIELD(pipeline, batch_size, kPositive),
@@ -467,6 +484,11 @@ const std::vector<Field>& fields() {
       CDC_FIELD(metrics, enabled),
       CDC_FIELD(metrics, bind),
       CDC_FIELD(metrics, port, kPortRange),
+      CDC_FIELD(metrics, backlog_interval),
+
+      CDC_FIELD(health, stall_timeout),
+
+      CDC_FIELD(guard, max_failure_duration),
 
       CDC_FIELD(log, level, LogLevel{}),
   };
@@ -606,6 +628,11 @@ class Checker {
   void at_least(const std::string& key, Millis value, Millis min) const {
     if (value < min) fail(key, "must be at least " + format_duration(min) + ", got " + format_duration(value));
   }
+  void zero_or_at_least(const std::string& key, Millis value, Millis min) const {
+    if (value.count() != 0 && value < min) {
+      fail(key, "must be 0 (off) or at least " + format_duration(min) + ", got " + format_duration(value));
+    }
+  }
   void non_negative(const std::string& key, Millis value) const {
     if (value.count() < 0) fail(key, "must not be negative, got " + std::to_string(value.count()) + "ms");
   }
@@ -634,12 +661,24 @@ void validate_nats(const Checker& check, const NatsConfig& n) {
     const std::size_t scheme_len = url.rfind("nats://", 0) == 0 ? 7 : 6;
     if (!scheme_ok || url.size() == scheme_len || has_whitespace(url)) {
       check.fail("nats.url", "each comma-separated server must look like nats://host:port or tls://host:port, got " +
-                                 quoted(url) + " in " + quoted(n.url));
+                                 quoted(redact_url(url)) + " in " + quoted(redact_url(n.url)));
     }
   }
   check.at_least("nats.connect_timeout", n.connect_timeout, Millis{1});
   check.non_negative("nats.reconnect_wait", n.reconnect_wait);
   check.range("nats.max_reconnect", n.max_reconnect, kMinusOneOrMore);
+
+  // Secrets never appear in these messages: only key names.
+  if (!n.tls_cert.empty() && n.tls_key.empty()) check.fail("nats.tls_key", "must be set with nats.tls_cert");
+  if (n.tls_cert.empty() && !n.tls_key.empty()) check.fail("nats.tls_cert", "must be set with nats.tls_key");
+  const bool has_password = !n.password.empty() || !n.password_file.empty();
+  if (!n.user.empty() && !has_password) check.fail("nats.password", "must be set (or nats.password_file) with nats.user");
+  if (n.user.empty() && has_password) check.fail("nats.user", "must be set with nats.password / nats.password_file");
+  if (!n.nkey_seed_file.empty() && n.nkey.empty()) check.fail("nats.nkey", "must be set (the public user NKey) with nats.nkey_seed_file");
+  if (n.nkey_seed_file.empty() && !n.nkey.empty()) check.fail("nats.nkey_seed_file", "must be set with nats.nkey");
+  if (!n.nkey.empty() && (n.nkey.front() != 'U' || n.nkey.size() != 56)) {
+    check.fail("nats.nkey", "must be a public user NKey (56 characters starting with U)");
+  }
 }
 
 void validate_ingest(const Checker& check, const IngestConfig& in, std::size_t ring_capacity) {
@@ -734,6 +773,10 @@ void validate_redis(const Checker& check, const RedisConfig& r) {
     check.fail("redis.address", "must be host:port with a port 1-65535, got " + quoted(a));
   }
   check.range("redis.db", r.db, kNonNegative);
+  if (!r.username.empty() && r.password.empty() && r.password_file.empty()) {
+    check.fail("redis.password", "must be set (or redis.password_file) with redis.username");
+  }
+  if (has_whitespace(r.username)) check.fail("redis.username", "must not contain whitespace");
   check.at_least("redis.connect_timeout", r.connect_timeout, Millis{1});
   check.at_least("redis.command_timeout", r.command_timeout, Millis{1});
   check.at_least("redis.reconnect_backoff", r.reconnect_backoff, Millis{1});
@@ -792,6 +835,9 @@ void validate_all(const Config& c, const Sources& sources) {
     check.fail("metrics.bind", "must be a non-empty address without whitespace, got " + quoted(c.metrics.bind));
   }
   check.range("metrics.port", c.metrics.port, kPortRange);
+  check.zero_or_at_least("metrics.backlog_interval", c.metrics.backlog_interval, Millis{100});
+  check.zero_or_at_least("health.stall_timeout", c.health.stall_timeout, Millis{1000});
+  check.zero_or_at_least("guard.max_failure_duration", c.guard.max_failure_duration, Millis{1000});
   if (std::find(std::begin(kLogLevels), std::end(kLogLevels), c.log.level) == std::end(kLogLevels)) {
     check.fail("log.level", "must be one of trace, debug, info, warn, error, got " + quoted(c.log.level));
   }
@@ -906,6 +952,115 @@ Config load_config(const std::string& path, const std::vector<std::string>& env)
   std::fclose(file);
   if (err != 0) throw ConfigError("config", "cannot read " + path + ": " + std::strerror(err));
   return load(text, path, env);
+}
+
+namespace {
+
+std::string read_whole(const std::string& key, const std::string& path) {
+  std::FILE* file = std::fopen(path.c_str(), "rb");
+  if (file == nullptr) throw ConfigError(key, "cannot read " + path + ": " + std::strerror(errno));
+  std::string text;
+  char buf[4096];
+  std::size_t n = 0;
+  while ((n = std::fread(buf, 1, sizeof buf, file)) > 0) text.append(buf, n);
+  const int err = std::ferror(file) != 0 ? errno : 0;
+  std::fclose(file);
+  if (err != 0) throw ConfigError(key, "cannot read " + path + ": " + std::strerror(err));
+  return text;
+}
+
+void check_readable(const std::string& key, const std::string& path) {
+  if (!path.empty()) (void)read_whole(key, path);
+}
+
+/// The secret in `path`: the whole file less one trailing "\n" or "\r\n"; must not be empty.
+void read_secret(const std::string& key, const std::string& path, std::string& out) {
+  if (path.empty()) return;
+  std::string text = read_whole(key, path);
+  if (!text.empty() && text.back() == '\n') text.pop_back();
+  if (!text.empty() && text.back() == '\r') text.pop_back();
+  if (text.empty()) throw ConfigError(key, path + " is empty");
+  out = std::move(text);
+}
+
+}  // namespace
+
+void resolve_secrets(Config& config) {
+  NatsConfig& n = config.nats;
+  // Exclusive choices are start-up rules (validate() accepts every key set at once).
+  if (!n.password.empty() && !n.password_file.empty()) {
+    throw ConfigError("nats.password_file", "set nats.password or nats.password_file, not both");
+  }
+  if (!n.token.empty() && !n.token_file.empty()) {
+    throw ConfigError("nats.token_file", "set nats.token or nats.token_file, not both");
+  }
+  if (!config.redis.password.empty() && !config.redis.password_file.empty()) {
+    throw ConfigError("redis.password_file", "set redis.password or redis.password_file, not both");
+  }
+  const int methods = (n.creds_file.empty() ? 0 : 1) + (n.nkey_seed_file.empty() ? 0 : 1) + (n.user.empty() ? 0 : 1) +
+                      (n.token.empty() && n.token_file.empty() ? 0 : 1);
+  if (methods > 1) {
+    throw ConfigError("nats.creds_file", "choose one authentication method: nats.creds_file, nats.nkey_seed_file, "
+                                         "nats.user with a password, or nats.token");
+  }
+  check_readable("nats.tls_ca", n.tls_ca);
+  check_readable("nats.tls_cert", n.tls_cert);
+  check_readable("nats.tls_key", n.tls_key);
+  check_readable("nats.creds_file", n.creds_file);
+  check_readable("nats.nkey_seed_file", n.nkey_seed_file);
+  read_secret("nats.password_file", n.password_file, n.password);
+  read_secret("nats.token_file", n.token_file, n.token);
+  read_secret("redis.password_file", config.redis.password_file, config.redis.password);
+}
+
+std::string redact_url(std::string_view url) {
+  std::string out;
+  for (const auto part : split(url, ',')) {
+    if (!out.empty()) out += ',';
+    std::string_view u = part;
+    const auto scheme = u.find("://");
+    const std::size_t host_start = scheme == std::string_view::npos ? 0 : scheme + 3;
+    const auto slash = u.find('/', host_start);
+    const auto at = u.rfind('@', slash == std::string_view::npos ? u.size() : slash);
+    if (at != std::string_view::npos && at >= host_start) {
+      out += std::string(u.substr(0, host_start)) + "***@" + std::string(u.substr(at + 1));
+    } else {
+      out += std::string(u);
+    }
+  }
+  return out;
+}
+
+std::vector<std::string> changed_keys(const Config& a, const Config& b) {
+  std::vector<std::string> out;
+  for (const auto& f : fields()) {
+    if (!f.same(a, b)) out.push_back(dotted(f));
+  }
+  return out;
+}
+
+bool reloadable(std::string_view key) noexcept {
+  static constexpr std::string_view kReloadable[] = {
+      "log.level",     "health.stall_timeout", "guard.max_failure_duration",
+      "ingest.tables", "ingest.key_columns",   "ingest.max_message_bytes",
+  };
+  return std::find(std::begin(kReloadable), std::end(kReloadable), key) != std::end(kReloadable);
+}
+
+ReloadPlan plan_reload(const Config& running, const Config& next) {
+  ReloadPlan plan;
+  plan.result = running;
+  for (const auto& f : fields()) {
+    if (f.same(running, next)) continue;
+    const std::string key = dotted(f);
+    if (reloadable(key)) {
+      f.copy(plan.result, next);
+      plan.apply.push_back(key);
+    } else {
+      plan.restart.push_back(key);
+    }
+  }
+  return plan;
 }
 
 std::vector<std::string> process_environment() {

@@ -107,9 +107,10 @@ void append_base64(std::string_view data, std::string& out) {
   }
 }
 
+// `out` is overwritten (left empty on failure). Padding is optional; when present it must
+// complete the last quad. No whitespace, no URL-safe alphabet.
 bool decode_base64(std::string_view text, std::string& out) {
   out.clear();
-  // Padding is optional; when present it must complete the last quad.
   std::size_t len = text.size();
   std::size_t pad = 0;
   while (len > 0 && text[len - 1] == '=' && pad < 2) {
@@ -185,8 +186,21 @@ void build_dead_letter_payload(const DeadLetter& letter, std::string& out) {
     }
   }
   out.append("},\"data_base64\":\"");
-  append_base64(letter.data, out);
-  out.append("\"}");
+  const std::size_t encoded = (letter.data.size() + 2) / 3 * 4;
+  if (letter.max_bytes == 0 || out.size() + encoded + 2 <= letter.max_bytes) {
+    append_base64(letter.data, out);
+    out.append("\"}");
+    return;
+  }
+  // Over the limit (the broker would refuse the record and the source could never be
+  // completed): keep the longest prefix of the body that fits, in whole base64 quads.
+  std::string tail = "\",\"data_truncated\":true,\"data_bytes\":";
+  append_uint(letter.data.size(), tail);
+  tail.push_back('}');
+  const std::size_t used = out.size() + tail.size();
+  const std::size_t room = letter.max_bytes > used ? letter.max_bytes - used : 0;
+  append_base64(letter.data.substr(0, room / 4 * 3), out);
+  out.append(tail);
 }
 
 }  // namespace cdc

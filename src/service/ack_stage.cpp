@@ -10,7 +10,6 @@
 
 namespace cdc {
 namespace {
-constexpr std::int64_t kLagWindowNs = 10'000'000'000LL;  // cdc_consumer_lag_seconds interval
 thread_local AckStage* t_ack_stage = nullptr;
 }  // namespace
 
@@ -36,7 +35,15 @@ void AckStage::on_reply(redisAsyncContext*, void* reply, void*) {
   if (self == nullptr) return;
   --self->outstanding_;
   const auto* r = static_cast<const redisReply*>(reply);
-  if (r == nullptr || r->type == REDIS_REPLY_ERROR) self->metrics_.ack.redis_mark_errors.inc();
+  if (r == nullptr || r->type == REDIS_REPLY_ERROR) {
+    self->metrics_.ack.redis_mark_errors.inc();
+    static thread_local log::RateLimiter limiter;
+    std::uint64_t suppressed = 0;
+    if (limiter.allow(suppressed)) {
+      log::warn("dedup mark failed", {{"error", r == nullptr ? "connection lost" : std::string_view(r->str, r->len)},
+                                      {"suppressed", static_cast<unsigned long long>(suppressed)}});
+    }
+  }
 }
 
 void AckStage::redis_mark(const Event& ev) noexcept {
@@ -78,6 +85,7 @@ void AckStage::complete(Event& ev) noexcept {
   }
   if (!sent) {
     // The connection is down: JetStream redelivers after AckWait, and dedup keeps it single.
+    metrics_.ack.completion_errors.inc();
     static thread_local log::RateLimiter limiter;
     std::uint64_t suppressed = 0;
     if (limiter.allow(suppressed)) {
@@ -91,14 +99,10 @@ void AckStage::complete(Event& ev) noexcept {
   metrics_.ack.events[table][static_cast<std::size_t>(ev.result)].inc();
   if (ev.result != EventResult::kRetried) metrics_.ack.processing[table].observe_ns(latency);
   if (ev.result == EventResult::kDeadLettered) metrics_.ack.dead_letters[static_cast<std::size_t>(ev.out.error_kind)].inc();
-  if (now - lag_window_start_ > kLagWindowNs) {
-    metrics_.ack.lag_ns.set(lag_window_max_);
-    lag_window_start_ = now;
-    lag_window_max_ = 0;
-  }
-  lag_window_max_ = std::max(lag_window_max_, latency);
+  metrics_.ack.stage.observe_ns(latency);
+  metrics_.ack.lag.observe(now, latency);
   if (log::enabled(log::Level::kDebug)) {
-    log::debug("event completed", {{"event_id", ev.out.event_id}, {"company", ev.out.company}, {"table", ev.out.table},
+    log::debug("event completed", {{"trace_id", trace_id(ev)}, {"event_id", ev.out.event_id}, {"company", ev.out.company}, {"table", ev.out.table},
                                    {"result", to_string(ev.result)}, {"latency_ms", static_cast<double>(latency) / 1e6},
                                    {"redis_hit", ev.dedup == DedupResult::kDone || ev.dedup == DedupResult::kInFlight},
                                    {"delivery_attempt", static_cast<unsigned>(ev.deliveries)}});
@@ -115,7 +119,6 @@ void AckStage::run() noexcept {
   t_ack_stage = this;
   if (redis_) redis_->start();
   const int batch = config_.pipeline.batch_size;
-  lag_window_start_ = now_ns();
   while (true) {
     int n = 0;
     Event* ev = nullptr;
@@ -126,7 +129,7 @@ void AckStage::run() noexcept {
     if (n > 0) {
       free_.waiter->notify();  // end of batch: slots back to ingest
       if (redis_) uv_run(loop_.get(), UV_RUN_NOWAIT);
-      metrics_.ack.last_ack_unix_ms.set(std::chrono::duration_cast<std::chrono::milliseconds>(
+      metrics_.ack.last_completion_unix_ms.set(std::chrono::duration_cast<std::chrono::milliseconds>(
                                             std::chrono::system_clock::now().time_since_epoch()).count());
       continue;
     }
@@ -134,11 +137,6 @@ void AckStage::run() noexcept {
     in_.waiter->wait_for([this] { return in_.ring->front() != nullptr || in_.producer_done->load(std::memory_order_acquire); },
                          std::chrono::milliseconds(50));
     if (redis_) uv_run(loop_.get(), UV_RUN_NOWAIT);  // reconnect timers, replies
-    if (now_ns() - lag_window_start_ > kLagWindowNs) {
-      metrics_.ack.lag_ns.set(lag_window_max_);
-      lag_window_start_ = now_ns();
-      lag_window_max_ = 0;
-    }
   }
   // Send what is buffered: acks to NATS, marks to Redis (bounded wait).
   completer_.flush(std::chrono::milliseconds(2000));

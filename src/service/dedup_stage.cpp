@@ -103,9 +103,12 @@ void DedupStage::on_reply(redisAsyncContext* ctx, void* reply, void* privdata) {
 
 int DedupStage::forward_ready() noexcept {
   int n = 0;
+  std::int64_t now = 0;  // read once per call, when the first event leaves
   while (head_ != tail_) {
     Event* ev = fifo_[head_ % fifo_.size()];
     if (!ev->dedup_ready) break;
+    if (n == 0) now = now_ns();
+    metrics_.dedup.stage.observe_ns(now - ev->received_ns);
     push_or_die(*out_.ring, ev);
     ++head_;
     ++n;
@@ -205,8 +208,10 @@ void DedupStage::run() noexcept {
     }
     if (taken > 0 || forwarded > 0) continue;
     if (head_ == tail_ && in_.drained()) break;
-    if (outstanding_ > 0) {
-      // Replies are due within a round trip; block in the loop (a timer bounds it).
+    if (outstanding_ > 0 || hold || unsent_ > 0) {
+      // Replies are due within a round trip, or we wait for Redis (block policy): block in the
+      // loop (the tick bounds it; reconnect timers run). While holding, the input ring is not
+      // empty, so waiting on it would return at once and spin a core for the whole outage.
       uv_run(loop_.get(), UV_RUN_ONCE);
       continue;
     }

@@ -13,48 +13,55 @@ struct HttpServer::Impl {
   httplib::Server server;
 };
 
-HttpServer::HttpServer(Pipeline& pipeline, const std::string& bind, int port, std::chrono::milliseconds stall_timeout)
+namespace {
+const char* json_bool(bool b) { return b ? "true" : "false"; }
+}  // namespace
+
+HttpServer::HttpServer(Pipeline& pipeline, const std::string& bind, int port)
     : impl_(std::make_unique<Impl>()), port_(port) {
   auto& srv = impl_->server;
   srv.Get("/metrics", [&pipeline](const httplib::Request&, httplib::Response& res) {
     res.set_content(pipeline.render_metrics(), "text/plain; version=0.0.4; charset=utf-8");
   });
-  srv.Get("/healthz", [&pipeline, stall_timeout](const httplib::Request&, httplib::Response& res) {
+  srv.Get("/healthz", [&pipeline](const httplib::Request&, httplib::Response& res) {
     const HealthReport h = pipeline.health();
-    // Stalled: messages are held but nothing has been completed for stall_timeout.
-    const std::int64_t since = h.last_completion_ns == 0 ? 0 : now_ns() - h.last_completion_ns;
-    const bool stalled = h.in_flight > 0 && h.last_completion_ns != 0 &&
-                         since > std::chrono::duration_cast<std::chrono::nanoseconds>(stall_timeout).count();
-    res.status = stalled ? 503 : 200;
-    res.set_content(stalled ? "{\"status\":\"stalled\"}\n" : "{\"status\":\"ok\"}\n", "application/json");
-  });
-  srv.Get("/readyz", [&pipeline](const httplib::Request&, httplib::Response& res) {
-    const HealthReport h = pipeline.health();
-    const bool ready = h.running && h.nats_connected && (h.redis_up || h.redis_degraded_ok);
-    res.status = ready ? 200 : 503;
-    std::string body = "{\"ready\":";
-    body += ready ? "true" : "false";
-    body += ",\"running\":";
-    body += h.running ? "true" : "false";
-    body += ",\"nats_connected\":";
-    body += h.nats_connected ? "true" : "false";
-    body += ",\"redis_up\":";
-    body += h.redis_up ? "true" : "false";
-    body += ",\"redis_degraded\":";
-    body += h.redis_degraded_ok ? "true" : "false";
+    res.status = h.stalled ? 503 : 200;
+    std::string body = "{\"status\":\"";
+    body += h.stalled ? "stalled" : "ok";
+    body += "\",\"waiting_ms\":" + std::to_string(h.waiting_ms);
+    body += ",\"in_flight\":" + std::to_string(h.in_flight);
+    body += ",\"backlog\":" + std::to_string(h.backlog);
+    body += ",\"completed\":" + std::to_string(h.completed);
+    body += ",\"failing_ms\":" + std::to_string(h.failing_ms);
     body += "}\n";
     res.set_content(body, "application/json");
   });
-  for (const char* path : {"/metrics", "/healthz", "/readyz"}) {
-    auto not_allowed = [](const httplib::Request&, httplib::Response& res) {
-      res.status = 405;
-      res.set_header("Allow", "GET");
-    };
-    srv.Post(path, not_allowed);
-    srv.Put(path, not_allowed);
-    srv.Delete(path, not_allowed);
-    srv.Patch(path, not_allowed);
-  }
+  srv.Get("/readyz", [&pipeline](const httplib::Request&, httplib::Response& res) {
+    const HealthReport h = pipeline.health();
+    const bool ready = h.ready();
+    res.status = ready ? 200 : 503;
+    std::string body = "{\"ready\":";
+    body += json_bool(ready);
+    body += ",\"running\":";
+    body += json_bool(h.running);
+    body += ",\"nats_connected\":";
+    body += json_bool(h.nats_connected);
+    body += ",\"redis_up\":";
+    body += json_bool(h.redis_up);
+    body += ",\"redis_degraded\":";
+    body += json_bool(h.redis_degraded_ok);
+    body += "}\n";
+    res.set_content(body, "application/json");
+  });
+  // Unknown paths: 404; other methods on our paths: 405. Decided before routing, so that a body
+  // the request does not frame (a POST without Content-Length) cannot turn either into a 400.
+  srv.set_pre_routing_handler([](const httplib::Request& req, httplib::Response& res) {
+    const bool ours = req.path == "/metrics" || req.path == "/healthz" || req.path == "/readyz";
+    if (ours && (req.method == "GET" || req.method == "HEAD")) return httplib::Server::HandlerResponse::Unhandled;
+    res.status = ours ? 405 : 404;
+    if (ours) res.set_header("Allow", "GET, HEAD");
+    return httplib::Server::HandlerResponse::Handled;
+  });
   if (port == 0) {
     port_ = srv.bind_to_any_port(bind.c_str());
     if (port_ <= 0) throw std::runtime_error("metrics: cannot bind " + bind + ":0");

@@ -101,8 +101,30 @@ NatsConnection::NatsConnection(const NatsConfig& config, const std::string& role
   check(natsOptions_SetDisconnectedCB(opts.get(), &NatsConnection::on_disconnected, this), "nats options");
   check(natsOptions_SetReconnectedCB(opts.get(), &NatsConnection::on_reconnected, this), "nats options");
   check(natsOptions_SetClosedCB(opts.get(), &NatsConnection::on_closed, this), "nats options");
+  // TLS: any TLS key (or a tls:// URL, which nats.c handles itself) makes TLS required.
+  if (!config.tls_ca.empty() || !config.tls_cert.empty()) {
+    check(natsOptions_SetSecure(opts.get(), true), "nats TLS");
+    if (!config.tls_ca.empty()) {
+      check(natsOptions_LoadCATrustedCertificates(opts.get(), config.tls_ca.c_str()), "nats.tls_ca");
+    }
+    if (!config.tls_cert.empty()) {
+      check(natsOptions_LoadCertificatesChain(opts.get(), config.tls_cert.c_str(), config.tls_key.c_str()),
+            "nats.tls_cert/nats.tls_key");
+    }
+  }
+  // Authentication (validate() allows at most one method). Secrets go to nats.c only.
+  if (!config.creds_file.empty()) {
+    check(natsOptions_SetUserCredentialsFromFiles(opts.get(), config.creds_file.c_str(), nullptr), "nats.creds_file");
+  } else if (!config.nkey_seed_file.empty()) {
+    check(natsOptions_SetNKeyFromSeed(opts.get(), config.nkey.c_str(), config.nkey_seed_file.c_str()),
+          "nats.nkey_seed_file");
+  } else if (!config.user.empty()) {
+    check(natsOptions_SetUserInfo(opts.get(), config.user.c_str(), config.password.c_str()), "nats.user");
+  } else if (!config.token.empty()) {
+    check(natsOptions_SetToken(opts.get(), config.token.c_str()), "nats.token");
+  }
   const natsStatus s = natsConnection_Connect(&conn_, opts.get());
-  if (s != NATS_OK) throw NatsError("cannot connect to " + config.url + ": " + nats_error_text(s));
+  if (s != NATS_OK) throw NatsError("cannot connect to " + redact_url(config.url) + ": " + nats_error_text(s));
   jsOptions jo;
   jsOptions_Init(&jo);
   jo.Wait = 10000;
@@ -146,6 +168,30 @@ void NatsConnection::on_closed(natsConnection*, void* self) noexcept {
   auto* c = static_cast<NatsConnection*>(self);
   log::info("nats connection closed", {{"connection", c->role_}});
   c->closed_.store(true, std::memory_order_release);
+}
+
+bool read_consumer_backlog(NatsConnection& nats, const Config& config, std::chrono::milliseconds timeout,
+                           ConsumerBacklog& out, std::string& error) noexcept {
+  try {
+    jsOptions jo;
+    jsOptions_Init(&jo);
+    jo.Wait = timeout.count();
+    jsConsumerInfo* raw = nullptr;
+    jsErrCode err = static_cast<jsErrCode>(0);
+    const natsStatus s =
+        js_GetConsumerInfo(&raw, nats.js(), config.ingest.stream.c_str(), config.ingest.consumer.c_str(), &jo, &err);
+    std::unique_ptr<jsConsumerInfo, ConsumerInfoDeleter> info(raw);
+    if (s != NATS_OK || info == nullptr) {
+      error = nats_error_text(s);
+      return false;
+    }
+    out.num_pending = info->NumPending;
+    out.num_ack_pending = info->NumAckPending;
+    return true;
+  } catch (const std::exception& e) {
+    error = e.what();
+    return false;
+  }
 }
 
 std::string push_deliver_subject(const Config& config) {

@@ -14,18 +14,8 @@
 
 namespace cdc {
 
-TransformRules transform_rules(const Config& config) {
-  TransformRules r;
-  r.subject_layout = config.ingest.subject_layout;
-  r.company_prefix = config.ingest.company_prefix;
-  r.tables = config.ingest.tables;
-  r.key_columns = config.ingest.key_columns;
-  r.max_message_bytes = config.ingest.max_message_bytes;
-  r.subject_prefix = config.publish.subject_prefix;
-  return r;
-}
-
-void prepare_dead_letter(const Config& config, Event& ev, ErrorKind kind, std::string_view error) noexcept {
+void prepare_dead_letter(const Config& config, Event& ev, ErrorKind kind, std::string_view error,
+                         std::size_t max_bytes) noexcept {
   try {
     std::vector<std::pair<std::string, std::string>> headers;
     const char** keys = nullptr;
@@ -54,6 +44,7 @@ void prepare_dead_letter(const Config& config, Event& ev, ErrorKind kind, std::s
                                    std::chrono::system_clock::now().time_since_epoch()).count();
     letter.headers = &headers;
     letter.data = ev.body;
+    letter.max_bytes = max_bytes;
     build_dead_letter_payload(letter, ev.dlq_payload);
     std::string_view company = ev.out.company;
     std::string_view table = ev.out.table;
@@ -68,8 +59,28 @@ void prepare_dead_letter(const Config& config, Event& ev, ErrorKind kind, std::s
 
 ParseStage::ParseStage(const Config& config, Link in, Link out, std::atomic<bool>& done, Lifecycle& life,
                        Metrics& metrics)
-    : config_(config), transformer_(transform_rules(config)), in_(in), out_(out), done_(done), life_(life),
-      metrics_(metrics) {}
+    : config_(config), transformer_(std::make_unique<Transformer>(transform_rules(config))),
+      timer_(metrics.parse.stage, static_cast<std::size_t>(config.pipeline.batch_size)), in_(in), out_(out),
+      done_(done), life_(life), metrics_(metrics) {}
+
+ParseStage::~ParseStage() { delete offered_.exchange(nullptr, std::memory_order_acquire); }
+
+void ParseStage::offer(std::unique_ptr<Transformer> next) noexcept {
+  // acq_rel: release the new Transformer's construction to the stage; acquire an untaken
+  // earlier offer, which is ours to delete.
+  delete offered_.exchange(next.release(), std::memory_order_acq_rel);
+}
+
+void ParseStage::take_offer() noexcept {
+  // relaxed: a new offer may be seen a batch late; the exchange below acquires it.
+  if (offered_.load(std::memory_order_relaxed) == nullptr) return;
+  Transformer* next = offered_.exchange(nullptr, std::memory_order_acquire);
+  if (next == nullptr) return;
+  // Events parsed with the old rules only hold views into their own subject, never into the
+  // Transformer, so it can go now.
+  transformer_.reset(next);
+  log::info("parse stage took the reloaded rules", {{"tables", static_cast<unsigned long long>(next->rules().tables.size())}});
+}
 
 void ParseStage::process(Event& ev) noexcept {
   const char* msg_id = nullptr;
@@ -78,7 +89,7 @@ void ParseStage::process(Event& ev) noexcept {
   } else {
     ev.msg_id_header = {};
   }
-  switch (transformer_.transform(ev.subject, ev.body, ev.msg_id_header, ev.out)) {
+  switch (transformer_->transform(ev.subject, ev.body, ev.msg_id_header, ev.out)) {
     case Disposition::kSkip:
       ev.target = Target::kNone;
       break;
@@ -92,7 +103,7 @@ void ParseStage::process(Event& ev) noexcept {
       std::uint64_t suppressed = 0;
       if (limiter.allow(suppressed)) {
         log::warn("invalid message dead-lettered",
-                  {{"error_kind", to_string(ev.out.error_kind)}, {"error", ev.out.error},
+                  {{"trace_id", trace_id(ev)}, {"error_kind", to_string(ev.out.error_kind)}, {"error", ev.out.error},
                    {"subject", ev.subject}, {"stream_seq", static_cast<unsigned long long>(ev.stream_seq)},
                    {"delivery_attempt", static_cast<unsigned>(ev.deliveries)},
                    {"suppressed", static_cast<unsigned long long>(suppressed)}});
@@ -107,15 +118,18 @@ void ParseStage::run() noexcept {
   setup_stage_thread("cdc-parse", config_.pipeline.cpu.at("parse"));
   const int batch = config_.pipeline.batch_size;
   while (true) {
+    take_offer();
     int n = 0;
     Event* ev = nullptr;
     while (n < batch && in_.ring->try_pop(ev)) {
       process(*ev);
+      timer_.note(ev->received_ns);
       push_or_die(*out_.ring, ev);
       ++n;
     }
     if (n > 0) {
       out_.waiter->notify();  // end of batch
+      timer_.flush(now_ns());
       continue;
     }
     if (in_.drained()) break;

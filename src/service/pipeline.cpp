@@ -16,6 +16,10 @@
 
 #include "cdc/pipeline.hpp"
 
+#include <pthread.h>
+
+#include <algorithm>
+
 #include "cdc/ack_stage.hpp"
 #include "cdc/dedup_stage.hpp"
 #include "cdc/ingest_stage.hpp"
@@ -24,8 +28,20 @@
 #include "cdc/nats_ports.hpp"
 #include "cdc/parse_stage.hpp"
 #include "cdc/publish_stage.hpp"
+#include "cdc/redis_client.hpp"
 
 namespace cdc {
+namespace {
+constexpr auto kMonitorTick = std::chrono::milliseconds(500);
+constexpr std::int64_t kNsPerMs = 1'000'000;
+
+std::string format_ms(std::int64_t ms) {
+  if (ms % 60000 == 0) return std::to_string(ms / 60000) + "m";
+  if (ms % 1000 == 0) return std::to_string(ms / 1000) + "s";
+  return std::to_string(ms) + "ms";
+}
+}  // namespace
+
 Pipeline::Pipeline(Config config, Ports ports)
     : config_(std::move(config)),
       metrics_(std::make_unique<Metrics>(config_.ingest.tables)),
@@ -37,6 +53,9 @@ Pipeline::Pipeline(Config config, Ports ports)
       dedup_waiter_(config_.pipeline.wait_strategy), publish_waiter_(config_.pipeline.wait_strategy),
       ack_waiter_(config_.pipeline.wait_strategy) {
   validate(config_);
+  // relaxed: no thread runs yet; start() publishes them with the threads it creates.
+  stall_timeout_ms_.store(config_.health.stall_timeout.count(), std::memory_order_relaxed);
+  max_failure_ms_.store(config_.guard.max_failure_duration.count(), std::memory_order_relaxed);
   if (ports_.source) build();  // the NATS constructor builds once its ports exist
 }
 
@@ -102,6 +121,7 @@ void Pipeline::start() {
   threads_.emplace_back([this] { dedup_->run(); });
   threads_.emplace_back([this] { parse_->run(); });
   threads_.emplace_back([this] { ingest_->run(); });
+  monitor_ = std::thread([this] { monitor(); });
   log::info("pipeline started",
             {{"ring_capacity", static_cast<unsigned long long>(pool_size_)},
              {"wait_strategy", to_string(config_.pipeline.wait_strategy)},
@@ -110,6 +130,13 @@ void Pipeline::start() {
 
 void Pipeline::stop() {
   if (!started_.load() || stopped_.exchange(true)) return;
+  {
+    // The monitor goes first: a drain is not a stall, nor a failure for the guard.
+    std::lock_guard<std::mutex> lock(monitor_mutex_);
+    monitor_stop_ = true;
+  }
+  monitor_cv_.notify_all();
+  if (monitor_.joinable()) monitor_.join();
   log::info("draining", {{"drain_timeout_ms", static_cast<long long>(config_.pipeline.drain_timeout.count())}});
   life_.stop_intake.store(true, std::memory_order_relaxed);
   ingest_waiter_.notify();
@@ -132,7 +159,17 @@ void Pipeline::stop() {
 bool Pipeline::finished() const noexcept { return ack_done_.load(std::memory_order_acquire); }
 
 HealthReport Pipeline::health() const noexcept {
+  HealthReport h = base_health();
+  // relaxed: independent flags of the monitor's last tick.
+  h.stalled = stalled_.load(std::memory_order_relaxed);
+  h.waiting_ms = waiting_ms_.load(std::memory_order_relaxed);
+  h.failing_ms = metrics_->monitor.failing_ms.value();
+  return h;
+}
+
+HealthReport Pipeline::base_health() const noexcept {
   HealthReport h;
+  h.backlog = metrics_->monitor.backlog.value();
   h.running = started_.load() && !ack_done_.load(std::memory_order_acquire);
   h.nats_connected = !consume_ || (consume_->connected() && publish_->connected());
   h.redis_up = dedup_ ? dedup_->redis_up() : true;
@@ -144,34 +181,153 @@ HealthReport Pipeline::health() const noexcept {
 }
 
 std::string Pipeline::render_metrics() const {
-  return metrics_->render([this](std::string& out) {
-    out += "# HELP cdc_consumer_ring_occupancy Events queued in each ring.\n# TYPE cdc_consumer_ring_occupancy gauge\n";
-    const std::pair<const char*, const EventRing*> rings[] = {
-        {"free", &free_ring_}, {"parse", &parse_ring_}, {"dedup", &dedup_ring_}, {"publish", &publish_ring_}, {"ack", &ack_ring_}};
-    for (const auto& [name, ring] : rings) {
-      out += "cdc_consumer_ring_occupancy{ring=\"";
-      out += name;
-      out += "\"} ";
-      out += std::to_string(ring->size());
-      out += '\n';
+  ScrapeState st;
+  const EventRing* rings[] = {&free_ring_, &parse_ring_, &dedup_ring_, &publish_ring_, &ack_ring_};
+  for (std::size_t i = 0; i < st.ring_occupancy.size(); ++i) st.ring_occupancy[i] = rings[i]->size();
+  st.ring_capacity = pool_size_;
+  const HealthReport h = health();
+  st.in_flight = h.in_flight;
+  st.running = h.running;
+  st.ready = h.ready();
+  st.stalled = h.stalled;
+  const NatsConnection* nats[] = {consume_.get(), publish_.get()};
+  for (std::size_t i = 0; i < st.nats.size(); ++i) {
+    if (nats[i] == nullptr) continue;
+    st.nats[i].present = true;
+    st.nats[i].up = nats[i]->connected();
+    st.nats[i].reconnects = nats[i]->reconnects();
+    st.nats[i].failures = nats[i]->disconnects();
+  }
+  const RedisConnection* redis[] = {dedup_ ? dedup_->redis() : nullptr, ack_ ? ack_->redis() : nullptr};
+  for (std::size_t i = 0; i < st.redis.size(); ++i) {
+    if (redis[i] == nullptr) continue;
+    st.redis[i].present = true;
+    st.redis[i].up = redis[i]->up();
+    st.redis[i].reconnects = redis[i]->reconnects();
+    st.redis[i].failures = redis[i]->failures();
+  }
+  st.log_dropped = log::dropped();
+  st.version = CDC_VERSION;
+  return metrics_->render(st);
+}
+
+void Pipeline::set_stall_timeout(Millis timeout) noexcept {
+  // relaxed: an independent setting, read by the monitor on its next tick.
+  stall_timeout_ms_.store(timeout.count(), std::memory_order_relaxed);
+}
+
+void Pipeline::set_max_failure_duration(Millis limit) noexcept {
+  // relaxed: as above.
+  max_failure_ms_.store(limit.count(), std::memory_order_relaxed);
+}
+
+void Pipeline::set_transform_rules(const Config& next) {
+  if (!parse_) throw std::logic_error("pipeline has no parse stage");
+  // Only the reloadable rules change; the subject layout and prefixes stay as started.
+  TransformRules rules = transform_rules(config_);
+  rules.tables = next.ingest.tables;
+  rules.key_columns = next.ingest.key_columns;
+  rules.max_message_bytes = next.ingest.max_message_bytes;
+  parse_->offer(std::make_unique<Transformer>(std::move(rules)));
+}
+
+std::string Pipeline::guard_reason() const {
+  std::lock_guard<std::mutex> lock(guard_mutex_);
+  return guard_reason_;
+}
+
+void Pipeline::read_backlog() noexcept {
+  if (!consume_->connected()) return;  // a request would only wait for its timeout
+  ConsumerBacklog backlog;
+  std::string error;
+  const Millis timeout = std::min(Millis{2000}, config_.metrics.backlog_interval);
+  if (read_consumer_backlog(*consume_, config_, timeout, backlog, error)) {
+    metrics_->monitor.backlog.set(static_cast<std::int64_t>(backlog.num_pending));
+    metrics_->monitor.ack_pending.set(backlog.num_ack_pending);
+    metrics_->monitor.backlog_unix_ms.set(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                              std::chrono::system_clock::now().time_since_epoch()).count());
+    return;
+  }
+  metrics_->monitor.backlog_errors.inc();
+  static thread_local log::RateLimiter limiter(60'000'000'000LL, 1);
+  std::uint64_t suppressed = 0;
+  if (limiter.allow(suppressed)) {
+    log::warn("cannot read the consumer backlog", {{"consumer", config_.ingest.consumer}, {"error", error},
+                                                    {"suppressed", static_cast<unsigned long long>(suppressed)}});
+  }
+}
+
+void Pipeline::monitor() noexcept {
+  pthread_setname_np(pthread_self(), "cdc-monitor");
+  const bool block = config_.dedup.enabled && config_.dedup.on_redis_error == RedisErrorPolicy::kBlock;
+  const std::int64_t backlog_interval_ns = config_.metrics.backlog_interval.count() * kNsPerMs;
+  std::int64_t next_backlog_ns = 0;
+  std::unique_lock<std::mutex> lock(monitor_mutex_);
+  while (!monitor_stop_) {
+    lock.unlock();
+    std::int64_t now = now_ns();
+    if (consume_ && backlog_interval_ns > 0 && now >= next_backlog_ns) {
+      read_backlog();
+      next_backlog_ns = now + backlog_interval_ns;
+      now = now_ns();
     }
-    out += "# HELP cdc_consumer_ring_capacity Capacity of every ring (the event pool size).\n# TYPE cdc_consumer_ring_capacity gauge\n";
-    out += "cdc_consumer_ring_capacity " + std::to_string(pool_size_) + "\n";
-    const HealthReport h = health();
-    out += "# HELP cdc_consumer_in_flight Events between intake and completion.\n# TYPE cdc_consumer_in_flight gauge\n";
-    out += "cdc_consumer_in_flight " + std::to_string(h.in_flight) + "\n";
-    out += "# HELP cdc_consumer_nats_connected 1 when both NATS connections are up.\n# TYPE cdc_consumer_nats_connected gauge\n";
-    out += std::string("cdc_consumer_nats_connected ") + (h.nats_connected ? "1" : "0") + "\n";
-    out += "# HELP cdc_consumer_redis_up 1 when the dedup connection to Redis is up.\n# TYPE cdc_consumer_redis_up gauge\n";
-    out += std::string("cdc_consumer_redis_up ") + (h.redis_up ? "1" : "0") + "\n";
-    out += "# HELP cdc_consumer_nats_reconnects_total NATS reconnections.\n# TYPE cdc_consumer_nats_reconnects_total counter\n";
-    out += "cdc_consumer_nats_reconnects_total " +
-           std::to_string((consume_ ? consume_->reconnects() : 0) + (publish_ ? publish_->reconnects() : 0)) + "\n";
-    out += "# HELP cdc_consumer_log_dropped_total Log lines dropped because the log queue was full.\n# TYPE cdc_consumer_log_dropped_total counter\n";
-    out += "cdc_consumer_log_dropped_total " + std::to_string(log::dropped()) + "\n";
-    out += "# HELP cdc_consumer_build_info Build information.\n# TYPE cdc_consumer_build_info gauge\n";
-    out += "cdc_consumer_build_info{version=\"" CDC_VERSION "\"} 1\n";
-  });
+    const HealthReport h = base_health();
+    const bool pending = h.in_flight > 0 || h.backlog > 0;
+
+    // Liveness. A dependency outage pauses it: restarting would not bring NATS or Redis back.
+    StallDetector::Sample ss;
+    ss.pending = pending;
+    ss.completed = h.completed;
+    ss.dependencies_ok = h.nats_connected && (h.redis_up || !block);
+    const bool stalled = stall_.update(now, ss, stall_timeout_ms_.load(std::memory_order_relaxed) * kNsPerMs);
+    const std::int64_t waiting_ms = stall_.waiting_ns(now) / kNsPerMs;
+    if (stalled != stalled_.load(std::memory_order_relaxed)) {
+      if (stalled) {
+        log::error("liveness failing: work pending and nothing completed",
+                   {{"waiting_ms", static_cast<long long>(waiting_ms)},
+                    {"in_flight", static_cast<unsigned long long>(h.in_flight)},
+                    {"backlog", static_cast<long long>(h.backlog)}});
+      } else {
+        log::info("liveness restored");
+      }
+    }
+    // relaxed: the HTTP thread reads independent values; a tick late is fine.
+    stalled_.store(stalled, std::memory_order_relaxed);
+    waiting_ms_.store(waiting_ms, std::memory_order_relaxed);
+
+    // Panic guard: failures keep being counted and nothing succeeds.
+    const Metrics& m = *metrics_;
+    const RedisConnection* dedup_redis = dedup_ ? dedup_->redis() : nullptr;
+    const std::uint64_t naks = m.ack.naks.value();
+    const std::uint64_t publish_errors =
+        m.publish.publish_errors.value() + m.publish.timeouts.value() + m.puback.errors.value();
+    const std::uint64_t redis_errors =
+        block ? m.dedup.errors.value() + (dedup_redis != nullptr ? dedup_redis->failures() : 0) : 0;
+    FailureGuard::Sample gs;
+    gs.successes = m.ack.acks.value() + m.ack.terms.value();
+    gs.failures = naks + publish_errors + redis_errors + m.ack.completion_errors.value();
+    gs.pending = pending;
+    const std::int64_t limit_ms = max_failure_ms_.load(std::memory_order_relaxed);
+    const bool trip = guard_.update(now, gs, limit_ms * kNsPerMs);
+    metrics_->monitor.failing_ms.set(guard_.failing_ns(now) / kNsPerMs);
+    if (trip && !guard_tripped_.load(std::memory_order_relaxed)) {
+      std::string reason = "processing has failed continuously for " + format_ms(guard_.failing_ns(now) / kNsPerMs) +
+                           " (guard.max_failure_duration " + format_ms(limit_ms) + "): " +
+                           std::to_string(guard_.failures_since_success()) +
+                           " failures and no ack or dead letter since the first of them; totals: " +
+                           std::to_string(naks) + " NAKs, " + std::to_string(publish_errors) + " publish errors, " +
+                           std::to_string(redis_errors) + " Redis errors holding work; nats_connected=" +
+                           (h.nats_connected ? "true" : "false") + ", redis_up=" + (h.redis_up ? "true" : "false");
+      {
+        std::lock_guard<std::mutex> guard_lock(guard_mutex_);
+        guard_reason_ = std::move(reason);
+      }
+      // release: guard_reason_ is written before main sees the flag.
+      guard_tripped_.store(true, std::memory_order_release);
+    }
+    lock.lock();
+    monitor_cv_.wait_for(lock, kMonitorTick, [this] { return monitor_stop_; });
+  }
 }
 
 }  // namespace cdc

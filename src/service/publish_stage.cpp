@@ -12,6 +12,9 @@ namespace cdc {
 namespace {
 
 constexpr std::int64_t kNsPerMs = 1'000'000;
+/// The header block of a publish besides the Nats-Msg-Id value ("NATS/1.0\r\nNats-Msg-Id: \r\n\r\n"
+/// is 27 bytes), with room to spare: the broker counts headers against max_payload too.
+constexpr std::size_t kHeaderBytes = 64;
 
 bool parse_reply_tail(std::string_view subject, std::uint32_t& index, std::uint64_t& generation) noexcept {
   const std::size_t last = subject.rfind('.');
@@ -68,7 +71,7 @@ void PublishStage::on_puback(std::string_view reply_subject, std::string_view bo
     metrics_.puback.stale.inc();  // answered too late: the attempt timed out or was abandoned
     return;
   }
-  metrics_.publish.publish_latency.observe_ns(
+  metrics_.puback.latency.observe_ns(
       now_ns() - (ev.pub_deadline_ns - static_cast<std::int64_t>(config_.publish.ack_timeout.count()) * kNsPerMs));
   if (no_responders) {
     metrics_.puback.errors.inc();
@@ -124,6 +127,14 @@ void PublishStage::publish(Event& ev) noexcept {
     msg_id_ += config_.ingest.stream;
     msg_id_ += ':';
     msg_id_ += std::to_string(ev.stream_seq);
+  }
+  if (!output && max_payload_ > 0 &&
+      static_cast<std::int64_t>(payload.size() + msg_id_.size() + kHeaderBytes) > max_payload_) {
+    // The record carries the body in base64 (4/3 of it): over max_payload it would be refused
+    // for good and its source NAKed until JetStream gives up on it, neither dead-lettered nor
+    // published. Rebuild it with data_base64 cut to fit (docs/decisions.md).
+    const auto room = max_payload_ - static_cast<std::int64_t>(msg_id_.size() + kHeaderBytes);
+    prepare_dead_letter(config_, ev, ev.out.error_kind, ev.out.error, static_cast<std::size_t>(std::max<std::int64_t>(room, 1)));
   }
   const std::uint64_t generation = ++generation_;
   ++ev.attempts;
@@ -202,7 +213,7 @@ void PublishStage::give_up(Event& ev, std::string_view why) noexcept {
   if (ev.target == Target::kOutput && ev.last_delivery) {
     if (limiter.allow(suppressed)) {
       log::error("publish failed on the last delivery; dead-lettering",
-                 {{"event_id", ev.out.event_id}, {"error", why}, {"delivery_attempt", static_cast<unsigned>(ev.deliveries)},
+                 {{"trace_id", trace_id(ev)}, {"event_id", ev.out.event_id}, {"error", why}, {"delivery_attempt", static_cast<unsigned>(ev.deliveries)},
                   {"suppressed", static_cast<unsigned long long>(suppressed)}});
     }
     const std::string reason(why);
@@ -213,7 +224,7 @@ void PublishStage::give_up(Event& ev, std::string_view why) noexcept {
   }
   if (limiter.allow(suppressed)) {
     log::error(ev.target == Target::kDeadLetter ? "dead-letter publish failed; NAK" : "publish failed; NAK",
-               {{"event_id", ev.out.event_id}, {"subject", ev.subject}, {"error", why},
+               {{"trace_id", trace_id(ev)}, {"event_id", ev.out.event_id}, {"subject", ev.subject}, {"error", why},
                 {"attempts", static_cast<unsigned>(ev.attempts)}, {"delivery_attempt", static_cast<unsigned>(ev.deliveries)},
                 {"suppressed", static_cast<unsigned long long>(suppressed)}});
   }
@@ -273,7 +284,7 @@ bool PublishStage::advance_head() noexcept {
             static thread_local log::RateLimiter limiter;
             std::uint64_t suppressed = 0;
             if (limiter.allow(suppressed)) {
-              log::error("publish rejected; dead-lettering", {{"event_id", ev.out.event_id}, {"error", ev.pub_error},
+              log::error("publish rejected; dead-lettering", {{"trace_id", trace_id(ev)}, {"event_id", ev.out.event_id}, {"error", ev.pub_error},
                                                               {"suppressed", static_cast<unsigned long long>(suppressed)}});
             }
             const std::string reason(ev.pub_error);
@@ -290,6 +301,7 @@ bool PublishStage::advance_head() noexcept {
           std::abort();
       }
     }
+    metrics_.publish.stage.observe_ns(now - ev.received_ns);
     push_or_die(*out_.ring, &ev);
     ++head_;
     ++forwarded;

@@ -155,6 +155,15 @@ void RedisConnection::on_connect(const redisAsyncContext* ac, int status) {
   }
   self->connected_ = true;
   self->backoff_ms_ = 0;
+  // AUTH first, then SELECT: Redis answers commands in order, so nothing the stage sends later
+  // runs unauthenticated. A refused AUTH drops the connection (retried with backoff).
+  if (!self->config_.password.empty()) {
+    const std::string& user = self->config_.username;
+    const std::string& pass = self->config_.password;
+    const char* argv[] = {"AUTH", user.empty() ? pass.c_str() : user.c_str(), pass.c_str()};
+    const std::size_t len[] = {4, user.empty() ? pass.size() : user.size(), pass.size()};
+    redisAsyncCommandArgv(self->ctx_, &RedisConnection::on_auth, nullptr, user.empty() ? 2 : 3, argv, len);
+  }
   if (self->config_.db != 0) {
     const std::string db = std::to_string(self->config_.db);
     const char* argv[] = {"SELECT", db.c_str()};
@@ -165,6 +174,16 @@ void RedisConnection::on_connect(const redisAsyncContext* ac, int status) {
   self->ever_connected_ = true;
   self->up_.store(true, std::memory_order_relaxed);
   log::info("redis connected", {{"connection", self->role_}, {"address", self->config_.address}});
+}
+
+void RedisConnection::on_auth(redisAsyncContext* ac, void* reply, void*) {
+  auto* self = static_cast<RedisConnection*>(ac->data);
+  const auto* r = static_cast<const redisReply*>(reply);
+  if (self == nullptr || r == nullptr || r->type != REDIS_REPLY_ERROR) return;
+  // The reply text names the problem (WRONGPASS, NOAUTH...), never the password.
+  log::error("redis authentication failed", {{"connection", self->role_}, {"address", self->config_.address},
+                                            {"error", std::string(r->str, r->len)}});
+  self->reset("authentication failed");
 }
 
 void RedisConnection::on_disconnect(const redisAsyncContext* ac, int status) {

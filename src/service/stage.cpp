@@ -1,5 +1,6 @@
 #include "cdc/stage.hpp"
 
+#include <nats/nats.h>
 #include <pthread.h>
 #include <sched.h>
 
@@ -36,6 +37,12 @@ void setup_stage_thread(const char* name, int cpu) noexcept {
   if (pthread_setaffinity_np(pthread_self(), sizeof set, &set) != 0) {
     log::warn("cannot pin stage thread; running unpinned", {{"stage", name}, {"cpu", cpu}});
   }
+}
+
+std::string_view trace_id(const Event& ev) noexcept {
+  const char* value = nullptr;
+  if (ev.msg == nullptr || natsMsgHeader_Get(ev.msg, "traceparent", &value) != NATS_OK || value == nullptr) return {};
+  return log::trace_id_from_traceparent(value);
 }
 
 }  // namespace cdc

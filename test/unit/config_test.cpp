@@ -77,7 +77,8 @@ const std::map<std::string, std::size_t> kSectionFields = {
     {"nats", field_count<cdc::NatsConfig>()},     {"ingest", field_count<cdc::IngestConfig>()},
     {"publish", field_count<cdc::PublishConfig>()}, {"dedup", field_count<cdc::DedupConfig>()},
     {"redis", field_count<cdc::RedisConfig>()},   {"pipeline", field_count<cdc::PipelineConfig>()},
-    {"metrics", field_count<cdc::MetricsConfig>()}, {"log", field_count<cdc::LogConfig>()},
+    {"metrics", field_count<cdc::MetricsConfig>()}, {"health", field_count<cdc::HealthConfig>()},
+    {"guard", field_count<cdc::GuardConfig>()},     {"log", field_count<cdc::LogConfig>()},
 };
 
 std::string upper(std::string s) {
@@ -93,6 +94,17 @@ void check_same(const Config& actual, const Config& expected) {
   SAME(nats.reconnect_wait);
   SAME(nats.max_reconnect);
   SAME(nats.send_asap);
+  SAME(nats.tls_ca);
+  SAME(nats.tls_cert);
+  SAME(nats.tls_key);
+  SAME(nats.creds_file);
+  SAME(nats.nkey);
+  SAME(nats.nkey_seed_file);
+  SAME(nats.user);
+  SAME(nats.password);
+  SAME(nats.password_file);
+  SAME(nats.token);
+  SAME(nats.token_file);
   SAME(ingest.stream);
   SAME(ingest.stream_subjects);
   SAME(ingest.consumer);
@@ -132,6 +144,9 @@ void check_same(const Config& actual, const Config& expected) {
   SAME(redis.command_timeout);
   SAME(redis.reconnect_backoff);
   SAME(redis.reconnect_backoff_max);
+  SAME(redis.username);
+  SAME(redis.password);
+  SAME(redis.password_file);
   SAME(pipeline.ring_capacity);
   SAME(pipeline.batch_size);
   SAME(pipeline.wait_strategy);
@@ -140,10 +155,13 @@ void check_same(const Config& actual, const Config& expected) {
   SAME(metrics.enabled);
   SAME(metrics.bind);
   SAME(metrics.port);
+  SAME(metrics.backlog_interval);
+  SAME(health.stall_timeout);
+  SAME(guard.max_failure_duration);
   SAME(log.level);
 }
 #undef SAME
-constexpr std::size_t kKeysCompared = 54;
+constexpr std::size_t kKeysCompared = 71;
 
 /// A non-default value for every key, as YAML and as an environment value, and the Config
 /// they must both produce.
@@ -161,6 +179,17 @@ const std::vector<Override> kOverrides = {
     {"nats", "reconnect_wait", "250ms", "250ms"},
     {"nats", "max_reconnect", "10", "10"},
     {"nats", "send_asap", "true", "true"},
+    {"nats", "tls_ca", "/etc/ca.pem", "/etc/ca.pem"},
+    {"nats", "tls_cert", "/etc/cert.pem", "/etc/cert.pem"},
+    {"nats", "tls_key", "/etc/key.pem", "/etc/key.pem"},
+    {"nats", "creds_file", "/run/secrets/nats.creds", "/run/secrets/nats.creds"},
+    {"nats", "nkey", "UAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "UAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"},
+    {"nats", "nkey_seed_file", "/run/secrets/seed", "/run/secrets/seed"},
+    {"nats", "user", "u1", "u1"},
+    {"nats", "password", "p1", "p1"},
+    {"nats", "password_file", "/run/secrets/p", "/run/secrets/p"},
+    {"nats", "token", "t1", "t1"},
+    {"nats", "token_file", "/run/secrets/t", "/run/secrets/t"},
     {"ingest", "stream", "in_stream", "in_stream"},
     {"ingest", "stream_subjects", "[sequin.>, other.*]", "sequin.>,other.*"},
     {"ingest", "consumer", "c1", "c1"},
@@ -201,6 +230,9 @@ const std::vector<Override> kOverrides = {
     {"redis", "command_timeout", "500ms", "500ms"},
     {"redis", "reconnect_backoff", "200ms", "200ms"},
     {"redis", "reconnect_backoff_max", "10s", "10s"},
+    {"redis", "username", "ru", "ru"},
+    {"redis", "password", "rp", "rp"},
+    {"redis", "password_file", "/run/secrets/rp", "/run/secrets/rp"},
     {"pipeline", "ring_capacity", "1024", "1024"},
     {"pipeline", "batch_size", "128", "128"},
     {"pipeline", "wait_strategy", "sleep", "sleep"},
@@ -209,6 +241,9 @@ const std::vector<Override> kOverrides = {
     {"metrics", "enabled", "false", "false"},
     {"metrics", "bind", "127.0.0.1", "127.0.0.1"},
     {"metrics", "port", "9100", "9100"},
+    {"metrics", "backlog_interval", "1s", "1s"},
+    {"health", "stall_timeout", "30s", "30s"},
+    {"guard", "max_failure_duration", "1h", "1h"},
     {"log", "level", "debug", "debug"},
 };
 
@@ -220,6 +255,17 @@ Config overridden_config() {
   c.nats.reconnect_wait = Millis{250};
   c.nats.max_reconnect = 10;
   c.nats.send_asap = true;
+  c.nats.tls_ca = "/etc/ca.pem";
+  c.nats.tls_cert = "/etc/cert.pem";
+  c.nats.tls_key = "/etc/key.pem";
+  c.nats.creds_file = "/run/secrets/nats.creds";
+  c.nats.nkey = "UAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+  c.nats.nkey_seed_file = "/run/secrets/seed";
+  c.nats.user = "u1";
+  c.nats.password = "p1";
+  c.nats.password_file = "/run/secrets/p";
+  c.nats.token = "t1";
+  c.nats.token_file = "/run/secrets/t";
   c.ingest.stream = "in_stream";
   c.ingest.stream_subjects = {"sequin.>", "other.*"};
   c.ingest.consumer = "c1";
@@ -259,6 +305,9 @@ Config overridden_config() {
   c.redis.command_timeout = Millis{500};
   c.redis.reconnect_backoff = Millis{200};
   c.redis.reconnect_backoff_max = Millis{10000};
+  c.redis.username = "ru";
+  c.redis.password = "rp";
+  c.redis.password_file = "/run/secrets/rp";
   c.pipeline.ring_capacity = 1024;
   c.pipeline.batch_size = 128;
   c.pipeline.wait_strategy = cdc::WaitKind::kSleep;
@@ -268,6 +317,9 @@ Config overridden_config() {
   c.metrics.enabled = false;
   c.metrics.bind = "127.0.0.1";
   c.metrics.port = 9100;
+  c.metrics.backlog_interval = Millis{1000};
+  c.health.stall_timeout = Millis{30000};
+  c.guard.max_failure_duration = Millis{3600000};
   c.log.level = "debug";
   return c;
 }
@@ -878,4 +930,114 @@ TEST_CASE("process_environment returns NAME=VALUE strings of environ", "[config]
   const auto env = cdc::process_environment();
   unsetenv("CDC_CONFIG_TEST_PROBE");
   CHECK(std::count(env.begin(), env.end(), "CDC_CONFIG_TEST_PROBE=a=b") == 1);
+}
+
+TEST_CASE("changed_keys names every key whose value differs, in declaration order", "[config][reload]") {
+  const Config defaults;
+  CHECK(cdc::changed_keys(defaults, defaults).empty());
+  const Config other = overridden_config();
+  CHECK(cdc::changed_keys(other, other).empty());
+  std::vector<std::string> all;
+  for (const auto& o : kOverrides) all.push_back(o.section + "." + o.key);
+  CHECK(cdc::changed_keys(defaults, other) == all);
+  CHECK(cdc::changed_keys(other, defaults) == all);
+}
+
+TEST_CASE("a reload applies the reloadable keys and lists the others as needing a restart", "[config][reload]") {
+  const Config running;
+  const Config next = overridden_config();
+  const cdc::ReloadPlan plan = cdc::plan_reload(running, next);
+  const std::vector<std::string> reloadable = {"ingest.tables",        "ingest.key_columns",
+                                               "ingest.max_message_bytes", "health.stall_timeout",
+                                               "guard.max_failure_duration", "log.level"};
+  CHECK(plan.apply == reloadable);
+  CHECK(plan.restart.size() == kOverrides.size() - reloadable.size());
+  for (const auto& key : plan.restart) {
+    INFO(key);
+    CHECK_FALSE(cdc::reloadable(key));
+  }
+  for (const auto& key : reloadable) CHECK(cdc::reloadable(key));
+  CHECK(std::find(plan.restart.begin(), plan.restart.end(), "nats.url") != plan.restart.end());
+  CHECK(std::find(plan.restart.begin(), plan.restart.end(), "pipeline.ring_capacity") != plan.restart.end());
+
+  // The result: the running configuration with only the reloadable keys taken from the file.
+  Config expected;
+  expected.ingest.tables = next.ingest.tables;
+  expected.ingest.key_columns = next.ingest.key_columns;
+  expected.ingest.max_message_bytes = next.ingest.max_message_bytes;
+  expected.health.stall_timeout = next.health.stall_timeout;
+  expected.guard.max_failure_duration = next.guard.max_failure_duration;
+  expected.log.level = next.log.level;
+  check_same(plan.result, expected);
+  CHECK_NOTHROW(cdc::validate(plan.result));
+
+  // Nothing changed: nothing to do.
+  const cdc::ReloadPlan same = cdc::plan_reload(running, running);
+  CHECK(same.apply.empty());
+  CHECK(same.restart.empty());
+  check_same(same.result, running);
+
+  // A key that needs a restart keeps its running value, so the next reload reports it again.
+  Config only_url = running;
+  only_url.nats.url = "nats://elsewhere:4222";
+  const cdc::ReloadPlan url = cdc::plan_reload(running, only_url);
+  CHECK(url.apply.empty());
+  CHECK(url.restart == std::vector<std::string>{"nats.url"});
+  CHECK(url.result.nats.url == running.nats.url);
+  CHECK(cdc::plan_reload(url.result, only_url).restart == std::vector<std::string>{"nats.url"});
+}
+
+TEST_CASE("health, guard and backlog durations: 0 turns them off, small values are errors", "[config]") {
+  const Config off = cdc::load_config_text(
+      "metrics:\n  backlog_interval: 0\nhealth:\n  stall_timeout: 0\nguard:\n  max_failure_duration: 0\n", {});
+  CHECK(off.metrics.backlog_interval == Millis{0});
+  CHECK(off.health.stall_timeout == Millis{0});
+  CHECK(off.guard.max_failure_duration == Millis{0});
+  CHECK(load_error("health:\n  stall_timeout: 500ms\n").what ==
+        "health.stall_timeout: must be 0 (off) or at least 1s, got 500ms");
+  CHECK(load_error("guard:\n  max_failure_duration: 999ms\n").what ==
+        "guard.max_failure_duration: must be 0 (off) or at least 1s, got 999ms");
+  CHECK(load_error("metrics:\n  backlog_interval: 50ms\n").what ==
+        "metrics.backlog_interval: must be 0 (off) or at least 100ms, got 50ms");
+  CHECK(load_error("", {"DAISI_CDC_GUARD_MAX_FAILURE_DURATION=10"}).what ==
+        "DAISI_CDC_GUARD_MAX_FAILURE_DURATION: duration needs a unit (ms, s, m, h), got '10'");
+  CHECK(load_error("", {"DAISI_CDC_HEALTH_STALL_TIMEOUT=100ms"}).what ==
+        "DAISI_CDC_HEALTH_STALL_TIMEOUT: must be 0 (off) or at least 1s, got 100ms");
+  const Config c = cdc::load_config_text("", {"DAISI_CDC_HEALTH_STALL_TIMEOUT=3s", "DAISI_CDC_GUARD_MAX_FAILURE_DURATION=1h"});
+  CHECK(c.health.stall_timeout == Millis{3000});
+  CHECK(c.guard.max_failure_duration == Millis{3600000});
+}
+
+TEST_CASE("security keys: pairs are validated, secret files are read, URLs are redacted", "[config][security]") {
+  CHECK(load_error("nats:\n  tls_cert: /c.pem\n").what == "nats.tls_key: must be set with nats.tls_cert");
+  CHECK(load_error("nats:\n  tls_key: /k.pem\n").what == "nats.tls_cert: must be set with nats.tls_key");
+  CHECK(load_error("nats:\n  user: u\n").key == "nats.password");
+  CHECK(load_error("", {"DAISI_CDC_NATS_PASSWORD=s3cret"}).key == "nats.user");
+  CHECK(load_error("nats:\n  nkey_seed_file: /s\n").key == "nats.nkey");
+  CHECK(load_error("redis:\n  username: u\n").key == "redis.password");
+
+  const std::string secret = temp_file("hunter2\n");
+  Config c = cdc::load_config_text("nats:\n  user: u\n  password_file: " + secret + "\nredis:\n  password_file: " +
+                                       secret + "\n",
+                                   {});
+  CHECK(c.nats.password.empty());
+  cdc::resolve_secrets(c);
+  CHECK(c.nats.password == "hunter2");
+  CHECK(c.redis.password == "hunter2");
+
+  Config both = cdc::load_config_text("nats:\n  user: u\n  password: x\n  password_file: " + secret + "\n", {});
+  Outcome e = outcome_of([&] { cdc::resolve_secrets(both); });
+  CHECK(e.key == "nats.password_file");
+  CHECK(e.what.find("hunter2") == std::string::npos);
+  Config two = cdc::load_config_text("nats:\n  user: u\n  password: x\n  token: t\n", {});
+  CHECK(outcome_of([&] { cdc::resolve_secrets(two); }).key == "nats.creds_file");
+  Config missing = cdc::load_config_text("nats:\n  tls_ca: /nonexistent/ca.pem\n", {});
+  e = outcome_of([&] { cdc::resolve_secrets(missing); });
+  CHECK(e.what == "nats.tls_ca: cannot read /nonexistent/ca.pem: No such file or directory");
+  std::remove(secret.c_str());
+
+  CHECK(cdc::redact_url("nats://u:pw@h1:4222,tls://h2:4443") == "nats://***@h1:4222,tls://h2:4443");
+  CHECK(cdc::redact_url("nats://token@h:4222/x@y") == "nats://***@h:4222/x@y");
+  CHECK(cdc::redact_url("nats://h:4222") == "nats://h:4222");
+  CHECK(load_error("nats:\n  url: 'nats://u:pw@h:4222,http://x'\n").what.find("pw") == std::string::npos);
 }

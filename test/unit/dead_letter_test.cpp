@@ -209,3 +209,47 @@ TEST_CASE("base64: decoding rejects what is not base64", "[dead_letter][base64]"
   REQUIRE(cdc::decode_base64("Zm8", out));
   CHECK(out == "fo");
 }
+
+TEST_CASE("dead letter payload: max_bytes cuts data_base64 to fit and says so", "[dead_letter]") {
+  const std::vector<std::pair<std::string, std::string>> headers{{"Nats-Msg-Id", "MTAxOjA="}};
+  std::string body(100'000, 'b');
+  for (std::size_t i = 0; i < body.size(); ++i) body[i] = static_cast<char>('a' + i % 26);
+  cdc::DeadLetter letter;
+  letter.source_subject = "cdc.co1.messages";
+  letter.source_stream = "cdc_events_stream";
+  letter.source_seq = 7;
+  letter.delivery_attempts = 1;
+  letter.error_kind = cdc::ErrorKind::kPublishRejected;
+  letter.error = "payload of 100250 bytes exceeds the server's max_payload of 65536";
+  letter.headers = &headers;
+  letter.data = body;
+
+  std::string whole;
+  cdc::build_dead_letter_payload(letter, whole);
+  letter.max_bytes = whole.size();  // fits exactly: unchanged
+  std::string same;
+  cdc::build_dead_letter_payload(letter, same);
+  CHECK(same == whole);
+
+  simdjson::dom::parser parser;
+  for (const std::size_t limit : {std::size_t{65536}, std::size_t{1000}, whole.size() - 1, std::size_t{10}}) {
+    INFO("max_bytes " << limit);
+    letter.max_bytes = limit;
+    std::string out;
+    cdc::build_dead_letter_payload(letter, out);
+    simdjson::dom::element doc;
+    REQUIRE(parser.parse(out).get(doc) == simdjson::SUCCESS);
+    CHECK(bool(doc["data_truncated"]) == true);
+    CHECK(std::uint64_t(doc["data_bytes"]) == body.size());
+    std::string data;
+    REQUIRE(cdc::decode_base64(std::string_view(doc["data_base64"]), data));
+    CHECK(body.compare(0, data.size(), data) == 0);  // a prefix of the body
+    if (limit >= 1000) {
+      CHECK(out.size() <= limit);
+      CHECK(out.size() + 4 > limit);  // the longest prefix that fits, in whole base64 quads
+    } else {
+      CHECK(data.empty());  // not even the record without a body fits: no body at all
+    }
+    CHECK(out.compare(0, 20, whole, 0, 20) == 0);  // the other fields as before
+  }
+}

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <random>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -905,6 +906,10 @@ TEST_CASE("transform: invalid JSON anywhere in the body", "[transform][json]") {
       R"({}{})",
       R"({},)",
       R"({"record":{"a":[}]}})",
+      R"({"a":[}})",
+      R"({"a":{]})",
+      R"({"a":[[]}})",
+      R"([{]})",
       R"({"record":[1,2})",
       // Valid prefix, broken in a part the transform does not read: still invalid.
       body(r, m).substr(0, body(r, m).size() - 1) + R"(,"changes":[1,,2]})",
@@ -999,4 +1004,109 @@ TEST_CASE("transform: output buffers keep their capacity", "[transform]") {
   CHECK(out.payload.data() == payload);
   CHECK(out.subject.data() == subject);
   CHECK(out.event_id.data() == event_id);
+}
+
+TEST_CASE("transform: JSON validity agrees with simdjson's DOM parser on mutated bodies", "[transform][json]") {
+  // The walker validates the grammar itself; simdjson's DOM parser is an independent judge.
+  // Numbers it rejects for their range (integers above 64 bits, 1e400) are valid JSON to us
+  // and are left out of the comparison.
+  const std::vector<std::string> seeds = {
+      body(),
+      body(R"({"message_id":"m-1","chat_id":"c","agent_id":"a","n":-12.5e+3,"t":true,"f":false,"z":null,)"
+           R"("arr":[1,[2,{"k":"v"}],[]],"o":{},"s":"x\"y\\z\u00e9\n"})",
+           meta("messages", "12", "3", R"("record_pks":["m-1"],"idempotency_key":"k")"), R"("update")"),
+      R"( { "action" : "read" , "metadata" : { "commit_lsn" : null , "idempotency_key" : "aWQ=" } ,)"
+      R"( "record" : { "chat_id" : "c" , "agent_id" : "a" , "message_id" : "m" } } )",
+  };
+  const std::string alphabet = std::string("{}[]:,\"\\ \t\n0123456789aeEtrufnl.-+/") + '\x01' + '\x7f' + '\xff';
+  std::mt19937 rng(20261122);
+  Transformer t{TransformRules{}};
+  TransformOutput out;
+  simdjson::dom::parser parser;
+  std::size_t compared = 0, valid = 0;
+  for (int i = 0; i < 30000; ++i) {
+    std::string b = seeds[static_cast<std::size_t>(i) % seeds.size()];
+    const int mutations = 1 + static_cast<int>(rng() % 3);
+    for (int m = 0; m < mutations && !b.empty(); ++m) {
+      const std::size_t at = rng() % b.size();
+      const char c = alphabet[rng() % alphabet.size()];
+      switch (rng() % 4) {
+        case 0: b[at] = c; break;
+        case 1: b.erase(at, 1); break;
+        case 2: b.insert(b.begin() + static_cast<std::ptrdiff_t>(at), c); break;
+        default: b.insert(at, b.substr(at, rng() % 8)); break;
+      }
+    }
+    const auto dom = parser.parse(b).error();
+    if (dom == simdjson::NUMBER_ERROR) continue;
+    ++compared;
+    t.transform("cdc.co1.messages", b, "hdr", out);
+    INFO(b);
+    INFO(simdjson::error_message(dom) << " / " << out.error);
+    if (dom == simdjson::SUCCESS) {
+      ++valid;
+      CHECK(out.error_kind != ErrorKind::kInvalidJson);
+    } else {
+      CHECK(out.error_kind == ErrorKind::kInvalidJson);
+    }
+  }
+  CHECK(compared > 25000);
+  CHECK(valid > 1000);
+  CHECK(compared - valid > 10000);
+}
+
+TEST_CASE("transform: payload strings are escaped wherever the special byte sits", "[transform][json]") {
+  // message_id is not the pk here, so it may hold anything a JSON string can.
+  const std::vector<std::pair<std::string, std::string>> specials = {
+      {"\\\"", "\""}, {"\\\\", "\\"}, {"\\n", "\n"}, {"\\u001f", "\x1f"}, {"\\u0000", std::string(1, '\0')}};
+  for (const auto& [escaped, plain] : specials) {
+    for (std::size_t at = 0; at <= 17; ++at) {
+      for (std::size_t tail = 0; tail <= 8; ++tail) {  // every position within an 8-byte word
+        const std::string json_text = std::string(at, 'a') + escaped + std::string(tail, 'c');
+        const std::string expected = std::string(at, 'a') + plain + std::string(tail, 'c');
+        const std::string record = R"({"message_id":")" + json_text + R"(","chat_id":"c","agent_id":"a"})";
+        const Result r =
+            published("cdc.co1.messages", body(record, meta("messages", "1", "0", R"("record_pks":["p"])")));
+        INFO(at << " " << tail << " " << escaped);
+        CHECK(payload_field(r.payload, "message_id") == expected);
+        CHECK(row_data_of(r.payload) == record);
+      }
+    }
+  }
+  // UTF-8 around the special byte is copied as it is.
+  const std::string record = R"({"message_id":"\u00e9\"\u00e9","chat_id":"c","agent_id":"a"})";
+  const Result u = published("cdc.co1.messages", body(record, meta("messages", "1", "0", R"("record_pks":["p"])")));
+  CHECK(payload_field(u.payload, "message_id") == "\xc3\xa9\"\xc3\xa9");
+  // Plain long values take the exact-size path and are copied as they are.
+  const std::string long_id(200, 'x');
+  const Result r = published("cdc.co1.messages",
+                             body(R"({"message_id":")" + long_id + R"(","chat_id":"c","agent_id":"a"})",
+                                  meta("messages", "1", "0", R"("record_pks":["p"])")));
+  CHECK(r.payload.find(R"("message_id":")" + long_id + "\"") != std::string::npos);
+}
+
+TEST_CASE("a company token that is not valid UTF-8 is dead-lettered; JSON strings stay valid UTF-8", "[transform]") {
+  // Found by fuzz/transform_fuzzer.cpp: a subject may carry any byte, and company_id is copied
+  // from it into the payload, which must be valid JSON.
+  Transformer t{TransformRules{}};
+  TransformOutput out;
+  const std::string body =
+      R"({"record":{"chat_id":"c1","agent_id":"a1"},"changes":null,"action":"insert","metadata":{"commit_lsn":5,"commit_idx":0}})";
+  REQUIRE(t.transform("cdc.co\xbf" "1.chats", body, "", out) == Disposition::kDeadLetter);
+  CHECK(out.error_kind == ErrorKind::kInvalidToken);
+  CHECK(out.error == "company is not valid UTF-8");
+  REQUIRE(t.transform("cdc.caf\xc3\xa9.chats", body, "", out) == Disposition::kPublish);  // "café" is fine
+  CHECK(out.payload.find("\"company_id\":\"caf\xc3\xa9\"") != std::string::npos);
+
+  const auto json = [](std::string_view s) {
+    std::string o;
+    cdc::append_json_string(s, o);
+    return o;
+  };
+  CHECK(json("caf\xc3\xa9 \xf0\x9f\x98\x80") == "\"caf\xc3\xa9 \xf0\x9f\x98\x80\"");  // valid UTF-8 as it is
+  CHECK(json("a\xbf" "b") == "\"a\\ufffdb\"");                                       // stray continuation byte
+  CHECK(json("\xc3") == "\"\\ufffd\"");                                              // truncated sequence
+  CHECK(json("\xed\xa0\x80") == "\"\\ufffd\\ufffd\\ufffd\"");                        // a surrogate
+  CHECK(json("\xc0\xaf") == "\"\\ufffd\\ufffd\"");                                   // overlong
+  CHECK(json("\xf4\x90\x80\x80") == "\"\\ufffd\\ufffd\\ufffd\\ufffd\"");             // beyond U+10FFFF
 }

@@ -12,6 +12,7 @@
 #include "cdc/dead_letter.hpp"
 #include "commands.hpp"
 #include "nats_helper.hpp"
+#include "progress.hpp"
 
 namespace cdc::replay {
 namespace {
@@ -111,6 +112,8 @@ int run_capture(const CaptureOptions& options) {
   std::string time_text;
   bool interrupted = false;
   bool done = false;
+  // Written to stdout: the progress line (stderr) is still fine on a terminal.
+  Progress progress("captured", !options.quiet);
   while (!done) {
     if (stop_requested()) {
       interrupted = true;
@@ -143,9 +146,11 @@ int run_capture(const CaptureOptions& options) {
     out << format_capture_line(record) << '\n';
     if (written++ == 0) first_seq = meta->Sequence.Stream;
     last_seq = meta->Sequence.Stream;
+    progress.update(written, options.count != 0 ? options.count : written + meta->NumPending);
     if (options.count != 0 && written == options.count) done = true;
     if (until_caught_up && meta->NumPending == 0) done = true;
   }
+  progress.finish();
   // Deletes the ephemeral consumer now rather than when the server notices the lost interest.
   natsSubscription_Unsubscribe(sub.get());
   out.flush();
@@ -177,7 +182,7 @@ void add_capture_command(CLI::App& app, int& exit_code) {
                 "Stop when nothing is pending (the default without --count)");
   cmd->add_option("-o,--output", options->output, "Output file (default stdout)");
   cmd->add_flag("--no-meta", options->no_meta, "Leave out stream_seq and time (lines comparable with the source)");
-  cmd->add_flag("--quiet,-q", options->quiet, "No summary on stderr");
+  cmd->add_flag("--quiet,-q", options->quiet, "No summary and no progress line on stderr");
   cmd->callback([options, &exit_code] { exit_code = run_capture(*options); });
 }
 

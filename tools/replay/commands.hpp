@@ -14,5 +14,7 @@ inline constexpr int kExitUsage = 2;
 void add_publish_command(CLI::App& app, int& exit_code);
 void add_capture_command(CLI::App& app, int& exit_code);
 void add_gen_command(CLI::App& app, int& exit_code);
+void add_transform_command(CLI::App& app, int& exit_code);
+void add_dlq_command(CLI::App& app, int& exit_code);
 
 }  // namespace cdc::replay

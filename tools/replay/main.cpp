@@ -3,6 +3,8 @@
 //   gen      writes a synthetic Sequin capture and the counts the service must produce from it
 //   publish  replays a capture into JetStream, waiting for every PubAck
 //   capture  copies a stream's messages into a capture file without touching durable consumers
+//   transform  dry run of the service's transform over a capture (no server)
+//   dlq      lists, counts and redrives dead letters of cdc_dlq_stream
 
 #include <iostream>
 
@@ -10,12 +12,14 @@
 #include "nats_helper.hpp"
 
 int main(int argc, char** argv) {
-  CLI::App app{"cdc-replay: generate, publish and capture Sequin CDC captures (JSON Lines)"};
+  CLI::App app{"cdc-replay: generate, publish, capture and transform Sequin CDC captures; inspect and redrive dead letters"};
   app.require_subcommand(1);
   int exit_code = cdc::replay::kExitOk;
   cdc::replay::add_gen_command(app, exit_code);
   cdc::replay::add_publish_command(app, exit_code);
   cdc::replay::add_capture_command(app, exit_code);
+  cdc::replay::add_transform_command(app, exit_code);
+  cdc::replay::add_dlq_command(app, exit_code);
   cdc::replay::install_stop_handler();
   try {
     app.parse(argc, argv);

@@ -16,6 +16,7 @@
 #include "cdc/capture.hpp"
 #include "commands.hpp"
 #include "nats_helper.hpp"
+#include "progress.hpp"
 
 namespace cdc::replay {
 namespace {
@@ -400,6 +401,8 @@ int run_publish(const PublishOptions& options) {
   const auto start = Clock::now();
   std::size_t attempted = 0;
   bool interrupted = false;
+  Progress progress("published", !options.quiet && !options.json);
+  const std::size_t total = records.size() * options.repeat;
   for (std::size_t pass = 0; pass < options.repeat && !interrupted; ++pass) {
     for (std::size_t i = 0; i < records.size(); ++i) {
       if (stop_requested()) {
@@ -416,6 +419,7 @@ int run_publish(const PublishOptions& options) {
       add_headers(msg.get(), r.headers);
       ++attempted;
       flight.add(raw, r.line);
+      progress.update(attempted, total);
       natsMsg* handed = raw;
       // On success nats.c owns the message and clears `handed`; on failure it stays ours.
       if (const natsStatus s = js_PublishMsgAsync(nats.js.get(), &handed, &pub_options); s != NATS_OK) {
@@ -436,6 +440,7 @@ int run_publish(const PublishOptions& options) {
       natsMsgList_Destroy(&pending);
     }
   }
+  progress.finish();
   const double elapsed_s = std::chrono::duration<double>(Clock::now() - start).count();
   report(options, records.size(), skipped, attempted, flight, elapsed_s, interrupted);
   return flight.failures().empty() && !interrupted ? kExitOk : kExitFailed;
@@ -472,7 +477,8 @@ void add_publish_command(CLI::App& app, int& exit_code) {
   cmd->add_option("--stream-subject", options->stream_subjects, "Subjects of the created stream; repeatable")
       ->needs(create)
       ->capture_default_str();
-  cmd->add_flag("--quiet,-q", options->quiet, "No summary (failures are still listed on stderr)");
+  cmd->add_flag("--quiet,-q", options->quiet,
+                "No summary and no progress line (failures are still listed on stderr)");
   cmd->add_flag("--json", options->json, "Print the summary as one JSON object");
   cmd->callback([options, &exit_code] { exit_code = run_publish(*options); });
 }

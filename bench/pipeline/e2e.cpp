@@ -1,0 +1,488 @@
+// --mode e2e | relay | direct: against real nats-server -js and redis-server on loopback
+// (started here on free ports in a temporary directory, or given with --nats-url /
+// --redis-address), with the real service pipeline in process (Pipeline(Config)).
+//
+//   drain    a backlog of N generated messages is published into the source stream first; then
+//            the consumer under test starts and the clock runs until every message is completed
+//            (ours: the pipeline's ack + nak + term count; relay: its in-order acks)
+//   latency  messages are published at a fixed rate while the consumer runs; each body carries
+//            its intended send time inside `record`, which the service copies into row_data, so
+//            a core subscriber on the output subjects measures source publish -> enriched event
+//            (direct: the subscriber listens on the source subjects, no consumer in between)
+//
+// Each drain round recreates the source stream and publishes a fresh backlog (new commit LSNs
+// and message ids, so neither Redis nor a duplicate window has seen it); with baselines the
+// relay and ours drain the same backlog through their own durable consumers, and alternate
+// who goes first from round to round.
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <cstdio>
+#include <memory>
+#include <optional>
+#include <thread>
+
+#include "cdc/log.hpp"
+#include "cdc/pipeline.hpp"
+#include "cdc/stage.hpp"
+#include "common/report.hpp"
+#include "pipeline/harness.hpp"
+#include "pipeline/js_tools.hpp"
+#include "pipeline/local_servers.hpp"
+#include "pipeline/relay.hpp"
+#include "pipeline/stage_report.hpp"
+#include "pipeline/thread_cpu.hpp"
+
+namespace cdc::bench {
+namespace {
+
+constexpr std::int64_t kNsPerMs = 1'000'000;
+
+struct Servers {
+  std::optional<TempDir> dir;
+  std::optional<LocalNats> nats;
+  std::optional<LocalRedis> redis;
+  std::string nats_url, redis_address;
+  pid_t nats_pid = -1, redis_pid = -1;
+
+  std::uint64_t nats_cpu() const { return nats_pid > 0 ? child_cpu_ns(nats_pid) : 0; }
+  std::uint64_t redis_cpu() const { return redis_pid > 0 ? child_cpu_ns(redis_pid) : 0; }
+};
+
+struct CpuWindow {
+  const Servers& servers;
+  std::uint64_t self0, nats0, redis0;
+  explicit CpuWindow(const Servers& s)
+      : servers(s), self0(process_cpu_ns()), nats0(s.nats_cpu()), redis0(s.redis_cpu()) {}
+  struct Result {
+    double self_us = 0, nats_us = 0, redis_us = 0;  // per message
+  };
+  Result per_message(std::uint64_t n) const {
+    const double d = static_cast<double>(std::max<std::uint64_t>(n, 1)) * 1e3;
+    return {static_cast<double>(process_cpu_ns() - self0) / d, static_cast<double>(servers.nats_cpu() - nats0) / d,
+            static_cast<double>(servers.redis_cpu() - redis0) / d};
+  }
+};
+
+struct DrainResult {
+  std::string who;  // "ours" | "relay"
+  int round = 0;
+  std::uint64_t messages = 0;
+  double seconds = 0;
+  double rate = 0;
+  CpuWindow::Result cpu;
+  std::map<std::string, std::uint64_t> results;  // ours: processed / skipped / duplicate / dead_lettered / retried
+  std::vector<std::pair<std::string, StageQuantiles>> stages;
+  bool complete = true;
+};
+
+struct LatencyResult {
+  std::string who;  // "ours" | "direct" | "relay"
+  double rate = 0;
+  std::uint64_t sent = 0, received = 0;
+  std::uint64_t expected = 0;  ///< events that should arrive (ours: processed; direct: sent)
+  double max_behind_ms = 0;
+  std::unique_ptr<LogHistogram> latency;
+  CpuWindow::Result cpu;
+  std::vector<std::pair<std::string, StageQuantiles>> stages;
+};
+
+std::uint64_t completions(Pipeline& p) {
+  Metrics& m = p.metrics();
+  return m.ack.acks.value() + m.ack.naks.value() + m.ack.terms.value();
+}
+
+std::map<std::string, std::uint64_t> result_counts(Pipeline& p) {
+  static constexpr const char* kNames[] = {"processed", "skipped", "duplicate", "dead_lettered", "retried"};
+  std::map<std::string, std::uint64_t> out;
+  Metrics& m = p.metrics();
+  for (std::size_t t = 0; t < m.table_labels().size(); ++t) {
+    for (std::size_t k = 0; k < Metrics::kResults; ++k) out[kNames[k]] += m.ack.events[t][k].value();
+  }
+  return out;
+}
+
+/// Waits until `done()` reaches `target`, failing after `stall` without progress. False on a stall.
+template <typename Done>
+bool wait_for_count(Done done, std::uint64_t target, std::chrono::seconds stall, std::chrono::milliseconds poll) {
+  std::uint64_t last = 0;
+  auto last_change = std::chrono::steady_clock::now();
+  while (true) {
+    const std::uint64_t n = done();
+    if (n >= target) return true;
+    if (n != last) {
+      last = n;
+      last_change = std::chrono::steady_clock::now();
+    } else if (std::chrono::steady_clock::now() - last_change > stall) {
+      return false;
+    }
+    std::this_thread::sleep_for(poll);
+  }
+}
+
+class E2e {
+ public:
+  E2e(const HarnessOptions& o, Servers& servers, const Corpus& corpus, Config config)
+      : o_(o), servers_(servers), corpus_(corpus), config_(std::move(config)),
+        admin_(servers.nats_url, "bench-admin", o.publish_window) {
+    const auto window = static_cast<std::int64_t>(config_.publish.duplicate_window.count()) * kNsPerMs;
+    ensure_stream(admin_.js(), config_.publish.stream, {config_.publish.subject_prefix + ".>"}, window);
+    ensure_stream(admin_.js(), config_.publish.dlq_stream, {config_.publish.dlq_subject_prefix + ".>"}, window);
+  }
+
+  /// Fresh source stream (its consumers go with it) holding a fresh backlog of `n` messages.
+  void load_backlog(std::uint64_t n) {
+    fresh_source();
+    NatsClient loader(servers_.nats_url, "bench-loader", o_.publish_window);
+    const double s = publish_backlog(loader, corpus_, pass_, n);
+    pass_ += corpus_.passes(n);
+    const std::uint64_t stored = stream_messages(admin_.js(), config_.ingest.stream);
+    std::printf("backlog         %llu messages published in %.2f s (%.0f msg/s); stream holds %llu\n",
+                static_cast<unsigned long long>(n), s, static_cast<double>(n) / s, static_cast<unsigned long long>(stored));
+    if (stored != n) throw std::runtime_error("source stream holds " + std::to_string(stored) + " messages, expected " + std::to_string(n));
+  }
+
+  DrainResult drain_ours(std::uint64_t n, int round) {
+    DrainResult r;
+    r.who = "ours";
+    r.round = round;
+    r.messages = n;
+    Config c = config_;
+    c.ingest.consumer = "cdc_consumers";
+    const CpuWindow cpu(servers_);
+    const std::int64_t t0 = now_ns();
+    {
+      Pipeline p(c);
+      p.start();
+      r.complete = wait_for_count([&] { return completions(p); }, n, std::chrono::seconds(60), std::chrono::milliseconds(1));
+      const std::int64_t t1 = p.health().last_completion_ns;
+      r.cpu = cpu.per_message(n);
+      r.seconds = static_cast<double>(t1 - t0) / 1e9;
+      r.results = result_counts(p);
+      r.stages = stage_quantiles(p.metrics());
+      p.stop();
+    }
+    r.rate = r.complete && r.seconds > 0 ? static_cast<double>(n) / r.seconds : 0;
+    print_drain(r);
+    return r;
+  }
+
+  DrainResult drain_relay(std::uint64_t n, int round) {
+    DrainResult r;
+    r.who = "relay";
+    r.round = round;
+    r.messages = n;
+    const CpuWindow cpu(servers_);
+    const std::int64_t t0 = now_ns();
+    {
+      RelayOptions ro;
+      ro.url = servers_.nats_url;
+      ro.stream = config_.ingest.stream;
+      ro.max_ack_pending = config_.ingest.max_ack_pending;
+      ro.out_subject = config_.publish.subject_prefix + ".relay";
+      Relay relay(ro);
+      relay.start();
+      r.complete = wait_for_count([&] { return relay.acked(); }, n, std::chrono::seconds(60), std::chrono::milliseconds(1));
+      r.seconds = static_cast<double>(relay.last_ack_ns() - t0) / 1e9;
+      r.cpu = cpu.per_message(n);
+      relay.stop();
+    }
+    r.rate = r.complete && r.seconds > 0 ? static_cast<double>(n) / r.seconds : 0;
+    print_drain(r);
+    return r;
+  }
+
+  /// who: "ours" (pipeline running, subscriber on the output), "direct" (subscriber on the
+  /// source subjects), "relay" (the relay running, subscriber on its output subject).
+  LatencyResult latency(const std::string& who, double rate) {
+    LatencyResult r;
+    r.who = who;
+    r.rate = rate;
+    fresh_source();
+    std::unique_ptr<Pipeline> pipeline;
+    std::unique_ptr<Relay> relay;
+    std::string subject = config_.publish.subject_prefix + ".>";
+    if (who == "ours") {
+      Config c = config_;
+      pipeline = std::make_unique<Pipeline>(c);
+      pipeline->start();
+    } else if (who == "relay") {
+      RelayOptions ro;
+      ro.url = servers_.nats_url;
+      ro.stream = config_.ingest.stream;
+      ro.out_subject = config_.publish.subject_prefix + ".relay";
+      relay = std::make_unique<Relay>(ro);
+      relay->start();
+    } else {
+      subject = config_.ingest.stream_subjects.empty() ? "cdc.>" : config_.ingest.stream_subjects.front();
+    }
+    const std::int64_t record_from = now_ns() + static_cast<std::int64_t>(o_.warmup_seconds * 1e9);
+    LatencySubscriber sub(servers_.nats_url, subject, record_from);
+    // The source publishes with SendAsap, as promptly as a producer that flushes per message:
+    // nats.c's ~1 ms flusher would otherwise be part of every path measured here, the direct one
+    // included, and hide what the consumer in between adds.
+    NatsClient source(servers_.nats_url, "bench-source", o_.publish_window, /*send_asap=*/true);
+    const CpuWindow cpu(servers_);
+    const RatePublishResult pub = publish_at_rate(source, corpus_, pass_, rate, o_.latency_seconds);
+    pass_ += corpus_.passes(pub.sent);
+    r.sent = pub.sent;
+    r.max_behind_ms = static_cast<double>(pub.max_behind_ns) / 1e6;
+    // Let the consumer finish what was published, then give the last events time to arrive.
+    if (pipeline) wait_for_count([&] { return completions(*pipeline); }, pub.sent, std::chrono::seconds(30), std::chrono::milliseconds(5));
+    if (relay) wait_for_count([&] { return relay->acked(); }, pub.sent, std::chrono::seconds(30), std::chrono::milliseconds(5));
+    if (who == "direct") wait_for_count([&] { return sub.received(); }, pub.sent, std::chrono::seconds(10), std::chrono::milliseconds(5));
+    std::uint64_t seen = sub.received();
+    for (int quiet = 0; quiet < 3;) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      const std::uint64_t now = sub.received();
+      quiet = now == seen ? quiet + 1 : 0;
+      seen = now;
+    }
+    r.cpu = cpu.per_message(pub.sent);
+    sub.close();
+    r.received = sub.received();
+    r.latency = std::make_unique<LogHistogram>(sub.latency());
+    r.expected = r.sent;
+    if (pipeline) {
+      const auto results = result_counts(*pipeline);
+      r.expected = results.at("processed");
+      r.stages = stage_quantiles(pipeline->metrics());
+      pipeline->stop();
+    }
+    if (relay) relay->stop();
+    print_latency(r);
+    return r;
+  }
+
+ private:
+  void fresh_source() {
+    recreate_stream(admin_.js(), config_.ingest.stream, config_.ingest.stream_subjects, 0);
+    purge_stream(admin_.js(), config_.publish.stream);
+  }
+
+  static void print_drain(const DrainResult& r) {
+    std::printf("drain %-9s round %d: %llu messages in %.3f s = %.0f msg/s%s; CPU per message: harness process %.1f us, "
+                "nats-server %.1f us, redis-server %.1f us\n",
+                r.who.c_str(), r.round, static_cast<unsigned long long>(r.messages), r.seconds, r.rate,
+                r.complete ? "" : " (INCOMPLETE: stalled)", r.cpu.self_us, r.cpu.nats_us, r.cpu.redis_us);
+    if (!r.results.empty()) {
+      std::printf("                processed %llu, skipped %llu, duplicate %llu, dead-lettered %llu, retried %llu\n",
+                  static_cast<unsigned long long>(r.results.at("processed")),
+                  static_cast<unsigned long long>(r.results.at("skipped")),
+                  static_cast<unsigned long long>(r.results.at("duplicate")),
+                  static_cast<unsigned long long>(r.results.at("dead_lettered")),
+                  static_cast<unsigned long long>(r.results.at("retried")));
+    }
+    std::fflush(stdout);
+  }
+
+  static void print_latency(const LatencyResult& r) {
+    const LogHistogram& h = *r.latency;
+    std::printf("latency %-7s at %6.0f msg/s: sent %llu, arrived %llu of %llu (recorded %llu after warm-up); p50 %s  "
+                "p90 %s  p99 %s  p99.9 %s  max %s%s\n",
+                r.who.c_str(), r.rate, static_cast<unsigned long long>(r.sent), static_cast<unsigned long long>(r.received),
+                static_cast<unsigned long long>(r.expected),
+                static_cast<unsigned long long>(h.count()), format_ns(static_cast<double>(h.percentile(50))).c_str(),
+                format_ns(static_cast<double>(h.percentile(90))).c_str(), format_ns(static_cast<double>(h.percentile(99))).c_str(),
+                format_ns(static_cast<double>(h.percentile(99.9))).c_str(), format_ns(static_cast<double>(h.max())).c_str(),
+                r.max_behind_ms > 5 ? "  (publisher fell behind its schedule)" : "");
+    if (!r.stages.empty()) print_stages(r.stages);
+    std::fflush(stdout);
+  }
+
+  const HarnessOptions& o_;
+  Servers& servers_;
+  const Corpus& corpus_;
+  Config config_;
+  NatsClient admin_;
+  std::uint64_t pass_ = 0;
+};
+
+double median(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  return v.size() % 2 == 1 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
+}
+
+void json_cpu(JsonWriter& j, const CpuWindow::Result& c) {
+  j.begin_object("cpu_us_per_message");
+  j.field("harness_process", c.self_us).field("nats_server", c.nats_us).field("redis_server", c.redis_us);
+  j.end_object();
+}
+
+}  // namespace
+
+int run_e2e(const HarnessOptions& o) {
+  Servers servers;
+  servers.dir.emplace("cdc-bench-e2e");
+  const bool need_redis = o.mode == "e2e";
+  if (o.nats_url.empty()) {
+    servers.nats.emplace(servers.dir->path());
+    servers.nats_url = servers.nats->url();
+    servers.nats_pid = servers.nats->pid();
+  } else {
+    servers.nats_url = o.nats_url;
+  }
+  if (need_redis) {
+    if (o.redis_address.empty()) {
+      servers.redis.emplace(servers.dir->path());
+      servers.redis_address = servers.redis->address();
+      servers.redis_pid = servers.redis->pid();
+    } else {
+      servers.redis_address = o.redis_address;
+    }
+  }
+  Config config = service_config(o);
+  config.nats.url = servers.nats_url;
+  if (need_redis) config.redis.address = servers.redis_address;
+  const Corpus corpus = prepare_corpus(o, servers.dir->path());
+  const std::uint64_t n = o.events != 0 ? o.events : 200'000;
+  const std::string load_before = load_average();
+  std::printf("cdc_pipeline_bench --mode %s%s   %s   load %s\n", o.mode.c_str(), o.with_baselines ? " --with-baselines" : "",
+              utc_now().c_str(), load_before.c_str());
+  std::printf("servers         nats %s%s, redis %s%s\n", servers.nats_url.c_str(), servers.nats ? " (started here)" : "",
+              need_redis ? servers.redis_address.c_str() : "-", servers.redis ? " (started here)" : "");
+  std::printf("corpus          %s: %zu messages, %.0f B mean body, %.0f%% on processed tables\n", corpus.path().c_str(),
+              corpus.size(), corpus.mean_body_bytes(), corpus.allowed_fraction() * 100);
+  std::printf("service         ingest %s, ring %zu, batch %d, wait %s, max_pending %d, send_asap %s\n",
+              config.ingest.mode == IngestMode::kPush ? "push" : "pull", config.pipeline.ring_capacity,
+              config.pipeline.batch_size, std::string(to_string(config.pipeline.wait_strategy)).c_str(),
+              config.publish.max_pending, config.nats.send_asap ? "true" : "false");
+  std::fflush(stdout);
+
+  E2e e2e(o, servers, corpus, config);
+  const bool ours = o.mode == "e2e";
+  const bool relay = o.mode == "relay" || (ours && o.with_baselines);
+  const bool direct = o.mode == "direct" || (ours && o.with_baselines);
+  const bool relay_latency = o.mode == "relay" || (ours && o.relay_latency);
+
+  std::vector<DrainResult> drains;
+  if (!o.skip_drain && (ours || relay)) {
+    for (int round = 0; round < std::max(1, o.rounds); ++round) {
+      e2e.load_backlog(n);
+      const bool relay_first = round % 2 == 0;
+      if (relay && relay_first) drains.push_back(e2e.drain_relay(n, round));
+      if (ours) drains.push_back(e2e.drain_ours(n, round));
+      if (relay && !relay_first) drains.push_back(e2e.drain_relay(n, round));
+    }
+  }
+  std::vector<LatencyResult> latencies;
+  if (!o.skip_latency && (ours || direct || relay_latency)) {
+    const std::vector<double> rates = o.rates.empty() ? std::vector<double>{2000, 10000} : o.rates;
+    for (const double rate : rates) {
+      if (direct) latencies.push_back(e2e.latency("direct", rate));
+      if (relay_latency) latencies.push_back(e2e.latency("relay", rate));
+      if (ours) latencies.push_back(e2e.latency("ours", rate));
+    }
+  }
+
+  // Summary and targets (issue 4).
+  std::vector<double> ours_rates, relay_rates;
+  for (const auto& d : drains) (d.who == "ours" ? ours_rates : relay_rates).push_back(d.rate);
+  const double ours_drain = median(ours_rates), relay_drain = median(relay_rates);
+  std::printf("\nsummary\n");
+  if (!ours_rates.empty()) std::printf("  drain ours      %.0f msg/s (median of %zu)\n", ours_drain, ours_rates.size());
+  if (!relay_rates.empty()) std::printf("  drain relay     %.0f msg/s (median of %zu)\n", relay_drain, relay_rates.size());
+  double drain_ratio = 0;
+  if (ours_drain > 0 && relay_drain > 0) {
+    drain_ratio = ours_drain / relay_drain;
+    std::printf("  target: drain >= 90%% of the relay: %.1f%%  %s\n", drain_ratio * 100, drain_ratio >= 0.9 ? "MET" : "MISSED");
+  }
+  std::vector<std::pair<double, double>> p99_ratios;  // rate, ours/direct
+  for (const auto& l : latencies) {
+    if (l.who != "ours") continue;
+    for (const auto& d : latencies) {
+      if (d.who == "direct" && d.rate == l.rate && d.latency->count() > 0) {
+        const double ratio = static_cast<double>(l.latency->percentile(99)) / static_cast<double>(d.latency->percentile(99));
+        p99_ratios.emplace_back(l.rate, ratio);
+        std::printf("  p99 at %.0f msg/s: ours %s, direct %s: %.2fx%s\n", l.rate,
+                    format_ns(static_cast<double>(l.latency->percentile(99))).c_str(),
+                    format_ns(static_cast<double>(d.latency->percentile(99))).c_str(), ratio,
+                    l.rate == 10000 ? (ratio <= 2 ? "  target <= 2x: MET" : "  target <= 2x: MISSED") : "");
+      }
+    }
+  }
+
+  if (!o.json_path.empty()) {
+    JsonWriter j;
+    j.begin_object();
+    j.field("harness", "cdc_pipeline_bench").field("mode", o.mode).field("with_baselines", o.with_baselines);
+    j.field("date", utc_now()).field("load_before", load_before).field("load_after", load_average());
+    j.field("nats_url", servers.nats_url).field("nats_started_here", servers.nats.has_value());
+    j.begin_object("corpus");
+    j.field("path", corpus.path()).field("messages", static_cast<std::uint64_t>(corpus.size()));
+    j.field("mean_body_bytes", corpus.mean_body_bytes()).field("allowed_fraction", corpus.allowed_fraction());
+    j.end_object();
+    j.begin_object("service");
+    j.field("ingest_mode", config.ingest.mode == IngestMode::kPush ? "push" : "pull");
+    j.field("ring_capacity", static_cast<std::uint64_t>(config.pipeline.ring_capacity));
+    j.field("batch_size", config.pipeline.batch_size).field("wait_strategy", to_string(config.pipeline.wait_strategy));
+    j.field("max_pending", config.publish.max_pending).field("send_asap", config.nats.send_asap);
+    j.end_object();
+    j.begin_array("drains");
+    for (const auto& d : drains) {
+      j.begin_object();
+      j.field("who", d.who).field("round", d.round).field("messages", d.messages).field("seconds", d.seconds);
+      j.field("messages_per_second", d.rate).field("complete", d.complete);
+      json_cpu(j, d.cpu);
+      if (!d.results.empty()) {
+        j.begin_object("outcomes");
+        for (const auto& [k, v] : d.results) j.field(k, v);
+        j.end_object();
+        json_stages(j, d.stages);
+      }
+      j.end_object();
+    }
+    j.end_array();
+    j.begin_array("latency");
+    for (const auto& l : latencies) {
+      j.begin_object();
+      j.field("who", l.who).field("rate", l.rate).field("sent", l.sent).field("received", l.received);
+      j.field("publisher_max_behind_ms", l.max_behind_ms);
+      j.histogram("publish_to_arrival", *l.latency);
+      json_cpu(j, l.cpu);
+      if (!l.stages.empty()) json_stages(j, l.stages);
+      j.end_object();
+    }
+    j.end_array();
+    j.begin_object("ratios");
+    if (ours_drain > 0) j.field("drain_ours", ours_drain);
+    if (relay_drain > 0) j.field("drain_relay", relay_drain);
+    if (drain_ratio > 0) j.field("drain_ours_over_relay", drain_ratio);
+    for (const auto& [rate, ratio] : p99_ratios) j.field("p99_ours_over_direct_at_" + std::to_string(static_cast<int>(rate)), ratio);
+    j.end_object();
+    j.end_object();
+    write_text_file(o.json_path, j.str() + "\n");
+    std::printf("wrote %s\n", o.json_path.c_str());
+  }
+  if (!o.svg_path.empty() && !latencies.empty()) {
+    std::vector<ChartSeries> series;
+    for (const auto& l : latencies) {
+      char name[64];
+      std::snprintf(name, sizeof name, "%s at %.0f msg/s", l.who.c_str(), l.rate);
+      series.push_back({name, l.latency.get()});
+    }
+    std::string title = "Source publish -> enriched event on loopback";
+    char buf[160];
+    if (ours_drain > 0) {
+      std::snprintf(buf, sizeof buf, "; drain %.0f msg/s", ours_drain);
+      title += buf;
+    }
+    if (relay_drain > 0) {
+      std::snprintf(buf, sizeof buf, " (relay %.0f, %.0f%%)", relay_drain, drain_ratio * 100);
+      title += buf;
+    }
+    write_latency_svg(o.svg_path, title,
+                      utc_now() + ", load " + load_before + ", " + std::to_string(n) + "-message backlog, " +
+                          std::to_string(static_cast<int>(o.latency_seconds)) + " s per latency run",
+                      series);
+    std::printf("wrote %s\n", o.svg_path.c_str());
+  }
+  for (const auto& d : drains) {
+    if (!d.complete) return 1;
+  }
+  return 0;
+}
+
+}  // namespace cdc::bench

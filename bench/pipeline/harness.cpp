@@ -1,0 +1,69 @@
+#include "pipeline/harness.hpp"
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <ctime>
+#include <fstream>
+#include <stdexcept>
+
+namespace cdc::bench {
+
+Config service_config(const HarnessOptions& o) {
+  Config c = o.config_path.empty() ? Config{} : load_config(o.config_path, {});
+  if (o.ring_capacity != 0) c.pipeline.ring_capacity = o.ring_capacity;
+  if (o.batch_size != 0) c.pipeline.batch_size = o.batch_size;
+  if (!o.wait_strategy.empty() && !parse_wait_kind(o.wait_strategy, c.pipeline.wait_strategy)) {
+    throw ConfigError("--wait-strategy", "expected busy_spin, yield, sleep or park, got '" + o.wait_strategy + "'");
+  }
+  if (o.max_pending != 0) c.publish.max_pending = o.max_pending;
+  if (o.retry_backoff_ms >= 0) c.publish.retry_backoff = Millis(o.retry_backoff_ms);
+  if (o.ingest_mode == "push") c.ingest.mode = IngestMode::kPush;
+  else if (o.ingest_mode == "pull") c.ingest.mode = IngestMode::kPull;
+  else if (!o.ingest_mode.empty()) throw ConfigError("--ingest-mode", "expected push or pull");
+  if (o.send_asap >= 0) c.nats.send_asap = o.send_asap != 0;
+  for (const auto& kv : o.cpus) {
+    const auto eq = kv.find('=');
+    if (eq == std::string::npos || c.pipeline.cpu.count(kv.substr(0, eq)) == 0) {
+      throw ConfigError("--cpu", "expected <stage>=<cpu> with stage ingest|parse|dedup|publish|ack, got '" + kv + "'");
+    }
+    c.pipeline.cpu[kv.substr(0, eq)] = std::stoi(kv.substr(eq + 1));
+  }
+  validate(c);
+  return c;
+}
+
+Corpus prepare_corpus(const HarnessOptions& o, const std::string& tmp_dir) {
+  if (!o.capture.empty()) return Corpus::load(o.capture);
+#ifdef CDC_REPLAY_BINARY
+  if (::access(CDC_REPLAY_BINARY, X_OK) == 0) {
+    const std::string out = tmp_dir + "/corpus.jsonl";
+    const std::string cmd = std::string("'") + CDC_REPLAY_BINARY + "' gen --out '" + out + "' --count " +
+                            std::to_string(o.gen_count) + " --seed 1 --no-oversized > /dev/null";
+    if (std::system(cmd.c_str()) == 0) return Corpus::load(out);
+    std::fprintf(stderr, "warning: cdc-replay gen failed; using the sample capture\n");
+  }
+#else
+  (void)tmp_dir;
+#endif
+  return Corpus::load(std::string(CDC_SOURCE_DIR) + "/tools/samples/sequin-mixed-2k.jsonl");
+}
+
+std::string utc_now() {
+  const std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+std::string load_average() {
+  std::ifstream in("/proc/loadavg");
+  std::string a, b, c;
+  in >> a >> b >> c;
+  return a + " " + b + " " + c + " (" + std::to_string(::sysconf(_SC_NPROCESSORS_ONLN)) + " CPUs)";
+}
+
+}  // namespace cdc::bench

@@ -1,0 +1,79 @@
+#pragma once
+/// cdc_pipeline_bench: options and the entry point of each mode.
+///
+///   inprocess  the real Pipeline(Config, Ports) on in-process mocks (mock_jetstream.hpp,
+///              fake_redis.hpp): throughput at maximum rate, latency at fixed rates
+///   e2e        the real Pipeline(Config) against nats-server -js and redis-server on loopback:
+///              backlog drain, and publish -> enriched-event latency at fixed rates;
+///              --with-baselines adds the relay drain and the direct publish -> subscribe latency
+///              in the same run, and reports the ratios the targets are defined on
+///   relay      the bare nats.c relay alone: backlog drain and latency at the fixed rates
+///   direct     the direct publish -> subscribe latency alone
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "cdc/config.hpp"
+#include "common/corpus.hpp"
+
+namespace cdc::bench {
+
+struct HarnessOptions {
+  std::string mode = "inprocess";
+  std::uint64_t events = 0;  ///< 0: 1,000,000 in-process, 200,000 for drains
+  std::string capture;       ///< corpus; empty: `cdc-replay gen`, else the sample capture
+  std::uint64_t gen_count = 50000;
+  std::string config_path;   ///< service configuration (YAML); defaults otherwise
+
+  // in-process
+  /// Fixed rates (events/s). In-process: runs after the max-rate run. End to end: the latency
+  /// runs (default 2000 and 10000).
+  std::vector<double> rates;
+  bool half_rate = false;     ///< in-process: also run at half the measured maximum
+  int puback_delay_us = 0;
+  double fail_pct = 0;
+  int redis_rtt_us = 0;
+
+  // pipeline overrides (0 / empty / -1: keep the configuration's value)
+  std::size_t ring_capacity = 0;
+  int batch_size = 0;
+  std::string wait_strategy;
+  int max_pending = 0;
+  int retry_backoff_ms = -1;
+  std::string ingest_mode;  ///< push | pull
+  int send_asap = -1;       ///< nats.send_asap: 0 or 1
+  std::vector<std::string> cpus;  ///< stage=cpu, e.g. parse=1
+
+  // end to end
+  std::string nats_url;       ///< empty: start nats-server -js
+  std::string redis_address;  ///< empty: start redis-server
+  double latency_seconds = 10;
+  double warmup_seconds = 1;
+  bool with_baselines = false;
+  bool relay_latency = false;  ///< e2e: also the relay's latency at the fixed rates (always in relay mode)
+  bool skip_drain = false;
+  bool skip_latency = false;
+  int rounds = 1;
+  int publish_window = 1000;
+
+  // output
+  std::string json_path;
+  std::string svg_path;
+  bool verbose = false;
+};
+
+/// Loads the configuration (or defaults) and applies the overrides; validates.
+Config service_config(const HarnessOptions& options);
+
+/// The corpus: --capture, else one generated with cdc-replay gen into `tmp_dir`, else the sample.
+Corpus prepare_corpus(const HarnessOptions& options, const std::string& tmp_dir);
+
+/// "2026-11-22T11:30:00Z", load average and CPU count, for reports.
+std::string utc_now();
+std::string load_average();
+
+int run_inprocess(const HarnessOptions& options);
+int run_e2e(const HarnessOptions& options);
+
+}  // namespace cdc::bench

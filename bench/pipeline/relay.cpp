@@ -1,0 +1,170 @@
+#include "pipeline/relay.hpp"
+
+#include <pthread.h>
+
+#include <chrono>
+#include <cstdio>
+
+#include "cdc/stage.hpp"
+
+namespace cdc::bench {
+namespace {
+constexpr std::size_t kSlots = 1 << 16;  // > max_ack_pending: the server never sends more
+}
+
+Relay::Relay(RelayOptions options) : options_(std::move(options)), slots_(kSlots) {
+  consume_ = std::make_unique<NatsClient>(options_.url, "bench-relay/consume");
+  natsOptions* opts = nullptr;
+  check_nats(natsOptions_Create(&opts), "options");
+  natsOptions_SetURL(opts, options_.url.c_str());
+  natsOptions_SetName(opts, "bench-relay/publish");
+  const natsStatus s = natsConnection_Connect(&publish_conn_, opts);
+  natsOptions_Destroy(opts);
+  check_nats(s, "connect " + options_.url);
+  jsOptions jo;
+  jsOptions_Init(&jo);
+  jo.PublishAsync.MaxPending = options_.publish_window;
+  jo.PublishAsync.StallWait = 5000;
+  jo.PublishAsync.AckHandler = &Relay::on_puback;
+  jo.PublishAsync.AckHandlerClosure = this;
+  check_nats(natsConnection_JetStream(&publish_js_, publish_conn_, &jo), "jetstream context");
+
+  jsConsumerConfig cc;
+  jsConsumerConfig_Init(&cc);
+  cc.Durable = options_.consumer.c_str();
+  cc.AckPolicy = js_AckExplicit;
+  cc.DeliverPolicy = js_DeliverAll;
+  cc.AckWait = 30'000'000'000LL;
+  cc.MaxAckPending = options_.max_ack_pending;
+  cc.MaxWaiting = 512;
+  cc.FilterSubject = options_.filter.c_str();
+  jsConsumerInfo* ci = nullptr;
+  jsErrCode err = static_cast<jsErrCode>(0);
+  jsErrCode derr = static_cast<jsErrCode>(0);
+  js_DeleteConsumer(consume_->js(), options_.stream.c_str(), options_.consumer.c_str(), nullptr, &derr);
+  check_nats(js_AddConsumer(&ci, consume_->js(), options_.stream.c_str(), &cc, nullptr, &err), "create relay consumer");
+  jsConsumerInfo_Destroy(ci);
+  jsSubOptions so;
+  jsSubOptions_Init(&so);
+  so.Stream = options_.stream.c_str();
+  so.Consumer = options_.consumer.c_str();
+  so.ManualAck = true;
+  check_nats(js_PullSubscribe(&sub_, consume_->js(), options_.filter.c_str(), options_.consumer.c_str(), nullptr, &so, &err),
+             "pull subscribe");
+}
+
+Relay::~Relay() {
+  stop();
+  if (sub_ != nullptr) natsSubscription_Destroy(sub_);
+  if (publish_js_ != nullptr) jsCtx_Destroy(publish_js_);
+  if (publish_conn_ != nullptr) {
+    natsConnection_FlushTimeout(publish_conn_, 2000);
+    natsConnection_Destroy(publish_conn_);
+  }
+  // Messages never acked (stopped early): destroy them.
+  for (std::uint64_t i = head_.load(); i != tail_.load(); ++i) natsMsg_Destroy(slots_[i & (kSlots - 1)].source);
+}
+
+void Relay::start() {
+  if (!thread_.joinable()) thread_ = std::thread([this] { run(); });
+}
+
+void Relay::stop() {
+  if (!thread_.joinable()) return;
+  stop_.store(true, std::memory_order_relaxed);
+  thread_.join();
+  jsPubOptions po;
+  jsPubOptions_Init(&po);
+  po.MaxWait = 10000;
+  js_PublishAsyncComplete(publish_js_, &po);
+  // The last PubAck callbacks may still be acking: let them finish before the slots go.
+  for (int i = 0; i < 200 && head_.load(std::memory_order_acquire) != tail_.load(std::memory_order_relaxed); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  natsConnection_FlushTimeout(consume_->conn(), 2000);
+  natsSubscription_Unsubscribe(sub_);
+  jsErrCode err = static_cast<jsErrCode>(0);
+  js_DeleteConsumer(consume_->js(), options_.stream.c_str(), options_.consumer.c_str(), nullptr, &err);
+}
+
+void Relay::on_puback(jsCtx*, natsMsg* msg, jsPubAck* pa, jsPubAckErr* pae, void* closure) noexcept {
+  auto* self = static_cast<Relay*>(closure);
+  if (pa == nullptr || pae != nullptr) self->publish_errors_.fetch_add(1, std::memory_order_relaxed);
+  // PubAcks of one connection to one stream come back in publish order: the match is the head
+  // almost always; search forward otherwise.
+  const std::uint64_t tail = self->tail_.load(std::memory_order_acquire);
+  for (std::uint64_t i = self->head_.load(std::memory_order_relaxed); i != tail; ++i) {
+    Slot& s = self->slots_[i & (kSlots - 1)];
+    // Skip settled slots: their message was freed and its address may be reused by a later one.
+    if (!s.done.load(std::memory_order_relaxed) && s.published == msg) {
+      s.done.store(true, std::memory_order_relaxed);
+      break;
+    }
+  }
+  natsMsg_Destroy(msg);
+  self->ack_in_order();
+}
+
+void Relay::ack_in_order() noexcept {
+  const std::uint64_t tail = tail_.load(std::memory_order_acquire);
+  std::uint64_t head = head_.load(std::memory_order_relaxed);
+  std::uint64_t n = 0;
+  while (head != tail) {
+    Slot& s = slots_[head & (kSlots - 1)];
+    if (!s.done.load(std::memory_order_relaxed)) break;
+    natsMsg_Ack(s.source, nullptr);
+    natsMsg_Destroy(s.source);
+    s.source = nullptr;
+    ++head;
+    ++n;
+  }
+  if (n == 0) return;
+  // release: the fetch thread may reuse the slots only after we are done with them.
+  head_.store(head, std::memory_order_release);
+  acked_.store(acked_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+  last_ack_ns_.store(now_ns(), std::memory_order_relaxed);
+}
+
+void Relay::run() noexcept {
+  pthread_setname_np(pthread_self(), "bench-relay");
+  bool idle = true;
+  while (!stop_.load(std::memory_order_relaxed)) {
+    jsFetchRequest req;
+    jsFetchRequest_Init(&req);
+    // A fetch of N waits for all N or its expiry: no-wait batches while busy, one message that
+    // waits when idle (FIELD-NOTES.md).
+    req.Batch = idle ? 1 : options_.fetch_batch;
+    req.NoWait = !idle;
+    req.Expires = 100'000'000;  // 100 ms
+    natsMsgList list{nullptr, 0};
+    natsSubscription_FetchRequest(&list, sub_, &req);
+    idle = list.Count == 0;
+    for (int i = 0; i < list.Count; ++i) {
+      natsMsg* src = list.Msgs[i];
+      list.Msgs[i] = nullptr;
+      const std::uint64_t tail = tail_.load(std::memory_order_relaxed);
+      while (tail - head_.load(std::memory_order_acquire) >= kSlots) std::this_thread::yield();
+      natsMsg* pub = nullptr;
+      natsMsg_Create(&pub, options_.out_subject.c_str(), nullptr, natsMsg_GetData(src), natsMsg_GetDataLength(src));
+      const char* id = nullptr;
+      if (natsMsgHeader_Get(src, "Nats-Msg-Id", &id) == NATS_OK && id != nullptr) natsMsgHeader_Set(pub, "Nats-Msg-Id", id);
+      Slot& slot = slots_[tail & (kSlots - 1)];
+      slot.source = src;
+      slot.published = pub;
+      slot.done.store(false, std::memory_order_relaxed);
+      // release: the slot is complete before the PubAck thread can see it.
+      tail_.store(tail + 1, std::memory_order_release);
+      natsStatus s = NATS_TIMEOUT;
+      for (int attempt = 0; attempt < 100 && s == NATS_TIMEOUT; ++attempt) s = js_PublishMsgAsync(publish_js_, &pub, nullptr);
+      if (s != NATS_OK) {
+        // Cannot publish: count it and let the ack go (the relay is a baseline, not a service).
+        publish_errors_.fetch_add(1, std::memory_order_relaxed);
+        natsMsg_Destroy(pub);
+        slot.done.store(true, std::memory_order_relaxed);
+      }
+    }
+    natsMsgList_Destroy(&list);
+  }
+}
+
+}  // namespace cdc::bench

@@ -1,0 +1,312 @@
+#include "cdc/metrics.hpp"
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+
+namespace cdc {
+namespace {
+
+void family(std::string& out, std::string_view name, std::string_view type, std::string_view help) {
+  out += "# HELP ";
+  out += name;
+  out += ' ';
+  append_help_text(help, out);
+  out += "\n# TYPE ";
+  out += name;
+  out += ' ';
+  out += type;
+  out += '\n';
+}
+
+void sample(std::string& out, std::string_view name, std::string_view labels, std::uint64_t v) {
+  out += name;
+  if (!labels.empty()) {
+    out += '{';
+    out += labels;
+    out += '}';
+  }
+  out += ' ';
+  out += std::to_string(v);
+  out += '\n';
+}
+
+void sample_signed(std::string& out, std::string_view name, std::string_view labels, std::int64_t v) {
+  out += name;
+  if (!labels.empty()) {
+    out += '{';
+    out += labels;
+    out += '}';
+  }
+  out += ' ';
+  out += std::to_string(v);
+  out += '\n';
+}
+
+void sample_double(std::string& out, std::string_view name, std::string_view labels, double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.15g", v);
+  out += name;
+  if (!labels.empty()) {
+    out += '{';
+    out += labels;
+    out += '}';
+  }
+  out += ' ';
+  out += buf;
+  out += '\n';
+}
+
+std::string label(std::string_view key, std::string_view value) {
+  std::string s(key);
+  s += "=\"";
+  append_label_value(value, s);
+  s += '"';
+  return s;
+}
+
+std::string labels2(std::string_view k1, std::string_view v1, std::string_view k2, std::string_view v2) {
+  return label(k1, v1) + "," + label(k2, v2);
+}
+
+constexpr std::array<EventResult, 4> kContractResults{EventResult::kProcessed, EventResult::kSkipped,
+                                                      EventResult::kDuplicate, EventResult::kDeadLettered};
+
+std::int64_t steady_now_ns() noexcept {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace
+
+void append_label_value(std::string_view s, std::string& out) {
+  for (char c : s) {
+    if (c == '\\') out += "\\\\";
+    else if (c == '"') out += "\\\"";
+    else if (c == '\n') out += "\\n";
+    else out += c;
+  }
+}
+
+void append_help_text(std::string_view s, std::string& out) {
+  for (char c : s) {
+    if (c == '\\') out += "\\\\";
+    else if (c == '\n') out += "\\n";
+    else out += c;
+  }
+}
+
+void Histogram::render(std::string& out, std::string_view name, std::string_view labels) const {
+  std::string bucket(name);
+  bucket += "_bucket";
+  std::string l;
+  std::uint64_t cumulative = 0;
+  for (std::size_t i = 0; i <= kBuckets; ++i) {
+    cumulative += buckets_[i].load(std::memory_order_relaxed);
+    l.assign(labels);
+    if (!l.empty()) l += ',';
+    l += "le=\"";
+    l += i < kBuckets ? kLe[i] : std::string_view("+Inf");
+    l += '"';
+    sample(out, bucket, l, cumulative);
+  }
+  sample_double(out, std::string(name) + "_sum", labels, sum_seconds());
+  // _count is the +Inf bucket as rendered, not count_: the writer may be between its stores.
+  sample(out, std::string(name) + "_count", labels, cumulative);
+}
+
+double Histogram::quantile(double q) const noexcept {
+  std::uint64_t total = 0;
+  for (const auto& b : buckets_) total += b.load(std::memory_order_relaxed);
+  if (total == 0) return 0;
+  const auto rank = static_cast<std::uint64_t>(std::ceil(q * static_cast<double>(total)));
+  std::uint64_t cumulative = 0;
+  for (std::size_t i = 0; i < buckets_.size(); ++i) {
+    cumulative += buckets_[i].load(std::memory_order_relaxed);
+    if (cumulative >= rank) return i < kBuckets ? static_cast<double>(kBoundsNs[i]) / 1e9 : INFINITY;
+  }
+  return INFINITY;
+}
+
+Metrics::Metrics(std::vector<std::string> tables) : labels_(std::move(tables)) {
+  labels_.emplace_back("_other");
+  ack.events = std::vector<std::array<Counter, kResults>>(labels_.size());
+  ack.processing = std::vector<Histogram>(labels_.size());
+  monitor.backlog.set(-1);
+  monitor.ack_pending.set(-1);
+}
+
+std::size_t Metrics::table_index(std::string_view table) const noexcept {
+  for (std::size_t i = 0; i + 1 < labels_.size(); ++i) {
+    if (labels_[i] == table) return i;
+  }
+  return labels_.size() - 1;
+}
+
+std::string Metrics::render(const ScrapeState& state) const {
+  std::string out;
+  out.reserve(32768);
+
+  // -- The contract's families (CONTRACT.md section 7).
+  family(out, "cdc_consumer_events_total", "counter", "Source messages completed, by table and result.");
+  for (std::size_t t = 0; t < labels_.size(); ++t) {
+    for (EventResult r : kContractResults) {
+      sample(out, "cdc_consumer_events_total", labels2("table", labels_[t], "result", to_string(r)),
+             ack.events[t][static_cast<std::size_t>(r)].value());
+    }
+  }
+  family(out, "cdc_consumer_publish_errors_total", "counter",
+         "Publish attempts that failed: not sent, negative PubAck, or no PubAck in time.");
+  sample(out, "cdc_consumer_publish_errors_total", "",
+         publish.publish_errors.value() + publish.timeouts.value() + puback.errors.value());
+  family(out, "cdc_consumer_processing_seconds", "histogram",
+         "Delivery to source acknowledgement (ack or term), by table.");
+  for (std::size_t t = 0; t < labels_.size(); ++t) {
+    ack.processing[t].render(out, "cdc_consumer_processing_seconds", label("table", labels_[t]));
+  }
+  family(out, "cdc_consumer_redis_hit_total", "counter", "Dedup look-ups that found a mark (hit) or not (miss).");
+  sample(out, "cdc_consumer_redis_hit_total", "result=\"hit\"", dedup.hit.value());
+  sample(out, "cdc_consumer_redis_hit_total", "result=\"miss\"", dedup.miss.value());
+  family(out, "cdc_consumer_lag_seconds", "gauge",
+         "Longest delivery to completion (ack, nak or term) latency over the last 10 seconds.");
+  sample_double(out, "cdc_consumer_lag_seconds", "", static_cast<double>(ack.lag.max(steady_now_ns())) / 1e9);
+
+  // -- Outcomes.
+  family(out, "cdc_consumer_retries_total", "counter", "Source messages NAKed for redelivery.");
+  std::uint64_t retried = 0;
+  for (std::size_t t = 0; t < labels_.size(); ++t) retried += ack.events[t][static_cast<std::size_t>(EventResult::kRetried)].value();
+  sample(out, "cdc_consumer_retries_total", "", retried);
+  family(out, "cdc_consumer_dead_letters_total", "counter", "Dead letters published, by error kind.");
+  for (std::size_t k = 1; k < kErrorKinds; ++k) {
+    sample(out, "cdc_consumer_dead_letters_total", label("error_kind", to_string(static_cast<ErrorKind>(k))),
+           ack.dead_letters[k].value());
+  }
+  family(out, "cdc_consumer_source_completions_total", "counter", "Source messages acked, NAKed and terminated.");
+  sample(out, "cdc_consumer_source_completions_total", "kind=\"ack\"", ack.acks.value());
+  sample(out, "cdc_consumer_source_completions_total", "kind=\"nak\"", ack.naks.value());
+  sample(out, "cdc_consumer_source_completions_total", "kind=\"term\"", ack.terms.value());
+  family(out, "cdc_consumer_source_completion_errors_total", "counter",
+         "Acks, NAKs and terms that could not be sent (the connection was down).");
+  sample(out, "cdc_consumer_source_completion_errors_total", "", ack.completion_errors.value());
+  family(out, "cdc_consumer_last_completion_timestamp_seconds", "gauge",
+         "Unix time of the last source completion (0 = none yet).");
+  sample_double(out, "cdc_consumer_last_completion_timestamp_seconds", "",
+                static_cast<double>(ack.last_completion_unix_ms.value()) / 1e3);
+  family(out, "cdc_consumer_invalid_messages_total", "counter", "Messages the parse stage found invalid.");
+  sample(out, "cdc_consumer_invalid_messages_total", "", parse.invalid.value());
+
+  // -- Per-stage latency.
+  family(out, "cdc_consumer_stage_latency_seconds", "histogram",
+         "Time from intake to the moment an event leaves each stage.");
+  parse.stage.render(out, "cdc_consumer_stage_latency_seconds", "stage=\"parse\"");
+  dedup.stage.render(out, "cdc_consumer_stage_latency_seconds", "stage=\"dedup\"");
+  publish.stage.render(out, "cdc_consumer_stage_latency_seconds", "stage=\"publish\"");
+  ack.stage.render(out, "cdc_consumer_stage_latency_seconds", "stage=\"ack\"");
+
+  // -- Publishing.
+  family(out, "cdc_consumer_publishes_total", "counter", "Publishes sent (events and dead letters, every attempt).");
+  sample(out, "cdc_consumer_publishes_total", "", publish.published.value());
+  family(out, "cdc_consumer_publish_retries_total", "counter", "Publish attempts repeated after a transient failure.");
+  sample(out, "cdc_consumer_publish_retries_total", "", publish.retries.value());
+  family(out, "cdc_consumer_publish_timeouts_total", "counter", "Publishes whose PubAck did not arrive in time.");
+  sample(out, "cdc_consumer_publish_timeouts_total", "", publish.timeouts.value());
+  family(out, "cdc_consumer_pubacks_total", "counter", "PubAcks received, by outcome.");
+  sample(out, "cdc_consumer_pubacks_total", "result=\"stored\"", puback.acks.value());
+  sample(out, "cdc_consumer_pubacks_total", "result=\"duplicate\"", puback.duplicates.value());
+  sample(out, "cdc_consumer_pubacks_total", "result=\"error\"", puback.errors.value());
+  sample(out, "cdc_consumer_pubacks_total", "result=\"stale\"", puback.stale.value());
+  family(out, "cdc_consumer_publish_in_flight", "gauge", "Events in the publish stage awaiting a final outcome (PubAck, retry).");
+  sample_signed(out, "cdc_consumer_publish_in_flight", "", std::max<std::int64_t>(0, publish.in_flight.value()));
+  family(out, "cdc_consumer_publish_ack_seconds", "histogram", "Publish to PubAck latency.");
+  puback.latency.render(out, "cdc_consumer_publish_ack_seconds", "");
+
+  // -- Redis.
+  family(out, "cdc_consumer_redis_errors_total", "counter",
+         "Redis commands that failed (not sent, error reply or connection lost), by connection.");
+  sample(out, "cdc_consumer_redis_errors_total", "connection=\"dedup\"", dedup.errors.value());
+  sample(out, "cdc_consumer_redis_errors_total", "connection=\"mark\"", ack.redis_mark_errors.value());
+  family(out, "cdc_consumer_redis_round_trip_seconds", "histogram", "Dedup command round trip to Redis.");
+  dedup.round_trip.render(out, "cdc_consumer_redis_round_trip_seconds", "");
+
+  // -- Pipeline state, read at scrape time.
+  family(out, "cdc_consumer_ring_occupancy", "gauge", "Events queued in each ring.");
+  for (std::size_t i = 0; i < ScrapeState::kRings.size(); ++i) {
+    sample(out, "cdc_consumer_ring_occupancy", label("ring", ScrapeState::kRings[i]), state.ring_occupancy[i]);
+  }
+  family(out, "cdc_consumer_ring_capacity", "gauge", "Capacity of every ring (the event pool size).");
+  sample(out, "cdc_consumer_ring_capacity", "", state.ring_capacity);
+  family(out, "cdc_consumer_in_flight", "gauge", "Events between intake and completion.");
+  sample(out, "cdc_consumer_in_flight", "", state.in_flight);
+  family(out, "cdc_consumer_up", "gauge", "1 while the pipeline runs.");
+  sample(out, "cdc_consumer_up", "", state.running ? 1 : 0);
+  family(out, "cdc_consumer_ready", "gauge", "1 when /readyz answers 200.");
+  sample(out, "cdc_consumer_ready", "", state.ready ? 1 : 0);
+  family(out, "cdc_consumer_stalled", "gauge", "1 when /healthz fails: work pending and nothing completed for health.stall_timeout.");
+  sample(out, "cdc_consumer_stalled", "", state.stalled ? 1 : 0);
+  family(out, "cdc_consumer_failing_seconds", "gauge",
+         "How long processing has been failing without a success (the panic guard exits at guard.max_failure_duration).");
+  sample_double(out, "cdc_consumer_failing_seconds", "", static_cast<double>(monitor.failing_ms.value()) / 1e3);
+
+  family(out, "cdc_consumer_nats_connected", "gauge", "1 when the NATS connection is up, by connection.");
+  for (const auto& c : state.nats) {
+    if (c.present) sample(out, "cdc_consumer_nats_connected", label("connection", c.name), c.up ? 1 : 0);
+  }
+  family(out, "cdc_consumer_nats_reconnects_total", "counter", "NATS reconnections, by connection.");
+  for (const auto& c : state.nats) {
+    if (c.present) sample(out, "cdc_consumer_nats_reconnects_total", label("connection", c.name), c.reconnects);
+  }
+  family(out, "cdc_consumer_nats_disconnects_total", "counter", "NATS disconnections, by connection.");
+  for (const auto& c : state.nats) {
+    if (c.present) sample(out, "cdc_consumer_nats_disconnects_total", label("connection", c.name), c.failures);
+  }
+  family(out, "cdc_consumer_redis_up", "gauge", "1 when the Redis connection is up, by connection.");
+  for (const auto& c : state.redis) {
+    if (c.present) sample(out, "cdc_consumer_redis_up", label("connection", c.name), c.up ? 1 : 0);
+  }
+  family(out, "cdc_consumer_redis_reconnects_total", "counter", "Redis reconnections, by connection.");
+  for (const auto& c : state.redis) {
+    if (c.present) sample(out, "cdc_consumer_redis_reconnects_total", label("connection", c.name), c.reconnects);
+  }
+  family(out, "cdc_consumer_redis_connect_failures_total", "counter", "Failed Redis connection attempts, by connection.");
+  for (const auto& c : state.redis) {
+    if (c.present) sample(out, "cdc_consumer_redis_connect_failures_total", label("connection", c.name), c.failures);
+  }
+
+  // -- Consumer backlog, read from JetStream by the monitor thread (absent until first read).
+  if (monitor.backlog.value() >= 0) {
+    family(out, "cdc_consumer_backlog_messages", "gauge",
+           "Messages of the durable consumer not yet delivered (JetStream num_pending), for autoscaling.");
+    sample_signed(out, "cdc_consumer_backlog_messages", "", monitor.backlog.value());
+    family(out, "cdc_consumer_ack_pending_messages", "gauge",
+           "Messages delivered to the durable consumer and not yet acknowledged (JetStream num_ack_pending).");
+    sample_signed(out, "cdc_consumer_ack_pending_messages", "", monitor.ack_pending.value());
+    family(out, "cdc_consumer_backlog_timestamp_seconds", "gauge", "Unix time the backlog was last read.");
+    sample_double(out, "cdc_consumer_backlog_timestamp_seconds", "",
+                  static_cast<double>(monitor.backlog_unix_ms.value()) / 1e3);
+  }
+  family(out, "cdc_consumer_backlog_errors_total", "counter", "Failed reads of the consumer backlog.");
+  sample(out, "cdc_consumer_backlog_errors_total", "", monitor.backlog_errors.value());
+
+  // -- Operations.
+  family(out, "cdc_consumer_config_reloads_total", "counter", "SIGHUP configuration reloads, by result.");
+  sample(out, "cdc_consumer_config_reloads_total", "result=\"applied\"", control.reloads_ok.value());
+  sample(out, "cdc_consumer_config_reloads_total", "result=\"failed\"", control.reloads_failed.value());
+  family(out, "cdc_consumer_log_dropped_total", "counter", "Log lines dropped because the log queue was full.");
+  sample(out, "cdc_consumer_log_dropped_total", "", state.log_dropped);
+  family(out, "cdc_consumer_build_info", "gauge", "Build information; the value is always 1.");
+  sample(out, "cdc_consumer_build_info", label("version", state.version), 1);
+  return out;
+}
+
+std::string_view to_string(EventResult result) noexcept {
+  switch (result) {
+    case EventResult::kProcessed: return "processed";
+    case EventResult::kSkipped: return "skipped";
+    case EventResult::kDuplicate: return "duplicate";
+    case EventResult::kDeadLettered: return "dead_lettered";
+    case EventResult::kRetried: return "retried";
+  }
+  return "processed";
+}
+
+}  // namespace cdc

@@ -1,0 +1,162 @@
+// Structured logs (CONTRACT.md section 8): one JSON object per line with the contract's fields,
+// a writer thread that never makes a caller wait, drops counted, and the rate limiter.
+
+#include "cdc/log.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <simdjson.h>
+
+#include <chrono>
+#include <cmath>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace {
+
+/// Parses one line as JSON and returns its keys in order (fails the test when it is not JSON).
+std::vector<std::string> keys_of(const std::string& line) {
+  simdjson::dom::parser parser;
+  simdjson::dom::object obj;
+  REQUIRE(parser.parse(line).get(obj) == simdjson::SUCCESS);
+  std::vector<std::string> keys;
+  for (auto field : obj) keys.emplace_back(field.key);
+  return keys;
+}
+
+}  // namespace
+
+TEST_CASE("a log line is one JSON object with time, level and msg first", "[log]") {
+  std::string line;
+  // 2023-11-14T22:13:20.123456789Z
+  cdc::log::format(line, 1'700'000'000'123'456'789LL, cdc::log::Level::kInfo, "event completed",
+                   {{"trace_id", "4bf92f3577b34da6a3ce929d0e0e4736"},
+                    {"event_id", "27635224.0:messages:msg-789"},
+                    {"company", "co1"},
+                    {"table", "messages"},
+                    {"latency_ms", 1.23456},
+                    {"redis_hit", false},
+                    {"delivery_attempt", 2u},
+                    {"error", "agent_id contains '.'"},
+                    {"seq", -3},
+                    {"big", 18446744073709551615ULL}});
+  CHECK(line ==
+        "{\"time\":\"2023-11-14T22:13:20.123456Z\",\"level\":\"info\",\"msg\":\"event completed\","
+        "\"trace_id\":\"4bf92f3577b34da6a3ce929d0e0e4736\",\"event_id\":\"27635224.0:messages:msg-789\","
+        "\"company\":\"co1\",\"table\":\"messages\",\"latency_ms\":1.235,\"redis_hit\":false,"
+        "\"delivery_attempt\":2,\"error\":\"agent_id contains '.'\",\"seq\":-3,\"big\":18446744073709551615}\n");
+  CHECK(line.back() == '\n');
+  CHECK(line.find('\n') == line.size() - 1);  // exactly one line
+  const auto keys = keys_of(line.substr(0, line.size() - 1));
+  REQUIRE(keys.size() == 13);
+  CHECK(keys[0] == "time");
+  CHECK(keys[1] == "level");
+  CHECK(keys[2] == "msg");
+}
+
+TEST_CASE("log lines escape what JSON needs and stay on one line", "[log]") {
+  std::string line;
+  cdc::log::format(line, 0, cdc::log::Level::kError, "bad \"quote\"\nnext line\\",
+                   {{"error", std::string_view("ctl\x01\t\r", 6)}, {"nan", std::nan("")}, {"inf", INFINITY}});
+  CHECK(line.find('\n') == line.size() - 1);
+  CHECK(line.find("\"time\":\"1970-01-01T00:00:00Z\"") != std::string::npos);
+  CHECK(line.find("\"level\":\"error\"") != std::string::npos);
+  CHECK(line.find("\"msg\":\"bad \\\"quote\\\"\\nnext line\\\\\"") != std::string::npos);
+  CHECK(line.find("\"error\":\"ctl\\u0001\\t\\r\"") != std::string::npos);
+  CHECK(line.find("\"nan\":null,\"inf\":null") != std::string::npos);
+  keys_of(line.substr(0, line.size() - 1));
+}
+
+TEST_CASE("levels parse and print", "[log]") {
+  for (const char* name : {"trace", "debug", "info", "warn", "error"}) {
+    cdc::log::Level l{};
+    REQUIRE(cdc::log::parse_level(name, l));
+    CHECK(cdc::log::to_string(l) == name);
+  }
+  cdc::log::Level l = cdc::log::Level::kWarn;
+  CHECK_FALSE(cdc::log::parse_level("verbose", l));
+  CHECK(l == cdc::log::Level::kWarn);
+  const auto saved = cdc::log::level();
+  cdc::log::set_level(cdc::log::Level::kWarn);
+  CHECK_FALSE(cdc::log::enabled(cdc::log::Level::kInfo));
+  CHECK(cdc::log::enabled(cdc::log::Level::kError));
+  cdc::log::set_level(saved);
+}
+
+TEST_CASE("trace ids come from W3C traceparent values", "[log]") {
+  using cdc::log::trace_id_from_traceparent;
+  CHECK(trace_id_from_traceparent("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01") ==
+        "4bf92f3577b34da6a3ce929d0e0e4736");
+  CHECK(trace_id_from_traceparent("").empty());
+  CHECK(trace_id_from_traceparent("4bf92f3577b34da6a3ce929d0e0e4736").empty());
+  CHECK(trace_id_from_traceparent("00-00000000000000000000000000000000-00f067aa0ba902b7-01").empty());
+  CHECK(trace_id_from_traceparent("00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01").empty());
+  CHECK(trace_id_from_traceparent("ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01").empty());
+  CHECK(trace_id_from_traceparent("00-4bf92f3577b34da6a3ce929d0e0e4736_00f067aa0ba902b7-01").empty());
+}
+
+TEST_CASE("the rate limiter lets a few lines through and counts the rest", "[log]") {
+  cdc::log::RateLimiter limiter(200'000'000, 3);  // 3 per 200 ms
+  std::uint64_t suppressed = 99;
+  for (int i = 0; i < 3; ++i) {
+    CHECK(limiter.allow(suppressed));
+    CHECK(suppressed == 0);
+  }
+  for (int i = 0; i < 10; ++i) CHECK_FALSE(limiter.allow(suppressed));
+  std::this_thread::sleep_for(std::chrono::milliseconds(250));
+  CHECK(limiter.allow(suppressed));
+  CHECK(suppressed == 10);  // the next line that passes says how many were dropped
+  CHECK(limiter.allow(suppressed));
+  CHECK(suppressed == 0);
+}
+
+TEST_CASE("a full log queue drops and counts lines instead of blocking the caller", "[log]") {
+  int fds[2];
+  REQUIRE(pipe(fds) == 0);
+  const auto saved = cdc::log::level();
+  cdc::log::set_level(cdc::log::Level::kInfo);
+  const std::uint64_t dropped_before = cdc::log::dropped();
+  // Nobody reads the pipe: the writer thread blocks once it is full, the queue (16 lines) fills.
+  cdc::log::start(16, fds[1]);
+  const std::string padding(400, 'x');
+  constexpr int kLines = 2000;
+  auto slowest = std::chrono::nanoseconds(0);
+  for (int i = 0; i < kLines; ++i) {
+    const auto t0 = std::chrono::steady_clock::now();
+    cdc::log::info("line", {{"i", i}, {"padding", padding}});
+    slowest = std::max(slowest, std::chrono::steady_clock::now() - t0);
+  }
+  const std::uint64_t dropped = cdc::log::dropped() - dropped_before;
+  CHECK(dropped > 0);
+  CHECK(dropped < static_cast<std::uint64_t>(kLines));
+  // No call waited for the writer (a blocked write would wait forever here).
+  CHECK(slowest < std::chrono::milliseconds(100));
+
+  // Read everything, let stop() write what is queued, and count.
+  std::string all;
+  std::thread reader([&] {
+    char buf[65536];
+    ssize_t n = 0;
+    while ((n = read(fds[0], buf, sizeof buf)) > 0) all.append(buf, static_cast<std::size_t>(n));
+  });
+  cdc::log::stop();
+  close(fds[1]);
+  reader.join();
+  close(fds[0]);
+  cdc::log::set_level(saved);
+
+  std::size_t lines = 0;
+  std::size_t start = 0;
+  while (start < all.size()) {
+    const std::size_t end = all.find('\n', start);
+    REQUIRE(end != std::string::npos);
+    const auto keys = keys_of(all.substr(start, end - start));
+    CHECK(keys.size() == 5);
+    ++lines;
+    start = end + 1;
+  }
+  CHECK(lines + dropped == static_cast<std::size_t>(kLines));
+}
