@@ -19,7 +19,8 @@ void family(std::string& out, std::string_view name, std::string_view type, std:
   out += '\n';
 }
 
-void sample(std::string& out, std::string_view name, std::string_view labels, std::uint64_t v) {
+/// One sample line: name{labels} value.
+void sample_line(std::string& out, std::string_view name, std::string_view labels, std::string_view value) {
   out += name;
   if (!labels.empty()) {
     out += '{';
@@ -27,34 +28,22 @@ void sample(std::string& out, std::string_view name, std::string_view labels, st
     out += '}';
   }
   out += ' ';
-  out += std::to_string(v);
+  out += value;
   out += '\n';
 }
 
+void sample(std::string& out, std::string_view name, std::string_view labels, std::uint64_t v) {
+  sample_line(out, name, labels, std::to_string(v));
+}
+
 void sample_signed(std::string& out, std::string_view name, std::string_view labels, std::int64_t v) {
-  out += name;
-  if (!labels.empty()) {
-    out += '{';
-    out += labels;
-    out += '}';
-  }
-  out += ' ';
-  out += std::to_string(v);
-  out += '\n';
+  sample_line(out, name, labels, std::to_string(v));
 }
 
 void sample_double(std::string& out, std::string_view name, std::string_view labels, double v) {
   char buf[64];
   std::snprintf(buf, sizeof buf, "%.15g", v);
-  out += name;
-  if (!labels.empty()) {
-    out += '{';
-    out += labels;
-    out += '}';
-  }
-  out += ' ';
-  out += buf;
-  out += '\n';
+  sample_line(out, name, labels, buf);
 }
 
 std::string label(std::string_view key, std::string_view value) {
