@@ -69,7 +69,14 @@ NatsClient::NatsClient(const std::string& url, const std::string& name, int max_
 }
 
 NatsClient::~NatsClient() {
-  if (js_ != nullptr) jsCtx_Destroy(js_);
+  if (js_ != nullptr) {
+    // PubAcks still due would run on_error() on a destroyed client: wait for them (bounded).
+    jsPubOptions po;
+    jsPubOptions_Init(&po);
+    po.MaxWait = 5000;
+    js_PublishAsyncComplete(js_, &po);
+    jsCtx_Destroy(js_);
+  }
   if (nc_ != nullptr) {
     natsConnection_FlushTimeout(nc_, 2000);
     natsConnection_Destroy(nc_);

@@ -77,8 +77,11 @@ void Relay::stop() {
   jsPubOptions_Init(&po);
   po.MaxWait = 10000;
   js_PublishAsyncComplete(publish_js_, &po);
-  // The last PubAck callbacks may still be acking: let them finish before the slots go.
-  for (int i = 0; i < 200 && head_.load(std::memory_order_acquire) != tail_.load(std::memory_order_relaxed); ++i) {
+  // The last PubAck callbacks may still be acking: let them finish before the slots (and this
+  // object) go. A callback that set head_ still counts in callbacks_ until it returns.
+  for (int i = 0; i < 500 && (head_.load(std::memory_order_acquire) != tail_.load(std::memory_order_relaxed) ||
+                              callbacks_.load(std::memory_order_acquire) != 0);
+       ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   natsConnection_FlushTimeout(consume_->conn(), 2000);
@@ -89,6 +92,7 @@ void Relay::stop() {
 
 void Relay::on_puback(jsCtx*, natsMsg* msg, jsPubAck* pa, jsPubAckErr* pae, void* closure) noexcept {
   auto* self = static_cast<Relay*>(closure);
+  self->callbacks_.fetch_add(1, std::memory_order_acq_rel);
   if (pa == nullptr || pae != nullptr) self->publish_errors_.fetch_add(1, std::memory_order_relaxed);
   // PubAcks of one connection to one stream come back in publish order: the match is the head
   // almost always; search forward otherwise.
@@ -103,6 +107,8 @@ void Relay::on_puback(jsCtx*, natsMsg* msg, jsPubAck* pa, jsPubAckErr* pae, void
   }
   natsMsg_Destroy(msg);
   self->ack_in_order();
+  // Last access to *self: once the count is 0 and every slot is acked, stop() may destroy us.
+  self->callbacks_.fetch_sub(1, std::memory_order_release);
 }
 
 void Relay::ack_in_order() noexcept {
@@ -119,10 +125,11 @@ void Relay::ack_in_order() noexcept {
     ++n;
   }
   if (n == 0) return;
-  // release: the fetch thread may reuse the slots only after we are done with them.
-  head_.store(head, std::memory_order_release);
-  acked_.store(acked_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
   last_ack_ns_.store(now_ns(), std::memory_order_relaxed);
+  // release (both): the time above is visible with the count; the fetch thread may reuse the
+  // slots only after we are done with them.
+  acked_.store(acked_.load(std::memory_order_relaxed) + n, std::memory_order_release);
+  head_.store(head, std::memory_order_release);
 }
 
 void Relay::run() noexcept {

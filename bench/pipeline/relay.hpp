@@ -42,7 +42,8 @@ class Relay {
   void stop();
 
   /// Any thread.
-  [[nodiscard]] std::uint64_t acked() const noexcept { return acked_.load(std::memory_order_relaxed); }
+  /// acquire: pairs with the PubAck thread's release, so last_ack_ns() is at least as new.
+  [[nodiscard]] std::uint64_t acked() const noexcept { return acked_.load(std::memory_order_acquire); }
   [[nodiscard]] std::int64_t last_ack_ns() const noexcept { return last_ack_ns_.load(std::memory_order_relaxed); }
 
  private:
@@ -67,6 +68,8 @@ class Relay {
   std::atomic<std::uint64_t> acked_{0};
   std::atomic<std::int64_t> last_ack_ns_{0};
   std::atomic<std::uint64_t> publish_errors_{0};
+  // PubAck callbacks running now: stop() waits for 0 so none touches a destroyed Relay.
+  std::atomic<int> callbacks_{0};
   std::atomic<bool> stop_{false};
   std::thread thread_;
 };
