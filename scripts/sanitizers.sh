@@ -5,7 +5,12 @@
 #
 #   scripts/sanitizers.sh            both
 #   scripts/sanitizers.sh asan|tsan  one of them
-#   TSAN_TESTS='[ring],[wait]'       TSan only on these Catch2 tags (default: every unit test)
+#   TSAN_TESTS=all                   TSan on every unit test, not only the concurrent ones
+#
+# Under TSan (5-15x slower) only the cases that run threads are selected by default, by their
+# Catch2 tags: the ring and wait-strategy stress tests, the async logger, the metrics registry
+# and the rules hand-over (TSAN_TESTS='[ring],[wait]' picks others). The single-threaded parse
+# and config cases run under ASan/UBSan.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 JOBS=${JOBS:-$(nproc)}
@@ -25,9 +30,10 @@ run() {
   # Only what the unit label runs: the pure core and its tests (no servers, no service binary).
   cmake --build "$dir" -j "$JOBS" --target cdc_unit_tests
   local filter=()
-  if [ "$name" = tsan ] && [ -n "${TSAN_TESTS:-}" ]; then
+  local tsan_tests=${TSAN_TESTS:-[ring],[wait],[stress],[log],[metrics],[reload]}
+  if [ "$name" = tsan ] && [ "$tsan_tests" != all ]; then
     # One ctest test per Catch2 case: select by the cases' tags.
-    mapfile -t cases < <("$dir/test/cdc_unit_tests" "$TSAN_TESTS" --list-test-names-only | sed '/^$/d')
+    mapfile -t cases < <("$dir/test/cdc_unit_tests" "$tsan_tests" --list-test-names-only | sed '/^$/d')
     local regex
     regex=$(printf '%s\n' "${cases[@]}" | sed 's/[][\\.*^$+?(){}|]/\\&/g' | paste -sd'|')
     filter=(-R "^($regex)\$")
