@@ -10,7 +10,8 @@
 namespace cdc::bench {
 namespace {
 constexpr std::size_t kSlots = 1 << 16;  // > max_ack_pending: the server never sends more
-}
+constexpr std::size_t kMask = kSlots - 1;
+}  // namespace
 
 Relay::Relay(RelayOptions options) : options_(std::move(options)), slots_(kSlots) {
   consume_ = std::make_unique<NatsClient>(options_.url, "bench-relay/consume");
@@ -62,7 +63,7 @@ Relay::~Relay() {
     natsConnection_Destroy(publish_conn_);
   }
   // Messages never acked (stopped early): destroy them.
-  for (std::uint64_t i = head_.load(); i != tail_.load(); ++i) natsMsg_Destroy(slots_[i & (kSlots - 1)].source);
+  for (std::uint64_t i = head_.load(); i != tail_.load(); ++i) natsMsg_Destroy(slots_[i & kMask].source);
 }
 
 void Relay::start() {
@@ -72,18 +73,18 @@ void Relay::start() {
 void Relay::stop() {
   if (!thread_.joinable()) return;
   stop_.store(true, std::memory_order_relaxed);
+  puback_waiter_.notify();
   thread_.join();
+  // Every PubAck handled, and no callback still inside on_puback, before the slots (and this
+  // object) go; then the acks the relay thread left (stopped while PubAcks were due).
   jsPubOptions po;
   jsPubOptions_Init(&po);
   po.MaxWait = 10000;
   js_PublishAsyncComplete(publish_js_, &po);
-  // The last PubAck callbacks may still be acking: let them finish before the slots (and this
-  // object) go. A callback that set head_ still counts in callbacks_ until it returns.
-  for (int i = 0; i < 500 && (head_.load(std::memory_order_acquire) != tail_.load(std::memory_order_relaxed) ||
-                              callbacks_.load(std::memory_order_acquire) != 0);
-       ++i) {
+  for (int i = 0; i < 500 && callbacks_.load(std::memory_order_acquire) != 0; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
+  ack_in_order();
   natsConnection_FlushTimeout(consume_->conn(), 2000);
   natsSubscription_Unsubscribe(sub_);
   jsErrCode err = static_cast<jsErrCode>(0);
@@ -94,54 +95,58 @@ void Relay::on_puback(jsCtx*, natsMsg* msg, jsPubAck* pa, jsPubAckErr* pae, void
   auto* self = static_cast<Relay*>(closure);
   self->callbacks_.fetch_add(1, std::memory_order_acq_rel);
   if (pa == nullptr || pae != nullptr) self->publish_errors_.fetch_add(1, std::memory_order_relaxed);
-  // PubAcks of one connection to one stream come back in publish order: the match is the head
-  // almost always; search forward otherwise.
+  // PubAcks of one connection to one stream come back in publish order: the match is at the
+  // head almost always; search forward otherwise. Settled slots are skipped: their message was
+  // freed and its address may be in use by a later one.
   const std::uint64_t tail = self->tail_.load(std::memory_order_acquire);
-  for (std::uint64_t i = self->head_.load(std::memory_order_relaxed); i != tail; ++i) {
-    Slot& s = self->slots_[i & (kSlots - 1)];
-    // Skip settled slots: their message was freed and its address may be reused by a later one.
-    if (!s.done.load(std::memory_order_relaxed) && s.published == msg) {
-      s.done.store(true, std::memory_order_relaxed);
+  for (std::uint64_t i = self->head_.load(std::memory_order_acquire); i != tail; ++i) {
+    Slot& s = self->slots_[i & kMask];
+    if (!s.done.load(std::memory_order_relaxed) && s.published.load(std::memory_order_relaxed) == msg) {
+      // release: pairs with the relay thread's acquire before it acks and reuses the slot.
+      s.done.store(true, std::memory_order_release);
       break;
     }
   }
-  natsMsg_Destroy(msg);
-  self->ack_in_order();
-  // Last access to *self: once the count is 0 and every slot is acked, stop() may destroy us.
+  natsMsg_Destroy(msg);  // the published message: ours to free in an AckHandler
+  self->puback_waiter_.notify();
+  // Last access to *self.
   self->callbacks_.fetch_sub(1, std::memory_order_release);
 }
 
-void Relay::ack_in_order() noexcept {
-  const std::uint64_t tail = tail_.load(std::memory_order_acquire);
+std::uint64_t Relay::ack_in_order() noexcept {
+  const std::uint64_t tail = tail_.load(std::memory_order_relaxed);
   std::uint64_t head = head_.load(std::memory_order_relaxed);
   std::uint64_t n = 0;
   while (head != tail) {
-    Slot& s = slots_[head & (kSlots - 1)];
-    if (!s.done.load(std::memory_order_relaxed)) break;
+    Slot& s = slots_[head & kMask];
+    if (!s.done.load(std::memory_order_acquire)) break;
     natsMsg_Ack(s.source, nullptr);
     natsMsg_Destroy(s.source);
     s.source = nullptr;
     ++head;
     ++n;
   }
-  if (n == 0) return;
+  if (n == 0) return 0;
   last_ack_ns_.store(now_ns(), std::memory_order_relaxed);
-  // release (both): the time above is visible with the count; the fetch thread may reuse the
-  // slots only after we are done with them.
+  // release: the time above is visible with the count.
   acked_.store(acked_.load(std::memory_order_relaxed) + n, std::memory_order_release);
   head_.store(head, std::memory_order_release);
+  return n;
 }
 
 void Relay::run() noexcept {
   pthread_setname_np(pthread_self(), "bench-relay");
   bool idle = true;
   while (!stop_.load(std::memory_order_relaxed)) {
+    ack_in_order();
+    const bool waiting_for_pubacks = head_.load(std::memory_order_relaxed) != tail_.load(std::memory_order_relaxed);
     jsFetchRequest req;
     jsFetchRequest_Init(&req);
-    // A fetch of N waits for all N or its expiry: no-wait batches while busy, one message that
-    // waits when idle (FIELD-NOTES.md).
-    req.Batch = idle ? 1 : options_.fetch_batch;
-    req.NoWait = !idle;
+    // A fetch of N waits for all N or its expiry: no-wait batches while busy or while acks are
+    // due, one message that waits when idle (FIELD-NOTES.md).
+    const bool blocking = idle && !waiting_for_pubacks;
+    req.Batch = blocking ? 1 : options_.fetch_batch;
+    req.NoWait = !blocking;
     req.Expires = 100'000'000;  // 100 ms
     natsMsgList list{nullptr, 0};
     natsSubscription_FetchRequest(&list, sub_, &req);
@@ -150,14 +155,17 @@ void Relay::run() noexcept {
       natsMsg* src = list.Msgs[i];
       list.Msgs[i] = nullptr;
       const std::uint64_t tail = tail_.load(std::memory_order_relaxed);
-      while (tail - head_.load(std::memory_order_acquire) >= kSlots) std::this_thread::yield();
+      while (tail - head_.load(std::memory_order_relaxed) >= kSlots) {
+        ack_in_order();
+        std::this_thread::yield();
+      }
       natsMsg* pub = nullptr;
       natsMsg_Create(&pub, options_.out_subject.c_str(), nullptr, natsMsg_GetData(src), natsMsg_GetDataLength(src));
       const char* id = nullptr;
       if (natsMsgHeader_Get(src, "Nats-Msg-Id", &id) == NATS_OK && id != nullptr) natsMsgHeader_Set(pub, "Nats-Msg-Id", id);
-      Slot& slot = slots_[tail & (kSlots - 1)];
+      Slot& slot = slots_[tail & kMask];
       slot.source = src;
-      slot.published = pub;
+      slot.published.store(pub, std::memory_order_relaxed);
       slot.done.store(false, std::memory_order_relaxed);
       // release: the slot is complete before the PubAck thread can see it.
       tail_.store(tail + 1, std::memory_order_release);
@@ -167,10 +175,19 @@ void Relay::run() noexcept {
         // Cannot publish: count it and let the ack go (the relay is a baseline, not a service).
         publish_errors_.fetch_add(1, std::memory_order_relaxed);
         natsMsg_Destroy(pub);
-        slot.done.store(true, std::memory_order_relaxed);
+        slot.done.store(true, std::memory_order_release);
       }
     }
     natsMsgList_Destroy(&list);
+    if (idle && head_.load(std::memory_order_relaxed) != tail_.load(std::memory_order_relaxed)) {
+      // Nothing new to fetch: wait for the head's PubAck instead of polling the server.
+      puback_waiter_.wait_for(
+          [this] {
+            return stop_.load(std::memory_order_relaxed) ||
+                   slots_[head_.load(std::memory_order_relaxed) & kMask].done.load(std::memory_order_acquire);
+          },
+          std::chrono::milliseconds(5));
+    }
   }
 }
 

@@ -4,8 +4,9 @@
 /// ack of each source message in delivery order once its PubAck arrived. No parsing, no Redis.
 /// Two connections (consume + ack, publish), like the service.
 ///
-/// Thread contract: construct, start() and stop() on one thread; the fetch loop runs on a thread
-/// of its own and the in-order acks on nats.c's PubAck thread.
+/// Thread contract: construct, start() and stop() on one thread. The relay thread owns every
+/// source message (fetch, publish, ack, destroy); nats.c's PubAck thread only marks slots done
+/// (natsMsg has no locking: one owner thread per message).
 
 #include <atomic>
 #include <cstdint>
@@ -14,6 +15,7 @@
 #include <thread>
 #include <vector>
 
+#include "cdc/wait_strategy.hpp"
 #include "pipeline/js_tools.hpp"
 
 namespace cdc::bench {
@@ -38,23 +40,23 @@ class Relay {
   Relay& operator=(const Relay&) = delete;
 
   void start();
-  /// Stops fetching, waits for outstanding PubAcks (bounded), deletes the consumer.
+  /// Stops fetching, acks what was published (bounded wait), deletes the consumer.
   void stop();
 
-  /// Any thread.
-  /// acquire: pairs with the PubAck thread's release, so last_ack_ns() is at least as new.
+  /// Any thread. acquire: pairs with the relay thread's release, so last_ack_ns() is as new.
   [[nodiscard]] std::uint64_t acked() const noexcept { return acked_.load(std::memory_order_acquire); }
   [[nodiscard]] std::int64_t last_ack_ns() const noexcept { return last_ack_ns_.load(std::memory_order_relaxed); }
 
  private:
   struct Slot {
-    natsMsg* source = nullptr;
-    natsMsg* published = nullptr;
-    std::atomic<bool> done{false};
+    natsMsg* source = nullptr;                 // relay thread only
+    std::atomic<natsMsg*> published{nullptr};  // written by the relay thread, compared by the PubAck thread
+    std::atomic<bool> done{false};             // set by the PubAck thread
   };
   static void on_puback(jsCtx*, natsMsg* msg, jsPubAck* pa, jsPubAckErr* pae, void* self) noexcept;
   void run() noexcept;
-  void ack_in_order() noexcept;
+  /// Relay thread: acks and frees the done slots at the head, in order. Returns how many.
+  std::uint64_t ack_in_order() noexcept;
 
   RelayOptions options_;
   std::unique_ptr<NatsClient> consume_;
@@ -62,9 +64,10 @@ class Relay {
   jsCtx* publish_js_ = nullptr;
   natsSubscription* sub_ = nullptr;
   std::vector<Slot> slots_;  // FIFO of source messages in delivery order
-  // tail_: written by the fetch thread; head_: by the PubAck thread.
+  // Both indices are written by the relay thread only; the PubAck thread reads them.
   alignas(64) std::atomic<std::uint64_t> tail_{0};
   alignas(64) std::atomic<std::uint64_t> head_{0};
+  Waiter puback_waiter_{WaitKind::kPark};  // the relay thread waits here for PubAcks
   std::atomic<std::uint64_t> acked_{0};
   std::atomic<std::int64_t> last_ack_ns_{0};
   std::atomic<std::uint64_t> publish_errors_{0};

@@ -13,6 +13,7 @@
 
 #include <cstdio>
 #include <fstream>
+#include <limits>
 #include <map>
 #include <memory>
 #include <optional>
@@ -95,9 +96,11 @@ inline std::pair<int, std::string> http_get(std::uint16_t port, const std::strin
 }
 
 /// Sum of the samples of metric `name` (exact name; any labels) whose label set contains
-/// `labels` (e.g. "result=\"processed\""; empty = all).
+/// `labels` (e.g. "result=\"processed\""; empty = all). NaN when no sample matches, so a check
+/// on a misspelt or unrendered series fails instead of comparing against 0.
 inline double metric(const std::string& body, std::string_view name, std::string_view labels = {}) {
   double sum = 0;
+  bool found = false;
   std::istringstream in(body);
   std::string line;
   while (std::getline(in, line)) {
@@ -106,8 +109,9 @@ inline double metric(const std::string& body, std::string_view name, std::string
     if (next != ' ' && next != '{') continue;
     if (!labels.empty() && line.find(labels) == std::string::npos) continue;
     sum += std::stod(line.substr(line.rfind(' ') + 1));
+    found = true;
   }
-  return sum;
+  return found ? sum : std::numeric_limits<double>::quiet_NaN();
 }
 
 /// Resident set size of a process, KiB (0 when it is gone).

@@ -58,7 +58,7 @@ TEST_CASE("nats-server restarted mid-stream: reconnects, nothing lost or doubled
                              " publish_retries=" + std::to_string(static_cast<long>(metric(metrics, "cdc_consumer_publish_retries_total"))) +
                              " publish_timeouts=" + std::to_string(static_cast<long>(metric(metrics, "cdc_consumer_publish_timeouts_total"))) +
                              " naks=" + std::to_string(static_cast<long>(metric(metrics, "cdc_consumer_source_completions_total", "kind=\"nak\""))) +
-                             " retried=" + std::to_string(static_cast<long>(metric(metrics, "cdc_consumer_events_total", "result=\"retried\""))) +
+                             " retried=" + std::to_string(static_cast<long>(metric(metrics, "cdc_consumer_retries_total"))) +
                              " " + figures(o));
   CHECK_OUTPUT_EXACT(o);
   CHECK(o.kinds == want.dead_letters);

@@ -137,7 +137,7 @@ TEST_CASE("Redis down for 2.5 x AckWait, block policy: holds, no redelivery, res
                             " ack_pending_during=" + std::to_string(during.num_ack_pending) +
                             " pending_during=" + std::to_string(during.num_pending) +
                             " max_num_redelivered=" + std::to_string(max_redelivered) +
-                            " retried=" + std::to_string(static_cast<long>(metric(after, "cdc_consumer_events_total", "result=\"retried\""))) +
+                            " retried=" + std::to_string(static_cast<long>(metric(after, "cdc_consumer_retries_total"))) +
                             " " + figures(o));
   CHECK(published_in_outage == 0);  // held
   CHECK(max_in_flight == 1024);     // the pool filled up: back-pressure reached ingest
@@ -148,7 +148,7 @@ TEST_CASE("Redis down for 2.5 x AckWait, block policy: holds, no redelivery, res
   CHECK_OUTPUT_EXACT(o);
   CHECK(o.dead_letters == 0);
   CHECK(metric(after, "cdc_consumer_redis_up", "connection=\"dedup\"") == 1);
-  CHECK(metric(after, "cdc_consumer_events_total", "result=\"retried\"") == 0);
+  CHECK(metric(after, "cdc_consumer_retries_total") == 0);
   CHECK(metric(after, "cdc_consumer_events_total", "result=\"processed\"") == want.event_ids.size());
   CHECK(metric(after, "cdc_consumer_events_total", "result=\"duplicate\"") == want.duplicates);
 }

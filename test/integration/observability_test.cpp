@@ -245,8 +245,18 @@ TEST_CASE("/metrics counts what was published and skipped and de-duplicated and 
   // The backlog the autoscaler reads, as JetStream says: nothing left.
   const ConsumerState cs = probe.consumer_info(config.ingest.stream, config.ingest.consumer);
   CHECK(cs.num_pending == 0);
-  CHECK(after.get("cdc_consumer_backlog_messages") == 0);
-  CHECK(after.get("cdc_consumer_ack_pending_messages") == 0);
+  CHECK(cs.num_ack_pending == 0);
+  // The gauges are sampled every backlog_interval (200 ms here) by the monitor thread, so the
+  // scrape above may hold a reading taken before the last acks landed: wait for a fresh one.
+  Scrape settled = after;
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while ((settled.get("cdc_consumer_backlog_messages") != 0 || settled.get("cdc_consumer_ack_pending_messages") != 0) &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(100ms);
+    settled = scrape(port);
+  }
+  CHECK(settled.get("cdc_consumer_backlog_messages") == 0);
+  CHECK(settled.get("cdc_consumer_ack_pending_messages") == 0);
   CHECK(service.terminate(30s) == 0);
 }
 
