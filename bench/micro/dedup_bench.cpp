@@ -1,14 +1,15 @@
 // The Redis side of dedup, per event: building the key, encoding
-// `SET dedup:<id> p NX GET EX 30` as the dedup stage hands it to hiredis
-// (redisAsyncCommandArgv formats it with redisFormatCommandArgv), and parsing the reply.
+// `SET dedup:<id> p NX GET EX 30` and decoding the reply, the service's way (resp.hpp: a reused
+// buffer, hiredis' parser with object functions that do not allocate) beside hiredis' own
+// (redisFormatCommandArgv, the default reply objects) for comparison.
 
 #include <benchmark/benchmark.h>
 #include <hiredis/hiredis.h>
 
-#include <charconv>
 #include <cstdlib>
 #include <string>
 
+#include "cdc/resp.hpp"
 #include "micro/alloc_hook.hpp"
 
 namespace cdc::bench {
@@ -65,30 +66,17 @@ void BM_DedupCommand_HiredisFormat(benchmark::State& state) {
   state.SetBytesProcessed(bytes);
 }
 
-/// The same RESP bytes written into a reused buffer: the floor without hiredis' allocation.
+/// The service's encoding (resp.hpp): the same RESP bytes appended to a reused buffer.
 void BM_DedupCommand_ReusedBuffer(benchmark::State& state) {
   std::string key(kPrefix);
   key += kEventId;
-  const std::string_view args[] = {"SET", key, "p", "NX", "GET", "EX", "30"};
   std::string out;
   out.reserve(256);
   std::int64_t bytes = 0;
-  const auto put_len = [&out](char tag, std::size_t n) {
-    char buf[24];
-    out += tag;
-    const auto r = std::to_chars(buf, buf + sizeof buf, n);
-    out.append(buf, static_cast<std::size_t>(r.ptr - buf));
-    out += "\r\n";
-  };
   AllocScope allocs;
   for (auto _ : state) {
     out.clear();
-    put_len('*', 7);
-    for (const auto a : args) {
-      put_len('$', a.size());
-      out += a;
-      out += "\r\n";
-    }
+    resp_append_command(out, {"SET", key, "p", "NX", "GET", "EX", "30"});
     benchmark::DoNotOptimize(out.data());
     bytes += static_cast<std::int64_t>(out.size());
   }
@@ -118,10 +106,30 @@ void BM_DedupReply_HiredisReader(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations());
 }
 
+/// The service's reply decoding (RespReader: hiredis' parser, our object functions).
+void BM_DedupReply_RespReader(benchmark::State& state) {
+  RespReader reader;
+  constexpr std::string_view kNil = "$-1\r\n";
+  constexpr std::string_view kDone = "$1\r\nd\r\n";
+  bool flip = false;
+  AllocScope allocs;
+  for (auto _ : state) {
+    const std::string_view in = flip ? kDone : kNil;
+    flip = !flip;
+    reader.feed(in.data(), in.size());
+    const RedisReply* reply = nullptr;
+    benchmark::DoNotOptimize(reader.next(reply));
+    benchmark::DoNotOptimize(reply);
+  }
+  allocs.report(state);
+  state.SetItemsProcessed(state.iterations());
+}
+
 BENCHMARK(BM_DedupKey_Build)->Name("DedupKey/build");
 BENCHMARK(BM_DedupCommand_HiredisFormat)->Name("DedupCommand/hiredis_format");
 BENCHMARK(BM_DedupCommand_ReusedBuffer)->Name("DedupCommand/reused_buffer");
 BENCHMARK(BM_DedupReply_HiredisReader)->Name("DedupReply/hiredis_reader");
+BENCHMARK(BM_DedupReply_RespReader)->Name("DedupReply/resp_reader");
 
 }  // namespace
 }  // namespace cdc::bench

@@ -11,10 +11,10 @@
 #include "cdc/config.hpp"
 #include "cdc/metrics.hpp"
 #include "cdc/ports.hpp"
+#include "cdc/resp.hpp"
 #include "cdc/stage.hpp"
 
 struct uv_loop_s;
-struct redisAsyncContext;
 
 namespace cdc {
 
@@ -36,7 +36,7 @@ class AckStage {
  private:
   void complete(Event& ev) noexcept;
   void redis_mark(const Event& ev) noexcept;
-  static void on_reply(::redisAsyncContext* ctx, void* reply, void* privdata);
+  static void on_reply(void* owner, void* tag, const RedisReply& reply);
 
   const Config& config_;
   Completer& completer_;
@@ -49,7 +49,6 @@ class AckStage {
   std::unique_ptr<RedisConnection> redis_;
   std::string key_;
   std::string ttl_seconds_;
-  std::int64_t outstanding_ = 0;
   std::atomic<std::uint64_t> completed_{0};
   std::atomic<std::int64_t> last_completion_ns_{0};
 };

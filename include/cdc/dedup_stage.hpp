@@ -1,6 +1,6 @@
 #pragma once
 /// Dedup stage: the first phase of CONTRACT.md section 5. For each publishable event it sends
-/// `SET <prefix><event_id> p NX GET EX <pending_ttl>` on its own hiredis connection, pipelined
+/// `SET <prefix><event_id> p NX GET EX <pending_ttl>` on its own Redis connection, pipelined
 /// over the batch, on a libuv loop this thread owns, and forwards events in order once their
 /// replies are in.
 
@@ -12,10 +12,10 @@
 
 #include "cdc/config.hpp"
 #include "cdc/metrics.hpp"
+#include "cdc/resp.hpp"
 #include "cdc/stage.hpp"
 
 struct uv_loop_s;
-struct redisAsyncContext;
 
 namespace cdc {
 
@@ -34,7 +34,7 @@ class DedupStage {
   [[nodiscard]] const RedisConnection* redis() const noexcept { return redis_.get(); }
 
  private:
-  static void on_reply(::redisAsyncContext* ctx, void* reply, void* privdata);
+  static void on_reply(void* owner, void* tag, const RedisReply& reply);
   void send(Event& ev) noexcept;
   void resolve(Event& ev, DedupResult result) noexcept;
   int forward_ready() noexcept;

@@ -1,7 +1,5 @@
 #include "cdc/ack_stage.hpp"
 
-#include <hiredis/async.h>
-#include <hiredis/hiredis.h>
 #include <nats/nats.h>
 #include <uv.h>
 
@@ -9,16 +7,12 @@
 #include "cdc/redis_client.hpp"
 
 namespace cdc {
-namespace {
-thread_local AckStage* t_ack_stage = nullptr;
-}  // namespace
-
 AckStage::AckStage(const Config& config, Completer& completer, Link in, Link free_slots, std::atomic<bool>& done,
                    Lifecycle& life, Metrics& metrics)
     : config_(config), completer_(completer), in_(in), free_(free_slots), done_(done), life_(life), metrics_(metrics),
       loop_(std::make_unique<uv_loop_t>()) {
   uv_loop_init(loop_.get());
-  if (config.dedup.enabled) redis_ = std::make_unique<RedisConnection>(config.redis, loop_.get(), "mark");
+  if (config.dedup.enabled) redis_ = std::make_unique<RedisConnection>(config.redis, loop_.get(), "mark", &AckStage::on_reply, this);
   ttl_seconds_ = std::to_string(std::max<std::int64_t>(1, (config.dedup.ttl.count() + 999) / 1000));
   key_.reserve(256);
 }
@@ -30,17 +24,14 @@ AckStage::~AckStage() {
   uv_loop_close(loop_.get());
 }
 
-void AckStage::on_reply(redisAsyncContext*, void* reply, void*) {
-  AckStage* self = t_ack_stage;
-  if (self == nullptr) return;
-  --self->outstanding_;
-  const auto* r = static_cast<const redisReply*>(reply);
-  if (r == nullptr || r->type == REDIS_REPLY_ERROR) {
+void AckStage::on_reply(void* owner, void*, const RedisReply& r) {
+  auto* self = static_cast<AckStage*>(owner);
+  if (r.failed()) {
     self->metrics_.ack.redis_mark_errors.inc();
     static thread_local log::RateLimiter limiter;
     std::uint64_t suppressed = 0;
     if (limiter.allow(suppressed)) {
-      log::warn("dedup mark failed", {{"error", r == nullptr ? "connection lost" : std::string_view(r->str, r->len)},
+      log::warn("dedup mark failed", {{"error", r.error_text()},
                                       {"suppressed", static_cast<unsigned long long>(suppressed)}});
     }
   }
@@ -53,16 +44,11 @@ void AckStage::redis_mark(const Event& ev) noexcept {
   bool sent = false;
   if (ev.unmark) {
     // The redelivery must not look like a duplicate (CONTRACT.md section 5, step 4).
-    const char* argv[] = {"DEL", key_.c_str()};
-    const std::size_t len[] = {3, key_.size()};
-    sent = redis_->command(2, argv, len, &AckStage::on_reply, nullptr);
+    sent = redis_->command({"DEL", key_}, nullptr);
   } else {
-    const char* argv[] = {"SET", key_.c_str(), "d", "EX", ttl_seconds_.c_str()};
-    const std::size_t len[] = {3, key_.size(), 1, 2, ttl_seconds_.size()};
-    sent = redis_->command(5, argv, len, &AckStage::on_reply, nullptr);
+    sent = redis_->command({"SET", key_, "d", "EX", ttl_seconds_}, nullptr);
   }
-  if (sent) ++outstanding_;
-  else metrics_.ack.redis_mark_errors.inc();
+  if (!sent) metrics_.ack.redis_mark_errors.inc();
 }
 
 void AckStage::complete(Event& ev) noexcept {
@@ -116,7 +102,6 @@ void AckStage::complete(Event& ev) noexcept {
 
 void AckStage::run() noexcept {
   setup_stage_thread("cdc-ack", config_.pipeline.cpu.at("ack"));
-  t_ack_stage = this;
   if (redis_) redis_->start();
   const int batch = config_.pipeline.batch_size;
   while (true) {
@@ -141,11 +126,10 @@ void AckStage::run() noexcept {
   // Send what is buffered: acks to NATS, marks to Redis (bounded wait).
   completer_.flush(std::chrono::milliseconds(2000));
   const std::int64_t deadline = now_ns() + 1'000'000'000LL;
-  while (redis_ && outstanding_ > 0 && redis_->ready() && now_ns() < deadline) uv_run(loop_.get(), UV_RUN_NOWAIT);
+  while (redis_ && redis_->outstanding() > 0 && redis_->ready() && now_ns() < deadline) uv_run(loop_.get(), UV_RUN_NOWAIT);
   if (redis_) redis_->close();
   while (uv_run(loop_.get(), UV_RUN_NOWAIT) != 0) {
   }
-  t_ack_stage = nullptr;
   (void)life_;
   done_.store(true, std::memory_order_release);
 }

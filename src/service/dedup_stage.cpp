@@ -1,7 +1,5 @@
 #include "cdc/dedup_stage.hpp"
 
-#include <hiredis/async.h>
-#include <hiredis/hiredis.h>
 #include <uv.h>
 
 #include "cdc/log.hpp"
@@ -11,9 +9,6 @@ namespace cdc {
 namespace {
 constexpr auto kIdleWait = std::chrono::milliseconds(50);
 constexpr std::int64_t kResendIntervalNs = 100'000'000;
-
-// Reply callbacks run only inside uv_run() on the dedup thread; this is how they find the stage.
-thread_local DedupStage* t_dedup_stage = nullptr;
 }  // namespace
 
 DedupStage::DedupStage(const Config& config, Link in, Link out, std::atomic<bool>& done, Lifecycle& life,
@@ -25,7 +20,7 @@ DedupStage::DedupStage(const Config& config, Link in, Link out, std::atomic<bool
   const auto ttl_ms = config.pending_ttl().count();
   ttl_seconds_ = std::to_string(std::max<std::int64_t>(1, (ttl_ms + 999) / 1000));
   block_ = config.dedup.on_redis_error == RedisErrorPolicy::kBlock;
-  if (config.dedup.enabled) redis_ = std::make_unique<RedisConnection>(config.redis, loop_.get(), "dedup");
+  if (config.dedup.enabled) redis_ = std::make_unique<RedisConnection>(config.redis, loop_.get(), "dedup", &DedupStage::on_reply, this);
   key_.reserve(256);
 }
 
@@ -47,9 +42,7 @@ void DedupStage::resolve(Event& ev, DedupResult result) noexcept {
 void DedupStage::send(Event& ev) noexcept {
   key_.assign(config_.dedup.key_prefix);
   key_ += ev.out.event_id;
-  const char* argv[] = {"SET", key_.c_str(), "p", "NX", "GET", "EX", ttl_seconds_.c_str()};
-  const std::size_t len[] = {3, key_.size(), 1, 2, 3, 2, ttl_seconds_.size()};
-  if (redis_->command(7, argv, len, &DedupStage::on_reply, &ev)) {
+  if (redis_->command({"SET", key_, "p", "NX", "GET", "EX", ttl_seconds_}, &ev)) {
     sent_ns_[ev.index] = now_ns();
     ++outstanding_;
     return;
@@ -60,24 +53,21 @@ void DedupStage::send(Event& ev) noexcept {
   else ++unsent_;  // block: stays in the fifo; resend_unsent() retries it
 }
 
-void DedupStage::on_reply(redisAsyncContext* ctx, void* reply, void* privdata) {
-  auto* ev = static_cast<Event*>(privdata);
-  (void)ctx;
-  DedupStage* stage = t_dedup_stage;
-  if (stage == nullptr) return;
+void DedupStage::on_reply(void* owner, void* tag, const RedisReply& r) {
+  auto* stage = static_cast<DedupStage*>(owner);
+  auto* ev = static_cast<Event*>(tag);
   const std::int64_t sent = stage->sent_ns_[ev->index];
   if (sent == 0) return;  // already resolved (dropped connection after a timeout)
   stage->sent_ns_[ev->index] = 0;
   --stage->outstanding_;
   stage->metrics_.dedup.round_trip.observe_ns(now_ns() - sent);
-  const auto* r = static_cast<const redisReply*>(reply);
-  if (r == nullptr || r->type == REDIS_REPLY_ERROR) {
+  if (r.failed()) {
     stage->metrics_.dedup.errors.inc();
     static thread_local log::RateLimiter limiter;
     std::uint64_t suppressed = 0;
     if (limiter.allow(suppressed)) {
       log::warn("dedup command failed", {{"event_id", ev->out.event_id},
-                                         {"error", r == nullptr ? "connection lost" : std::string_view(r->str, r->len)},
+                                         {"error", r.error_text()},
                                          {"policy", stage->block_ ? "block" : "publish"},
                                          {"suppressed", static_cast<unsigned long long>(suppressed)}});
     }
@@ -85,15 +75,15 @@ void DedupStage::on_reply(redisAsyncContext* ctx, void* reply, void* privdata) {
     else ++stage->unsent_;  // block: resent by resend_unsent()
     return;
   }
-  if (r->type == REDIS_REPLY_NIL) {
+  if (r.type == RedisReply::Type::kNil) {
     stage->metrics_.dedup.miss.inc();
     stage->resolve(*ev, DedupResult::kFirstSeen);
     return;
   }
   stage->metrics_.dedup.hit.inc();
-  if (r->type == REDIS_REPLY_STRING && r->len == 1 && r->str[0] == 'd') {
+  if (r.type == RedisReply::Type::kString && r.str == "d") {
     stage->resolve(*ev, DedupResult::kDone);
-  } else if (r->type == REDIS_REPLY_STRING && r->len == 1 && r->str[0] == 'p') {
+  } else if (r.type == RedisReply::Type::kString && r.str == "p") {
     stage->resolve(*ev, DedupResult::kInFlight);
   } else {
     // A mark we did not write: publish and let Nats-Msg-Id decide.
@@ -149,7 +139,6 @@ void DedupStage::check_overdue() noexcept {
 
 void DedupStage::run() noexcept {
   setup_stage_thread("cdc-dedup", config_.pipeline.cpu.at("dedup"));
-  t_dedup_stage = this;
   // A tick bounds every blocking uv_run(UV_RUN_ONCE), so overdue replies and the drain
   // deadline are noticed even when Redis goes silent.
   uv_timer_t tick;
@@ -222,7 +211,6 @@ void DedupStage::run() noexcept {
   uv_close(reinterpret_cast<uv_handle_t*>(&tick), nullptr);
   while (uv_run(loop_.get(), UV_RUN_NOWAIT) != 0) {
   }
-  t_dedup_stage = nullptr;
   done_.store(true, std::memory_order_release);
   out_.waiter->notify();
 }

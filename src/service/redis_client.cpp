@@ -1,24 +1,89 @@
 #include "cdc/redis_client.hpp"
 
-#include <hiredis/adapters/libuv.h>
-#include <hiredis/async.h>
-#include <hiredis/hiredis.h>
+#include <netdb.h>
 #include <uv.h>
 
 #include <algorithm>
-#include <chrono>
+#include <array>
+#include <cstring>
 
 #include "cdc/log.hpp"
 
 namespace cdc {
 namespace {
 
-std::int64_t now_ns() noexcept {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::steady_clock::now().time_since_epoch()).count();
-}
+// Tags of the commands the connection sends for itself (never handed to the owner).
+char g_auth_tag;
+char g_select_tag;
+
+constexpr std::size_t kReadBuffer = 64 * 1024;
 
 }  // namespace
+
+struct RedisConnection::Socket {
+  uv_tcp_t tcp{};
+  uv_connect_t connect{};
+  uv_write_t write{};
+  RedisConnection* owner = nullptr;  // nullptr once abandoned: callbacks still due do nothing
+  RespReader reader;                 // fresh per connection: no half-parsed reply carries over
+  std::string writing;               // the bytes of the write in progress
+  bool write_busy = false;
+  std::array<char, kReadBuffer> read_buf{};
+};
+
+struct RedisIo {
+  static void on_connect(uv_connect_t* req, int status) {
+    auto* s = static_cast<RedisConnection::Socket*>(req->data);
+    RedisConnection* self = s->owner;
+    if (self == nullptr) return;
+    if (status < 0) {
+      self->connection_lost(uv_strerror(status));
+      return;
+    }
+    self->connected();
+  }
+
+  static void on_alloc(uv_handle_t* handle, std::size_t, uv_buf_t* buf) {
+    auto* s = static_cast<RedisConnection::Socket*>(handle->data);
+    *buf = uv_buf_init(s->read_buf.data(), static_cast<unsigned>(s->read_buf.size()));
+  }
+
+  static void on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) {
+    auto* s = static_cast<RedisConnection::Socket*>(stream->data);
+    RedisConnection* self = s->owner;
+    if (self == nullptr || nread == 0) return;
+    if (nread < 0) {
+      self->connection_lost(nread == UV_EOF ? "closed by the server" : uv_strerror(static_cast<int>(nread)));
+      return;
+    }
+    self->on_data(*s, buf->base, static_cast<std::size_t>(nread));
+  }
+
+  static void on_write(uv_write_t* req, int status) {
+    auto* s = static_cast<RedisConnection::Socket*>(req->data);
+    s->write_busy = false;
+    RedisConnection* self = s->owner;
+    if (self == nullptr) return;
+    if (status < 0) {
+      self->connection_lost(uv_strerror(status));
+      return;
+    }
+    self->flush();  // what was queued meanwhile
+  }
+
+  static void on_timer(uv_timer_t* timer) {
+    auto* self = static_cast<RedisConnection*>(timer->data);
+    if (self->state_ == RedisConnection::State::kConnecting) {
+      self->abandon_socket();
+      self->state_ = RedisConnection::State::kIdle;
+      self->schedule_reconnect("connect timeout");
+      return;
+    }
+    if (self->state_ == RedisConnection::State::kIdle) self->connect_now();
+  }
+
+  static void on_prepare(uv_prepare_t* prepare) { static_cast<RedisConnection*>(prepare->data)->flush(); }
+};
 
 bool split_host_port(const std::string& address, std::string& host, int& port) {
   const std::size_t colon = address.rfind(':');
@@ -36,19 +101,24 @@ bool split_host_port(const std::string& address, std::string& host, int& port) {
   return true;
 }
 
-RedisConnection::RedisConnection(const RedisConfig& config, uv_loop_s* loop, std::string role)
-    : config_(config), loop_(loop), role_(std::move(role)) {
+RedisConnection::RedisConnection(const RedisConfig& config, uv_loop_s* loop, std::string role, ReplyFn on_reply,
+                                 void* owner)
+    : config_(config), loop_(loop), role_(std::move(role)), on_reply_(on_reply), owner_(owner), tags_(1024, nullptr) {
   if (!split_host_port(config.address, host_, port_)) {
     throw ConfigError("redis.address", "expected host:port, got '" + config.address + "'");
   }
+  out_.reserve(64 * 1024);
   timer_ = new uv_timer_t;
   uv_timer_init(loop_, timer_);
   timer_->data = this;
+  prepare_ = new uv_prepare_t;
+  uv_prepare_init(loop_, prepare_);
+  prepare_->data = this;
 }
 
 RedisConnection::~RedisConnection() {
   close();
-  // The timer is freed by its close callback; the owner runs the loop to let it happen.
+  // The handles are freed by their close callbacks; the owner runs the loop to let it happen.
 }
 
 void RedisConnection::start() {
@@ -59,30 +129,25 @@ void RedisConnection::start() {
 
 void RedisConnection::close() {
   closing_ = true;
-  if (ctx_ != nullptr) {
-    redisAsyncContext* ac = ctx_;
-    ctx_ = nullptr;
-    connected_ = false;
-    ac->data = nullptr;
-    redisAsyncFree(ac);  // pending callbacks run with a nullptr reply
-  }
+  abandon_socket();
+  state_ = State::kClosed;
+  fail_pending();
   up_.store(false, std::memory_order_relaxed);  // closing on purpose: nothing to warn about
   if (timer_ != nullptr) {
     uv_timer_stop(timer_);
     uv_close(reinterpret_cast<uv_handle_t*>(timer_), [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
     timer_ = nullptr;
   }
+  if (prepare_ != nullptr) {
+    uv_prepare_stop(prepare_);
+    uv_close(reinterpret_cast<uv_handle_t*>(prepare_), [](uv_handle_t* h) { delete reinterpret_cast<uv_prepare_t*>(h); });
+    prepare_ = nullptr;
+  }
 }
 
 void RedisConnection::reset(const char* why) {
-  if (ctx_ == nullptr) return;
-  redisAsyncContext* ac = ctx_;
-  ctx_ = nullptr;
-  connected_ = false;
-  ac->data = nullptr;
-  redisAsyncFree(ac);
-  mark_down();
-  schedule_reconnect(why);
+  if (socket_ == nullptr) return;
+  connection_lost(why);
 }
 
 void RedisConnection::mark_down() {
@@ -92,24 +157,159 @@ void RedisConnection::mark_down() {
 }
 
 void RedisConnection::connect_now() {
-  if (closing_ || timer_ == nullptr) return;
-  redisAsyncContext* ac = redisAsyncConnect(host_.c_str(), port_);
-  if (ac == nullptr || ac->err != 0) {
-    const std::string why = ac != nullptr ? ac->errstr : "out of memory";
-    if (ac != nullptr) redisAsyncFree(ac);
-    schedule_reconnect(why);
+  if (closing_ || timer_ == nullptr || socket_ != nullptr) return;
+  // Resolved here, as hiredis did: numeric addresses at once, names through the resolver.
+  sockaddr_storage addr{};
+  if (uv_ip4_addr(host_.c_str(), port_, reinterpret_cast<sockaddr_in*>(&addr)) != 0 &&
+      uv_ip6_addr(host_.c_str(), port_, reinterpret_cast<sockaddr_in6*>(&addr)) != 0) {
+    addrinfo hints{};
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    addrinfo* found = nullptr;
+    const int rc = getaddrinfo(host_.c_str(), std::to_string(port_).c_str(), &hints, &found);
+    if (rc != 0 || found == nullptr) {
+      schedule_reconnect(std::string("resolve ") + host_ + ": " + gai_strerror(rc));
+      return;
+    }
+    std::memcpy(&addr, found->ai_addr, std::min<std::size_t>(found->ai_addrlen, sizeof addr));
+    freeaddrinfo(found);
+  }
+  auto* s = new Socket;
+  s->owner = this;
+  s->tcp.data = s;
+  s->connect.data = s;
+  s->write.data = s;
+  uv_tcp_init(loop_, &s->tcp);
+  socket_ = s;
+  state_ = State::kConnecting;
+  const int rc = uv_tcp_connect(&s->connect, &s->tcp, reinterpret_cast<const sockaddr*>(&addr), &RedisIo::on_connect);
+  if (rc != 0) {
+    abandon_socket();
+    state_ = State::kIdle;
+    schedule_reconnect(uv_strerror(rc));
     return;
   }
-  ac->data = this;
-  redisLibuvAttach(ac, loop_);
-  redisAsyncSetConnectCallback(ac, &RedisConnection::on_connect);
-  redisAsyncSetDisconnectCallback(ac, &RedisConnection::on_disconnect);
-  ctx_ = ac;
-  connected_ = false;
-  connecting_ = true;
-  connect_started_ns_ = now_ns();
-  // Connect timeout: hiredis 0.14 has none for async connects.
-  uv_timer_start(timer_, &RedisConnection::on_timer, static_cast<std::uint64_t>(config_.connect_timeout.count()), 0);
+  // Connect timeout; the same timer runs the backoff once the attempt failed.
+  uv_timer_start(timer_, &RedisIo::on_timer, static_cast<std::uint64_t>(config_.connect_timeout.count()), 0);
+}
+
+void RedisConnection::connected() {
+  uv_timer_stop(timer_);
+  uv_tcp_nodelay(&socket_->tcp, 1);
+  const int rc = uv_read_start(reinterpret_cast<uv_stream_t*>(&socket_->tcp), &RedisIo::on_alloc, &RedisIo::on_read);
+  if (rc != 0) {
+    connection_lost(uv_strerror(rc));
+    return;
+  }
+  state_ = State::kReady;
+  backoff_ms_ = 0;
+  uv_prepare_start(prepare_, &RedisIo::on_prepare);
+  // AUTH first, then SELECT: Redis answers commands in order, so nothing the stage sends later
+  // runs unauthenticated. A refused AUTH or SELECT drops the connection (retried with backoff).
+  if (!config_.password.empty()) {
+    if (config_.username.empty()) command({"AUTH", config_.password}, &g_auth_tag);
+    else command({"AUTH", config_.username, config_.password}, &g_auth_tag);
+  }
+  if (config_.db != 0) command({"SELECT", std::to_string(config_.db)}, &g_select_tag);
+  if (ever_connected_) reconnects_.fetch_add(1, std::memory_order_relaxed);
+  ever_connected_ = true;
+  up_.store(true, std::memory_order_relaxed);
+  log::info("redis connected", {{"connection", role_}, {"address", config_.address}});
+}
+
+bool RedisConnection::command(std::initializer_list<std::string_view> args, void* tag) noexcept {
+  if (state_ != State::kReady) return false;
+  resp_append_command(out_, args);
+  push_tag(tag);
+  return true;
+}
+
+void RedisConnection::flush() noexcept {
+  if (out_.empty() || state_ != State::kReady || socket_->write_busy) return;
+  auto* stream = reinterpret_cast<uv_stream_t*>(&socket_->tcp);
+  uv_buf_t buf = uv_buf_init(out_.data(), static_cast<unsigned>(out_.size()));
+  const int written = uv_try_write(stream, &buf, 1);
+  if (written == static_cast<int>(out_.size())) {
+    out_.clear();
+    return;
+  }
+  if (written < 0 && written != UV_EAGAIN) {
+    connection_lost(uv_strerror(written));
+    return;
+  }
+  // The socket took part (or none) of it: the rest goes with a write request, and what is queued
+  // meanwhile waits for its completion.
+  const std::size_t done = written > 0 ? static_cast<std::size_t>(written) : 0;
+  socket_->writing.assign(out_, done);
+  out_.clear();
+  buf = uv_buf_init(socket_->writing.data(), static_cast<unsigned>(socket_->writing.size()));
+  const int rc = uv_write(&socket_->write, stream, &buf, 1, &RedisIo::on_write);
+  if (rc != 0) {
+    connection_lost(uv_strerror(rc));
+    return;
+  }
+  socket_->write_busy = true;
+}
+
+void RedisConnection::on_data(Socket& s, const char* data, std::size_t n) {
+  if (!s.reader.feed(data, n)) {
+    connection_lost("reply parse error: " + std::string(s.reader.error()));
+    return;
+  }
+  while (s.owner != nullptr) {  // a callback may drop the connection
+    const RedisReply* reply = nullptr;
+    const int rc = s.reader.next(reply);
+    if (rc < 0) {
+      connection_lost("reply parse error: " + std::string(s.reader.error()));
+      return;
+    }
+    if (rc == 0) return;  // the rest of the reply is still on its way
+    deliver(*reply);
+  }
+}
+
+void RedisConnection::deliver(const RedisReply& reply) {
+  if (tag_count_ == 0) {
+    connection_lost("reply without a command");
+    return;
+  }
+  void* tag = pop_tag();
+  if (tag == &g_auth_tag || tag == &g_select_tag) {
+    if (reply.type != RedisReply::Type::kError) return;
+    // The reply names the problem (WRONGPASS, NOAUTH, DB index out of range), never the password.
+    log::error(tag == &g_auth_tag ? "redis authentication failed" : "redis SELECT failed",
+               {{"connection", role_}, {"address", config_.address}, {"error", reply.str}});
+    reset(tag == &g_auth_tag ? "authentication failed" : "SELECT failed");
+    return;
+  }
+  on_reply_(owner_, tag, reply);
+}
+
+void RedisConnection::connection_lost(const std::string& why) {
+  abandon_socket();
+  state_ = State::kIdle;
+  out_.clear();
+  fail_pending();
+  mark_down();
+  if (!closing_) schedule_reconnect(why);
+}
+
+void RedisConnection::abandon_socket() {
+  if (socket_ == nullptr) return;
+  Socket* s = socket_;
+  socket_ = nullptr;
+  s->owner = nullptr;
+  if (prepare_ != nullptr) uv_prepare_stop(prepare_);
+  // Requests still due (connect, write) complete with UV_ECANCELED before the close callback.
+  uv_close(reinterpret_cast<uv_handle_t*>(&s->tcp), [](uv_handle_t* h) { delete static_cast<Socket*>(h->data); });
+}
+
+void RedisConnection::fail_pending() {
+  const RedisReply lost{};
+  while (tag_count_ > 0) {
+    void* tag = pop_tag();
+    if (tag != &g_auth_tag && tag != &g_select_tag) on_reply_(owner_, tag, lost);
+  }
 }
 
 void RedisConnection::schedule_reconnect(const std::string& why) {
@@ -124,82 +324,26 @@ void RedisConnection::schedule_reconnect(const std::string& why) {
                                                     {"error", why}, {"retry_in_ms", static_cast<long long>(backoff_ms_)},
                                                     {"suppressed", static_cast<unsigned long long>(suppressed)}});
   }
-  connecting_ = false;
-  uv_timer_start(timer_, &RedisConnection::on_timer, static_cast<std::uint64_t>(backoff_ms_), 0);
+  uv_timer_start(timer_, &RedisIo::on_timer, static_cast<std::uint64_t>(backoff_ms_), 0);
 }
 
-void RedisConnection::on_timer(uv_timer_s* timer) {
-  auto* self = static_cast<RedisConnection*>(timer->data);
-  if (self->connecting_ && self->ctx_ != nullptr && !self->connected_) {
-    // Connect timed out.
-    redisAsyncContext* ac = self->ctx_;
-    self->ctx_ = nullptr;
-    ac->data = nullptr;
-    redisAsyncFree(ac);
-    self->schedule_reconnect("connect timeout");
-    return;
+void RedisConnection::push_tag(void* tag) {
+  if (tag_count_ == tags_.size()) {
+    // Grows only until the deepest pipeline has been seen once (power of two kept).
+    std::vector<void*> bigger(tags_.size() * 2, nullptr);
+    for (std::size_t i = 0; i < tag_count_; ++i) bigger[i] = tags_[(tag_head_ + i) & (tags_.size() - 1)];
+    tags_.swap(bigger);
+    tag_head_ = 0;
   }
-  if (self->ctx_ == nullptr) self->connect_now();
+  tags_[(tag_head_ + tag_count_) & (tags_.size() - 1)] = tag;
+  ++tag_count_;
 }
 
-void RedisConnection::on_connect(const redisAsyncContext* ac, int status) {
-  auto* self = static_cast<RedisConnection*>(ac->data);
-  if (self == nullptr || ac != self->ctx_) return;
-  self->connecting_ = false;
-  if (self->timer_ != nullptr) uv_timer_stop(self->timer_);
-  if (status != REDIS_OK) {
-    // hiredis frees the context after this callback.
-    self->ctx_ = nullptr;
-    self->schedule_reconnect(ac->errstr);
-    return;
-  }
-  self->connected_ = true;
-  self->backoff_ms_ = 0;
-  // AUTH first, then SELECT: Redis answers commands in order, so nothing the stage sends later
-  // runs unauthenticated. A refused AUTH drops the connection (retried with backoff).
-  if (!self->config_.password.empty()) {
-    const std::string& user = self->config_.username;
-    const std::string& pass = self->config_.password;
-    const char* argv[] = {"AUTH", user.empty() ? pass.c_str() : user.c_str(), pass.c_str()};
-    const std::size_t len[] = {4, user.empty() ? pass.size() : user.size(), pass.size()};
-    redisAsyncCommandArgv(self->ctx_, &RedisConnection::on_auth, nullptr, user.empty() ? 2 : 3, argv, len);
-  }
-  if (self->config_.db != 0) {
-    const std::string db = std::to_string(self->config_.db);
-    const char* argv[] = {"SELECT", db.c_str()};
-    const std::size_t len[] = {6, db.size()};
-    redisAsyncCommandArgv(self->ctx_, nullptr, nullptr, 2, argv, len);
-  }
-  if (self->ever_connected_) self->reconnects_.fetch_add(1, std::memory_order_relaxed);
-  self->ever_connected_ = true;
-  self->up_.store(true, std::memory_order_relaxed);
-  log::info("redis connected", {{"connection", self->role_}, {"address", self->config_.address}});
-}
-
-void RedisConnection::on_auth(redisAsyncContext* ac, void* reply, void*) {
-  auto* self = static_cast<RedisConnection*>(ac->data);
-  const auto* r = static_cast<const redisReply*>(reply);
-  if (self == nullptr || r == nullptr || r->type != REDIS_REPLY_ERROR) return;
-  // The reply text names the problem (WRONGPASS, NOAUTH...), never the password.
-  log::error("redis authentication failed", {{"connection", self->role_}, {"address", self->config_.address},
-                                            {"error", std::string(r->str, r->len)}});
-  self->reset("authentication failed");
-}
-
-void RedisConnection::on_disconnect(const redisAsyncContext* ac, int status) {
-  auto* self = static_cast<RedisConnection*>(ac->data);
-  if (self == nullptr || ac != self->ctx_) return;
-  // hiredis frees the context after this callback.
-  self->ctx_ = nullptr;
-  self->connected_ = false;
-  self->mark_down();
-  if (!self->closing_) self->schedule_reconnect(status == REDIS_OK ? "disconnected" : ac->errstr);
-}
-
-bool RedisConnection::command(int argc, const char** argv, const std::size_t* argvlen, ReplyFn fn,
-                              void* privdata) noexcept {
-  if (!ready()) return false;
-  return redisAsyncCommandArgv(ctx_, fn, privdata, argc, argv, argvlen) == REDIS_OK;
+void* RedisConnection::pop_tag() noexcept {
+  void* tag = tags_[tag_head_];
+  tag_head_ = (tag_head_ + 1) & (tags_.size() - 1);
+  --tag_count_;
+  return tag;
 }
 
 }  // namespace cdc

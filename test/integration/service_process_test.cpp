@@ -48,7 +48,7 @@ TEST_CASE("unreachable NATS stops start-up with exit code 1", "[integration][ser
   CHECK(p.output().find("start-up failed") != std::string::npos);
 }
 
-TEST_CASE("SIGTERM drains in-flight work; a restart finishes the stream with nothing lost or doubled",
+TEST_CASE("SIGTERM drains in-flight work, a restart finishes the stream with nothing lost or doubled",
           "[integration][service]") {
   NatsServer nats;
   RedisServer redis;

@@ -49,7 +49,7 @@ TEST_CASE("liveness counts from when work became pending, not from the last comp
   CHECK(d.update(t + kSec + kStall, Stall{true, 8, true}, kStall));
 }
 
-TEST_CASE("a dependency outage pauses liveness; the clock restarts when it comes back", "[health]") {
+TEST_CASE("a dependency outage pauses liveness, the clock restarts when it comes back", "[health]") {
   cdc::StallDetector d;
   std::int64_t t = 100 * kSec;
   CHECK_FALSE(d.update(t, Stall{true, 1, true}, kStall));

@@ -371,7 +371,7 @@ TEST_CASE("transform: chats and agents subjects and payloads", "[transform]") {
                          agent + "}");
 }
 
-TEST_CASE("transform: key order of the body does not matter; unknown keys are ignored", "[transform]") {
+TEST_CASE("transform: key order of the body does not matter, unknown keys are ignored", "[transform]") {
   const std::vector<std::string> members = {
       R"("record":{"zzz":[1,{"a":null}],"agent_id":"a1","unknown":true,"chat_id":"c1","message_id":"m1"})",
       R"("metadata":{"foo":{"bar":[]},"record_pks":["m1"],"commit_idx":3,"table_name":"messages","commit_lsn":5})",
@@ -1085,7 +1085,7 @@ TEST_CASE("transform: payload strings are escaped wherever the special byte sits
   CHECK(r.payload.find(R"("message_id":")" + long_id + "\"") != std::string::npos);
 }
 
-TEST_CASE("a company token that is not valid UTF-8 is dead-lettered; JSON strings stay valid UTF-8", "[transform]") {
+TEST_CASE("a company token that is not valid UTF-8 is dead-lettered, JSON strings stay valid UTF-8", "[transform]") {
   // Found by fuzz/transform_fuzzer.cpp: a subject may carry any byte, and company_id is copied
   // from it into the payload, which must be valid JSON.
   Transformer t{TransformRules{}};

@@ -46,7 +46,7 @@ TEST_CASE("parse_wait_kind and to_string round-trip", "[wait]") {
   }
 }
 
-TEST_CASE("a Waiter keeps its kind; park is the default", "[wait]") {
+TEST_CASE("a Waiter keeps its kind, park is the default", "[wait]") {
   CHECK(Waiter().kind() == WaitKind::kPark);
   for (const WaitKind k : kAllKinds) CHECK(Waiter(k).kind() == k);
 }
