@@ -82,11 +82,16 @@ struct LatencyResult {
   double rate = 0;
   std::uint64_t sent = 0, received = 0;
   std::uint64_t expected = 0;  ///< events that should arrive (ours: processed; direct: sent)
+  std::uint64_t repeats = 0;   ///< ours: re-sends of an event in flight (same Nats-Msg-Id, stored once)
   double max_behind_ms = 0;
   std::unique_ptr<LogHistogram> latency;
   CpuWindow::Result cpu;
   std::vector<std::pair<std::string, StageQuantiles>> stages;
 };
+
+std::string fmt_repeats(std::uint64_t n) {
+  return "  (+" + std::to_string(n) + " re-sent while in flight, stored once)";
+}
 
 std::uint64_t completions(Pipeline& p) {
   Metrics& m = p.metrics();
@@ -218,7 +223,7 @@ class E2e {
       subject = config_.ingest.stream_subjects.empty() ? "cdc.>" : config_.ingest.stream_subjects.front();
     }
     const std::int64_t record_from = now_ns() + static_cast<std::int64_t>(o_.warmup_seconds * 1e9);
-    LatencySubscriber sub(servers_.nats_url, subject, record_from);
+    LatencySubscriber sub(servers_.nats_url, subject, record_from, /*by_msg_id=*/who == "ours");
     // The source publishes with SendAsap, as promptly as a producer that flushes per message:
     // nats.c's ~1 ms flusher would otherwise be part of every path measured here, the direct one
     // included, and hide what the consumer in between adds.
@@ -242,6 +247,7 @@ class E2e {
     r.cpu = cpu.per_message(pub.sent);
     sub.close();
     r.received = sub.received();
+    r.repeats = sub.repeats();
     r.latency = std::make_unique<LogHistogram>(sub.latency());
     r.expected = r.sent;
     if (pipeline) {
@@ -280,13 +286,14 @@ class E2e {
   static void print_latency(const LatencyResult& r) {
     const LogHistogram& h = *r.latency;
     std::printf("latency %-7s at %6.0f msg/s: sent %llu, arrived %llu of %llu (recorded %llu after warm-up); p50 %s  "
-                "p90 %s  p99 %s  p99.9 %s  max %s%s\n",
+                "p90 %s  p99 %s  p99.9 %s  max %s%s%s\n",
                 r.who.c_str(), r.rate, static_cast<unsigned long long>(r.sent), static_cast<unsigned long long>(r.received),
                 static_cast<unsigned long long>(r.expected),
                 static_cast<unsigned long long>(h.count()), format_ns(static_cast<double>(h.percentile(50))).c_str(),
                 format_ns(static_cast<double>(h.percentile(90))).c_str(), format_ns(static_cast<double>(h.percentile(99))).c_str(),
                 format_ns(static_cast<double>(h.percentile(99.9))).c_str(), format_ns(static_cast<double>(h.max())).c_str(),
-                r.max_behind_ms > 5 ? "  (publisher fell behind its schedule)" : "");
+                r.max_behind_ms > 5 ? "  (publisher fell behind its schedule)" : "",
+                r.repeats > 0 ? fmt_repeats(r.repeats).c_str() : "");
     if (!r.stages.empty()) print_stages(r.stages);
     std::fflush(stdout);
   }
@@ -438,7 +445,7 @@ int run_e2e(const HarnessOptions& o) {
     j.begin_array("latency");
     for (const auto& l : latencies) {
       j.begin_object();
-      j.field("who", l.who).field("rate", l.rate).field("sent", l.sent).field("received", l.received);
+      j.field("who", l.who).field("rate", l.rate).field("sent", l.sent).field("received", l.received).field("repeats", l.repeats);
       j.field("publisher_max_behind_ms", l.max_behind_ms);
       j.histogram("publish_to_arrival", *l.latency);
       json_cpu(j, l.cpu);

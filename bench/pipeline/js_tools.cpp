@@ -164,8 +164,9 @@ RatePublishResult publish_at_rate(NatsClient& client, const Corpus& corpus, std:
   return r;
 }
 
-LatencySubscriber::LatencySubscriber(const std::string& url, const std::string& subject, std::int64_t record_from_ns)
-    : record_from_ns_(record_from_ns), latency_(std::make_unique<LogHistogram>()) {
+LatencySubscriber::LatencySubscriber(const std::string& url, const std::string& subject, std::int64_t record_from_ns,
+                                     bool by_msg_id)
+    : record_from_ns_(record_from_ns), latency_(std::make_unique<LogHistogram>()), by_msg_id_(by_msg_id) {
   natsOptions* opts = nullptr;
   check_nats(natsOptions_Create(&opts), "options");
   natsOptions_SetURL(opts, url.c_str());
@@ -182,6 +183,13 @@ void LatencySubscriber::on_msg(natsConnection*, natsSubscription*, natsMsg* msg,
   auto* self = static_cast<LatencySubscriber*>(closure);
   const std::int64_t now = now_ns();
   const std::string_view body(natsMsg_GetData(msg), static_cast<std::size_t>(natsMsg_GetDataLength(msg)));
+  const char* id = nullptr;
+  if (self->by_msg_id_ && natsMsgHeader_Get(msg, "Nats-Msg-Id", &id) == NATS_OK && id != nullptr &&
+      !self->seen_.emplace(id).second) {
+    natsMsg_Destroy(msg);
+    self->repeats_.store(self->repeats_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    return;
+  }
   const std::int64_t stamp = find_stamp(body);
   if (stamp >= self->record_from_ns_) self->latency_->record(now - stamp);
   natsMsg_Destroy(msg);

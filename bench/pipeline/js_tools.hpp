@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <unordered_set>
 #include <vector>
 
 #include "common/corpus.hpp"
@@ -66,12 +67,17 @@ RatePublishResult publish_at_rate(NatsClient& client, const Corpus& corpus, std:
 /// now - stamp for stamps at or after `record_from_ns`.
 class LatencySubscriber {
  public:
-  LatencySubscriber(const std::string& url, const std::string& subject, std::int64_t record_from_ns);
+  /// `by_msg_id`: a message whose Nats-Msg-Id was seen before is counted as a repeat, not as an
+  /// arrival (the service re-sends an event still in flight when its duplicate comes; JetStream
+  /// stores it once, but a core subscriber sees both).
+  LatencySubscriber(const std::string& url, const std::string& subject, std::int64_t record_from_ns,
+                    bool by_msg_id = false);
   ~LatencySubscriber();
   LatencySubscriber(const LatencySubscriber&) = delete;
   LatencySubscriber& operator=(const LatencySubscriber&) = delete;
   /// Any thread.
   [[nodiscard]] std::uint64_t received() const noexcept { return received_.load(std::memory_order_relaxed); }
+  [[nodiscard]] std::uint64_t repeats() const noexcept { return repeats_.load(std::memory_order_relaxed); }
   [[nodiscard]] std::int64_t last_ns() const noexcept { return last_ns_.load(std::memory_order_relaxed); }
   /// Stops the subscription; the histogram is complete afterwards.
   void close();
@@ -83,7 +89,10 @@ class LatencySubscriber {
   natsSubscription* sub_ = nullptr;
   std::int64_t record_from_ns_;
   std::unique_ptr<LogHistogram> latency_;
+  bool by_msg_id_;
+  std::unordered_set<std::string> seen_;  // callback thread only
   std::atomic<std::uint64_t> received_{0};
+  std::atomic<std::uint64_t> repeats_{0};
   std::atomic<std::int64_t> last_ns_{0};
 };
 

@@ -37,6 +37,9 @@ struct NatsConfig {
   Millis reconnect_wait{2000};
   int max_reconnect = -1;   ///< -1 = forever
   bool send_asap = false;   ///< nats.c: write each protocol message at once instead of ~1 ms batching
+  /// Replicas (1-5) of the streams the service creates (ingest.stream, publish.stream,
+  /// publish.dlq_stream); 3 on a 3-node JetStream cluster. Existing streams keep theirs.
+  int stream_replicas = 1;
   // TLS (any set: TLS required). Files are PEM; tls_cert and tls_key go together.
   std::string tls_ca;    ///< CA bundle trusted for the server certificate; empty = system roots
   std::string tls_cert;  ///< client certificate chain (mutual TLS)

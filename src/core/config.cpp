@@ -205,6 +205,7 @@ constexpr IntRange kMaxPendingRange{1, 65535};
 constexpr IntRange kPositive{1, INT_MAX};
 constexpr IntRange kNonNegative{0, INT_MAX};
 constexpr IntRange kMinusOneOrMore{-1, INT_MAX};
+constexpr IntRange kStreamReplicas{1, 5};  // JetStream's limit
 
 long long parse_int(const Value& v, std::string_view text, IntRange range) {
   long long x = 0;
@@ -417,6 +418,7 @@ const std::vector<Field>& fields() {
       CDC_FIELD(nats, reconnect_wait),
       CDC_FIELD(nats, max_reconnect, kMinusOneOrMore),
       CDC_FIELD(nats, send_asap),
+      CDC_FIELD(nats, stream_replicas, kStreamReplicas),
       CDC_FIELD(nats, tls_ca),
       CDC_FIELD(nats, tls_cert),
       CDC_FIELD(nats, tls_key),
@@ -667,6 +669,7 @@ void validate_nats(const Checker& check, const NatsConfig& n) {
   check.at_least("nats.connect_timeout", n.connect_timeout, Millis{1});
   check.non_negative("nats.reconnect_wait", n.reconnect_wait);
   check.range("nats.max_reconnect", n.max_reconnect, kMinusOneOrMore);
+  check.range("nats.stream_replicas", n.stream_replicas, kStreamReplicas);
 
   // Secrets never appear in these messages: only key names.
   if (!n.tls_cert.empty() && n.tls_key.empty()) check.fail("nats.tls_key", "must be set with nats.tls_cert");

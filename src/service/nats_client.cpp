@@ -26,8 +26,16 @@ struct ConsumerInfoDeleter {
   void operator()(jsConsumerInfo* ci) const noexcept { jsConsumerInfo_Destroy(ci); }
 };
 
+/// The server this connection is on now ("" when none), for logs.
+std::string connected_url(natsConnection* nc) {
+  char buf[256] = {};
+  if (nc == nullptr || natsConnection_GetConnectedUrl(nc, buf, sizeof buf) != NATS_OK) return {};
+  return redact_url(buf);
+}
+
+/// `replicas` applies only when the stream is created; an existing stream is used as it is.
 void ensure_stream(jsCtx* js, const std::string& name, const std::vector<std::string>& subjects,
-                   std::int64_t duplicates_ns, bool create) {
+                   std::int64_t duplicates_ns, int replicas, bool create) {
   jsStreamInfo* raw = nullptr;
   jsErrCode err = static_cast<jsErrCode>(0);
   natsStatus s = js_GetStreamInfo(&raw, js, name.c_str(), nullptr, &err);
@@ -37,6 +45,11 @@ void ensure_stream(jsCtx* js, const std::string& name, const std::vector<std::st
       log::warn("existing stream has a duplicate window shorter than required",
                 {{"stream", name}, {"duplicate_window_ms", static_cast<long long>(info->Config->Duplicates / kNsPerMs)},
                  {"required_ms", static_cast<long long>(duplicates_ns / kNsPerMs)}});
+    }
+    const auto existing = static_cast<long long>(info->Config->Replicas > 0 ? info->Config->Replicas : 1);
+    if (existing != replicas) {
+      log::warn("existing stream has another replica count than nats.stream_replicas; using it as it is",
+                {{"stream", name}, {"replicas", existing}, {"stream_replicas", static_cast<long long>(replicas)}});
     }
     return;
   }
@@ -51,12 +64,13 @@ void ensure_stream(jsCtx* js, const std::string& name, const std::vector<std::st
   cfg.SubjectsLen = static_cast<int>(subj.size());
   cfg.Storage = js_FileStorage;
   if (duplicates_ns > 0) cfg.Duplicates = duplicates_ns;
+  cfg.Replicas = replicas;
   raw = nullptr;
   s = js_AddStream(&raw, js, &cfg, nullptr, &err);
   info.reset(raw);
   // Another replica may have created it between our look-up and our add.
   if (s != NATS_OK && err != JSStreamNameExistErr) check(s, "create stream " + name);
-  log::info("stream ready", {{"stream", name}});
+  log::info("stream ready", {{"stream", name}, {"replicas", static_cast<long long>(replicas)}});
 }
 
 }  // namespace
@@ -76,12 +90,17 @@ NatsConnection::NatsConnection(const NatsConfig& config, const std::string& role
   natsOptions* raw = nullptr;
   check(natsOptions_Create(&raw), "nats options");
   std::unique_ptr<natsOptions, OptionsDeleter> opts(raw);
-  // Comma-separated URLs become a server list.
+  // Comma-separated URLs become a server list (natsOptions_SetURL takes one URL; only
+  // natsConnection_ConnectTo splits a list). nats.c tries them in random order, fails over to
+  // the others (and to the servers the cluster announces) on reconnect. Blanks around a comma
+  // are allowed by validate(), so they are trimmed here.
   std::vector<std::string> urls;
   std::size_t start = 0;
   while (start <= config.url.size()) {
     const std::size_t comma = config.url.find(',', start);
-    const std::string one = config.url.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    std::string one = config.url.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    const auto first = one.find_first_not_of(" \t\r\n");
+    one = first == std::string::npos ? std::string() : one.substr(first, one.find_last_not_of(" \t\r\n") - first + 1);
     if (!one.empty()) urls.push_back(one);
     if (comma == std::string::npos) break;
     start = comma + 1;
@@ -125,6 +144,7 @@ NatsConnection::NatsConnection(const NatsConfig& config, const std::string& role
   }
   const natsStatus s = natsConnection_Connect(&conn_, opts.get());
   if (s != NATS_OK) throw NatsError("cannot connect to " + redact_url(config.url) + ": " + nats_error_text(s));
+  log::info("nats connected", {{"connection", role_}, {"server", connected_url(conn_)}});
   jsOptions jo;
   jsOptions_Init(&jo);
   jo.Wait = 10000;
@@ -158,10 +178,14 @@ void NatsConnection::on_disconnected(natsConnection*, void* self) noexcept {
   log::warn("nats disconnected", {{"connection", c->role_}});
 }
 
-void NatsConnection::on_reconnected(natsConnection*, void* self) noexcept {
+void NatsConnection::on_reconnected(natsConnection* nc, void* self) noexcept {
   auto* c = static_cast<NatsConnection*>(self);
   c->reconnects_.fetch_add(1, std::memory_order_relaxed);
-  log::info("nats reconnected", {{"connection", c->role_}});
+  try {
+    log::info("nats reconnected", {{"connection", c->role_}, {"server", connected_url(nc)}});
+  } catch (...) {
+    // A log line is not worth an exception on nats.c's thread.
+  }
 }
 
 void NatsConnection::on_closed(natsConnection*, void* self) noexcept {
@@ -202,9 +226,10 @@ void ensure_jetstream_objects(NatsConnection& nats, const Config& config, const 
   jsCtx* js = nats.js();
   const bool create = config.ingest.create_streams;
   const auto window_ns = static_cast<std::int64_t>(config.publish.duplicate_window.count()) * kNsPerMs;
-  ensure_stream(js, config.ingest.stream, config.ingest.stream_subjects, 0, create);
-  ensure_stream(js, config.publish.stream, {config.publish.subject_prefix + ".>"}, window_ns, create);
-  ensure_stream(js, config.publish.dlq_stream, {config.publish.dlq_subject_prefix + ".>"}, window_ns, create);
+  const int replicas = config.nats.stream_replicas;
+  ensure_stream(js, config.ingest.stream, config.ingest.stream_subjects, 0, replicas, create);
+  ensure_stream(js, config.publish.stream, {config.publish.subject_prefix + ".>"}, window_ns, replicas, create);
+  ensure_stream(js, config.publish.dlq_stream, {config.publish.dlq_subject_prefix + ".>"}, window_ns, replicas, create);
 
   jsConsumerInfo* raw = nullptr;
   jsErrCode err = static_cast<jsErrCode>(0);

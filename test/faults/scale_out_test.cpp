@@ -1,8 +1,9 @@
 // Scale-out (issue 7): three replicas of the service share one durable push consumer (one queue
 // group) on a 3-node JetStream cluster whose three streams the first replica creates as R3
-// (nats.stream_replicas = 3). While a capture streams in, one NATS node is SIGKILLed (the one
-// replica 1's consume connection is on, so that replica has to fail over to another node) and
-// later one service replica (replica 0) is SIGKILLed. Neither comes back: the cluster runs on
+// (nats.stream_replicas = 3). While a capture streams in, one NATS node is SIGKILLed (the
+// durable consumer's leader when a surviving replica is connected to it, else the node replica
+// 1 consumes through: a replica has to fail over to another node either way) and later one
+// service replica (replica 0) is SIGKILLed. Neither comes back: the cluster runs on
 // with two of three nodes (R3 keeps a quorum), the two surviving replicas take over what the
 // dead one held once AckWait expires. wa_stream must hold every expected event exactly once,
 // cdc_dlq_stream exactly the expected dead letters, and the consumer nothing pending.
@@ -106,11 +107,38 @@ TEST_CASE("scale-out: 3 replicas on a 3-node JetStream cluster (R3), a node and 
     }
   }
 
-  // The node replica 1 consumes through: killing it forces that replica onto another node.
-  const std::string consume_server = server_of(replicas[1]->output(), "consume");
-  const std::size_t victim_node = cluster.index_of(consume_server);
-  INFO("replica 1 consumes through '" << consume_server << "'");
+  // The node to kill: the durable consumer's leader when a surviving replica (1 or 2) has a
+  // connection on it (the consumer and a replica's link fail over at once), else the node replica
+  // 1 consumes through. Either way a surviving replica has to move to another node.
+  const auto on_node = [&](std::size_t node) {
+    std::vector<std::string> links;  // "replica/connection" with a connection on `node`
+    for (std::size_t r = 1; r < kReplicas; ++r) {
+      for (const char* role : {"consume", "publish"}) {
+        if (cluster.index_of(server_of(replicas[r]->output(), role)) == node) {
+          links.push_back(std::to_string(r) + "/" + role);
+        }
+      }
+    }
+    return links;
+  };
+  std::size_t victim_node = 0;
+  std::string why;
+  {
+    JetStreamProbe probe(cluster.url());
+    const std::size_t leader = cluster.index_of(probe.consumer_info(config.ingest.stream, config.ingest.consumer).leader);
+    if (leader < cluster.size() && !on_node(leader).empty()) {
+      victim_node = leader;
+      why = "consumer leader";
+    } else {
+      victim_node = cluster.index_of(server_of(replicas[1]->output(), "consume"));
+      why = "replica 1 consumes through it";
+    }
+  }
   REQUIRE(victim_node < cluster.size());
+  const std::vector<std::string> moved = on_node(victim_node);  // links that must fail over
+  REQUIRE(!moved.empty());
+  std::string moved_text;
+  for (const auto& m : moved) moved_text += (moved_text.empty() ? "" : ",") + m;
 
   const auto feed_started = Clock::now();
   Feeder feeder(cluster.url(), records, 1000);
@@ -143,12 +171,22 @@ TEST_CASE("scale-out: 3 replicas on a 3-node JetStream cluster (R3), a node and 
   std::vector<std::string> metrics(kReplicas);
   metrics[0] = metrics0;
   for (std::size_t i = 1; i < kReplicas; ++i) metrics[i] = http_get(ports[i], "/metrics").second;
-  const std::string consume_after = server_of(replicas[1]->output(), "consume");
+  // Where each link that was on the killed node is now.
+  std::vector<std::pair<std::string, std::string>> after;
+  for (const auto& m : moved) {
+    const std::size_t r = static_cast<std::size_t>(m[0] - '0');
+    after.emplace_back(m, server_of(replicas[r]->output(), m.substr(2)));
+  }
   for (std::size_t i = 1; i < kReplicas; ++i) CHECK(replicas[i]->terminate(30s) == 0);
   REQUIRE(settled);
 
   JetStreamProbe probe(cluster.running_url());
   const Outcome o = collect(probe, config, to_publish(want));
+  // Read from leaders (a leaderless stream's follower answers with its own, maybe stale, state).
+  const std::string source_leader = probe.stream_state(config.ingest.stream).leader;
+  const std::string consumer_leader = probe.consumer_info(config.ingest.stream, config.ingest.consumer).leader;
+  const std::string wa_leader = probe.stream_state(config.publish.stream).leader;
+  const std::string leaders_after = "source=" + source_leader + " consumer=" + consumer_leader + " wa=" + wa_leader;
   std::string processed;
   std::string reconnects;
   for (std::size_t i = 0; i < kReplicas; ++i) {
@@ -158,7 +196,7 @@ TEST_CASE("scale-out: 3 replicas on a 3-node JetStream cluster (R3), a node and 
   report("scale-out",
          "events=" + std::to_string(records.size()) + " nodes=" + std::to_string(cluster.size()) +
              " replicas=" + std::to_string(kReplicas) + " kills=2 (node " + cluster.server_name(victim_node) +
-             " [replica 1 consumed through it; leaders " + leaders + "] at fed=" + std::to_string(fed_at_node_kill) +
+             " [" + why + "; links on it " + moved_text + "; leaders " + leaders + " -> " + leaders_after + "] at fed=" + std::to_string(fed_at_node_kill) +
              " t=" + fixed1(node_kill_s) + "s, replica 0 at fed=" + std::to_string(fed_at_replica_kill) +
              " t=" + fixed1(replica_kill_s) + "s) processed_per_replica=" + processed +
              " (replica 0 until its kill) reconnects_per_replica=" + reconnects +
@@ -166,6 +204,11 @@ TEST_CASE("scale-out: 3 replicas on a 3-node JetStream cluster (R3), a node and 
              "s cluster_start=" + fixed1(cluster_s) + "s total=" + fixed1(seconds_since(started)) + "s " + figures(o));
 
   CHECK_OUTPUT_EXACT(o);
+  for (const auto* leader : {&source_leader, &consumer_leader, &wa_leader}) {
+    const std::size_t node = cluster.index_of(*leader);
+    CHECK(node < cluster.size());
+    CHECK(node != victim_node);
+  }
   CHECK(o.kinds == want.dead_letters);
   const ConsumerState cs = probe.consumer_info(config.ingest.stream, config.ingest.consumer);
   CHECK(cs.num_pending == 0);
@@ -176,10 +219,13 @@ TEST_CASE("scale-out: 3 replicas on a 3-node JetStream cluster (R3), a node and 
     INFO("replica " << i);
     CHECK(metric(metrics[i], "cdc_consumer_events_total", "result=\"processed\"") > 0);
   }
-  // Replica 1 lost its node and went on through another one.
-  INFO("replica 1 consumes through '" << consume_after << "' after the kill");
-  CHECK(metric(metrics[1], "cdc_consumer_nats_reconnects_total") >= 1);
-  CHECK(!consume_after.empty());
-  CHECK(consume_after != consume_server);
-  CHECK(cluster.index_of(consume_after) < cluster.size());
+  // Every surviving replica's link on the killed node went on through another node.
+  for (const auto& [link, server] : after) {
+    INFO("replica/connection " << link << " is on '" << server << "' after the kill");
+    const std::size_t r = static_cast<std::size_t>(link[0] - '0');
+    CHECK(metric(metrics[r], "cdc_consumer_nats_reconnects_total") >= 1);
+    const std::size_t node = cluster.index_of(server);
+    CHECK(node < cluster.size());
+    CHECK(node != victim_node);
+  }
 }

@@ -6,15 +6,18 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <thread>
 
 #include "jetstream_probe.hpp"
 #include "servers.hpp"
 
 using namespace std::chrono_literals;
 using cdc::test::JetStreamProbe;
+using cdc::test::NatsCluster;
 using cdc::test::NatsServer;
 using cdc::test::RedisServer;
 using cdc::test::ServiceProcess;
@@ -146,6 +149,66 @@ TEST_CASE("support: restart keeps JetStream data, kill too", "[support]") {
   JetStreamProbe probe(nats.url());
   CHECK(probe.count("wa_stream") == 11);
   CHECK(nats.log().find("Server is ready") != std::string::npos);
+}
+
+TEST_CASE("support: a 3-node JetStream cluster keeps an R3 stream through a node's kill and restart",
+          "[support][scale]") {
+  NatsCluster cluster;
+  REQUIRE(cluster.size() == 3);
+  const std::string urls = cluster.url();
+  CHECK(std::count(urls.begin(), urls.end(), ',') == 2);
+  {
+    JetStreamProbe probe(cluster.url());  // a comma-separated list: the probe takes any node
+    cdc::test::StreamConfig config;
+    config.name = "wa_stream";
+    config.subjects = {"wa.>"};
+    config.replicas = 3;
+    probe.create_stream(config);
+    for (int i = 0; i < 5; ++i) probe.publish("wa.co1.agent-7.agents", "event " + std::to_string(i));
+    const auto state = probe.stream_state("wa_stream");
+    CHECK(state.replicas == 3);
+    CHECK(cluster.index_of(state.leader) < cluster.size());
+  }
+  // Kill the stream's leader: the two left elect another and keep the data.
+  std::size_t victim = 0;
+  {
+    JetStreamProbe probe(cluster.url());
+    victim = cluster.index_of(probe.stream_state("wa_stream").leader);
+  }
+  REQUIRE(victim < cluster.size());
+  cluster.kill(victim);
+  CHECK_FALSE(cluster.running(victim));
+  CHECK(cluster.running_url().find(cluster.node(victim).url()) == std::string::npos);
+  cluster.wait_ready();  // a meta leader that places streams on the two running nodes
+  {
+    JetStreamProbe probe(cluster.running_url());
+    // Until the stream has a new leader a publish gets no PubAck (no responders): try again.
+    bool stored = false;
+    for (int attempt = 0; attempt < 200 && !stored; ++attempt) {
+      try {
+        probe.publish("wa.co1.agent-7.agents", "event 5", {{"Nats-Msg-Id", "event-5"}});
+        stored = true;
+      } catch (const std::exception&) {
+        std::this_thread::sleep_for(100ms);
+      }
+    }
+    REQUIRE(stored);
+    CHECK(probe.count("wa_stream") == 6);
+    CHECK(cluster.index_of(probe.stream_state("wa_stream").leader) != victim);
+  }
+  cluster.start(victim);
+  CHECK(cluster.running(victim));
+  // The restarted node catches up from the others: until then it may answer with its old state.
+  JetStreamProbe probe(cluster.node(victim).url());
+  auto state = probe.stream_state("wa_stream");
+  for (int i = 0; i < 300 && (state.leader.empty() || state.last_seq < 6); ++i) {
+    std::this_thread::sleep_for(100ms);
+    state = probe.stream_state("wa_stream");
+  }
+  const auto messages = probe.read_stream("wa_stream");
+  INFO("leader " << state.leader << " first " << state.first_seq << " last " << state.last_seq);
+  REQUIRE(messages.size() == 6);
+  CHECK(messages[5].data == "event 5");
 }
 
 TEST_CASE("support: ServiceProcess reports output and exit code", "[support]") {

@@ -4,6 +4,8 @@
 
 #include <memory>
 
+#include "jetstream_probe.hpp"
+
 namespace cdc::test {
 namespace {
 
@@ -78,7 +80,7 @@ void Feeder::run() {
   natsOptions* raw_options = nullptr;
   natsOptions_Create(&raw_options);
   std::unique_ptr<natsOptions, OptionsDeleter> options(raw_options);
-  natsOptions_SetURL(options.get(), url_.c_str());
+  set_servers(options.get(), url_);  // one URL or a cluster's comma-separated list
   natsOptions_SetTimeout(options.get(), kPublishWaitMs);
   natsOptions_SetMaxReconnect(options.get(), -1);
   natsOptions_SetReconnectWait(options.get(), 100);

@@ -76,6 +76,24 @@ std::string StreamMessage::header(const std::string& name) const {
   return {};
 }
 
+natsStatus set_servers(natsOptions* options, const std::string& urls) {
+  std::vector<std::string> list;
+  std::size_t start = 0;
+  while (start <= urls.size()) {
+    const std::size_t comma = urls.find(',', start);
+    std::string one = urls.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    const auto first = one.find_first_not_of(' ');
+    one = first == std::string::npos ? std::string() : one.substr(first, one.find_last_not_of(' ') - first + 1);
+    if (!one.empty()) list.push_back(std::move(one));
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  if (list.size() <= 1) return natsOptions_SetURL(options, list.empty() ? urls.c_str() : list.front().c_str());
+  std::vector<const char*> servers;
+  for (const auto& u : list) servers.push_back(u.c_str());
+  return natsOptions_SetServers(options, servers.data(), static_cast<int>(servers.size()));
+}
+
 struct JetStreamProbe::Handles {
   ConnectionHandle connection;
   JsHandle js;
@@ -86,7 +104,7 @@ JetStreamProbe::JetStreamProbe(const std::string& url, std::chrono::milliseconds
   natsOptions* raw_options = nullptr;
   check(natsOptions_Create(&raw_options), "natsOptions_Create");
   OptionsHandle options(raw_options);
-  check(natsOptions_SetURL(options.get(), url.c_str()), "natsOptions_SetURL " + url);
+  check(set_servers(options.get(), url), "natsOptions_SetServers " + url);
   check(natsOptions_SetTimeout(options.get(), timeout.count()), "natsOptions_SetTimeout");
   check(natsOptions_SetAllowReconnect(options.get(), false), "natsOptions_SetAllowReconnect");
   natsConnection* connection = nullptr;
@@ -124,6 +142,7 @@ void JetStreamProbe::create_stream(const StreamConfig& config) {
   cfg.Storage = config.memory_storage ? js_MemoryStorage : js_FileStorage;
   cfg.Duplicates = std::chrono::duration_cast<std::chrono::nanoseconds>(config.duplicate_window).count();
   cfg.MaxMsgSize = static_cast<std::int32_t>(config.max_msg_size);
+  cfg.Replicas = config.replicas;
 
   jsStreamInfo* info = nullptr;
   jsErrCode code = static_cast<jsErrCode>(0);
@@ -167,7 +186,15 @@ StreamState JetStreamProbe::stream_state(const std::string& name) const {
   check(js_GetStreamInfo(&info, jetstream(), name.c_str(), nullptr, &code), "stream info " + name, code);
   StreamInfoHandle guard(info);
   const jsStreamState& state = info->State;
-  return StreamState{state.Msgs, state.Bytes, state.FirstSeq, state.LastSeq, state.Consumers};
+  StreamState out;
+  out.messages = state.Msgs;
+  out.bytes = state.Bytes;
+  out.first_seq = state.FirstSeq;
+  out.last_seq = state.LastSeq;
+  out.consumers = state.Consumers;
+  out.replicas = info->Config != nullptr && info->Config->Replicas > 0 ? info->Config->Replicas : 1;
+  if (info->Cluster != nullptr && info->Cluster->Leader != nullptr) out.leader = info->Cluster->Leader;
+  return out;
 }
 
 std::uint64_t JetStreamProbe::count(const std::string& name) const { return stream_state(name).messages; }
@@ -243,6 +270,7 @@ ConsumerState JetStreamProbe::consumer_info(const std::string& stream, const std
   state.num_waiting = info->NumWaiting;
   state.delivered_stream_seq = info->Delivered.Stream;
   state.ack_floor_stream_seq = info->AckFloor.Stream;
+  if (info->Cluster != nullptr && info->Cluster->Leader != nullptr) state.leader = info->Cluster->Leader;
   return state;
 }
 

@@ -22,6 +22,10 @@ namespace cdc::test {
 
 using Headers = std::vector<std::pair<std::string, std::string>>;
 
+/// Gives `options` the servers of `urls`, one URL or a comma-separated list (a cluster's):
+/// natsOptions_SetURL takes a single URL, so a list becomes natsOptions_SetServers.
+natsStatus set_servers(natsOptions* options, const std::string& urls);
+
 /// One message as the stream stores it.
 struct StreamMessage {
   std::string subject;
@@ -46,6 +50,7 @@ struct StreamConfig {
   std::chrono::milliseconds duplicate_window{120000};  ///< the server's default is 2 min
   bool memory_storage = false;
   std::int64_t max_msg_size = -1;  ///< -1 = unlimited (bounded by the server's max_payload)
+  int replicas = 1;                ///< > 1 only on a JetStream cluster of at least that many servers
 };
 
 struct ConsumerState {
@@ -55,6 +60,7 @@ struct ConsumerState {
   std::int64_t num_waiting = 0;  ///< pull requests waiting
   std::uint64_t delivered_stream_seq = 0;
   std::uint64_t ack_floor_stream_seq = 0;
+  std::string leader;  ///< server_name of the consumer's leader (clustered JetStream), else ""
 };
 
 struct StreamState {
@@ -63,11 +69,14 @@ struct StreamState {
   std::uint64_t first_seq = 0;
   std::uint64_t last_seq = 0;
   std::int64_t consumers = 0;
+  std::int64_t replicas = 1;  ///< configured replica count
+  std::string leader;         ///< server_name of the stream's leader (clustered JetStream), else ""
 };
 
 class JetStreamProbe {
  public:
-  /// Connects to `url` (no reconnect: a test wants to see a dead server) and creates a
+  /// Connects to `url` (one URL or a comma-separated list: the first that answers, in random
+  /// order; no reconnect: a test wants to see a dead server) and creates a
   /// JetStream context whose API calls wait `timeout`.
   explicit JetStreamProbe(const std::string& url, std::chrono::milliseconds timeout = std::chrono::seconds(5));
   ~JetStreamProbe();

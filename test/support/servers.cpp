@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -420,12 +421,113 @@ bool NatsServer::ready(std::string& error) {
   }
   try {
     const JetStreamProbe probe(url(), 2s);
-    if (!options_.jetstream || probe.jetstream_ready()) return true;
+    if (!options_.jetstream || !options_.wait_for_jetstream || probe.jetstream_ready()) return true;
     error = "JetStream API not answering";
   } catch (const std::exception& e) {
     error = e.what();
   }
   return false;
+}
+
+// ---------------------------------------------------------------------------------------------
+// NatsCluster
+
+NatsCluster::NatsCluster(NatsClusterOptions options) : options_(std::move(options)) {
+  if (options_.nodes == 0) throw std::invalid_argument("NatsCluster needs at least one node");
+  // Route ports first: every node's config names the others'. free_port() only probes, so make
+  // sure the picks differ; the client ports are picked (and retried) by each node's start.
+  while (cluster_ports_.size() < options_.nodes) {
+    const std::uint16_t p = free_port();
+    if (std::find(cluster_ports_.begin(), cluster_ports_.end(), p) == cluster_ports_.end()) cluster_ports_.push_back(p);
+  }
+  for (std::size_t i = 0; i < options_.nodes; ++i) {
+    NatsServerOptions node;
+    node.max_payload = options_.max_payload;
+    node.start_timeout = options_.start_timeout;
+    node.wait_for_jetstream = false;  // no meta leader until a quorum runs: wait_ready() below
+    std::string routes;
+    for (std::size_t j = 0; j < options_.nodes; ++j) {
+      if (j == i) continue;
+      routes += (routes.empty() ? "" : ", ") + std::string("nats-route://127.0.0.1:") + std::to_string(cluster_ports_[j]);
+    }
+    node.config_lines = {
+        "server_name: " + server_name(i),
+        "cluster {",
+        "  name: " + options_.name,
+        "  listen: 127.0.0.1:" + std::to_string(cluster_ports_[i]),
+        "  routes: [" + routes + "]",
+        "}",
+    };
+    nodes_.push_back(std::make_unique<NatsServer>(std::move(node)));
+  }
+  wait_ready();
+}
+
+std::string NatsCluster::url() const {
+  std::string out;
+  for (const auto& n : nodes_) out += (out.empty() ? "" : ",") + n->url();
+  return out;
+}
+
+std::string NatsCluster::running_url() {
+  std::string out;
+  for (const auto& n : nodes_) {
+    if (n->running()) out += (out.empty() ? "" : ",") + n->url();
+  }
+  return out;
+}
+
+std::string NatsCluster::server_name(std::size_t i) const { return "n" + std::to_string(i); }
+
+std::size_t NatsCluster::index_of(std::string_view name_or_url) const {
+  for (std::size_t i = 0; i < nodes_.size(); ++i) {
+    if (name_or_url == server_name(i) || name_or_url == nodes_[i]->url()) return i;
+  }
+  return nodes_.size();
+}
+
+void NatsCluster::kill(std::size_t i) { nodes_.at(i)->kill(); }
+
+void NatsCluster::start(std::size_t i) {
+  nodes_.at(i)->start();
+  wait_ready();
+}
+
+void NatsCluster::wait_ready() {
+  const auto deadline = Clock::now() + options_.start_timeout;
+  std::string error = "not tried";
+  for (int attempt = 0;; ++attempt) {
+    std::size_t up = 0;
+    for (const auto& n : nodes_) up += n->running() ? 1 : 0;
+    try {
+      JetStreamProbe probe(running_url(), 5s);
+      if (up < nodes_.size()) {
+        // A node is down: its peers only notice after a while, so placing a stream on "every
+        // running node" may still pick the dead one. A meta leader that answers is enough.
+        if (probe.jetstream_ready()) return;
+        error = "no JetStream meta leader";
+      } else {
+        // Every node up: a stream of R<nodes> proves every node is a JetStream peer. A fresh
+        // name per attempt, so a half-created one of an earlier attempt is not in the way.
+        StreamConfig check;
+        check.name = "_cdc_cluster_ready_" + std::to_string(attempt);
+        check.subjects = {check.name};
+        check.memory_storage = true;
+        check.replicas = static_cast<int>(up);
+        probe.create_stream(check);
+        probe.delete_stream(check.name);
+        return;
+      }
+    } catch (const std::exception& e) {
+      error = e.what();
+    }
+    if (Clock::now() >= deadline) break;
+    std::this_thread::sleep_for(100ms);
+  }
+  std::string logs;
+  for (std::size_t i = 0; i < nodes_.size(); ++i) logs += "\n--- " + server_name(i) + ":\n" + tail(nodes_[i]->log(), 1500);
+  throw std::runtime_error("JetStream cluster not ready after " + std::to_string(options_.start_timeout.count()) +
+                           " ms (" + error + ")" + logs);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -150,10 +151,14 @@ struct NatsServerOptions {
   /// Extra command-line arguments, after the ones this class sets.
   std::vector<std::string> extra_args;
   std::chrono::milliseconds start_timeout = 15s;
+  /// Ready also needs the JetStream API to answer. A clustered node cannot answer before a
+  /// quorum of its peers runs (no meta leader yet): NatsCluster waits for the cluster instead.
+  bool wait_for_jetstream = true;
 };
 
 /// `nats-server -a 127.0.0.1 -p <free port> [-js -sd <dir>/store] [-c <dir>/nats-server.conf]`.
-/// Ready once a nats.c connection works and, with JetStream, the JetStream API answers.
+/// Ready once a nats.c connection works and, with JetStream (and wait_for_jetstream), the
+/// JetStream API answers.
 class NatsServer final : public ServerProcess {
  public:
   explicit NatsServer(NatsServerOptions options = {});
@@ -168,6 +173,53 @@ class NatsServer final : public ServerProcess {
   bool ready(std::string& error) override;
 
   NatsServerOptions options_;
+};
+
+struct NatsClusterOptions {
+  std::size_t nodes = 3;
+  std::string name = "cdc-test";  ///< cluster name; nodes are server_name n0, n1, ...
+  std::int64_t max_payload = 4 << 20;
+  /// Per node start, and for the cluster's JetStream (meta leader, peers) afterwards.
+  std::chrono::milliseconds start_timeout = 30s;
+};
+
+/// A JetStream cluster of NatsServer nodes on loopback: each node runs `nats-server -js` with
+/// its own temp dir, store and config file (server_name, a cluster block listening on a free
+/// loopback port with routes to the other nodes). Replicated (R>1) streams need it.
+///
+/// Ready (constructor, start()) once every node serves clients and JetStream has a meta leader
+/// that can place a stream on every node (a memory stream of R<nodes> is created and deleted).
+class NatsCluster {
+ public:
+  explicit NatsCluster(NatsClusterOptions options = {});
+  NatsCluster(const NatsCluster&) = delete;
+  NatsCluster& operator=(const NatsCluster&) = delete;
+
+  [[nodiscard]] std::size_t size() const noexcept { return nodes_.size(); }
+  [[nodiscard]] NatsServer& node(std::size_t i) { return *nodes_.at(i); }
+  /// Every node's client URL, comma-separated (as NATS_URL for a cluster), killed ones included.
+  [[nodiscard]] std::string url() const;
+  /// The running nodes' client URLs, comma-separated (for probes after a kill).
+  [[nodiscard]] std::string running_url();
+  /// server_name of node i ("n<i>").
+  [[nodiscard]] std::string server_name(std::size_t i) const;
+  /// Index of the node with that server_name or client URL ("nats://127.0.0.1:<port>");
+  /// size() when none.
+  [[nodiscard]] std::size_t index_of(std::string_view name_or_url) const;
+  [[nodiscard]] bool running(std::size_t i) { return nodes_.at(i)->running(); }
+
+  /// SIGKILL node i (a crash: its store stays).
+  void kill(std::size_t i);
+  /// Starts node i again (same ports and store) and waits until the cluster is ready.
+  void start(std::size_t i);
+  /// Waits until JetStream can place a stream on every node, or, while a node is down, until a
+  /// meta leader answers (streams may still be electing leaders); throws on timeout.
+  void wait_ready();
+
+ private:
+  NatsClusterOptions options_;
+  std::vector<std::uint16_t> cluster_ports_;
+  std::vector<std::unique_ptr<NatsServer>> nodes_;
 };
 
 struct RedisServerOptions {

@@ -94,6 +94,7 @@ void check_same(const Config& actual, const Config& expected) {
   SAME(nats.reconnect_wait);
   SAME(nats.max_reconnect);
   SAME(nats.send_asap);
+  SAME(nats.stream_replicas);
   SAME(nats.tls_ca);
   SAME(nats.tls_cert);
   SAME(nats.tls_key);
@@ -161,7 +162,7 @@ void check_same(const Config& actual, const Config& expected) {
   SAME(log.level);
 }
 #undef SAME
-constexpr std::size_t kKeysCompared = 71;
+constexpr std::size_t kKeysCompared = 72;
 
 /// A non-default value for every key, as YAML and as an environment value, and the Config
 /// they must both produce.
@@ -179,6 +180,7 @@ const std::vector<Override> kOverrides = {
     {"nats", "reconnect_wait", "250ms", "250ms"},
     {"nats", "max_reconnect", "10", "10"},
     {"nats", "send_asap", "true", "true"},
+    {"nats", "stream_replicas", "3", "3"},
     {"nats", "tls_ca", "/etc/ca.pem", "/etc/ca.pem"},
     {"nats", "tls_cert", "/etc/cert.pem", "/etc/cert.pem"},
     {"nats", "tls_key", "/etc/key.pem", "/etc/key.pem"},
@@ -255,6 +257,7 @@ Config overridden_config() {
   c.nats.reconnect_wait = Millis{250};
   c.nats.max_reconnect = 10;
   c.nats.send_asap = true;
+  c.nats.stream_replicas = 3;
   c.nats.tls_ca = "/etc/ca.pem";
   c.nats.tls_cert = "/etc/cert.pem";
   c.nats.tls_key = "/etc/key.pem";
@@ -1006,6 +1009,37 @@ TEST_CASE("health, guard and backlog durations: 0 turns them off, small values a
   const Config c = cdc::load_config_text("", {"DAISI_CDC_HEALTH_STALL_TIMEOUT=3s", "DAISI_CDC_GUARD_MAX_FAILURE_DURATION=1h"});
   CHECK(c.health.stall_timeout == Millis{3000});
   CHECK(c.guard.max_failure_duration == Millis{3600000});
+}
+
+TEST_CASE("nats.stream_replicas: 1-5, default 1, from YAML and DAISI_CDC_NATS_STREAM_REPLICAS", "[config]") {
+  CHECK(Config{}.nats.stream_replicas == 1);
+  CHECK(cdc::load_config_text("", {}).nats.stream_replicas == 1);
+  CHECK(cdc::load_config_text("nats:\n  stream_replicas: 3\n", {}).nats.stream_replicas == 3);
+  CHECK(cdc::load_config_text("nats:\n  stream_replicas: 5\n", {}).nats.stream_replicas == 5);
+  CHECK(cdc::load_config_text("", {"DAISI_CDC_NATS_STREAM_REPLICAS=3"}).nats.stream_replicas == 3);
+  // The environment wins over the file.
+  CHECK(cdc::load_config_text("nats:\n  stream_replicas: 5\n", {"DAISI_CDC_NATS_STREAM_REPLICAS=1"})
+            .nats.stream_replicas == 1);
+  CHECK(load_error("nats:\n  stream_replicas: 0\n").what ==
+        "nats.stream_replicas: expected an integer 1-5, got '0'");
+  CHECK(load_error("nats:\n  stream_replicas: 6\n").what ==
+        "nats.stream_replicas: expected an integer 1-5, got '6'");
+  CHECK(load_error("nats:\n  stream_replicas: -1\n").what ==
+        "nats.stream_replicas: expected an integer 1-5, got '-1'");
+  CHECK(load_error("nats:\n  stream_replicas: three\n").what ==
+        "nats.stream_replicas: expected an integer 1-5, got 'three'");
+  CHECK(load_error("nats:\n  stream_replicas: [3]\n").what ==
+        "nats.stream_replicas: expected an integer 1-5, got a list");
+  CHECK(load_error("", {"DAISI_CDC_NATS_STREAM_REPLICAS=7"}).what ==
+        "DAISI_CDC_NATS_STREAM_REPLICAS: expected an integer 1-5, got '7'");
+  CHECK(load_error("", {"DAISI_CDC_NATS_STREAM_REPLICAS="}).what ==
+        "DAISI_CDC_NATS_STREAM_REPLICAS: expected an integer 1-5, got ''");
+  // A Config built in code is checked by validate().
+  CHECK(validate_error([](Config& c) { c.nats.stream_replicas = 0; }).what == "nats.stream_replicas: must be 1-5, got 0");
+  CHECK(validate_error([](Config& c) { c.nats.stream_replicas = 6; }).what == "nats.stream_replicas: must be 1-5, got 6");
+  CHECK_FALSE(validate_error([](Config& c) { c.nats.stream_replicas = 5; }).thrown);
+  // Only the streams' creation reads it: a change needs a restart, as every nats key.
+  CHECK_FALSE(cdc::reloadable("nats.stream_replicas"));
 }
 
 TEST_CASE("security keys: pairs are validated, secret files are read, URLs are redacted", "[config][security]") {
