@@ -205,7 +205,12 @@ TEST_CASE("support: a 3-node JetStream cluster keeps an R3 stream through a node
     std::this_thread::sleep_for(100ms);
     state = probe.stream_state("wa_stream");
   }
-  const auto messages = probe.read_stream("wa_stream");
+  // Reading through it may still come up short while it catches up: read again until whole.
+  auto messages = probe.read_stream("wa_stream");
+  for (int i = 0; i < 100 && messages.size() < 6; ++i) {
+    std::this_thread::sleep_for(100ms);
+    messages = probe.read_stream("wa_stream");
+  }
   INFO("leader " << state.leader << " first " << state.first_seq << " last " << state.last_seq);
   REQUIRE(messages.size() == 6);
   CHECK(messages[5].data == "event 5");
