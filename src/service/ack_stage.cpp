@@ -7,6 +7,10 @@
 #include "cdc/redis_client.hpp"
 
 namespace cdc {
+namespace {
+// Marks sent and not yet answered, at most (a few seconds of traffic at full rate).
+constexpr std::size_t kMaxOutstandingMarks = 1 << 16;
+}  // namespace
 AckStage::AckStage(const Config& config, Completer& completer, Link in, Link free_slots, std::atomic<bool>& done,
                    Lifecycle& life, Metrics& metrics)
     : config_(config), completer_(completer), in_(in), free_(free_slots), done_(done), life_(life), metrics_(metrics),
@@ -39,6 +43,13 @@ void AckStage::on_reply(void* owner, void*, const RedisReply& r) {
 
 void AckStage::redis_mark(const Event& ev) noexcept {
   if (!redis_ || !(ev.mark_done || ev.unmark) || !ev.out.has_event_id) return;
+  if (redis_->outstanding() >= kMaxOutstandingMarks) {
+    // Redis is connected but not answering: marks are never awaited, so without a bound they
+    // would pile up in memory for as long as it hangs. A mark not written degrades like a failed
+    // one (the 'p' key expires; Nats-Msg-Id still stops a duplicate).
+    metrics_.ack.redis_mark_errors.inc();
+    return;
+  }
   key_.assign(config_.dedup.key_prefix);
   key_ += ev.out.event_id;
   bool sent = false;

@@ -1,6 +1,6 @@
 // Security options end to end: the service (a child process) authenticates to nats-server with a
-// user and a password and to redis-server with AUTH, both passwords read from files; a wrong
-// password stops start-up; no secret ever reaches the service's output.
+// user and a password and to redis-server with AUTH and SELECT, both passwords read from files; a
+// wrong password stops start-up; no secret ever reaches the service's output.
 
 #include <catch2/catch.hpp>
 #include <hiredis/hiredis.h>
@@ -43,8 +43,12 @@ struct RedisContextDeleter {
   void operator()(redisContext* c) const noexcept { redisFree(c); }
 };
 
-/// Runs one command on `redis` (after AUTH when `password` is set); the reply as text.
-std::string redis_command(const RedisServer& redis, const std::vector<std::string>& args, const char* password) {
+constexpr int kRedisDb = 3;
+
+/// Runs one command on `redis` (after AUTH when `password` is set, in database `db`); the reply
+/// as text.
+std::string redis_command(const RedisServer& redis, const std::vector<std::string>& args, const char* password,
+                          int db = 0) {
   std::unique_ptr<redisContext, RedisContextDeleter> c(redisConnect("127.0.0.1", redis.port()));
   REQUIRE(c);
   REQUIRE(c->err == 0);
@@ -64,6 +68,7 @@ std::string redis_command(const RedisServer& redis, const std::vector<std::strin
     return std::string();
   };
   if (password != nullptr) REQUIRE(run({"AUTH", password}) == "OK");
+  if (db != 0) REQUIRE(run({"SELECT", std::to_string(db)}) == "OK");
   return run(args);
 }
 
@@ -80,6 +85,7 @@ EnvOverrides secure_env(const NatsServer& nats, const RedisServer& redis, const 
           {"DAISI_CDC_NATS_USER", kNatsUser},
           {"DAISI_CDC_NATS_PASSWORD_FILE", nats_password_file},
           {"DAISI_CDC_REDIS_PASSWORD_FILE", redis_password_file},
+          {"DAISI_CDC_REDIS_DB", std::to_string(kRedisDb)},
           {"DAISI_CDC_NATS_CONNECT_TIMEOUT", "2s"},
           {"DAISI_CDC_METRICS_ENABLED", "false"},
           {"DAISI_CDC_PIPELINE_RING_CAPACITY", "1024"},
@@ -121,8 +127,10 @@ TEST_CASE("the service authenticates to NATS and Redis with passwords from files
     REQUIRE(service.wait_for_output("service started", 20s));
     REQUIRE(wait_consumer_idle(probe, config, 60s));
     CHECK(probe.count(config.publish.stream) == want.event_ids.size());
-    // The dedup marks are in Redis: AUTH worked (an unauthenticated client gets NOAUTH).
-    CHECK(std::stoul(redis_command(redis, {"DBSIZE"}, kRedisPassword)) >= want.event_ids.size());
+    // The dedup marks are in Redis, in the configured database: AUTH and SELECT worked (an
+    // unauthenticated client gets NOAUTH).
+    CHECK(std::stoul(redis_command(redis, {"DBSIZE"}, kRedisPassword, kRedisDb)) >= want.event_ids.size());
+    CHECK(redis_command(redis, {"DBSIZE"}, kRedisPassword) == "0");
     CHECK(redis_command(redis, {"DBSIZE"}, nullptr).find("NOAUTH") != std::string::npos);
     CHECK(service.output().find("redis authentication failed") == std::string::npos);
     CHECK(service.terminate(30s) == 0);
@@ -156,6 +164,16 @@ TEST_CASE("the service authenticates to NATS and Redis with passwords from files
     CHECK(service.wait_for_output("redis authentication failed", 20s));
     CHECK(service.terminate(30s) == 0);
     CHECK(service.output().find("not-the-redis-password") == std::string::npos);
+    check_no_secrets(service.output());
+  }
+
+  SECTION("a database the server does not have is reported and retried") {
+    EnvOverrides env = secure_env(nats, redis, nats_pw, redis_pw);
+    env["DAISI_CDC_REDIS_DB"] = "99";  // redis-server has 16 by default
+    ServiceProcess service(CDC_BINARY, {}, env);
+    CHECK(service.wait_for_output("redis SELECT failed", 20s));
+    CHECK(service.output().find("out of range") != std::string::npos);
+    CHECK(service.terminate(30s) == 0);
     check_no_secrets(service.output());
   }
 
