@@ -352,10 +352,11 @@ int run_e2e(const HarnessOptions& o) {
               need_redis ? servers.redis_address.c_str() : "-", servers.redis ? " (started here)" : "");
   std::printf("corpus          %s: %zu messages, %.0f B mean body, %.0f%% on processed tables\n", corpus.path().c_str(),
               corpus.size(), corpus.mean_body_bytes(), corpus.allowed_fraction() * 100);
-  std::printf("service         ingest %s, ring %zu, batch %d, wait %s, max_pending %d, send_asap %s\n",
+  std::printf("service         ingest %s, ring %zu, batch %d, wait %s, max_pending %d, send_asap consume %s publish %s\n",
               config.ingest.mode == IngestMode::kPush ? "push" : "pull", config.pipeline.ring_capacity,
               config.pipeline.batch_size, std::string(to_string(config.pipeline.wait_strategy)).c_str(),
-              config.publish.max_pending, config.nats.send_asap ? "true" : "false");
+              config.publish.max_pending, config.nats.send_asap ? "true" : "false",
+              config.publish.send_asap ? "true" : "false");
   std::fflush(stdout);
 
   E2e e2e(o, servers, corpus, config);
@@ -425,7 +426,8 @@ int run_e2e(const HarnessOptions& o) {
     j.field("ingest_mode", config.ingest.mode == IngestMode::kPush ? "push" : "pull");
     j.field("ring_capacity", static_cast<std::uint64_t>(config.pipeline.ring_capacity));
     j.field("batch_size", config.pipeline.batch_size).field("wait_strategy", to_string(config.pipeline.wait_strategy));
-    j.field("max_pending", config.publish.max_pending).field("send_asap", config.nats.send_asap);
+    j.field("max_pending", config.publish.max_pending).field("send_asap", config.nats.send_asap)
+          .field("publish_send_asap", config.publish.send_asap);
     j.end_object();
     j.begin_array("drains");
     for (const auto& d : drains) {

@@ -43,6 +43,7 @@ struct HarnessOptions {
   int retry_backoff_ms = -1;
   std::string ingest_mode;  ///< push | pull
   int send_asap = -1;       ///< nats.send_asap: 0 or 1
+  int publish_send_asap = -1;  ///< publish.send_asap: 0 or 1
   std::vector<std::string> cpus;  ///< stage=cpu, e.g. parse=1
 
   // end to end

@@ -36,7 +36,7 @@ struct NatsConfig {
   Millis connect_timeout{5000};
   Millis reconnect_wait{2000};
   int max_reconnect = -1;   ///< -1 = forever
-  bool send_asap = false;   ///< nats.c: write each protocol message at once instead of ~1 ms batching
+  bool send_asap = false;   ///< consume connection (acks, fetches): write at once instead of ~1 ms batching
   /// Replicas (1-5) of the streams the service creates (ingest.stream, publish.stream,
   /// publish.dlq_stream); 3 on a 3-node JetStream cluster. Existing streams keep theirs.
   int stream_replicas = 1;
@@ -85,6 +85,7 @@ struct PublishConfig {
   std::string dlq_stream = "cdc_dlq_stream";
   std::string dlq_subject_prefix = "cdc_dlq";
   int max_pending = 1024;         ///< publishes awaiting their PubAck
+  bool send_asap = true;          ///< publish connection: write each publish at once (no ~1 ms flusher wait)
   Millis ack_timeout{5000};       ///< PubAck wait before a publish counts as failed
   int max_retries = 6;            ///< transient failures retried in place before NAK
   Millis retry_backoff{100};      ///< first retry delay, doubled per attempt

@@ -455,6 +455,7 @@ const std::vector<Field>& fields() {
       CDC_FIELD(publish, dlq_stream),
       CDC_FIELD(publish, dlq_subject_prefix),
       CDC_FIELD(publish, max_pending, kMaxPendingRange),
+      CDC_FIELD(publish, send_asap),
       CDC_FIELD(publish, ack_timeout),
       CDC_FIELD(publish, max_retries, kNonNegative),
       CDC_FIELD(publish, retry_backoff),

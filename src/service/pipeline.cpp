@@ -64,7 +64,9 @@ Pipeline::Pipeline(Config config) : Pipeline(std::move(config), Ports{}) {
                                  ? SubjectLayout(config_.ingest.subject_layout, config_.ingest.company_prefix).filter_subject()
                                  : config_.ingest.filter_subject;
   consume_ = std::make_unique<NatsConnection>(config_.nats, "consume");
-  publish_ = std::make_unique<NatsConnection>(config_.nats, "publish");
+  NatsConfig publish_nats = config_.nats;
+  publish_nats.send_asap = config_.publish.send_asap;  // the publish connection has its own
+  publish_ = std::make_unique<NatsConnection>(publish_nats, "publish");
   ensure_jetstream_objects(*consume_, config_, filter);
   ports_.publisher = make_nats_publisher(*publish_);
   ports_.completer = make_nats_completer(*consume_);

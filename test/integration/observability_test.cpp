@@ -276,10 +276,12 @@ TEST_CASE("the consumer backlog is read from JetStream for the autoscaler", "[in
                                       {"DAISI_CDC_METRICS_BACKLOG_INTERVAL", "100ms"}}));
   REQUIRE(service.wait_for_output("service started", 20s));
   JetStreamProbe probe(nats.url());
-  const std::vector<CaptureRecord> some(records.begin(), records.begin() + 300);
+  // Messages only: a skipped table or a dead letter completes without Redis, after which
+  // JetStream delivers more and the backlog moves between the two readings compared below.
+  const std::vector<CaptureRecord> some = records_of_table(records, "messages", 300);
   publish_all(probe, some);
   const std::uint64_t stored = probe.stream_state(config.ingest.stream).messages;
-  REQUIRE(stored > 200);
+  REQUIRE(stored == 300);
   // What the service reports is what JetStream reports.
   const auto deadline = std::chrono::steady_clock::now() + 15s;
   Scrape s = scrape(port);

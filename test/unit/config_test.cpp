@@ -129,6 +129,7 @@ void check_same(const Config& actual, const Config& expected) {
   SAME(publish.dlq_stream);
   SAME(publish.dlq_subject_prefix);
   SAME(publish.max_pending);
+  SAME(publish.send_asap);
   SAME(publish.ack_timeout);
   SAME(publish.max_retries);
   SAME(publish.retry_backoff);
@@ -162,7 +163,7 @@ void check_same(const Config& actual, const Config& expected) {
   SAME(log.level);
 }
 #undef SAME
-constexpr std::size_t kKeysCompared = 72;
+constexpr std::size_t kKeysCompared = 73;
 
 /// A non-default value for every key, as YAML and as an environment value, and the Config
 /// they must both produce.
@@ -216,6 +217,7 @@ const std::vector<Override> kOverrides = {
     {"publish", "dlq_stream", "dlq", "dlq"},
     {"publish", "dlq_subject_prefix", "dead", "dead"},
     {"publish", "max_pending", "512", "512"},
+    {"publish", "send_asap", "false", "false"},
     {"publish", "ack_timeout", "3s", "3s"},
     {"publish", "max_retries", "2", "2"},
     {"publish", "retry_backoff", "50ms", "50ms"},
@@ -292,6 +294,7 @@ Config overridden_config() {
   c.publish.dlq_stream = "dlq";
   c.publish.dlq_subject_prefix = "dead";
   c.publish.max_pending = 512;
+  c.publish.send_asap = false;
   c.publish.ack_timeout = Millis{3000};
   c.publish.max_retries = 2;
   c.publish.retry_backoff = Millis{50};
