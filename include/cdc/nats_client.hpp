@@ -12,6 +12,7 @@
 #include <nats/nats.h>
 
 #include "cdc/config.hpp"
+#include "cdc/nats_handles.hpp"
 
 namespace cdc {
 
@@ -23,15 +24,6 @@ class NatsError : public std::runtime_error {
 
 /// "<status text>: <nats_GetLastError>" for the calling thread's last error.
 std::string nats_error_text(natsStatus status);
-
-struct NatsMsgDeleter {
-  void operator()(natsMsg* m) const noexcept { natsMsg_Destroy(m); }
-};
-using NatsMsgPtr = std::unique_ptr<natsMsg, NatsMsgDeleter>;
-struct NatsSubDeleter {
-  void operator()(natsSubscription* s) const noexcept { natsSubscription_Destroy(s); }
-};
-using NatsSubPtr = std::unique_ptr<natsSubscription, NatsSubDeleter>;
 
 /// One NATS connection with its JetStream context. Thread-safe as nats.c is: publishes, acks
 /// and subscriptions may be used from any thread.

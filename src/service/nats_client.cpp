@@ -11,20 +11,9 @@ namespace {
 
 constexpr std::int64_t kNsPerMs = 1'000'000;
 
-struct OptionsDeleter {
-  void operator()(natsOptions* o) const noexcept { natsOptions_Destroy(o); }
-};
-
 void check(natsStatus s, const std::string& what) {
   if (s != NATS_OK) throw NatsError(what + ": " + nats_error_text(s));
 }
-
-struct StreamInfoDeleter {
-  void operator()(jsStreamInfo* si) const noexcept { jsStreamInfo_Destroy(si); }
-};
-struct ConsumerInfoDeleter {
-  void operator()(jsConsumerInfo* ci) const noexcept { jsConsumerInfo_Destroy(ci); }
-};
 
 /// The server this connection is on now ("" when none), for logs.
 std::string connected_url(natsConnection* nc) {
@@ -39,7 +28,7 @@ void ensure_stream(jsCtx* js, const std::string& name, const std::vector<std::st
   jsStreamInfo* raw = nullptr;
   jsErrCode err = static_cast<jsErrCode>(0);
   natsStatus s = js_GetStreamInfo(&raw, js, name.c_str(), nullptr, &err);
-  std::unique_ptr<jsStreamInfo, StreamInfoDeleter> info(raw);
+  NatsStreamInfoPtr info(raw);
   if (s == NATS_OK) {
     if (duplicates_ns > 0 && info->Config->Duplicates < duplicates_ns) {
       log::warn("existing stream has a duplicate window shorter than required",
@@ -89,7 +78,7 @@ std::string nats_error_text(natsStatus status) {
 NatsConnection::NatsConnection(const NatsConfig& config, const std::string& role) : role_(role) {
   natsOptions* raw = nullptr;
   check(natsOptions_Create(&raw), "nats options");
-  std::unique_ptr<natsOptions, OptionsDeleter> opts(raw);
+  NatsOptionsPtr opts(raw);
   // Comma-separated URLs become a server list (natsOptions_SetURL takes one URL; only
   // natsConnection_ConnectTo splits a list). nats.c tries them in random order, fails over to
   // the others (and to the servers the cluster announces) on reconnect. Blanks around a comma
@@ -204,7 +193,7 @@ bool read_consumer_backlog(NatsConnection& nats, const Config& config, std::chro
     jsErrCode err = static_cast<jsErrCode>(0);
     const natsStatus s =
         js_GetConsumerInfo(&raw, nats.js(), config.ingest.stream.c_str(), config.ingest.consumer.c_str(), &jo, &err);
-    std::unique_ptr<jsConsumerInfo, ConsumerInfoDeleter> info(raw);
+    NatsConsumerInfoPtr info(raw);
     if (s != NATS_OK || info == nullptr) {
       error = nats_error_text(s);
       return false;
@@ -234,7 +223,7 @@ void ensure_jetstream_objects(NatsConnection& nats, const Config& config, const 
   jsConsumerInfo* raw = nullptr;
   jsErrCode err = static_cast<jsErrCode>(0);
   natsStatus s = js_GetConsumerInfo(&raw, js, config.ingest.stream.c_str(), config.ingest.consumer.c_str(), nullptr, &err);
-  std::unique_ptr<jsConsumerInfo, ConsumerInfoDeleter> info(raw);
+  NatsConsumerInfoPtr info(raw);
   const bool push = config.ingest.mode == IngestMode::kPush;
   if (s == NATS_OK) {
     const bool is_push = info->Config->DeliverSubject != nullptr && *info->Config->DeliverSubject != '\0';

@@ -4,28 +4,13 @@
 
 #include <memory>
 
+#include "cdc/nats_handles.hpp"
 #include "jetstream_probe.hpp"
 
 namespace cdc::test {
 namespace {
 
 constexpr std::int64_t kPublishWaitMs = 2000;
-
-struct ConnectionDeleter {
-  void operator()(natsConnection* c) const noexcept { natsConnection_Destroy(c); }
-};
-struct JsDeleter {
-  void operator()(jsCtx* js) const noexcept { jsCtx_Destroy(js); }
-};
-struct OptionsDeleter {
-  void operator()(natsOptions* o) const noexcept { natsOptions_Destroy(o); }
-};
-struct MsgDeleter {
-  void operator()(natsMsg* m) const noexcept { natsMsg_Destroy(m); }
-};
-struct PubAckDeleter {
-  void operator()(jsPubAck* a) const noexcept { jsPubAck_Destroy(a); }
-};
 
 std::string status_text(natsStatus s) {
   natsStatus last = NATS_OK;
@@ -79,7 +64,7 @@ void Feeder::run() {
   };
   natsOptions* raw_options = nullptr;
   natsOptions_Create(&raw_options);
-  std::unique_ptr<natsOptions, OptionsDeleter> options(raw_options);
+  NatsOptionsPtr options(raw_options);
   set_servers(options.get(), url_);  // one URL or a cluster's comma-separated list
   natsOptions_SetTimeout(options.get(), kPublishWaitMs);
   natsOptions_SetMaxReconnect(options.get(), -1);
@@ -88,13 +73,13 @@ void Feeder::run() {
   natsOptions_SetRetryOnFailedConnect(options.get(), true, nullptr, nullptr);
   natsConnection* raw_connection = nullptr;
   natsStatus s = natsConnection_Connect(&raw_connection, options.get());
-  std::unique_ptr<natsConnection, ConnectionDeleter> connection(raw_connection);
+  NatsConnectionPtr connection(raw_connection);
   jsOptions js_options;
   jsOptions_Init(&js_options);
   js_options.Wait = kPublishWaitMs;
   jsCtx* raw_js = nullptr;
   if (s == NATS_OK || s == NATS_NOT_YET_CONNECTED) s = natsConnection_JetStream(&raw_js, connection.get(), &js_options);
-  std::unique_ptr<jsCtx, JsDeleter> js(raw_js);
+  NatsJsPtr js(raw_js);
   if (s != NATS_OK) {
     note("connect: " + status_text(s));
     done_.store(true);
@@ -112,14 +97,14 @@ void Feeder::run() {
     while (!stop_.load()) {
       natsMsg* raw_msg = nullptr;
       s = natsMsg_Create(&raw_msg, r.subject.c_str(), nullptr, r.data.data(), static_cast<int>(r.data.size()));
-      std::unique_ptr<natsMsg, MsgDeleter> msg(raw_msg);
+      NatsMsgPtr msg(raw_msg);
       for (const auto& [name, value] : r.headers) {
         if (s == NATS_OK) s = natsMsgHeader_Add(msg.get(), name.c_str(), value.c_str());
       }
       jsPubAck* raw_ack = nullptr;
       jsErrCode code = static_cast<jsErrCode>(0);
       if (s == NATS_OK) s = js_PublishMsg(&raw_ack, js.get(), msg.get(), nullptr, &code);
-      std::unique_ptr<jsPubAck, PubAckDeleter> ack(raw_ack);
+      NatsPubAckPtr ack(raw_ack);
       if (s == NATS_OK) break;
       note("record " + std::to_string(i) + ": " + status_text(s));
       std::this_thread::sleep_for(std::chrono::milliseconds(50));

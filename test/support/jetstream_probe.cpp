@@ -1,5 +1,7 @@
 #include "jetstream_probe.hpp"
 
+#include "cdc/nats_handles.hpp"
+
 #include <algorithm>
 #include <cstdlib>
 #include <stdexcept>
@@ -8,21 +10,14 @@
 namespace cdc::test {
 namespace {
 
-template <typename T, void (*Destroy)(T*)>
-struct Deleter {
-  void operator()(T* p) const noexcept { Destroy(p); }
-};
-template <typename T, void (*Destroy)(T*)>
-using Handle = std::unique_ptr<T, Deleter<T, Destroy>>;
-
-using ConnectionHandle = Handle<natsConnection, natsConnection_Destroy>;
-using JsHandle = Handle<jsCtx, jsCtx_Destroy>;
-using OptionsHandle = Handle<natsOptions, natsOptions_Destroy>;
-using MsgHandle = Handle<natsMsg, natsMsg_Destroy>;
-using StreamInfoHandle = Handle<jsStreamInfo, jsStreamInfo_Destroy>;
-using ConsumerInfoHandle = Handle<jsConsumerInfo, jsConsumerInfo_Destroy>;
-using AccountInfoHandle = Handle<jsAccountInfo, jsAccountInfo_Destroy>;
-using PubAckHandle = Handle<jsPubAck, jsPubAck_Destroy>;
+using ConnectionHandle = NatsConnectionPtr;
+using JsHandle = NatsJsPtr;
+using OptionsHandle = NatsOptionsPtr;
+using MsgHandle = NatsMsgPtr;
+using StreamInfoHandle = NatsStreamInfoPtr;
+using ConsumerInfoHandle = NatsConsumerInfoPtr;
+using AccountInfoHandle = NatsAccountInfoPtr;
+using PubAckHandle = NatsPubAckPtr;
 
 [[noreturn]] void fail(const std::string& what, natsStatus status, jsErrCode code = static_cast<jsErrCode>(0)) {
   natsStatus last = NATS_OK;
@@ -37,28 +32,10 @@ void check(natsStatus status, const std::string& what, jsErrCode code = static_c
   if (status != NATS_OK) fail(what, status, code);
 }
 
-Headers read_headers(natsMsg* msg) {
-  Headers headers;
-  const char** keys = nullptr;
-  int count = 0;
-  if (natsMsgHeader_Keys(msg, &keys, &count) != NATS_OK) return headers;
-  std::vector<std::string> names(keys, keys + count);
-  std::free(static_cast<void*>(keys));
-  std::sort(names.begin(), names.end());
-  for (const auto& name : names) {
-    const char** values = nullptr;
-    int n = 0;
-    if (natsMsgHeader_Values(msg, name.c_str(), &values, &n) != NATS_OK) continue;
-    for (int i = 0; i < n; ++i) headers.emplace_back(name, values[i]);
-    std::free(static_cast<void*>(values));
-  }
-  return headers;
-}
-
 StreamMessage to_stream_message(natsMsg* msg) {
   StreamMessage out;
   out.subject = natsMsg_GetSubject(msg);
-  out.headers = read_headers(msg);
+  out.headers = read_nats_headers(msg);
   if (const char* data = natsMsg_GetData(msg); data != nullptr) {
     out.data.assign(data, static_cast<std::size_t>(natsMsg_GetDataLength(msg)));
   }

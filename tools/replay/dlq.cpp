@@ -377,7 +377,7 @@ int run_redrive(const DlqOptions& o, JetStreamConnection& nats, const std::vecto
     jsPubAck* raw_ack = nullptr;
     jsErrCode code = static_cast<jsErrCode>(0);
     const natsStatus s = js_PublishMsg(&raw_ack, nats.js.get(), msg.get(), &pub_options, &code);
-    const std::unique_ptr<jsPubAck, NatsDeleter<jsPubAck, jsPubAck_Destroy>> ack(raw_ack);
+    const cdc::NatsPubAckPtr ack(raw_ack);
     if (s != NATS_OK) {
       fail(m, "publish: " + nats_error_text(s, code));
       continue;

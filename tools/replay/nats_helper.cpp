@@ -84,23 +84,7 @@ void add_headers(natsMsg* msg, const Headers& headers) {
   }
 }
 
-Headers read_headers(natsMsg* msg) {
-  Headers headers;
-  const char** keys = nullptr;
-  int count = 0;
-  if (natsMsgHeader_Keys(msg, &keys, &count) != NATS_OK) return headers;  // NATS_NOT_FOUND: none
-  std::vector<std::string> names(keys, keys + count);
-  std::free(static_cast<void*>(keys));
-  std::sort(names.begin(), names.end());
-  for (const auto& name : names) {
-    const char** values = nullptr;
-    int n = 0;
-    if (natsMsgHeader_Values(msg, name.c_str(), &values, &n) != NATS_OK) continue;
-    for (int i = 0; i < n; ++i) headers.emplace_back(name, values[i]);
-    std::free(static_cast<void*>(values));
-  }
-  return headers;
-}
+Headers read_headers(natsMsg* msg) { return cdc::read_nats_headers(msg); }
 
 std::optional<std::int64_t> parse_rfc3339(std::string_view text) {
   std::size_t pos = 0;

@@ -14,23 +14,18 @@
 
 #include <nats/nats.h>
 
+#include "cdc/nats_handles.hpp"
+
 namespace cdc::replay {
 
-template <typename T, void (*Destroy)(T*)>
-struct NatsDeleter {
-  void operator()(T* p) const noexcept { Destroy(p); }
-};
-template <typename T, void (*Destroy)(T*)>
-using NatsHandle = std::unique_ptr<T, NatsDeleter<T, Destroy>>;
-
-using ConnectionPtr = NatsHandle<natsConnection, natsConnection_Destroy>;
-using JsPtr = NatsHandle<jsCtx, jsCtx_Destroy>;
-using OptionsPtr = NatsHandle<natsOptions, natsOptions_Destroy>;
-using MsgPtr = NatsHandle<natsMsg, natsMsg_Destroy>;
-using SubscriptionPtr = NatsHandle<natsSubscription, natsSubscription_Destroy>;
-using StreamInfoPtr = NatsHandle<jsStreamInfo, jsStreamInfo_Destroy>;
-using ConsumerInfoPtr = NatsHandle<jsConsumerInfo, jsConsumerInfo_Destroy>;
-using MetaDataPtr = NatsHandle<jsMsgMetaData, jsMsgMetaData_Destroy>;
+using ConnectionPtr = cdc::NatsConnectionPtr;
+using JsPtr = cdc::NatsJsPtr;
+using OptionsPtr = cdc::NatsOptionsPtr;
+using MsgPtr = cdc::NatsMsgPtr;
+using SubscriptionPtr = cdc::NatsSubPtr;
+using StreamInfoPtr = cdc::NatsStreamInfoPtr;
+using ConsumerInfoPtr = cdc::NatsConsumerInfoPtr;
+using MetaDataPtr = cdc::NatsMetaDataPtr;
 
 using Headers = std::vector<std::pair<std::string, std::string>>;
 
