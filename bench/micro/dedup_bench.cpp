@@ -18,19 +18,6 @@ namespace {
 constexpr std::string_view kPrefix = "dedup:";
 constexpr std::string_view kEventId = "9000003938.0:messages:msg-100000";
 
-class AllocScope {
- public:
-  AllocScope() : new0_(operator_new_calls()), malloc0_(malloc_calls()) {}
-  void report(benchmark::State& state) const {
-    const auto n = static_cast<double>(state.iterations());
-    state.counters["allocs_per_event"] = static_cast<double>(operator_new_calls() - new0_) / n;
-    if (malloc_counted()) state.counters["mallocs_per_event"] = static_cast<double>(malloc_calls() - malloc0_) / n;
-  }
-
- private:
-  std::uint64_t new0_, malloc0_;
-};
-
 /// What DedupStage::send does before calling hiredis: prefix + event id into a reused string.
 void BM_DedupKey_Build(benchmark::State& state) {
   std::string key;

@@ -14,20 +14,6 @@
 namespace cdc::bench {
 namespace {
 
-/// Allocation counters around the timed loop: allocations per iteration, as counters.
-class AllocScope {
- public:
-  AllocScope() : new0_(operator_new_calls()), malloc0_(malloc_calls()) {}
-  void report(benchmark::State& state) const {
-    const auto n = static_cast<double>(state.iterations());
-    state.counters["allocs_per_event"] = static_cast<double>(operator_new_calls() - new0_) / n;
-    if (malloc_counted()) state.counters["mallocs_per_event"] = static_cast<double>(malloc_calls() - malloc0_) / n;
-  }
-
- private:
-  std::uint64_t new0_, malloc0_;
-};
-
 void transform_one(benchmark::State& state, const SampleMessage& m) {
   Transformer t{TransformRules{}};
   TransformOutput out;
