@@ -17,6 +17,9 @@ namespace {
 
 constexpr std::string_view kPrefix = "dedup:";
 constexpr std::string_view kEventId = "9000003938.0:messages:msg-100000";
+// The two dedup replies, alternated by the reply benchmarks: nil (first seen) and "d" (done).
+constexpr std::string_view kNil = "$-1\r\n";
+constexpr std::string_view kDone = "$1\r\nd\r\n";
 
 /// What DedupStage::send does before calling hiredis: prefix + event id into a reused string.
 void BM_DedupKey_Build(benchmark::State& state) {
@@ -75,8 +78,6 @@ void BM_DedupCommand_ReusedBuffer(benchmark::State& state) {
 /// hiredis' reply parsing for the dedup answers: nil (first seen) and "d" (duplicate).
 void BM_DedupReply_HiredisReader(benchmark::State& state) {
   redisReader* reader = redisReaderCreate();
-  constexpr std::string_view kNil = "$-1\r\n";
-  constexpr std::string_view kDone = "$1\r\nd\r\n";
   bool flip = false;
   AllocScope allocs;
   for (auto _ : state) {
@@ -96,8 +97,6 @@ void BM_DedupReply_HiredisReader(benchmark::State& state) {
 /// The service's reply decoding (RespReader: hiredis' parser, our object functions).
 void BM_DedupReply_RespReader(benchmark::State& state) {
   RespReader reader;
-  constexpr std::string_view kNil = "$-1\r\n";
-  constexpr std::string_view kDone = "$1\r\nd\r\n";
   bool flip = false;
   AllocScope allocs;
   for (auto _ : state) {

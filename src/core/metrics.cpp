@@ -54,6 +54,17 @@ std::string label(std::string_view key, std::string_view value) {
   return s;
 }
 
+/// One family with a sample per connection in use (labelled `connection`); `value` picks what
+/// each connection reports.
+template <typename Value>
+void per_connection(std::string& out, std::string_view name, std::string_view type, std::string_view help,
+                    const std::array<ScrapeState::Connection, 2>& connections, Value value) {
+  family(out, name, type, help);
+  for (const auto& c : connections) {
+    if (c.present) sample(out, name, label("connection", c.name), value(c));
+  }
+}
+
 std::string labels2(std::string_view k1, std::string_view v1, std::string_view k2, std::string_view v2) {
   return label(k1, v1) + "," + label(k2, v2);
 }
@@ -236,30 +247,22 @@ std::string Metrics::render(const ScrapeState& state) const {
          "How long processing has been failing without a success (the panic guard exits at guard.max_failure_duration).");
   sample_double(out, "cdc_consumer_failing_seconds", "", static_cast<double>(monitor.failing_ms.value()) / 1e3);
 
-  family(out, "cdc_consumer_nats_connected", "gauge", "1 when the NATS connection is up, by connection.");
-  for (const auto& c : state.nats) {
-    if (c.present) sample(out, "cdc_consumer_nats_connected", label("connection", c.name), c.up ? 1 : 0);
-  }
-  family(out, "cdc_consumer_nats_reconnects_total", "counter", "NATS reconnections, by connection.");
-  for (const auto& c : state.nats) {
-    if (c.present) sample(out, "cdc_consumer_nats_reconnects_total", label("connection", c.name), c.reconnects);
-  }
-  family(out, "cdc_consumer_nats_disconnects_total", "counter", "NATS disconnections, by connection.");
-  for (const auto& c : state.nats) {
-    if (c.present) sample(out, "cdc_consumer_nats_disconnects_total", label("connection", c.name), c.failures);
-  }
-  family(out, "cdc_consumer_redis_up", "gauge", "1 when the Redis connection is up, by connection.");
-  for (const auto& c : state.redis) {
-    if (c.present) sample(out, "cdc_consumer_redis_up", label("connection", c.name), c.up ? 1 : 0);
-  }
-  family(out, "cdc_consumer_redis_reconnects_total", "counter", "Redis reconnections, by connection.");
-  for (const auto& c : state.redis) {
-    if (c.present) sample(out, "cdc_consumer_redis_reconnects_total", label("connection", c.name), c.reconnects);
-  }
-  family(out, "cdc_consumer_redis_connect_failures_total", "counter", "Failed Redis connection attempts, by connection.");
-  for (const auto& c : state.redis) {
-    if (c.present) sample(out, "cdc_consumer_redis_connect_failures_total", label("connection", c.name), c.failures);
-  }
+  using Conn = ScrapeState::Connection;
+  const auto up = [](const Conn& c) -> std::uint64_t { return c.up ? 1 : 0; };
+  const auto reconnects = [](const Conn& c) { return c.reconnects; };
+  const auto failures = [](const Conn& c) { return c.failures; };
+  per_connection(out, "cdc_consumer_nats_connected", "gauge", "1 when the NATS connection is up, by connection.",
+                 state.nats, up);
+  per_connection(out, "cdc_consumer_nats_reconnects_total", "counter", "NATS reconnections, by connection.",
+                 state.nats, reconnects);
+  per_connection(out, "cdc_consumer_nats_disconnects_total", "counter", "NATS disconnections, by connection.",
+                 state.nats, failures);
+  per_connection(out, "cdc_consumer_redis_up", "gauge", "1 when the Redis connection is up, by connection.",
+                 state.redis, up);
+  per_connection(out, "cdc_consumer_redis_reconnects_total", "counter", "Redis reconnections, by connection.",
+                 state.redis, reconnects);
+  per_connection(out, "cdc_consumer_redis_connect_failures_total", "counter",
+                 "Failed Redis connection attempts, by connection.", state.redis, failures);
 
   // -- Consumer backlog, read from JetStream by the monitor thread (absent until first read).
   if (monitor.backlog.value() >= 0) {

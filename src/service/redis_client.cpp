@@ -74,9 +74,7 @@ struct RedisIo {
   static void on_timer(uv_timer_t* timer) {
     auto* self = static_cast<RedisConnection*>(timer->data);
     if (self->state_ == RedisConnection::State::kConnecting) {
-      self->abandon_socket();
-      self->state_ = RedisConnection::State::kIdle;
-      self->schedule_reconnect("connect timeout");
+      self->connection_lost("connect timeout");
       return;
     }
     if (self->state_ == RedisConnection::State::kIdle) self->connect_now();
@@ -184,9 +182,7 @@ void RedisConnection::connect_now() {
   state_ = State::kConnecting;
   const int rc = uv_tcp_connect(&s->connect, &s->tcp, reinterpret_cast<const sockaddr*>(&addr), &RedisIo::on_connect);
   if (rc != 0) {
-    abandon_socket();
-    state_ = State::kIdle;
-    schedule_reconnect(uv_strerror(rc));
+    connection_lost(uv_strerror(rc));
     return;
   }
   // Connect timeout; the same timer runs the backoff once the attempt failed.
@@ -285,6 +281,7 @@ void RedisConnection::deliver(const RedisReply& reply) {
   on_reply_(owner_, tag, reply);
 }
 
+// Every failure after a socket exists ends here: connecting, connected or writing.
 void RedisConnection::connection_lost(const std::string& why) {
   abandon_socket();
   state_ = State::kIdle;

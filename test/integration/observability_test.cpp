@@ -82,6 +82,19 @@ Scrape scrape(std::uint16_t port) {
   return s;
 }
 
+/// Scrapes every 100 ms until `done(scrape)` holds or `timeout` passes; the last scrape either
+/// way (gauges the monitor samples periodically lag what JetStream says for a moment).
+template <typename Done>
+Scrape scrape_until(std::uint16_t port, Done done, std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  Scrape s = scrape(port);
+  while (!done(s) && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(100ms);
+    s = scrape(port);
+  }
+  return s;
+}
+
 /// Status of GET `path`, or -1 when the request failed.
 int status_of(std::uint16_t port, const std::string& path, std::string* body = nullptr) {
   httplib::Client http("127.0.0.1", port);
@@ -248,13 +261,12 @@ TEST_CASE("/metrics counts what was published and skipped and de-duplicated and 
   CHECK(cs.num_ack_pending == 0);
   // The gauges are sampled every backlog_interval (200 ms here) by the monitor thread, so the
   // scrape above may hold a reading taken before the last acks landed: wait for a fresh one.
-  Scrape settled = after;
-  const auto deadline = std::chrono::steady_clock::now() + 10s;
-  while ((settled.get("cdc_consumer_backlog_messages") != 0 || settled.get("cdc_consumer_ack_pending_messages") != 0) &&
-         std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(100ms);
-    settled = scrape(port);
-  }
+  const Scrape settled = scrape_until(
+      port,
+      [](const Scrape& s) {
+        return s.get("cdc_consumer_backlog_messages") == 0 && s.get("cdc_consumer_ack_pending_messages") == 0;
+      },
+      10s);
   CHECK(settled.get("cdc_consumer_backlog_messages") == 0);
   CHECK(settled.get("cdc_consumer_ack_pending_messages") == 0);
   CHECK(service.terminate(30s) == 0);
@@ -283,13 +295,9 @@ TEST_CASE("the consumer backlog is read from JetStream for the autoscaler", "[in
   const std::uint64_t stored = probe.stream_state(config.ingest.stream).messages;
   REQUIRE(stored == 300);
   // What the service reports is what JetStream reports.
-  const auto deadline = std::chrono::steady_clock::now() + 15s;
-  Scrape s = scrape(port);
-  while (s.get("cdc_consumer_backlog_messages") != static_cast<double>(stored - 100) &&
-         std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(100ms);
-    s = scrape(port);
-  }
+  const Scrape s = scrape_until(
+      port, [&](const Scrape& x) { return x.get("cdc_consumer_backlog_messages") == static_cast<double>(stored - 100); },
+      15s);
   const ConsumerState cs = probe.consumer_info(config.ingest.stream, config.ingest.consumer);
   CHECK(cs.num_ack_pending == 100);
   CHECK(s.get("cdc_consumer_backlog_messages") == static_cast<double>(cs.num_pending));
@@ -299,11 +307,9 @@ TEST_CASE("the consumer backlog is read from JetStream for the autoscaler", "[in
   // Redis back: the backlog drains, and the gauge follows it down.
   redis.start();
   REQUIRE(wait_consumer_idle(probe, config, 60s));
-  const auto drained = std::chrono::steady_clock::now() + 10s;
-  while (scrape(port).get("cdc_consumer_backlog_messages") != 0 && std::chrono::steady_clock::now() < drained) {
-    std::this_thread::sleep_for(100ms);
-  }
-  CHECK(scrape(port).get("cdc_consumer_backlog_messages") == 0);
+  const Scrape drained =
+      scrape_until(port, [](const Scrape& x) { return x.get("cdc_consumer_backlog_messages") == 0; }, 10s);
+  CHECK(drained.get("cdc_consumer_backlog_messages") == 0);
   CHECK(service.terminate(30s) == 0);
 }
 
