@@ -446,6 +446,20 @@ class Walker {
       return e;
     };
     auto is_object = [&]() { return (objects[(top - 1) >> 6] >> ((top - 1) & 63) & 1) != 0; };
+    // Past the string at index i (key or value). Without a backslash in the body, stage 1 has
+    // checked all a string can get wrong; with one, read_string validates its escapes.
+    auto skip_string = [&](std::uint32_t& i) {
+      if (!may_escape_) {
+        ++i;
+        return true;
+      }
+      i_ = i;
+      std::string_view content;
+      bool escaped;
+      if (!read_string(content, escaped)) return false;
+      i = i_;
+      return true;
+    };
     enum class State : std::uint8_t { kValue, kKey, kAfter };
     State state = State::kValue;
     for (;;) {
@@ -475,15 +489,7 @@ class Walker {
           continue;
         }
         if (c == '"') {
-          if (may_escape_) {  // without a backslash in the body, stage 1 has checked all a string can get wrong
-            i_ = i;
-            std::string_view content;
-            bool escaped;
-            if (!read_string(content, escaped)) return false;
-            i = i_;
-          } else {
-            ++i;
-          }
+          if (!skip_string(i)) return false;
         } else if (c == 't' || c == 'f' || c == 'n') {
           const std::string_view t(buf + idx[i], static_cast<std::size_t>(trimmed_end(i) - (buf + idx[i])));
           if (!eq(t, "true") && !eq(t, "false") && !eq(t, "null")) {
@@ -508,15 +514,7 @@ class Walker {
           why = "expected a string key";
           break;
         }
-        if (may_escape_) {
-          i_ = i;
-          std::string_view content;
-          bool escaped;
-          if (!read_string(content, escaped)) return false;
-          i = i_;
-        } else {
-          ++i;
-        }
+        if (!skip_string(i)) return false;
         if (buf[idx[i]] != ':') {
           why = "expected ':'";
           break;
