@@ -18,6 +18,7 @@
 
 #include "cdc/config.hpp"
 #include "cdc/http_server.hpp"
+#include "cdc/pipeline_http.hpp"
 #include "cdc/log.hpp"
 #include "cdc/nats_client.hpp"
 #include "cdc/pipeline.hpp"
@@ -149,7 +150,7 @@ int main(int argc, char** argv) {
     try {
       pipeline = std::make_unique<cdc::Pipeline>(config);
       if (config.metrics.enabled) {
-        http = std::make_unique<cdc::HttpServer>(*pipeline, config.metrics.bind, config.metrics.port);
+        http = std::make_unique<cdc::HttpServer>(config.metrics.bind, config.metrics.port, cdc::pipeline_routes(*pipeline));
       }
     } catch (const cdc::ConfigError& e) {
       cdc::log::error("invalid configuration", {{"error", e.what()}, {"key", e.key()}});
