@@ -5,7 +5,8 @@
 #   docker run --rm -p 8080:8080 -e NATS_URL=nats://nats:4222 -e REDIS_ADDRESS=redis:6379 daisi-cdc-consumer
 #
 # Package lists come from scripts/packages-build.txt and scripts/packages-runtime.txt, the files
-# scripts/install-deps.sh reads; the configure flags are those of scripts/test.sh. The ctest
+# scripts/install-deps.sh reads; the build type is scripts/test.sh's default (Release; warnings
+# as errors is CI's choice, not the image's: CI builds the same Release with -Werror). The ctest
 # `dockerfile_in_step` (scripts/check-dockerfile.sh) fails when this file drifts from them, and
 # checks that every shared library of the built binary comes from packages-runtime.txt.
 
@@ -18,7 +19,7 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
-RUN cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCDC_WERROR=ON -DCDC_BUILD_TESTS=OFF -DCDC_BUILD_BENCH=OFF \
+RUN cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DCDC_BUILD_TESTS=OFF -DCDC_BUILD_BENCH=OFF \
  && cmake --build build -j "$(nproc)" --target daisi-cdc-consumer cdc-replay \
  && strip --strip-debug build/daisi-cdc-consumer build/cdc-replay \
  && build/daisi-cdc-consumer --config config.yaml --check-config
@@ -40,6 +41,8 @@ COPY config.yaml /etc/daisi-cdc/config.yaml
 
 # Environment variables (CONTRACT.md section 10 and docs/configuration.md); each overrides the
 # file. Precedence, lowest first: config.yaml < short names < DAISI_CDC_<SECTION>_<KEY>.
+# None is set in the image: a variable pins its key, so a value baked in here would silently
+# override a mounted file (and SIGHUP could not change it; the reload log line names such keys).
 #   NATS_URL           nats.url: server URL(s), comma-separated, nats:// or tls://
 #   REDIS_ADDRESS      redis.address: host:port
 #   DEDUP_TTL          dedup.ttl: lifetime of the 'done' mark (e.g. 5m)
@@ -52,13 +55,16 @@ COPY config.yaml /etc/daisi-cdc/config.yaml
 #   DAISI_CDC_NATS_TOKEN_FILE, DAISI_CDC_NATS_TLS_CA / _TLS_CERT / _TLS_KEY,
 #   DAISI_CDC_REDIS_PASSWORD_FILE; DAISI_CDC_NATS_PASSWORD, DAISI_CDC_NATS_TOKEN and
 #   DAISI_CDC_REDIS_PASSWORD work too. Secrets are never logged.
-ENV LOG_LEVEL=info
 
 USER daisi:daisi
 # /metrics, /healthz, /readyz (metrics.port)
 EXPOSE 8080
+# --metrics-url reads the configuration as the service does (the mounted file, then the
+# environment) and prints where the listener is, e.g. http://127.0.0.1:9090: the check follows
+# metrics.port wherever it is set. An invalid file or metrics.enabled: false prints nothing and
+# fails the check.
 HEALTHCHECK --interval=15s --timeout=3s --start-period=30s --retries=3 \
-  CMD curl -fsS "http://127.0.0.1:${DAISI_CDC_METRICS_PORT:-8080}/healthz" >/dev/null || exit 1
+  CMD curl -fsS "$(daisi-cdc-consumer --config /etc/daisi-cdc/config.yaml --metrics-url)/healthz" >/dev/null || exit 1
 # SIGTERM drains in-flight work (pipeline.drain_timeout) and exits 0: give the container at
 # least drain_timeout + a few seconds to stop (docker stop -t, terminationGracePeriodSeconds).
 STOPSIGNAL SIGTERM

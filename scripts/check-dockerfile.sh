@@ -6,8 +6,8 @@
 #  1. scripts/install-deps.sh reads packages-build.txt, packages-runtime.txt and packages-test.txt;
 #  2. the Dockerfile COPYs packages-build.txt into the build stage and packages-runtime.txt into
 #     the runtime stage and installs from them, and names no package in an apt-get line itself;
-#  3. its cmake configure step carries the flags scripts/test.sh configures with (build type,
-#     -Werror) and its build step builds daisi-cdc-consumer;
+#  3. its cmake configure step uses scripts/test.sh's default build type (and -Werror exactly
+#     when test.sh defaults to it) and its build step builds daisi-cdc-consumer;
 #  4. every list is non-empty, has no duplicates, and names only packages apt knows (when
 #     apt-cache works), and the runtime list holds the packages the image needs;
 #  5. with the binary: every library it needs (readelf NEEDED) comes from a package in
@@ -59,14 +59,25 @@ while IFS= read -r line; do
 done < <(grep -E 'apt-get install|apt install' "$DOCKERFILE")
 ok "Dockerfile installs from packages-build.txt and packages-runtime.txt"
 
-# 3. Configure and build steps match scripts/test.sh.
-test_flags=$(grep -E '^cmake -S' "$ROOT/scripts/test.sh" | grep -oE -- '-D[A-Z_]+=[^ ]+' || true)
-[ -n "$test_flags" ] || fail "no cmake configure line with -D flags in scripts/test.sh"
+# 3. Configure and build steps match scripts/test.sh's defaults (BUILD_TYPE=${BUILD_TYPE:-X},
+#    CDC_WERROR=${CDC_WERROR:-Y}, both passed to its cmake configure line).
+test_default() { sed -n "s/^$1=\${$1:-\([^}]*\)}.*/\1/p" "$ROOT/scripts/test.sh" | head -n 1; }
+build_type=$(test_default BUILD_TYPE)
+werror=$(test_default CDC_WERROR)
+test_configure=$(grep -E '^cmake -S' "$ROOT/scripts/test.sh" || true)
+[ -n "$build_type" ] && [ -n "$werror" ] || fail "scripts/test.sh sets no default BUILD_TYPE or CDC_WERROR"
+grep -Fq -- '-DCMAKE_BUILD_TYPE="$BUILD_TYPE"' <<<"$test_configure" || fail "scripts/test.sh does not configure with \$BUILD_TYPE"
+grep -Fq -- '-DCDC_WERROR="$CDC_WERROR"' <<<"$test_configure" || fail "scripts/test.sh does not configure with \$CDC_WERROR"
 docker_configure=$(grep -E 'cmake -S' <<<"$build_stage" || true)
 [ -n "$docker_configure" ] || fail "build stage has no 'cmake -S' configure step"
-for flag in $test_flags; do
-  grep -Fq -- "$flag" <<<"$docker_configure" || fail "Dockerfile configure step lacks $flag (scripts/test.sh uses it)"
-done
+grep -Fq -- "-DCMAKE_BUILD_TYPE=$build_type " <<<"$docker_configure" ||
+  fail "Dockerfile configure step lacks -DCMAKE_BUILD_TYPE=$build_type (scripts/test.sh's default)"
+if [ "$werror" = ON ]; then
+  grep -Fq -- "-DCDC_WERROR=ON" <<<"$docker_configure" || fail "Dockerfile configure step lacks -DCDC_WERROR=ON (scripts/test.sh's default)"
+else
+  grep -Fq -- "-DCDC_WERROR=ON" <<<"$docker_configure" && fail "Dockerfile sets -DCDC_WERROR=ON; scripts/test.sh's default is $werror"
+fi
+test_flags="-DCMAKE_BUILD_TYPE=$build_type -DCDC_WERROR=$werror"
 grep -Eq 'cmake --build build .*--target daisi-cdc-consumer' <<<"$build_stage" || fail "build stage does not build daisi-cdc-consumer"
 grep -q 'COPY --from=build /src/build/daisi-cdc-consumer' <<<"$runtime_stage" || fail "runtime stage does not copy the binary"
 ok "configure flags match scripts/test.sh: $(echo $test_flags)"
@@ -77,6 +88,12 @@ grep -Fq '"--config", "/etc/daisi-cdc/config.yaml"' <<<"$runtime_stage" || fail 
 grep -q '^EXPOSE 8080$' <<<"$runtime_stage" || fail "runtime stage does not EXPOSE 8080"
 grep -Eq '^USER [a-z]' <<<"$runtime_stage" || fail "runtime stage does not switch to a non-root USER"
 grep -A1 '^HEALTHCHECK' <<<"$runtime_stage" | grep -q 'curl .*/healthz' || fail "no HEALTHCHECK calling /healthz with curl"
+# The check follows metrics.port from the mounted file as well as from the environment.
+grep -A1 '^HEALTHCHECK' <<<"$runtime_stage" | grep -Fq -- '--config /etc/daisi-cdc/config.yaml --metrics-url)' ||
+  fail "HEALTHCHECK does not take its URL from daisi-cdc-consumer --config /etc/daisi-cdc/config.yaml --metrics-url"
+# No configuration baked into the image: a variable would pin its key over a mounted file.
+baked=$(grep -E '^ENV[[:space:]]' "$DOCKERFILE" | grep -E '(NATS_URL|REDIS_ADDRESS|DEDUP_TTL|JS_ACK_WAIT|JS_MAX_DELIVER|LOG_LEVEL|DAISI_CDC_[A-Z_]+)' || true)
+[ -z "$baked" ] || fail "the image sets configuration in its environment (it would override a mounted file): $baked"
 for var in NATS_URL REDIS_ADDRESS DEDUP_TTL JS_ACK_WAIT JS_MAX_DELIVER LOG_LEVEL; do
   grep -q "^#.*\b$var\b" "$DOCKERFILE" || fail "environment variable $var is not documented in the Dockerfile"
 done

@@ -13,6 +13,7 @@
 #include <cstring>
 #include <ctime>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -27,9 +28,11 @@ namespace {
 
 void usage() {
   std::fprintf(stderr,
-               "usage: daisi-cdc-consumer [--config config.yaml] [--check-config] [--version]\n"
+               "usage: daisi-cdc-consumer [--config config.yaml] [--check-config] [--metrics-url] [--version]\n"
                "  --config PATH    configuration file (default: none, built-in defaults)\n"
                "  --check-config   load and validate the configuration, print it is valid, exit\n"
+               "  --metrics-url    print the local URL of /metrics, /healthz, /readyz (metrics.bind and\n"
+               "                   metrics.port from the file and the environment), exit; for health checks\n"
                "Environment: DAISI_CDC_<SECTION>_<KEY>, NATS_URL, REDIS_ADDRESS, DEDUP_TTL, JS_ACK_WAIT,\n"
                "JS_MAX_DELIVER, LOG_LEVEL override the file.\n");
 }
@@ -45,13 +48,54 @@ std::string join(const std::vector<std::string>& items) {
   return out;
 }
 
+/// The file's own values, without the environment; nothing when the file is only valid together
+/// with its environment. A reload compares them with the previous ones to see what was edited.
+std::optional<cdc::Config> file_values(const std::string& path) {
+  try {
+    return cdc::load_config(path, {});
+  } catch (const cdc::ConfigError&) {
+    return std::nullopt;
+  }
+}
+
+/// Keys edited in the file since `before` whose new value is not in effect (`next`) because a
+/// variable of `env` overrides it: "log.level by LOG_LEVEL,...". Without `before`, every key
+/// whose file value is overridden.
+std::string pinned_by_env(const std::vector<std::string>& env, const std::optional<cdc::Config>& before,
+                          const std::optional<cdc::Config>& now, const cdc::Config& next) {
+  std::string out;
+  if (!now) return out;
+  const auto sources = cdc::env_sources(env);  // valid: `next` was loaded with it
+  const auto edited = before ? cdc::changed_keys(*before, *now) : cdc::changed_keys(*now, next);
+  const auto overridden = cdc::changed_keys(*now, next);
+  for (const auto& key : edited) {
+    const auto it = sources.find(key);
+    if (it == sources.end() || std::find(overridden.begin(), overridden.end(), key) == overridden.end()) continue;
+    if (!out.empty()) out += ',';
+    out += key + " by " + it->second;
+  }
+  return out;
+}
+
+/// The URL a process in the same network namespace reaches the metrics listener at: the bind
+/// address, or loopback when it binds every address.
+std::string metrics_url(const cdc::MetricsConfig& m) {
+  std::string host = m.bind;
+  if (host.empty() || host == "0.0.0.0" || host == "*") host = "127.0.0.1";
+  if (host == "::") host = "::1";
+  if (host.find(':') != std::string::npos) host = "[" + host + "]";
+  return "http://" + host + ":" + std::to_string(m.port);
+}
+
 /// SIGHUP: reloads the file and applies, all together, the keys that can change while running
 /// (cdc::reloadable); other changed keys are logged as needing a restart and keep their running
-/// value. An invalid file changes nothing.
-void reload(const std::string& path, cdc::Config& running, cdc::Pipeline& pipeline) {
+/// value. An invalid file changes nothing. Keys the environment pins are named in the log line:
+/// editing them in the file has no effect.
+void reload(const std::string& path, cdc::Config& running, std::optional<cdc::Config>& file, cdc::Pipeline& pipeline) {
   cdc::Config next;
+  const std::vector<std::string> env = cdc::process_environment();
   try {
-    next = cdc::load_config(path, cdc::process_environment());
+    next = cdc::load_config(path, env);
     cdc::resolve_secrets(next);
   } catch (const cdc::ConfigError& e) {
     pipeline.metrics().control.reloads_failed.inc();
@@ -60,6 +104,8 @@ void reload(const std::string& path, cdc::Config& running, cdc::Pipeline& pipeli
     return;
   }
   cdc::ReloadPlan plan = cdc::plan_reload(running, next);
+  std::optional<cdc::Config> file_now = file_values(path);
+  const std::string pinned = pinned_by_env(env, file, file_now, next);
   const auto changed = [&plan](std::string_view key) {
     return std::find(plan.apply.begin(), plan.apply.end(), key) != plan.apply.end();
   };
@@ -79,8 +125,15 @@ void reload(const std::string& path, cdc::Config& running, cdc::Pipeline& pipeli
   pipeline.set_stall_timeout(plan.result.health.stall_timeout);
   pipeline.set_max_failure_duration(plan.result.guard.max_failure_duration);
   running = std::move(plan.result);
+  file = std::move(file_now);
   pipeline.metrics().control.reloads_ok.inc();
-  cdc::log::info("configuration reloaded", {{"path", path}, {"applied", join(plan.apply)}, {"log_level", running.log.level}});
+  if (pinned.empty()) {
+    cdc::log::info("configuration reloaded", {{"path", path}, {"applied", join(plan.apply)}, {"log_level", running.log.level}});
+  } else {
+    // A warning: the operator edited keys that did not change (same message, for searches).
+    cdc::log::warn("configuration reloaded",
+                   {{"path", path}, {"applied", join(plan.apply)}, {"log_level", running.log.level}, {"pinned_by_env", pinned}});
+  }
   if (!plan.restart.empty()) {
     cdc::log::warn("changed but needs a restart; ignored", {{"keys", join(plan.restart)}});
   }
@@ -91,6 +144,7 @@ void reload(const std::string& path, cdc::Config& running, cdc::Pipeline& pipeli
 int main(int argc, char** argv) {
   std::string config_path;
   bool check_only = false;
+  bool print_metrics_url = false;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
     if (arg == "--config" && i + 1 < argc) {
@@ -99,6 +153,8 @@ int main(int argc, char** argv) {
       config_path = arg.substr(9);
     } else if (arg == "--check-config") {
       check_only = true;
+    } else if (arg == "--metrics-url") {
+      print_metrics_url = true;
     } else if (arg == "--version") {
       std::printf("daisi-cdc-consumer %s\n", CDC_VERSION);
       return 0;
@@ -119,6 +175,14 @@ int main(int argc, char** argv) {
     cdc::log::error("invalid configuration", {{"error", e.what()}, {"key", e.key()}});
     return 2;
   }
+  if (print_metrics_url) {  // the container HEALTHCHECK: follows the port of a mounted file too
+    if (!config.metrics.enabled) {
+      std::fprintf(stderr, "metrics.enabled is false: no /metrics, /healthz or /readyz\n");
+      return 1;
+    }
+    std::printf("%s\n", metrics_url(config.metrics).c_str());
+    return 0;
+  }
   try {
     cdc::resolve_secrets(config);  // secret files read, TLS/creds files checked: exit 2 otherwise
   } catch (const cdc::ConfigError& e) {
@@ -129,6 +193,7 @@ int main(int argc, char** argv) {
     std::printf("configuration is valid\n");
     return 0;
   }
+  std::optional<cdc::Config> file_config = file_values(config_path);  // what SIGHUP compares with
   cdc::log::Level level = cdc::log::Level::kInfo;
   cdc::log::parse_level(config.log.level, level);
   cdc::log::set_level(level);
@@ -181,7 +246,7 @@ int main(int argc, char** argv) {
         continue;
       }
       if (sig == SIGHUP) {
-        reload(config_path, config, *pipeline);
+        reload(config_path, config, file_config, *pipeline);
         continue;
       }
       cdc::log::info("signal received; shutting down", {{"signal", strsignal(sig)}});

@@ -176,6 +176,10 @@ void validate(const Config& config);
 Millis parse_duration(const std::string& key, const std::string& text);
 /// The process environment as NAME=VALUE strings.
 std::vector<std::string> process_environment();
+/// The keys the environment `env` sets, each with the variable that sets it ("section.key" ->
+/// NAME; a DAISI_CDC_* variable wins over a short name, as in load_config). SIGHUP uses it to
+/// name the keys of the reloaded file that the environment pins. Throws ConfigError like load_config.
+std::map<std::string, std::string> env_sources(const std::vector<std::string>& env);
 
 /// Start-up (and reload): reads nats.password_file, nats.token_file and redis.password_file into
 /// nats.password, nats.token and redis.password (one trailing newline dropped), and checks that

@@ -81,6 +81,8 @@ class RateLimiter {
       : interval_ns_(interval_ns), per_interval_(per_interval) {}
   /// True when this line may be written; `suppressed` gets the count dropped since the last one.
   bool allow(std::uint64_t& suppressed) noexcept;
+  /// The same at time `now_ns` (steady clock, nanoseconds): tests drive the windows themselves.
+  bool allow(std::uint64_t& suppressed, std::int64_t now_ns) noexcept;
 
  private:
   std::int64_t interval_ns_;

@@ -1073,4 +1073,11 @@ std::vector<std::string> process_environment() {
   return out;
 }
 
+std::map<std::string, std::string> env_sources(const std::vector<std::string>& env) {
+  Config scratch;
+  Sources sources;
+  apply_env(scratch, env, sources);
+  return sources;
+}
+
 }  // namespace cdc

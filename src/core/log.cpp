@@ -183,8 +183,11 @@ std::string_view trace_id_from_traceparent(std::string_view tp) noexcept {
 }
 
 bool RateLimiter::allow(std::uint64_t& suppressed) noexcept {
-  const std::int64_t now = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                               std::chrono::steady_clock::now().time_since_epoch()).count();
+  return allow(suppressed, std::chrono::duration_cast<std::chrono::nanoseconds>(
+                               std::chrono::steady_clock::now().time_since_epoch()).count());
+}
+
+bool RateLimiter::allow(std::uint64_t& suppressed, std::int64_t now) noexcept {
   if (now - window_start_ >= interval_ns_) {
     window_start_ = now;
     in_window_ = 0;

@@ -6,6 +6,8 @@
 
 #include <catch2/catch.hpp>
 
+#include <optional>
+
 #include "faults_fixture.hpp"
 
 using namespace cdc;
@@ -26,6 +28,37 @@ bool wait_ready_body(std::uint16_t port, const std::string& needle, std::chrono:
   return false;
 }
 
+/// Polls the count of `stream` until it reaches `at_least`; true when it did within `timeout`.
+bool wait_count_at_least(const JetStreamProbe& probe, const std::string& stream, std::size_t at_least,
+                         std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (probe.count(stream) < at_least) {
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(20ms);
+  }
+  return true;
+}
+
+/// Polls the count of `stream` until it has not moved for `quiet` (what was in flight has
+/// settled); returns it, or nothing when it still moved at `timeout`.
+std::optional<std::size_t> wait_count_stable(const JetStreamProbe& probe, const std::string& stream,
+                                             std::chrono::milliseconds quiet, std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  std::size_t last = probe.count(stream);
+  auto since = std::chrono::steady_clock::now();
+  while (std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(50ms);
+    const std::size_t now = probe.count(stream);
+    if (now != last) {
+      last = now;
+      since = std::chrono::steady_clock::now();
+    } else if (std::chrono::steady_clock::now() - since >= quiet) {
+      return last;
+    }
+  }
+  return std::nullopt;
+}
+
 }  // namespace
 
 TEST_CASE("Redis restarted mid-stream, publish policy: flows, no duplicates",
@@ -44,7 +77,8 @@ TEST_CASE("Redis restarted mid-stream, publish policy: flows, no duplicates",
   auto service = start_service(service_env(nats.url(), redis.address(), port, {{"DAISI_CDC_DEDUP_ON_REDIS_ERROR", "publish"}}));
   Feeder feeder(nats.url(), records, 2000);
   feeder.start();
-  std::this_thread::sleep_for(500ms);
+  // Mid-stream: the pipeline is publishing (a quarter of the events), the feeder still sending.
+  REQUIRE(wait_count_at_least(probe, config.publish.stream, want.event_ids.size() / 4, 30s));
 
   redis.stop();
   const std::size_t published_at_stop = probe.count(config.publish.stream);
@@ -53,7 +87,11 @@ TEST_CASE("Redis restarted mid-stream, publish policy: flows, no duplicates",
   const auto [ready_status, ready_body] = http_get(port, "/readyz");
   CHECK(ready_status == 200);
   CHECK(json_has(ready_body, "\"redis_degraded\":true"));
-  std::this_thread::sleep_for(1000ms);
+  // Down for at least a second, and until events have flowed without it (nothing here may
+  // depend on how much the machine managed in a fixed time).
+  const auto outage_start = std::chrono::steady_clock::now();
+  CHECK(wait_count_at_least(probe, config.publish.stream, published_at_stop + 100, 30s));
+  std::this_thread::sleep_until(outage_start + 1000ms);
   const std::size_t published_in_outage = probe.count(config.publish.stream) - published_at_stop;
   const auto [s1, during] = http_get(port, "/metrics");
   CHECK(metric(during, "cdc_consumer_redis_up", "connection=\"dedup\"") == 0);
@@ -98,15 +136,18 @@ TEST_CASE("Redis down for 2.5 x AckWait, block policy: holds, no redelivery, res
   auto service = start_service(service_env(nats.url(), redis.address(), port, {{"DAISI_CDC_DEDUP_ON_REDIS_ERROR", "block"}}));
   Feeder feeder(nats.url(), records, 2000);
   feeder.start();
-  std::this_thread::sleep_for(500ms);
+  // Mid-stream: the pipeline is publishing (a quarter of the events), the feeder still sending.
+  REQUIRE(wait_count_at_least(probe, config.publish.stream, want.event_ids.size() / 4, 30s));
 
   redis.stop();
   CHECK(wait_ready_body(port, "\"redis_up\":false", 5s));
   const auto [ready_status, ready_body] = http_get(port, "/readyz");
   CHECK(ready_status == 503);  // block is not a degraded mode: not ready
   CHECK(json_has(ready_body, "\"redis_degraded\":false"));
-  std::this_thread::sleep_for(300ms);  // what was in flight settles
-  const std::size_t held_from = probe.count(config.publish.stream);
+  // What was past dedup when Redis went away settles; then nothing more may be published.
+  const std::optional<std::size_t> held = wait_count_stable(probe, config.publish.stream, 500ms, 10s);
+  REQUIRE(held.has_value());
+  const std::size_t held_from = *held;
   std::int64_t max_redelivered = 0;
   double max_in_flight = 0;
   const auto outage_end = std::chrono::steady_clock::now() + 5s;

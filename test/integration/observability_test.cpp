@@ -193,9 +193,18 @@ TEST_CASE("/metrics counts what was published and skipped and de-duplicated and 
 
   REQUIRE(wait_consumer_idle(probe, config, 90s));
   REQUIRE(probe.wait_for_count(config.publish.stream, want.subjects.size(), 10s) == want.subjects.size());
-  // The ack stage counts right after sending the ack; give the last batch a moment.
-  std::this_thread::sleep_for(300ms);
-  const Scrape after = scrape(port);
+  // The ack stage counts right after sending the ack: JetStream may see the last acks before the
+  // counters move, so wait until every outcome is counted and every slot is back.
+  const Scrape after = scrape_until(
+      port,
+      [&](const Scrape& s) {
+        return s.sum("cdc_consumer_events_total", {"result=\"processed\""}) == static_cast<double>(want.subjects.size()) &&
+               s.sum("cdc_consumer_events_total", {"result=\"skipped\""}) == static_cast<double>(want.skipped) &&
+               s.sum("cdc_consumer_events_total", {"result=\"duplicate\""}) == static_cast<double>(want.duplicates) &&
+               s.sum("cdc_consumer_events_total", {"result=\"dead_lettered\""}) == static_cast<double>(bad.size()) &&
+               s.get("cdc_consumer_in_flight") == 0;
+      },
+      10s);
   check_promtool(after.text);
 
   // The contract's counters agree with the capture, table by table for what was published.
@@ -515,8 +524,10 @@ TEST_CASE("SIGHUP reloads the log level and tables and keeps the running config 
   const double agents_skipped = before.get("cdc_consumer_events_total{table=\"agents\",result=\"skipped\"}");
   publish_all(probe, agents);
   REQUIRE(wait_consumer_idle(probe, config, 30s));
-  std::this_thread::sleep_for(300ms);
-  Scrape after = scrape(port);
+  const auto agents_skipped_now = [](double n) {
+    return [n](const Scrape& s) { return s.get("cdc_consumer_events_total{table=\"agents\",result=\"skipped\"}") == n; };
+  };
+  Scrape after = scrape_until(port, agents_skipped_now(agents_skipped + 10), 10s);
   // agents is still a label (labels are fixed at start-up), and all ten went there as skipped.
   CHECK(after.get("cdc_consumer_events_total{table=\"agents\",result=\"skipped\"}") == agents_skipped + 10);
   CHECK(after.get("cdc_consumer_events_total{table=\"agents\",result=\"processed\"}") ==
@@ -541,9 +552,65 @@ TEST_CASE("SIGHUP reloads the log level and tables and keeps the running config 
   probe.publish(all_agents[10]);
   REQUIRE(wait_consumer_idle(probe, config, 30s));
   CHECK(wait_for_count(service, "\"msg\":\"event completed\"", completed_lines + 11, 10s));
-  std::this_thread::sleep_for(300ms);
-  const Scrape last = scrape(port);
+  const Scrape last = scrape_until(port, agents_skipped_now(agents_skipped + 10 + 1), 10s);
   CHECK(last.get("cdc_consumer_config_reloads_total{result=\"failed\"}") == 2);
   CHECK(last.get("cdc_consumer_events_total{table=\"agents\",result=\"skipped\"}") == agents_skipped + 10 + 1);
+  CHECK(service.terminate(30s) == 0);
+}
+
+TEST_CASE("SIGHUP names the environment variable that pins a key the file changed",
+          "[integration][observability]") {
+  NatsServer nats;
+  RedisServer redis;
+  TempDir dir("cdc-sighup-pinned");
+  const auto path = dir.path() / "config.yaml";
+  const std::uint16_t port = free_port();
+  const std::uint16_t file_port = free_port();
+  const auto write_config = [&](const std::string& level, std::uint16_t metrics_port, const std::string& stall) {
+    std::ofstream out(path);
+    out << "nats:\n  url: " << nats.url() << "\n"
+        << "redis:\n  address: " << redis.address() << "\n"
+        << "metrics:\n  bind: 127.0.0.1\n  port: " << metrics_port << "\n"
+        << "health:\n  stall_timeout: " << stall << "\n"
+        << "log:\n  level: " << level << "\n";
+  };
+  write_config("info", file_port, "120s");
+  // As a container with LOG_LEVEL baked into its image: the variables pin log.level and
+  // metrics.port whatever the file says.
+  ServiceProcess service(CDC_BINARY, {"--config", path.string()},
+                         {{"LOG_LEVEL", "info"}, {"DAISI_CDC_LOG_LEVEL", std::nullopt},
+                          {"DAISI_CDC_METRICS_PORT", std::to_string(port)},
+                          {"NATS_URL", std::nullopt}, {"REDIS_ADDRESS", std::nullopt}});
+  REQUIRE(service.wait_for_output("service started", 20s));
+  CHECK(status_of(port, "/healthz") == 200);
+
+  // 1. The operator raises the level and moves the port in the file: neither changes, and the
+  //    reload line says which variable holds each of them.
+  const std::uint16_t moved_port = free_port();
+  write_config("debug", moved_port, "120s");
+  service.signal(SIGHUP);
+  REQUIRE(wait_for_count(service, "\"msg\":\"configuration reloaded\"", 1, 10s));
+  const std::string out = service.output();
+  INFO(out);
+  CHECK(out.find("\"level\":\"warn\",\"msg\":\"configuration reloaded\"") != std::string::npos);
+  CHECK(out.find("\"pinned_by_env\":\"metrics.port by DAISI_CDC_METRICS_PORT,log.level by LOG_LEVEL\"") !=
+        std::string::npos);
+  CHECK(out.find("\"applied\":\"\"") != std::string::npos);
+  CHECK(out.find("\"log_level\":\"info\"") != std::string::npos);
+  CHECK(out.find("needs a restart") == std::string::npos);  // nothing in effect changed
+  CHECK(status_of(port, "/healthz") == 200);
+
+  // 2. A key nobody pins: applied, and the line names no variable (the pinned keys were not
+  //    edited this time).
+  write_config("debug", moved_port, "90s");
+  service.signal(SIGHUP);
+  REQUIRE(wait_for_count(service, "\"msg\":\"configuration reloaded\"", 2, 10s));
+  const std::string second = service.output().substr(out.size());
+  INFO(second);
+  CHECK(second.find("\"level\":\"info\",\"msg\":\"configuration reloaded\"") != std::string::npos);
+  CHECK(second.find("\"applied\":\"health.stall_timeout\"") != std::string::npos);
+  CHECK(second.find("pinned_by_env") == std::string::npos);
+  // The level stayed info all along: no debug line was ever written.
+  CHECK(service.output().find("\"level\":\"debug\"") == std::string::npos);
   CHECK(service.terminate(30s) == 0);
 }

@@ -150,13 +150,19 @@ TEST_CASE("the HTTP endpoint serves metrics, health and readiness", "[integratio
   REQUIRE(wrong);
   CHECK(wrong->status == 405);
 
-  // Redis gone: still ready (on_redis_error=publish is a declared degraded mode).
+  // Redis gone: still ready (on_redis_error=publish is a declared degraded mode). Polled until
+  // the service has noticed, then the answer must be 200.
   redis.stop();
-  std::this_thread::sleep_for(300ms);
   auto degraded = http.Get("/readyz");
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (!(degraded && degraded->body.find("\"redis_up\":false") != std::string::npos) &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(50ms);
+    degraded = http.Get("/readyz");
+  }
   REQUIRE(degraded);
-  CHECK(degraded->status == 200);
   CHECK(degraded->body.find("\"redis_up\":false") != std::string::npos);
+  CHECK(degraded->status == 200);
   CHECK(service.terminate(30s) == 0);
 }
 
@@ -197,5 +203,59 @@ TEST_CASE("an idle service with both Redis connections up uses next to no CPU", 
   const double used = cpu_seconds(service.pid()) - before;
   INFO("CPU seconds over 3 s idle: " << used);
   CHECK(used < 0.15);
+  CHECK(service.terminate(30s) == 0);
+}
+
+namespace {
+/// Runs the binary with `args` to completion: its exit code and output (stdout and stderr).
+std::pair<std::optional<int>, std::string> run_binary(std::vector<std::string> args, EnvOverrides env = {}) {
+  ServiceProcess p(CDC_BINARY, std::move(args), std::move(env));
+  const auto code = p.wait(20s);
+  return {code, p.output()};
+}
+}  // namespace
+
+TEST_CASE("--metrics-url follows metrics.port from the file and from the environment, for the HEALTHCHECK",
+          "[integration][service]") {
+  NatsServer nats;
+  RedisServer redis;
+  TempDir dir("cdc-metrics-url");
+  const auto path = dir.path() / "config.yaml";
+  const std::uint16_t file_port = free_port();
+  std::ofstream(path) << "nats:\n  url: " << nats.url() << "\nredis:\n  address: " << redis.address()
+                      << "\nmetrics:\n  port: " << file_port << "\n";
+  const EnvOverrides clean = {{"DAISI_CDC_METRICS_PORT", std::nullopt}, {"DAISI_CDC_METRICS_BIND", std::nullopt},
+                              {"DAISI_CDC_METRICS_ENABLED", std::nullopt}, {"NATS_URL", std::nullopt},
+                              {"REDIS_ADDRESS", std::nullopt}};
+  // The port of the file (bind 0.0.0.0 by default: reached on loopback).
+  const auto [code, url] = run_binary({"--config", path.string(), "--metrics-url"}, clean);
+  REQUIRE(code == std::optional<int>(0));
+  CHECK(url == "http://127.0.0.1:" + std::to_string(file_port) + "\n");
+
+  // The environment overrides the file, as for the service.
+  EnvOverrides env = clean;
+  env["DAISI_CDC_METRICS_PORT"] = "9191";
+  env["DAISI_CDC_METRICS_BIND"] = "127.0.0.2";
+  CHECK(run_binary({"--config", path.string(), "--metrics-url"}, env).second == "http://127.0.0.2:9191\n");
+  env["DAISI_CDC_METRICS_BIND"] = "::1";
+  CHECK(run_binary({"--config", path.string(), "--metrics-url"}, env).second == "http://[::1]:9191\n");
+  // Nothing to probe: exit 1 (the health check fails), a reason on stderr.
+  env["DAISI_CDC_METRICS_ENABLED"] = "false";
+  const auto [disabled_code, disabled] = run_binary({"--config", path.string(), "--metrics-url"}, env);
+  CHECK(disabled_code == std::optional<int>(1));
+  CHECK(disabled.find("metrics.enabled is false") != std::string::npos);
+  // An invalid file: exit 2, no URL.
+  EnvOverrides bad = clean;
+  bad["DAISI_CDC_METRICS_PORT"] = "70000";
+  CHECK(run_binary({"--config", path.string(), "--metrics-url"}, bad).first == std::optional<int>(2));
+
+  // The URL it prints is where the running service answers /healthz.
+  ServiceProcess service(CDC_BINARY, {"--config", path.string()}, clean);
+  REQUIRE(service.wait_for_output("service started", 20s));
+  httplib::Client http("127.0.0.1", file_port);
+  http.set_read_timeout(5, 0);
+  auto health = http.Get("/healthz");
+  REQUIRE(health);
+  CHECK(health->status == 200);
   CHECK(service.terminate(30s) == 0);
 }

@@ -463,16 +463,23 @@ NatsCluster::NatsCluster(NatsClusterOptions options) : options_(std::move(option
   wait_ready();
 }
 
+// Appended piece by piece: `(out.empty() ? "" : ",") + n->url()` makes GCC 12 -O3 warn
+// (-Wrestrict inside basic_string, GCC bug 105329).
 std::string NatsCluster::url() const {
   std::string out;
-  for (const auto& n : nodes_) out += (out.empty() ? "" : ",") + n->url();
+  for (const auto& n : nodes_) {
+    if (!out.empty()) out += ',';
+    out += n->url();
+  }
   return out;
 }
 
 std::string NatsCluster::running_url() {
   std::string out;
   for (const auto& n : nodes_) {
-    if (n->running()) out += (out.empty() ? "" : ",") + n->url();
+    if (!n->running()) continue;
+    if (!out.empty()) out += ',';
+    out += n->url();
   }
   return out;
 }

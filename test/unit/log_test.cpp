@@ -99,18 +99,36 @@ TEST_CASE("trace ids come from W3C traceparent values", "[log]") {
 }
 
 TEST_CASE("the rate limiter lets a few lines through and counts the rest", "[log]") {
-  cdc::log::RateLimiter limiter(200'000'000, 3);  // 3 per 200 ms
+  // The clock is the test's: window edges are exact, whatever the machine's load.
+  constexpr std::int64_t kMs = 1'000'000;
+  const std::int64_t t0 = 1'000'000 * kMs;
+  cdc::log::RateLimiter limiter(200 * kMs, 3);  // 3 per 200 ms
   std::uint64_t suppressed = 99;
   for (int i = 0; i < 3; ++i) {
-    CHECK(limiter.allow(suppressed));
+    CHECK(limiter.allow(suppressed, t0 + i));
     CHECK(suppressed == 0);
   }
-  for (int i = 0; i < 10; ++i) CHECK_FALSE(limiter.allow(suppressed));
-  std::this_thread::sleep_for(std::chrono::milliseconds(250));
-  CHECK(limiter.allow(suppressed));
-  CHECK(suppressed == 10);  // the next line that passes says how many were dropped
+  for (int i = 0; i < 10; ++i) CHECK_FALSE(limiter.allow(suppressed, t0 + 10 * kMs + i * 10 * kMs));
+  // Still the same window 1 ns before its end.
+  CHECK_FALSE(limiter.allow(suppressed, t0 + 200 * kMs - 1));
+  CHECK(limiter.allow(suppressed, t0 + 200 * kMs));  // a new window
+  CHECK(suppressed == 11);  // the next line that passes says how many were dropped
+  CHECK(limiter.allow(suppressed, t0 + 201 * kMs));
+  CHECK(suppressed == 0);
+  CHECK(limiter.allow(suppressed, t0 + 202 * kMs));
+  CHECK_FALSE(limiter.allow(suppressed, t0 + 399 * kMs));  // 3 in this window already
+  CHECK(limiter.allow(suppressed, t0 + 400 * kMs + 5));
+  CHECK(suppressed == 1);
+}
+
+TEST_CASE("the rate limiter reads the steady clock by default", "[log]") {
+  // One line per hour: the first passes, the next ones within the same hour do not.
+  cdc::log::RateLimiter limiter(3'600'000'000'000LL, 1);
+  std::uint64_t suppressed = 99;
   CHECK(limiter.allow(suppressed));
   CHECK(suppressed == 0);
+  CHECK_FALSE(limiter.allow(suppressed));
+  CHECK_FALSE(limiter.allow(suppressed));
 }
 
 TEST_CASE("a full log queue drops and counts lines instead of blocking the caller", "[log]") {
