@@ -215,7 +215,7 @@ std::pair<std::optional<int>, std::string> run_binary(std::vector<std::string> a
 }
 }  // namespace
 
-TEST_CASE("--metrics-url follows metrics.port from the file and from the environment, for the HEALTHCHECK",
+TEST_CASE("the HEALTHCHECK URL (option --metrics-url) follows metrics.port from the file and from the environment",
           "[integration][service]") {
   NatsServer nats;
   RedisServer redis;
