@@ -11,7 +11,7 @@
 #include "cdc/log.hpp"
 #include "pipeline/harness.hpp"
 
-int main(int argc, char** argv) {
+int main(int argc, char** argv) {  // NOLINT(bugprone-exception-escape): an escaping error ends the tool
   cdc::bench::HarnessOptions o;
   CLI::App app{"cdc_pipeline_bench: throughput and latency of the CDC pipeline, in process or end to end"};
   app.add_option("--mode", o.mode, "inprocess | e2e | relay | direct")

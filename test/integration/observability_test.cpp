@@ -21,7 +21,7 @@ namespace {
 
 /// Environment of a service under test: servers, a metrics port, fast reconnects and reads.
 EnvOverrides service_env(const NatsServer& nats, const RedisServer& redis, std::uint16_t metrics_port,
-                         EnvOverrides extra = {}) {
+                         const EnvOverrides& extra = {}) {
   EnvOverrides env = {{"NATS_URL", nats.url()},
                       {"REDIS_ADDRESS", redis.address()},
                       {"DAISI_CDC_METRICS_PORT", std::to_string(metrics_port)},

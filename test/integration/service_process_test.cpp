@@ -208,8 +208,8 @@ TEST_CASE("an idle service with both Redis connections up uses next to no CPU", 
 
 namespace {
 /// Runs the binary with `args` to completion: its exit code and output (stdout and stderr).
-std::pair<std::optional<int>, std::string> run_binary(std::vector<std::string> args, EnvOverrides env = {}) {
-  ServiceProcess p(CDC_BINARY, std::move(args), std::move(env));
+std::pair<std::optional<int>, std::string> run_binary(std::vector<std::string> args, const EnvOverrides& env = {}) {
+  ServiceProcess p(CDC_BINARY, std::move(args), env);
   const auto code = p.wait(20s);
   return {code, p.output()};
 }

@@ -203,7 +203,7 @@ std::string find_executable(const std::string& name) {
 // ---------------------------------------------------------------------------------------------
 // ServiceProcess
 
-ServiceProcess::ServiceProcess(const std::string& executable, std::vector<std::string> args, EnvOverrides env,
+ServiceProcess::ServiceProcess(const std::string& executable, std::vector<std::string> args, const EnvOverrides& env,
                                std::filesystem::path output_path) {
   const std::string path = find_executable(executable);
   if (output_path.empty()) {

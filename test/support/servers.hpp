@@ -58,7 +58,7 @@ class ServiceProcess {
   /// Starts `executable` (see find_executable) with `args` (argv[1..]) and the current
   /// environment plus `env`. `output_path` empty: a temp file owned by this object; otherwise
   /// output is appended to that file. Throws std::runtime_error when the exec fails.
-  ServiceProcess(const std::string& executable, std::vector<std::string> args, EnvOverrides env = {},
+  ServiceProcess(const std::string& executable, std::vector<std::string> args, const EnvOverrides& env = {},
                  std::filesystem::path output_path = {});
   /// Stops the child like terminate() when it still runs.
   ~ServiceProcess();

@@ -11,7 +11,7 @@
 #include "commands.hpp"
 #include "nats_helper.hpp"
 
-int main(int argc, char** argv) {
+int main(int argc, char** argv) {  // NOLINT(bugprone-exception-escape): an escaping error ends the tool
   CLI::App app{"cdc-replay: generate, publish, capture and transform Sequin CDC captures; inspect and redrive dead letters"};
   app.require_subcommand(1);
   int exit_code = cdc::replay::kExitOk;
