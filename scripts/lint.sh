@@ -5,8 +5,8 @@
 #
 #   scripts/lint.sh                  format check of every first-party file (fast); clang-tidy on
 #                                    the .cpp files changed since LINT_BASE (below)
-#   TIDY_FILES=all scripts/lint.sh   clang-tidy on every first-party .cpp file (slow: about a minute
-#                                    of CPU per four files, some 20 minutes on 2 cores)
+#   TIDY_FILES=all scripts/lint.sh   clang-tidy on every first-party .cpp file (slow: 81 files, about
+#                                    8 minutes of CPU; 10-18 minutes measured on a loaded 2-core VM)
 #   TIDY_FILES=none                  format check only
 #   scripts/format.sh                fixes what the format check finds
 #
