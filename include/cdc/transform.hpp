@@ -78,7 +78,9 @@ class SubjectLayout {
   /// Splits `subject`; false when it does not match the layout (wrong token count, literal
   /// mismatch). company/table are views into `subject` (company with the prefix stripped).
   bool split(std::string_view subject, std::string_view& company, std::string_view& table) const noexcept;
-  /// The consumer filter: every placeholder replaced by '*' ("cdc.*.*").
+  /// The layout as a subject filter: every placeholder replaced by '*' ("cdc.*.*"). Not the
+  /// consumer's default filter: the consumer takes every subject of the stream, so that one
+  /// off the layout is dead-lettered (invalid_subject) rather than left in the stream.
   [[nodiscard]] std::string filter_subject() const;
 
  private:
