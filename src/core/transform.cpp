@@ -371,7 +371,8 @@ bool unescape(std::string_view content, std::string* out) {
 
 class KeySet {
  public:
-  explicit KeySet(std::uint64_t seed) : seed_(seed | 1), slots_(kInitialSlots) {}
+  explicit KeySet(std::uint64_t seed)
+      : seed_(seed), seed2_((seed * 0x9E3779B97F4A7C15ULL) ^ 0xA0761D6478BD642FULL), slots_(kInitialSlots) {}
 
   /// Starts a new object: forgets every key (O(1): the generation moves on).
   void reset() noexcept {
@@ -383,7 +384,7 @@ class KeySet {
   }
 
   /// Adds `key` (a view that stays valid for the walk); false when the object already has it.
-  bool insert(std::string_view key) {
+  [[gnu::always_inline]] bool insert(std::string_view key) {
     if ((count_ + 1) * 2 > slots_.size()) grow();
     const std::uint64_t h = hash(key);
     const std::size_t mask = slots_.size() - 1;
@@ -409,31 +410,49 @@ class KeySet {
     std::string_view key;
   };
 
-  /// 8 bytes at a time, multiply and fold (seeded per Transformer).
+  /// wyhash-style: 16 bytes per 64x64->128-bit multiply, folded, with two per-Transformer
+  /// secrets. A key of up to 16 bytes (nearly all column names) is one multiply, read with
+  /// overlapping loads inside the key (assembling the tail byte by byte stalled store
+  /// forwarding: a third of the check's time when measured).
   [[nodiscard]] std::uint64_t hash(std::string_view key) const noexcept {
-    constexpr std::uint64_t kMul = 0x9E3779B97F4A7C15ULL;
-    std::uint64_t h = seed_ ^ (key.size() * kMul);
+    __extension__ using U128 = unsigned __int128;
+    const auto mum = [](std::uint64_t a, std::uint64_t b) {
+      const U128 r = static_cast<U128>(a) * b;
+      return static_cast<std::uint64_t>(r) ^ static_cast<std::uint64_t>(r >> 64);
+    };
+    const auto r8 = [](const char* at) {
+      std::uint64_t v;
+      std::memcpy(&v, at, 8);
+      return v;
+    };
+    const auto r4 = [](const char* at) {
+      std::uint32_t v;
+      std::memcpy(&v, at, 4);
+      return std::uint64_t{v};
+    };
     const char* p = key.data();
     std::size_t n = key.size();
-    auto mix = [&](std::uint64_t v) {
-      h = (h ^ v) * kMul;
-      h ^= h >> 29;
-    };
-    for (; n >= 8; p += 8, n -= 8) {
-      std::uint64_t v;
-      std::memcpy(&v, p, 8);
-      mix(v);
+    std::uint64_t h = seed_ ^ key.size();
+    while (n > 16) {
+      h = mum(r8(p) ^ seed2_, r8(p + 8) ^ h);
+      p += 16;
+      n -= 16;
     }
-    if (n > 0) {
-      std::uint64_t v = 0;
-      std::memcpy(&v, p, n);
-      mix(v);
+    std::uint64_t a = 0, b = 0;
+    if (n >= 8) {
+      a = r8(p);
+      b = r8(p + n - 8);
+    } else if (n >= 4) {
+      a = r4(p);
+      b = r4(p + n - 4);
+    } else if (n > 0) {
+      const auto u = [&](std::size_t i) { return std::uint64_t{static_cast<unsigned char>(p[i])}; };
+      a = u(0) << 16 | u(n >> 1) << 8 | u(n - 1);
     }
-    mix(seed_);
-    return h;
+    return mum(a ^ seed2_, b ^ h);
   }
 
-  void grow() {
+  [[gnu::noinline]] void grow() {
     std::vector<Slot> old(slots_.size() * 2);
     old.swap(slots_);
     const std::size_t mask = slots_.size() - 1;
@@ -446,6 +465,7 @@ class KeySet {
   }
 
   std::uint64_t seed_;
+  std::uint64_t seed2_;
   std::uint32_t generation_ = 1;
   std::size_t count_ = 0;
   std::vector<Slot> slots_;
