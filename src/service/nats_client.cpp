@@ -250,8 +250,11 @@ void ensure_jetstream_objects(NatsConnection& nats, const Config& config, const 
                         ", JetStream error " + std::to_string(static_cast<int>(update_err)) +
                         "); delete the consumer or set ingest.filter_subject");
       }
+      // The consumer keeps its position: messages the old filter passed over below it are not
+      // delivered now (nats-server 2.9); the operator finds them below this sequence.
       log::warn("consumer filter changed so that every subject of the stream is consumed",
-                {{"consumer", config.ingest.consumer}, {"old_filter", old_filter}, {"filter", filter_subject}});
+                {{"consumer", config.ingest.consumer}, {"old_filter", old_filter}, {"filter", filter_subject},
+                 {"passed_over_below_stream_seq", static_cast<unsigned long long>(info->Delivered.Stream + 1)}});
     }
     if (info->Config->AckWait != config.ingest.ack_wait.count() * kNsPerMs ||
         info->Config->MaxAckPending != config.ingest.max_ack_pending ||

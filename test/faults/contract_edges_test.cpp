@@ -273,3 +273,64 @@ TEST_CASE("dead-letter log lines carry company, table and event_id when they are
   CHECK(third.find("\"table\"") == std::string::npos);
   CHECK(third.find("\"error_kind\":\"invalid_subject\"") != std::string::npos);
 }
+
+// Pins what docs/operations.md tells the operator: nats-server 2.9 does not go back when a
+// filter widens, so such a message stays in the stream below the sequence the service logs.
+TEST_CASE("an off-layout message the old filter had already passed over stays in the stream, its sequence logged",
+          "[integration][faults][contract]") {
+  NatsServer nats;
+  RedisServer redis;
+  const Config config = test_config(nats, redis);
+  JetStreamProbe probe(nats.url());
+  probe.create_stream(config.ingest.stream, {"cdc.>"});
+  // The old version's consumer, which delivered (and had acknowledged) a good message stored
+  // after an off-layout one: its position is past the off-layout message.
+  jsConsumerConfig cc;
+  jsConsumerConfig_Init(&cc);
+  cc.Durable = config.ingest.consumer.c_str();
+  cc.AckPolicy = js_AckExplicit;
+  cc.DeliverPolicy = js_DeliverAll;
+  cc.AckWait = std::int64_t{2000} * 1'000'000;
+  cc.MaxAckPending = 1024;
+  cc.MaxDeliver = 10;
+  cc.FilterSubject = "cdc.*.*";
+  const std::string deliver = "_CDC_DELIVER." + config.ingest.consumer;
+  cc.DeliverSubject = deliver.c_str();
+  cc.DeliverGroup = config.ingest.queue_group.c_str();
+  jsConsumerInfo* ci = nullptr;
+  jsErrCode err = static_cast<jsErrCode>(0);
+  REQUIRE(js_AddConsumer(&ci, probe.jetstream(), config.ingest.stream.c_str(), &cc, nullptr, &err) == NATS_OK);
+  jsConsumerInfo_Destroy(ci);
+  probe.publish(record("cdc.early.off.layout", message_body("m-0", R"("agent-1")", 900), "early-0"));
+  probe.publish(record("cdc.co1.messages", message_body("m-1", R"("agent-1")", 901), "good-1"));
+  {
+    jsSubOptions so;
+    jsSubOptions_Init(&so);
+    so.Stream = config.ingest.stream.c_str();
+    so.Consumer = config.ingest.consumer.c_str();
+    so.Queue = config.ingest.queue_group.c_str();
+    so.ManualAck = true;
+    natsSubscription* sub = nullptr;
+    REQUIRE(js_SubscribeSync(&sub, probe.jetstream(), "cdc.*.*", nullptr, &so, &err) == NATS_OK);
+    natsMsg* msg = nullptr;
+    REQUIRE(natsSubscription_NextMsg(&msg, sub, 5000) == NATS_OK);
+    CHECK(std::string(natsMsg_GetSubject(msg)) == "cdc.co1.messages");
+    natsMsg_AckSync(msg, nullptr, nullptr);
+    natsMsg_Destroy(msg);
+    natsSubscription_Unsubscribe(sub);
+    natsSubscription_Destroy(sub);
+  }
+  const ConsumerState before = probe.consumer_info(config.ingest.stream, config.ingest.consumer);
+  const std::uint16_t port = free_port();
+  auto service = start_service(service_env(nats.url(), redis.address(), port));
+  const bool dead_lettered = probe.wait_for_count(config.publish.dlq_stream, 1, 10s) == 1;
+  const ConsumerState after = probe.consumer_info(config.ingest.stream, config.ingest.consumer);
+  CHECK(service->terminate(30s) == 0);
+  report("off-layout-passed-over", std::string("dead_lettered=") + (dead_lettered ? "yes" : "no") +
+                                       " pending_before=" + std::to_string(before.num_pending) +
+                                       " pending_after=" + std::to_string(after.num_pending));
+  CHECK_FALSE(dead_lettered);
+  CHECK(after.num_pending == 0);
+  CHECK(probe.get_message(config.ingest.stream, 1).subject == "cdc.early.off.layout");  // still there
+  CHECK(service->output().find("\"passed_over_below_stream_seq\":3") != std::string::npos);
+}
