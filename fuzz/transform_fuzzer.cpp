@@ -210,6 +210,10 @@ void check_published(const cdc::Transformer& t, std::string_view subject, const 
   if (!out.has_event_id || out.event_id.empty()) fail("published without an event id", subject, out.payload);
   if (!JsonValidator::valid(out.payload)) fail("payload is not valid JSON", subject, out.payload);
   if (event_id_of(out.payload) != out.event_id) fail("payload event_id differs", subject, out.payload);
+  // CONTRACT.md section 3: "<position>:<company>:<table>:<pk>" (tenants have independent LSNs).
+  std::string scope = ":";
+  scope.append(out.company).append(":").append(out.table).append(":");
+  if (out.event_id.find(scope) == std::string::npos) fail("event_id without its company and table", subject, out.event_id);
   if (out.payload.find(",\"row_data\":") == std::string::npos) fail("payload without row_data", subject, out.payload);
 }
 

@@ -16,7 +16,7 @@ namespace cdc::bench {
 namespace {
 
 constexpr std::string_view kPrefix = "dedup:";
-constexpr std::string_view kEventId = "9000003938.0:messages:msg-100000";
+constexpr std::string_view kEventId = "9000003938.0:co1:messages:msg-100000";
 // The two dedup replies, alternated by the reply benchmarks: nil (first seen) and "d" (done).
 constexpr std::string_view kNil = "$-1\r\n";
 constexpr std::string_view kDone = "$1\r\nd\r\n";

@@ -100,7 +100,7 @@ void BM_SubjectLayout_SplitSchemaLayout(benchmark::State& state) {
 }
 
 /// The identity and routing strings of one messages event, from already-parsed values, with the
-/// contract's token checks: "<lsn>.<idx>:messages:<pk>" and "wa.<company>.<agent>.messages.<chat>".
+/// contract's token checks: "<lsn>.<idx>:<company>:messages:<pk>" and "wa.<company>.<agent>.messages.<chat>".
 /// (transform() does this after its walk; this is the floor for that part.)
 void BM_EventIdAndSubject_Compose(benchmark::State& state) {
   const std::string_view company = "tenant_42", agent = "agent-11", chat = "chat-33", pk = "msg-100000";
@@ -118,6 +118,8 @@ void BM_EventIdAndSubject_Compose(benchmark::State& state) {
     event_id += '.';
     r = std::to_chars(buf, buf + sizeof buf, idx);
     event_id.append(buf, static_cast<std::size_t>(r.ptr - buf));
+    event_id += ':';
+    event_id += company;
     event_id += ":messages:";
     event_id += pk;
     subject.assign("wa.");

@@ -63,7 +63,7 @@ struct IngestConfig {
   std::string consumer = "cdc_consumers";             ///< durable name
   std::string subject_layout = "cdc.{company}.{table}";
   std::string company_prefix = "";  ///< stripped from the company token ({schema} layouts)
-  std::string filter_subject = "";  ///< empty = derived from subject_layout ("cdc.*.*")
+  std::string filter_subject = "";  ///< empty = no filter: every subject of the stream (off-layout ones are dead-lettered)
   IngestMode mode = IngestMode::kPush;
   std::string queue_group = "cdc_consumers";  ///< push mode
   Millis ack_wait{30000};

@@ -202,7 +202,7 @@ struct ScrapeState {
 class Metrics {
  public:
   static constexpr std::size_t kResults = 5;  // EventResult values
-  static constexpr std::size_t kErrorKinds = 9;
+  static constexpr std::size_t kErrorKinds = 10;
 
   explicit Metrics(std::vector<std::string> tables);
 

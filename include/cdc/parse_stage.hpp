@@ -6,6 +6,7 @@
 #include <memory>
 
 #include "cdc/config.hpp"
+#include "cdc/log.hpp"
 #include "cdc/metrics.hpp"
 #include "cdc/stage.hpp"
 #include "cdc/transform.hpp"
@@ -17,6 +18,13 @@ namespace cdc {
 /// `max_bytes` (0 = no limit) caps the record, cutting data_base64 (DeadLetter::max_bytes).
 void prepare_dead_letter(const Config& config, Event& ev, ErrorKind kind, std::string_view error,
                          std::size_t max_bytes = 0) noexcept;
+
+/// Writes one dead-letter log line about `ev` at `level`: trace_id, error_kind (the event's, or
+/// `kind` when the caller is about to dead-letter it as such), error, subject, stream_seq,
+/// delivery_attempt, suppressed, plus `company` and `table` when the subject told them and
+/// `event_id` when it is known (CONTRACT.md section 8). Allocation-free apart from the logger's.
+void log_dead_letter(log::Level level, std::string_view msg, const Event& ev, ErrorKind kind, std::string_view error,
+                     std::uint64_t suppressed) noexcept;
 
 class ParseStage {
  public:

@@ -27,6 +27,7 @@ enum class ErrorKind : std::uint8_t {
   kOversized,
   kMaxDeliveries,
   kPublishRejected,
+  kInvalidSubject,  ///< the subject does not fit ingest.subject_layout (too few or too many tokens)
 };
 /// "invalid_json", "invalid_shape", ... ; "none" for kNone.
 std::string_view to_string(ErrorKind kind) noexcept;
@@ -77,7 +78,9 @@ class SubjectLayout {
   /// Splits `subject`; false when it does not match the layout (wrong token count, literal
   /// mismatch). company/table are views into `subject` (company with the prefix stripped).
   bool split(std::string_view subject, std::string_view& company, std::string_view& table) const noexcept;
-  /// The consumer filter: every placeholder replaced by '*' ("cdc.*.*").
+  /// The layout as a subject filter: every placeholder replaced by '*' ("cdc.*.*"). Not the
+  /// consumer's default filter: the consumer takes every subject of the stream, so that one
+  /// off the layout is dead-lettered (invalid_subject) rather than left in the stream.
   [[nodiscard]] std::string filter_subject() const;
 
  private:
@@ -90,11 +93,12 @@ class SubjectLayout {
 struct TransformOutput {
   Disposition disposition = Disposition::kSkip;
   std::string_view company;  ///< from the subject (empty when the subject did not match)
-  std::string_view table;    ///< from the subject
+  std::string_view table;    ///< from the subject (empty when the subject did not match)
   ErrorKind error_kind = ErrorKind::kNone;
   std::string error;         ///< human-readable reason, e.g. "agent_id contains '.'"
   bool has_event_id = false;
-  std::string event_id;      ///< "<lsn>.<idx>:<table>:<pk>" or "b.<idempotency_key>:<table>:<pk>"
+  /// "<lsn>.<idx>:<company>:<table>:<pk>" or "b.<idempotency_key>:<company>:<table>:<pk>"
+  std::string event_id;
   std::string subject;       ///< output subject (kPublish)
   std::string payload;       ///< output payload, compact JSON (kPublish)
   std::string_view action;   ///< "insert" | "update" | "delete" | "read" (kPublish), static storage

@@ -11,7 +11,7 @@
 //      are kept as written (no 64-bit limit), `commit_timestamp` is the token as given.
 //   4. The contract's rules are applied to the facts in a fixed order, so the error reported
 //      for a broken message does not depend on the key order of its body:
-//        JSON validity > record > metadata > action > metadata.table_name /
+//        JSON validity > a key given twice > record > metadata > action > metadata.table_name /
 //        metadata.commit_timestamp shape > pk > position (event_id known from here on) >
 //        company > agent_id > chat_id > message_id.
 //
@@ -27,18 +27,27 @@
 // storing `len` as the index after the last token. An upgrade that changes them would most
 // likely break the build; the golden, fuzz and nesting tests exercise the rest.
 //
-// Duplicate keys: the first occurrence wins; later ones are validated and ignored.
+// Duplicate keys: a key given twice in the top-level object, in `record` or in `metadata` is
+// invalid_shape (CONTRACT.md section 6): readers disagree on which copy wins. Keys are compared
+// after unescaping ("a\u005fid" is "a_id"), in a KeySet per object: an open-addressing table of
+// views, reset by a generation counter instead of clearing, keyed by a seeded hash of the whole
+// key (so crafted keys cannot force quadratic work). Deeper objects are copied byte for byte
+// inside row_data and are not checked. The walk goes on after a duplicate, so invalid JSON
+// later in the body still wins.
 
 #include "cdc/transform.hpp"
 
 #include <simdjson.h>
 
+#include <algorithm>
 #include <array>
 #include <charconv>
 #include <cstdlib>
 #include <cstring>
+#include <random>
 #include <stdexcept>
 #include <utility>
+#include <vector>
 
 namespace cdc {
 namespace {
@@ -356,6 +365,113 @@ bool unescape(std::string_view content, std::string* out) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// KeySet: the keys of one object, to find a key given twice. Allocation-free once the table
+// has grown to the largest object seen (it starts at 64 slots; an object's keys are bounded by
+// its bytes).
+
+class KeySet {
+ public:
+  explicit KeySet(std::uint64_t seed)
+      : seed_(seed), seed2_((seed * 0x9E3779B97F4A7C15ULL) ^ 0xA0761D6478BD642FULL), slots_(kInitialSlots) {}
+
+  /// Starts a new object: forgets every key (O(1): the generation moves on).
+  void reset() noexcept {
+    count_ = 0;
+    if (++generation_ == 0) {  // wrapped: old stamps could look current
+      for (Slot& s : slots_) s.generation = 0;
+      generation_ = 1;
+    }
+  }
+
+  /// Adds `key` (a view that stays valid for the walk); false when the object already has it.
+  [[gnu::always_inline]] bool insert(std::string_view key) {
+    if ((count_ + 1) * 2 > slots_.size()) grow();
+    const std::uint64_t h = hash(key);
+    const std::size_t mask = slots_.size() - 1;
+    for (std::size_t i = static_cast<std::size_t>(h) & mask;; i = (i + 1) & mask) {
+      Slot& s = slots_[i];
+      if (s.generation != generation_) {
+        s = Slot{generation_, static_cast<std::uint32_t>(h >> 32), key};
+        ++count_;
+        return true;
+      }
+      if (s.tag == static_cast<std::uint32_t>(h >> 32) && s.key.size() == key.size() &&
+          std::memcmp(s.key.data(), key.data(), key.size()) == 0) {
+        return false;
+      }
+    }
+  }
+
+ private:
+  static constexpr std::size_t kInitialSlots = 64;
+  struct Slot {
+    std::uint32_t generation = 0;
+    std::uint32_t tag = 0;  ///< high half of the hash: most mismatches end here
+    std::string_view key;
+  };
+
+  /// wyhash-style: 16 bytes per 64x64->128-bit multiply, folded, with two per-Transformer
+  /// secrets. A key of up to 16 bytes (nearly all column names) is one multiply, read with
+  /// overlapping loads inside the key (assembling the tail byte by byte stalled store
+  /// forwarding: a third of the check's time when measured).
+  [[nodiscard]] std::uint64_t hash(std::string_view key) const noexcept {
+    __extension__ using U128 = unsigned __int128;
+    const auto mum = [](std::uint64_t a, std::uint64_t b) {
+      const U128 r = static_cast<U128>(a) * b;
+      return static_cast<std::uint64_t>(r) ^ static_cast<std::uint64_t>(r >> 64);
+    };
+    const auto r8 = [](const char* at) {
+      std::uint64_t v;
+      std::memcpy(&v, at, 8);
+      return v;
+    };
+    const auto r4 = [](const char* at) {
+      std::uint32_t v;
+      std::memcpy(&v, at, 4);
+      return std::uint64_t{v};
+    };
+    const char* p = key.data();
+    std::size_t n = key.size();
+    std::uint64_t h = seed_ ^ key.size();
+    while (n > 16) {
+      h = mum(r8(p) ^ seed2_, r8(p + 8) ^ h);
+      p += 16;
+      n -= 16;
+    }
+    std::uint64_t a = 0, b = 0;
+    if (n >= 8) {
+      a = r8(p);
+      b = r8(p + n - 8);
+    } else if (n >= 4) {
+      a = r4(p);
+      b = r4(p + n - 4);
+    } else if (n > 0) {
+      const auto u = [&](std::size_t i) { return std::uint64_t{static_cast<unsigned char>(p[i])}; };
+      a = u(0) << 16 | u(n >> 1) << 8 | u(n - 1);
+    }
+    return mum(a ^ seed2_, b ^ h);
+  }
+
+  [[gnu::noinline]] void grow() {
+    std::vector<Slot> old(slots_.size() * 2);
+    old.swap(slots_);
+    const std::size_t mask = slots_.size() - 1;
+    for (const Slot& s : old) {
+      if (s.generation != generation_) continue;
+      std::size_t i = static_cast<std::size_t>(hash(s.key)) & mask;
+      while (slots_[i].generation == generation_) i = (i + 1) & mask;
+      slots_[i] = s;
+    }
+  }
+
+  std::uint64_t seed_;
+  std::uint64_t seed2_;
+  std::uint32_t generation_ = 1;
+  std::size_t count_ = 0;
+  std::vector<Slot> slots_;
+};
+
+// ---------------------------------------------------------------------------------------------
 // Walker: a validating forward walk over simdjson's stage-1 structural indexes.
 //
 // Stage 1 marks every '{' '}' '[' ']' ':' ',' outside strings, the opening quote of every string
@@ -544,13 +660,15 @@ class Walker {
   }
 
   /// Walks the object at the cursor (depth = containers around it), calling
-  /// on_member(std::string_view key) with the cursor on each value; on_member must consume the
-  /// value (skip_value() or a reader) and return false on error. The key view lives until the
-  /// next key.
+  /// on_member(std::string_view key, bool repeated) with the cursor on each value; on_member
+  /// must consume the value (skip_value() or a reader) and return false on error. The key view
+  /// lives until the next key. With `keys`, each key is checked against the earlier ones of this
+  /// object (`repeated`: given before), and the view lives for the whole walk.
   template <class F>
-  bool members(int depth, F&& on_member) {
+  bool members(int depth, KeySet* keys, F&& on_member) {
     if (depth >= kMaxDepth) return fail("nesting deeper than 1024");
     advance();  // '{'
+    if (keys != nullptr) keys->reset();
     if (peek() == '}') {
       advance();
       return true;
@@ -561,14 +679,18 @@ class Walker {
       bool escaped;
       if (!read_string(content, escaped)) return false;
       std::string_view key = content;
-      if (escaped) {
+      bool repeated = false;
+      if (keys != nullptr) {
+        key = keep(content, escaped);  // stable: the set keeps views
+        repeated = !keys->insert(key);
+      } else if (escaped) {
         key_buf_.clear();
         unescape(content, &key_buf_);
         key = key_buf_;
       }
       if (peek() != ':') return fail("expected ':'");
       advance();
-      if (!on_member(key)) return false;
+      if (!on_member(key, repeated)) return false;
       if (peek() == ',') {
         advance();
       } else if (peek() == '}') {
@@ -627,9 +749,11 @@ class Walker {
 
 enum class Seen : std::uint8_t { kAbsent, kNull, kOk, kWrongType };
 
-/// An identifier: a string (unescaped) or an integer (decimal text as written).
+/// An identifier: a string (unescaped) or an integer in canonical decimal form (text as
+/// written). `-0` is kNonCanonical: it names the same number as `0` but would make another
+/// subject and another event id (CONTRACT.md section 4).
 struct IdFact {
-  enum class State : std::uint8_t { kAbsent, kNull, kString, kInteger, kWrongType };
+  enum class State : std::uint8_t { kAbsent, kNull, kString, kInteger, kWrongType, kNonCanonical };
   State state = State::kAbsent;
   std::string_view text;
   const char* what = "";  ///< kWrongType: "a boolean", "a fractional or exponent number", ...
@@ -665,13 +789,24 @@ struct Facts {
   const char* commit_timestamp_what = "";
   U64Fact commit_lsn;
   U64Fact commit_idx;
-  enum class Pks : std::uint8_t { kAbsent, kNull, kOk, kNotArray, kBadElement } record_pks = Pks::kAbsent;
+  /// kNonCanonical: an element is -0 (invalid_token, like a routing id).
+  enum class Pks : std::uint8_t { kAbsent, kNull, kOk, kNotArray, kBadElement, kNonCanonical } record_pks = Pks::kAbsent;
   std::size_t record_pks_count = 0;
   std::size_t record_pks_bad_index = 0;
   Seen idempotency_key = Seen::kAbsent;
   std::string_view idempotency_key_value;
 
   std::array<IdFact, kIdSlots> ids{};
+
+  /// The first key given twice in the top-level object, `record` or `metadata` (invalid_shape).
+  const char* duplicate_in = nullptr;  ///< "the body", "record", "metadata"; nullptr: none
+  std::string_view duplicate_key;
+
+  void note_duplicate(const char* where, std::string_view key) noexcept {
+    if (duplicate_in != nullptr) return;
+    duplicate_in = where;
+    duplicate_key = key;
+  }
 };
 
 constexpr std::string_view kActions[] = {"insert", "update", "delete", "read"};
@@ -692,7 +827,9 @@ bool read_id(Walker& w, IdFact& fact, int depth) {
       case NumberForm::kInvalid: return w.fail("invalid number");
       case NumberForm::kUnsignedInteger:
       case NumberForm::kNegativeInteger:
-        fact.state = IdFact::State::kInteger;
+        // The grammar already excludes leading zeros and '+'; "-0" is the one integer
+        // spelling that is valid JSON and not canonical.
+        fact.state = eq(t, "-0") ? IdFact::State::kNonCanonical : IdFact::State::kInteger;
         fact.text = t;
         break;
       case NumberForm::kOther:
@@ -760,7 +897,8 @@ bool read_record_pks(Walker& w, Facts& facts, std::string& pk, int depth) {
       if (index > 0) pk.push_back(',');
       pk.append(id.text);
     } else if (facts.record_pks == Facts::Pks::kOk) {
-      facts.record_pks = Facts::Pks::kBadElement;
+      facts.record_pks =
+          id.state == IdFact::State::kNonCanonical ? Facts::Pks::kNonCanonical : Facts::Pks::kBadElement;
       facts.record_pks_bad_index = index;
     }
     ++count;
@@ -770,9 +908,13 @@ bool read_record_pks(Walker& w, Facts& facts, std::string& pk, int depth) {
   return ok;
 }
 
-bool read_metadata(Walker& w, Facts& facts, std::string& pk, int depth) {
-  return w.members(depth, [&](std::string_view key) {
+bool read_metadata(Walker& w, Facts& facts, std::string& pk, KeySet& keys, int depth) {
+  return w.members(depth, &keys, [&](std::string_view key, bool repeated) {
     const int inner = depth + 1;
+    if (repeated) {
+      facts.note_duplicate("metadata", key);
+      return w.skip(inner);
+    }
     if (eq(key, "commit_lsn") && facts.commit_lsn.state == U64Fact::State::kAbsent) {
       return read_u64(w, facts.commit_lsn, inner);
     }
@@ -810,9 +952,14 @@ bool read_metadata(Walker& w, Facts& facts, std::string& pk, int depth) {
   });
 }
 
-bool read_record(Walker& w, Facts& facts, const std::array<std::string_view, kIdSlots>& names, int depth) {
+bool read_record(Walker& w, Facts& facts, const std::array<std::string_view, kIdSlots>& names, KeySet& keys,
+                 int depth) {
   const char* const begin = w.here();
-  const bool ok = w.members(depth, [&](std::string_view key) {
+  const bool ok = w.members(depth, &keys, [&](std::string_view key, bool repeated) {
+    if (repeated) {
+      facts.note_duplicate("record", key);
+      return w.skip(depth + 1);
+    }
     IdFact* targets[kIdSlots];
     std::size_t n = 0;
     for (std::size_t i = 0; i < kIdSlots; ++i) {
@@ -895,6 +1042,10 @@ bool describe_unusable_id(std::string_view prefix, std::string_view name, const 
       out.error.append(" is null");
       kind = ErrorKind::kMissingField;
       break;
+    case IdFact::State::kNonCanonical:
+      out.error.append(" is ").append(fact.text).append(", not an integer in canonical form");
+      kind = ErrorKind::kInvalidToken;
+      break;
     default:
       out.error.append(" is ").append(fact.what).append(", not a string or integer");
       kind = ErrorKind::kInvalidToken;
@@ -930,6 +1081,7 @@ std::string_view to_string(ErrorKind kind) noexcept {
     case ErrorKind::kOversized: return "oversized";
     case ErrorKind::kMaxDeliveries: return "max_deliveries";
     case ErrorKind::kPublishRejected: return "publish_rejected";
+    case ErrorKind::kInvalidSubject: return "invalid_subject";
   }
   return "none";
 }
@@ -1119,6 +1271,12 @@ struct Transformer::Impl {
   std::string pk;                   ///< joined record_pks
   std::vector<Table> tables;
   Facts facts;
+  /// Keys seen in the top-level object, `record` and `metadata` (duplicate keys); one seed per
+  /// Transformer, drawn at construction.
+  std::uint64_t key_seed = (std::uint64_t{std::random_device{}()} << 32) ^ std::random_device{}();
+  KeySet body_keys{key_seed};
+  KeySet record_keys{key_seed};
+  KeySet metadata_keys{key_seed};
 
   [[nodiscard]] const Table* find(std::string_view table) const noexcept {
     for (const Table& t : tables) {
@@ -1184,12 +1342,17 @@ Disposition Transformer::transform(std::string_view subject, std::string_view bo
   out.clear();
   std::string_view company, table;
   const bool matched = layout_.split(subject, company, table);
-  out.company = company;  // best effort even when the subject does not match
-  out.table = table;
   if (!matched) {
-    out.error.assign("subject does not match subject_layout \"").append(rules_.subject_layout).push_back('"');
-    return dead_letter(out, ErrorKind::kInvalidToken);
+    // Which tenant and table such a subject belongs to is a guess (in "cdc.a.b.messages", is
+    // "a" the company?), so neither is reported: the dead letter goes to <dlq>._._ and the
+    // record keeps the whole source_subject (docs/decisions.md).
+    out.error.assign("subject does not fit subject_layout \"").append(rules_.subject_layout).append("\" (");
+    append_uint(static_cast<std::uint64_t>(std::count(subject.begin(), subject.end(), '.') + 1), out.error);
+    out.error.append(" tokens)");
+    return dead_letter(out, ErrorKind::kInvalidSubject);
   }
+  out.company = company;
+  out.table = table;
   const Impl::Table* info = impl_->find(table);
   if (info == nullptr) {
     out.disposition = Disposition::kSkip;  // the body is not looked at, not even its size
@@ -1249,14 +1412,18 @@ Disposition Transformer::Impl::run(const Table& table, std::string_view body, st
     out.error.assign("body is ").append(type_phrase(first)).append(", not a JSON object");
     return dead_letter(out, ErrorKind::kInvalidShape);
   }
-  const bool walked = w.members(0, [&](std::string_view key) {
+  const bool walked = w.members(0, &body_keys, [&](std::string_view key, bool repeated) {
+    if (repeated) {
+      facts.note_duplicate("the body", key);
+      return w.skip(1);
+    }
     if (eq(key, "record") && facts.record == Seen::kAbsent) {
       if (!classify_object_member(w, facts.record, facts.record_what)) return false;
-      return facts.record != Seen::kOk || read_record(w, facts, id_names, 1);
+      return facts.record != Seen::kOk || read_record(w, facts, id_names, record_keys, 1);
     }
     if (eq(key, "metadata") && facts.metadata == Seen::kAbsent) {
       if (!classify_object_member(w, facts.metadata, facts.metadata_what)) return false;
-      return facts.metadata != Seen::kOk || read_metadata(w, facts, pk, 1);
+      return facts.metadata != Seen::kOk || read_metadata(w, facts, pk, metadata_keys, 1);
     }
     if (eq(key, "action") && facts.action == Seen::kAbsent) return read_action(w, facts);
     return w.skip(1);
@@ -1268,6 +1435,17 @@ Disposition Transformer::Impl::run(const Table& table, std::string_view body, st
   }
 
   // ---- rules, in a fixed order ------------------------------------------------------------------
+  if (facts.duplicate_in != nullptr) {
+    // Readers disagree on which copy of a repeated key wins (first here, last in JavaScript,
+    // Go, Python): routing by one while row_data carries both could misroute the event.
+    out.error.assign(facts.duplicate_in);
+    if (facts.duplicate_key.size() <= 64 && simdjson::validate_utf8(facts.duplicate_key.data(), facts.duplicate_key.size())) {
+      out.error.append(" has the key \"").append(facts.duplicate_key).append("\" twice");
+    } else {
+      out.error.append(" has a key twice");
+    }
+    return dead_letter(out, ErrorKind::kInvalidShape);
+  }
   auto object_member = [&](std::string_view name, Seen seen, const char* what) {
     if (seen == Seen::kOk) return true;
     out.error.assign(name);
@@ -1310,9 +1488,13 @@ Disposition Transformer::Impl::run(const Table& table, std::string_view body, st
   if (facts.record_pks == Facts::Pks::kNotArray) {
     return dead_letter(out, ErrorKind::kInvalidShape, "metadata.record_pks is not an array");
   }
-  if (facts.record_pks == Facts::Pks::kBadElement) {
+  if (facts.record_pks == Facts::Pks::kBadElement || facts.record_pks == Facts::Pks::kNonCanonical) {
     out.error.assign("metadata.record_pks[");
     append_uint(facts.record_pks_bad_index, out.error);
+    if (facts.record_pks == Facts::Pks::kNonCanonical) {
+      out.error.append("] is -0, not an integer in canonical form");
+      return dead_letter(out, ErrorKind::kInvalidToken);
+    }
     out.error.append("] is not a string or integer");
     return dead_letter(out, ErrorKind::kInvalidShape);
   }
@@ -1370,9 +1552,14 @@ Disposition Transformer::Impl::run(const Table& table, std::string_view body, st
   }
   const bool backfill = facts.commit_lsn.state != U64Fact::State::kOk;
   {
-    ExactWriter w(out.event_id, (backfill ? 2 : 0) + position.size() + table.name.size() + pk_view.size() + 2);
+    // The company is part of the id: tenants in different databases have independent LSNs, and
+    // the Redis key and Nats-Msg-Id derive from the id (CONTRACT.md section 3).
+    ExactWriter w(out.event_id, (backfill ? 2 : 0) + position.size() + out.company.size() + table.name.size() +
+                                    pk_view.size() + 3);
     if (backfill) w.put("b.");
     w.put(position);
+    w.put(':');
+    w.put(out.company);
     w.put(':');
     w.put(table.name);
     w.put(':');
@@ -1400,7 +1587,7 @@ Disposition Transformer::Impl::run(const Table& table, std::string_view body, st
   std::string_view message_id;
   if (table.has_message_id) {
     const IdFact& m = facts.ids[kMessageId];
-    if (m.state == IdFact::State::kWrongType) {
+    if (m.state == IdFact::State::kWrongType || m.state == IdFact::State::kNonCanonical) {
       describe_unusable_id("", "message_id", m, out, kind);
       return dead_letter(out, kind);
     }

@@ -231,6 +231,31 @@ void ensure_jetstream_objects(NatsConnection& nats, const Config& config, const 
       throw NatsError("consumer " + config.ingest.consumer + " exists as a " + (is_push ? "push" : "pull") +
                       " consumer but ingest.mode is " + (push ? "push" : "pull"));
     }
+    const char* current = info->Config->FilterSubject != nullptr ? info->Config->FilterSubject : "";
+    if (filter_subject != current) {
+      // A consumer made by an older version filters on the layout ("cdc.*.*"): messages on other
+      // subjects of the stream would sit there forever. nats-server >= 2.8.5 updates a durable
+      // consumer's filter in place, keeping its acknowledged position (recreating it would not).
+      const std::string old_filter = current;
+      const char* const original = info->Config->FilterSubject;
+      info->Config->FilterSubject = filter_subject.c_str();
+      jsConsumerInfo* updated = nullptr;
+      jsErrCode update_err = static_cast<jsErrCode>(0);
+      const natsStatus us = js_UpdateConsumer(&updated, js, config.ingest.stream.c_str(), info->Config, nullptr, &update_err);
+      info->Config->FilterSubject = original;  // the info frees its own string, not ours
+      NatsConsumerInfoPtr updated_info(updated);
+      if (us != NATS_OK) {
+        throw NatsError("consumer " + config.ingest.consumer + " filters on \"" + old_filter +
+                        "\" and cannot be changed to \"" + filter_subject + "\" (" + nats_error_text(us) +
+                        ", JetStream error " + std::to_string(static_cast<int>(update_err)) +
+                        "); delete the consumer or set ingest.filter_subject");
+      }
+      // The consumer keeps its position: messages the old filter passed over below it are not
+      // delivered now (nats-server 2.9); the operator finds them below this sequence.
+      log::warn("consumer filter changed so that every subject of the stream is consumed",
+                {{"consumer", config.ingest.consumer}, {"old_filter", old_filter}, {"filter", filter_subject},
+                 {"passed_over_below_stream_seq", static_cast<unsigned long long>(info->Delivered.Stream + 1)}});
+    }
     if (info->Config->AckWait != config.ingest.ack_wait.count() * kNsPerMs ||
         info->Config->MaxAckPending != config.ingest.max_ack_pending ||
         info->Config->MaxDeliver != config.ingest.max_deliver) {

@@ -57,6 +57,33 @@ void prepare_dead_letter(const Config& config, Event& ev, ErrorKind kind, std::s
   }
 }
 
+void log_dead_letter(log::Level level, std::string_view msg, const Event& ev, ErrorKind kind, std::string_view error,
+                     std::uint64_t suppressed) noexcept {
+  if (!log::enabled(level)) return;
+  const std::string_view trace = trace_id(ev);
+  const std::string_view kind_name = to_string(kind);
+  const auto seq = static_cast<unsigned long long>(ev.stream_seq);
+  const auto attempt = static_cast<unsigned>(ev.deliveries);
+  const auto dropped = static_cast<unsigned long long>(suppressed);
+  // Known means: the subject fit the layout (company, table) and the transform got as far as
+  // the position (event_id). A field that is not known is left out rather than written empty.
+  if (ev.out.has_event_id) {
+    log::write(level, msg,
+               {{"trace_id", trace}, {"company", ev.out.company}, {"table", ev.out.table}, {"event_id", ev.out.event_id},
+                {"error_kind", kind_name}, {"error", error}, {"subject", ev.subject}, {"stream_seq", seq},
+                {"delivery_attempt", attempt}, {"suppressed", dropped}});
+  } else if (!ev.out.company.empty() || !ev.out.table.empty()) {
+    log::write(level, msg,
+               {{"trace_id", trace}, {"company", ev.out.company}, {"table", ev.out.table}, {"error_kind", kind_name},
+                {"error", error}, {"subject", ev.subject}, {"stream_seq", seq}, {"delivery_attempt", attempt},
+                {"suppressed", dropped}});
+  } else {
+    log::write(level, msg,
+               {{"trace_id", trace}, {"error_kind", kind_name}, {"error", error}, {"subject", ev.subject},
+                {"stream_seq", seq}, {"delivery_attempt", attempt}, {"suppressed", dropped}});
+  }
+}
+
 ParseStage::ParseStage(const Config& config, Link in, Link out, std::atomic<bool>& done, Lifecycle& life,
                        Metrics& metrics)
     : config_(config), transformer_(std::make_unique<Transformer>(transform_rules(config))),
@@ -102,11 +129,8 @@ void ParseStage::process(Event& ev) noexcept {
       static thread_local log::RateLimiter limiter;
       std::uint64_t suppressed = 0;
       if (limiter.allow(suppressed)) {
-        log::warn("invalid message dead-lettered",
-                  {{"trace_id", trace_id(ev)}, {"error_kind", to_string(ev.out.error_kind)}, {"error", ev.out.error},
-                   {"subject", ev.subject}, {"stream_seq", static_cast<unsigned long long>(ev.stream_seq)},
-                   {"delivery_attempt", static_cast<unsigned>(ev.deliveries)},
-                   {"suppressed", static_cast<unsigned long long>(suppressed)}});
+        log_dead_letter(log::Level::kWarn, "invalid message dead-lettered", ev, ev.out.error_kind, ev.out.error,
+                        suppressed);
       }
       prepare_dead_letter(config_, ev, ev.out.error_kind, ev.out.error);
       break;

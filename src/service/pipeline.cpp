@@ -60,9 +60,9 @@ Pipeline::Pipeline(Config config, Ports ports)
 }
 
 Pipeline::Pipeline(Config config) : Pipeline(std::move(config), Ports{}) {
-  const std::string filter = config_.ingest.filter_subject.empty()
-                                 ? SubjectLayout(config_.ingest.subject_layout, config_.ingest.company_prefix).filter_subject()
-                                 : config_.ingest.filter_subject;
+  // Empty: no filter, the consumer takes every subject of the stream, so a message whose subject
+  // does not fit the layout is dead-lettered (invalid_subject) instead of sitting unconsumed.
+  const std::string& filter = config_.ingest.filter_subject;
   consume_ = std::make_unique<NatsConnection>(config_.nats, "consume");
   NatsConfig publish_nats = config_.nats;
   publish_nats.send_asap = config_.publish.send_asap;  // the publish connection has its own

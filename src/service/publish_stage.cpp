@@ -194,8 +194,15 @@ void PublishStage::admit(Event& ev) noexcept {
         return;
       }
       if (ev.last_delivery) {
-        prepare_dead_letter(config_, ev, ErrorKind::kMaxDeliveries,
-                            "another delivery of this event was still in flight at the last allowed delivery");
+        static constexpr std::string_view kWhy =
+            "another delivery of this event was still in flight at the last allowed delivery";
+        static thread_local log::RateLimiter in_flight_limiter;
+        std::uint64_t suppressed = 0;
+        if (in_flight_limiter.allow(suppressed)) {
+          log_dead_letter(log::Level::kError, "event still in flight elsewhere at its last delivery; dead-lettering", ev,
+                          ErrorKind::kMaxDeliveries, kWhy, suppressed);
+        }
+        prepare_dead_letter(config_, ev, ErrorKind::kMaxDeliveries, kWhy);
         publish(ev);
       } else {
         ev.nak_delay_ms = config_.pending_ttl().count();
@@ -212,9 +219,8 @@ void PublishStage::give_up(Event& ev, std::string_view why) noexcept {
   std::uint64_t suppressed = 0;
   if (ev.target == Target::kOutput && ev.last_delivery) {
     if (limiter.allow(suppressed)) {
-      log::error("publish failed on the last delivery; dead-lettering",
-                 {{"trace_id", trace_id(ev)}, {"event_id", ev.out.event_id}, {"error", why}, {"delivery_attempt", static_cast<unsigned>(ev.deliveries)},
-                  {"suppressed", static_cast<unsigned long long>(suppressed)}});
+      log_dead_letter(log::Level::kError, "publish failed on the last delivery; dead-lettering", ev,
+                      ErrorKind::kMaxDeliveries, why, suppressed);
     }
     const std::string reason(why);
     prepare_dead_letter(config_, ev, ErrorKind::kMaxDeliveries, reason);
@@ -284,8 +290,8 @@ bool PublishStage::advance_head() noexcept {
             static thread_local log::RateLimiter limiter;
             std::uint64_t suppressed = 0;
             if (limiter.allow(suppressed)) {
-              log::error("publish rejected; dead-lettering", {{"trace_id", trace_id(ev)}, {"event_id", ev.out.event_id}, {"error", ev.pub_error},
-                                                              {"suppressed", static_cast<unsigned long long>(suppressed)}});
+              log_dead_letter(log::Level::kError, "publish rejected; dead-lettering", ev, ErrorKind::kPublishRejected,
+                              ev.pub_error, suppressed);
             }
             const std::string reason(ev.pub_error);
             prepare_dead_letter(config_, ev, ErrorKind::kPublishRejected, reason);

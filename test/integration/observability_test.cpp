@@ -149,9 +149,9 @@ void check_promtool(const std::string& text) {
   CHECK(WEXITSTATUS(status) == 0);
 }
 
-/// The table of an event id "<position>:<table>:<pk>".
+/// The table of an event id "<position>:<company>:<table>:<pk>".
 std::string table_of(const std::string& event_id) {
-  const auto a = event_id.find(':');
+  const auto a = event_id.find(':', event_id.find(':') + 1);
   return event_id.substr(a + 1, event_id.find(':', a + 1) - a - 1);
 }
 

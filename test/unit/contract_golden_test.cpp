@@ -271,7 +271,7 @@ TEST_CASE("golden: the files cover every disposition and every error kind of the
     CHECK(names.insert(g.name).second);  // names are unique, so a failure points at one line
   }
   for (const char* want : {"publish", "skip", "invalid_json", "invalid_shape", "missing_field", "invalid_token",
-                           "table_mismatch", "oversized"}) {
+                           "table_mismatch", "oversized", "invalid_subject"}) {
     INFO(want);
     CHECK(seen.count(want) == 1);
   }
@@ -347,7 +347,7 @@ TEST_CASE("samples: sequin-mixed-2k is published or skipped, never dead-lettered
     CHECK(tokens[2] == str(record["agent_id"], "agent_id"));
     if (table == "messages") CHECK(tokens[4] == str(record["chat_id"], "chat_id"));
 
-    // event_id = <commit_lsn>.<commit_idx>:<table>:<pk>
+    // event_id = <commit_lsn>.<commit_idx>:<company>:<table>:<pk>
     std::string pk;
     simdjson::dom::array pks;
     if (metadata["record_pks"].get(pks) == simdjson::SUCCESS && pks.size() > 0) {
@@ -357,7 +357,7 @@ TEST_CASE("samples: sequin-mixed-2k is published or skipped, never dead-lettered
     }
     const std::uint64_t lsn = metadata["commit_lsn"];
     const std::uint64_t idx = metadata["commit_idx"];
-    CHECK(out.event_id == std::to_string(lsn) + "." + std::to_string(idx) + ":" + table + ":" + pk);
+    CHECK(out.event_id == std::to_string(lsn) + "." + std::to_string(idx) + ":" + company + ":" + table + ":" + pk);
 
     // Payload: valid JSON, the routing values, and row_data equal to the record bytes.
     simdjson::dom::object payload;

@@ -70,7 +70,7 @@ TEST_CASE("dead letter payload: key order, values and escaping survive a parser"
   letter.error_kind = cdc::ErrorKind::kMaxDeliveries;
   letter.error = "bad \"value\" \\ with\tcontrol\x02";
   letter.has_event_id = true;
-  letter.event_id = "1.0:messages:m\"1";
+  letter.event_id = "1.0:co1:messages:m\"1";
   letter.failed_at_unix_ns = 0;
   letter.headers = &headers;
   letter.data = data;
@@ -89,7 +89,7 @@ TEST_CASE("dead letter payload: key order, values and escaping survive a parser"
   CHECK(std::uint64_t(obj["delivery_attempts"]) == std::numeric_limits<std::uint32_t>::max());
   CHECK(std::string_view(obj["error_kind"]) == "max_deliveries");
   CHECK(std::string_view(obj["error"]) == letter.error);
-  CHECK(std::string_view(obj["event_id"]) == "1.0:messages:m\"1");
+  CHECK(std::string_view(obj["event_id"]) == "1.0:co1:messages:m\"1");
   CHECK(std::string_view(obj["failed_at"]) == "1970-01-01T00:00:00Z");
   // headers: first value of a repeated key, in order.
   simdjson::dom::object h = obj["headers"];

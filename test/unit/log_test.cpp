@@ -34,7 +34,7 @@ TEST_CASE("a log line is one JSON object with time, level and msg first", "[log]
   // 2023-11-14T22:13:20.123456789Z
   cdc::log::format(line, 1'700'000'000'123'456'789LL, cdc::log::Level::kInfo, "event completed",
                    {{"trace_id", "4bf92f3577b34da6a3ce929d0e0e4736"},
-                    {"event_id", "27635224.0:messages:msg-789"},
+                    {"event_id", "27635224.0:co1:messages:msg-789"},
                     {"company", "co1"},
                     {"table", "messages"},
                     {"latency_ms", 1.23456},
@@ -45,7 +45,7 @@ TEST_CASE("a log line is one JSON object with time, level and msg first", "[log]
                     {"big", 18446744073709551615ULL}});
   CHECK(line ==
         "{\"time\":\"2023-11-14T22:13:20.123456Z\",\"level\":\"info\",\"msg\":\"event completed\","
-        "\"trace_id\":\"4bf92f3577b34da6a3ce929d0e0e4736\",\"event_id\":\"27635224.0:messages:msg-789\","
+        "\"trace_id\":\"4bf92f3577b34da6a3ce929d0e0e4736\",\"event_id\":\"27635224.0:co1:messages:msg-789\","
         "\"company\":\"co1\",\"table\":\"messages\",\"latency_ms\":1.235,\"redis_hit\":false,"
         "\"delivery_attempt\":2,\"error\":\"agent_id contains '.'\",\"seq\":-3,\"big\":18446744073709551615}\n");
   CHECK(line.back() == '\n');

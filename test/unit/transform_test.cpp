@@ -325,6 +325,7 @@ TEST_CASE("to_string(ErrorKind)", "[transform]") {
   CHECK(cdc::to_string(ErrorKind::kOversized) == "oversized");
   CHECK(cdc::to_string(ErrorKind::kMaxDeliveries) == "max_deliveries");
   CHECK(cdc::to_string(ErrorKind::kPublishRejected) == "publish_rejected");
+  CHECK(cdc::to_string(ErrorKind::kInvalidSubject) == "invalid_subject");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -339,13 +340,13 @@ TEST_CASE("transform: the contract's example", "[transform]") {
       R"( "database_name": "daisi", "transaction_annotations": null,)"
       R"( "consumer": {"id": "c", "name": "n", "annotations": {}}})";
   const Result r = published("cdc.co1.messages", body(record, metadata));
-  CHECK(r.event_id == "27635224.0:messages:msg-789");
+  CHECK(r.event_id == "27635224.0:co1:messages:msg-789");
   CHECK(r.subject == "wa.co1.agent-7.messages.chat-12");
   CHECK(r.action == "insert");
   CHECK(r.company == "co1");
   CHECK(r.table == "messages");
   CHECK(r.payload ==
-        R"({"event_id":"27635224.0:messages:msg-789","company_id":"co1","agent_id":"agent-7",)"
+        R"({"event_id":"27635224.0:co1:messages:msg-789","company_id":"co1","agent_id":"agent-7",)"
         R"("message_id":"msg-789","chat_id":"chat-12","table":"messages","action":"insert",)"
         R"("committed_at":"2026-11-22T10:00:00.125001Z","row_data":)" +
             record + "}");
@@ -355,8 +356,8 @@ TEST_CASE("transform: chats and agents subjects and payloads", "[transform]") {
   const std::string chat = R"({"chat_id":"chat-1","agent_id":"agent-2","unread":3})";
   const Result c = published("cdc.acme.chats", body(chat, meta("chats", "10", "2"), R"("update")"));
   CHECK(c.subject == "wa.acme.agent-2.chats");
-  CHECK(c.event_id == "10.2:chats:chat-1");
-  CHECK(c.payload == R"({"event_id":"10.2:chats:chat-1","company_id":"acme","agent_id":"agent-2",)"
+  CHECK(c.event_id == "10.2:acme:chats:chat-1");
+  CHECK(c.payload == R"({"event_id":"10.2:acme:chats:chat-1","company_id":"acme","agent_id":"agent-2",)"
                      R"("chat_id":"chat-1","table":"chats","action":"update",)"
                      R"("committed_at":"2026-11-22T10:00:00Z","row_data":)" +
                          chat + "}");
@@ -364,9 +365,9 @@ TEST_CASE("transform: chats and agents subjects and payloads", "[transform]") {
   const std::string agent = R"({"agent_id":"agent-2","name":null})";
   const Result a = published("cdc.acme.agents", body(agent, meta("agents", "11"), R"("delete")"));
   CHECK(a.subject == "wa.acme.agent-2.agents");
-  CHECK(a.event_id == "11.0:agents:agent-2");
+  CHECK(a.event_id == "11.0:acme:agents:agent-2");
   CHECK(a.action == "delete");
-  CHECK(a.payload == R"({"event_id":"11.0:agents:agent-2","company_id":"acme","agent_id":"agent-2",)"
+  CHECK(a.payload == R"({"event_id":"11.0:acme:agents:agent-2","company_id":"acme","agent_id":"agent-2",)"
                      R"("table":"agents","action":"delete","committed_at":"2026-11-22T10:00:00Z","row_data":)" +
                          agent + "}");
 }
@@ -383,7 +384,7 @@ TEST_CASE("transform: key order of the body does not matter, unknown keys are ig
     for (std::size_t i : order) b.append(b.size() > 1 ? "," : "").append(members[i]);
     b.append("}");
     Result r = published("cdc.co1.messages", b);
-    CHECK(r.event_id == "5.3:messages:m1");
+    CHECK(r.event_id == "5.3:co1:messages:m1");
     CHECK(r.subject == "wa.co1.a1.messages.c1");
     CHECK(r.action == "update");
     CHECK(row_data_of(r.payload) == members[0].substr(9));
@@ -398,7 +399,7 @@ TEST_CASE("transform: whitespace everywhere", "[transform]") {
   const std::string b = " \n{ \"metadata\" : { \"commit_lsn\" : 7 , \"record_pks\" : [ \"m1\" ] } ,"
                         " \"record\" :  " + record + "  , \"action\" : \"insert\" }\n\t ";
   const Result r = published("cdc.co1.messages", b);
-  CHECK(r.event_id == "7.0:messages:m1");
+  CHECK(r.event_id == "7.0:co1:messages:m1");
   CHECK(row_data_of(r.payload) == record);
   CHECK(payload_field(r.payload, "committed_at") == "null");
 }
@@ -467,8 +468,8 @@ TEST_CASE("transform: configured tables beyond the defaults and another prefix",
   const Result r = run(t, "cdc.co1.contacts", body(record, meta("contacts", "3")));
   REQUIRE(r.disposition == Disposition::kPublish);
   CHECK(r.subject == "websocket.co1.a1.contacts");
-  CHECK(r.event_id == "3.0:contacts:99");
-  CHECK(r.payload == R"({"event_id":"3.0:contacts:99","company_id":"co1","agent_id":"a1","table":"contacts",)"
+  CHECK(r.event_id == "3.0:co1:contacts:99");
+  CHECK(r.payload == R"({"event_id":"3.0:co1:contacts:99","company_id":"co1","agent_id":"a1","table":"contacts",)"
                      R"("action":"insert","committed_at":"2026-11-22T10:00:00Z","row_data":)" +
                          record + "}");
   const Result m = run(t, "cdc.co1.messages", body());
@@ -493,7 +494,7 @@ TEST_CASE("transform: sequin layout end to end", "[transform][subject]") {
   CHECK(empty.kind == ErrorKind::kInvalidToken);
   CHECK(empty.error == "company is empty");
   CHECK(empty.has_event_id);
-  CHECK(run(t, "cdc.co1.messages", body()).kind == ErrorKind::kInvalidToken);
+  CHECK(run(t, "cdc.co1.messages", body()).kind == ErrorKind::kInvalidSubject);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -504,21 +505,21 @@ TEST_CASE("transform: pk from record_pks or the key column", "[transform][identi
   auto id_with = [&](std::string_view extra, std::string_view rec = {}) {
     return published("cdc.co1.messages", body(rec.empty() ? record : rec, meta("messages", "9", "1", extra))).event_id;
   };
-  CHECK(id_with(R"("record_pks":["m1"])") == "9.1:messages:m1");
+  CHECK(id_with(R"("record_pks":["m1"])") == "9.1:co1:messages:m1");
   CHECK(id_with(R"("record_pks":["a",2,"c",-4,123456789012345678901234567890])") ==
-        "9.1:messages:a,2,c,-4,123456789012345678901234567890");
-  CHECK(id_with(R"("record_pks":[])") == "9.1:messages:m1");
-  CHECK(id_with(R"("record_pks":null)") == "9.1:messages:m1");
-  CHECK(id_with(R"("other":1)") == "9.1:messages:m1");
-  CHECK(id_with(R"("record_pks":["x\u0041\"y"])") == "9.1:messages:xA\"y");
-  CHECK(id_with("", R"({"message_id":77,"chat_id":"c1","agent_id":"a1"})") == "9.1:messages:77");
+        "9.1:co1:messages:a,2,c,-4,123456789012345678901234567890");
+  CHECK(id_with(R"("record_pks":[])") == "9.1:co1:messages:m1");
+  CHECK(id_with(R"("record_pks":null)") == "9.1:co1:messages:m1");
+  CHECK(id_with(R"("other":1)") == "9.1:co1:messages:m1");
+  CHECK(id_with(R"("record_pks":["x\u0041\"y"])") == "9.1:co1:messages:xA\"y");
+  CHECK(id_with("", R"({"message_id":77,"chat_id":"c1","agent_id":"a1"})") == "9.1:co1:messages:77");
 
   TransformRules rules;
   rules.key_columns["chats"] = "id";
   Transformer t(rules);
   const Result c = run(t, "cdc.co1.chats", body(R"({"id":"k","chat_id":"c1","agent_id":"a1"})", meta("chats", "1")));
   REQUIRE(c.disposition == Disposition::kPublish);
-  CHECK(c.event_id == "1.0:chats:k");
+  CHECK(c.event_id == "1.0:co1:chats:k");
 }
 
 TEST_CASE("transform: message_id in the payload", "[transform][identity]") {
@@ -565,8 +566,8 @@ TEST_CASE("transform: pk errors", "[transform][identity]") {
 TEST_CASE("transform: pk with quotes and backslashes is escaped in the payload", "[transform][identity]") {
   const Result r = published("cdc.co1.messages", body(R"({"chat_id":"c","agent_id":"a"})",
                                                       meta("messages", "1", "0", R"("record_pks":["q\"b\\s/"])")));
-  CHECK(r.event_id == R"(1.0:messages:q"b\s/)");
-  CHECK(r.payload.find(R"("event_id":"1.0:messages:q\"b\\s/")") != std::string::npos);
+  CHECK(r.event_id == R"(1.0:co1:messages:q"b\s/)");
+  CHECK(r.payload.find(R"("event_id":"1.0:co1:messages:q\"b\\s/")") != std::string::npos);
   CHECK(payload_field(r.payload, "event_id") == r.event_id);
   CHECK(payload_field(r.payload, "message_id") == R"(q"b\s/)");
 }
@@ -575,20 +576,20 @@ TEST_CASE("transform: event ids", "[transform][identity]") {
   auto id = [](std::string_view lsn, std::string_view idx) {
     return published("cdc.co1.messages", body(kRecord, meta("messages", lsn, idx))).event_id;
   };
-  CHECK(id("27635224", "0") == "27635224.0:messages:m1");
+  CHECK(id("27635224", "0") == "27635224.0:co1:messages:m1");
   // Two changes in one transaction share the LSN and must not collapse.
-  CHECK(id("500", "0") == "500.0:messages:m1");
-  CHECK(id("500", "1") == "500.1:messages:m1");
+  CHECK(id("500", "0") == "500.0:co1:messages:m1");
+  CHECK(id("500", "1") == "500.1:co1:messages:m1");
   CHECK(id("500", "0") != id("500", "1"));
   // commit_idx absent or null counts as 0.
-  CHECK(id("500", "") == "500.0:messages:m1");
-  CHECK(id("500", "null") == "500.0:messages:m1");
+  CHECK(id("500", "") == "500.0:co1:messages:m1");
+  CHECK(id("500", "null") == "500.0:co1:messages:m1");
   // Exact unsigned 64-bit integers, never through a double.
   CHECK(id("18446744073709551615", "18446744073709551615") ==
-        "18446744073709551615.18446744073709551615:messages:m1");
-  CHECK(id("9007199254740993", "0") == "9007199254740993.0:messages:m1");  // 2^53 + 1
-  CHECK(id("9223372036854775808", "0") == "9223372036854775808.0:messages:m1");  // 2^63
-  CHECK(id("0", "0") == "0.0:messages:m1");
+        "18446744073709551615.18446744073709551615:co1:messages:m1");
+  CHECK(id("9007199254740993", "0") == "9007199254740993.0:co1:messages:m1");  // 2^53 + 1
+  CHECK(id("9223372036854775808", "0") == "9223372036854775808.0:co1:messages:m1");  // 2^63
+  CHECK(id("0", "0") == "0.0:co1:messages:m1");
 }
 
 TEST_CASE("transform: bad commit_lsn / commit_idx", "[transform][identity]") {
@@ -618,20 +619,20 @@ TEST_CASE("transform: reads without an LSN", "[transform][identity]") {
   // metadata.idempotency_key first, then the Nats-Msg-Id header.
   CHECK(published("cdc.co1.messages", body(kRecord, meta("messages", "null", "null", R"("idempotency_key":"YmFjaw==")"), read),
                   "hdr")
-            .event_id == "b.YmFjaw==:messages:m1");
+            .event_id == "b.YmFjaw==:co1:messages:m1");
   CHECK(published("cdc.co1.messages", body(kRecord, meta("messages", "", "", R"("idempotency_key":"YmFjaw==")"), read))
-            .event_id == "b.YmFjaw==:messages:m1");
+            .event_id == "b.YmFjaw==:co1:messages:m1");
   CHECK(published("cdc.co1.messages", body(kRecord, meta("messages", "null", "null"), read), "hdr-1").event_id ==
-        "b.hdr-1:messages:m1");
+        "b.hdr-1:co1:messages:m1");
   CHECK(published("cdc.co1.messages", body(kRecord, meta("messages", "null", "", R"("idempotency_key":null)"), read),
                   "hdr-2")
-            .event_id == "b.hdr-2:messages:m1");
+            .event_id == "b.hdr-2:co1:messages:m1");
   CHECK(published("cdc.co1.messages", body(kRecord, meta("messages", "null", "", R"("idempotency_key":"")"), read),
                   "hdr-3")
-            .event_id == "b.hdr-3:messages:m1");
+            .event_id == "b.hdr-3:co1:messages:m1");
   // A read with an LSN uses it.
   CHECK(published("cdc.co1.messages", body(kRecord, meta("messages", "42", "7"), read), "hdr").event_id ==
-        "42.7:messages:m1");
+        "42.7:co1:messages:m1");
   // Neither: missing_field.
   CHECK(dead("cdc.co1.messages", body(kRecord, meta("messages", "null", "null"), read)) == ErrorKind::kMissingField);
   CHECK(dead("cdc.co1.messages", body(kRecord, meta("messages", "null", "", R"("idempotency_key":5)"), read), "h") ==
@@ -712,7 +713,7 @@ TEST_CASE("transform: dead letters carry the event id once it is known", "[trans
   REQUIRE(r.disposition == Disposition::kDeadLetter);
   CHECK(r.kind == ErrorKind::kInvalidToken);
   CHECK(r.has_event_id);
-  CHECK(r.event_id == "101.0:messages:m1");
+  CHECK(r.event_id == "101.0:co1:messages:m1");
   CHECK(r.company == "co1");
   CHECK(r.table == "messages");
   // Before the position is known there is none.
@@ -759,11 +760,11 @@ TEST_CASE("transform: oversized bodies", "[transform][filter]") {
 TEST_CASE("transform: subject errors", "[transform][filter]") {
   const Result r = run("cdc.co1", body());
   CHECK(r.disposition == Disposition::kDeadLetter);
-  CHECK(r.kind == ErrorKind::kInvalidToken);
+  CHECK(r.kind == ErrorKind::kInvalidSubject);
   CHECK_FALSE(r.has_event_id);
   CHECK(r.error.find("subject") != std::string::npos);
-  CHECK(run("cdc.co1.messages.extra", body()).kind == ErrorKind::kInvalidToken);
-  CHECK(run("other.co1.messages", body()).kind == ErrorKind::kInvalidToken);
+  CHECK(run("cdc.co1.messages.extra", body()).kind == ErrorKind::kInvalidSubject);
+  CHECK(run("other.co1.messages", body()).kind == ErrorKind::kInvalidSubject);
 }
 
 TEST_CASE("transform: shapes", "[transform][shape]") {
@@ -827,31 +828,129 @@ TEST_CASE("transform: metadata.table_name", "[transform][filter]") {
   CHECK(dead_error("cdc.co1.chats", body(R"({"chat_id":"c","agent_id":"a"})", meta("contacts", "1"))) ==
         R"(metadata.table_name "contacts" does not match the subject's table "chats")");
   // Absent or null: nothing to compare.
-  CHECK(published("cdc.co1.messages", body(kRecord, R"({"commit_lsn":1})")).event_id == "1.0:messages:m1");
+  CHECK(published("cdc.co1.messages", body(kRecord, R"({"commit_lsn":1})")).event_id == "1.0:co1:messages:m1");
   CHECK(published("cdc.co1.messages", body(kRecord, R"({"commit_lsn":1,"table_name":null})")).event_id ==
-        "1.0:messages:m1");
+        "1.0:co1:messages:m1");
 }
 
-TEST_CASE("transform: duplicate keys, the first one wins", "[transform]") {
-  const Result r = published(
-      "cdc.co1.messages",
-      R"({"record":{"message_id":"m1","agent_id":"a1","chat_id":"c1","agent_id":"evil","chat_id":"x.y"},)"
-      R"("action":"insert","action":"bogus","metadata":{"commit_lsn":1,"commit_lsn":-5,"table_name":"messages",)"
-      R"("table_name":"chats"},"record":{"agent_id":"evil"},"metadata":null})");
+TEST_CASE("transform: a key given twice in the body, record or metadata is invalid_shape", "[transform]") {
+  // Contract section 6: readers disagree on which copy wins (JavaScript, Go and Python keep the
+  // last), so neither copy may route the event.
+  const std::string meta1 = R"("metadata":{"commit_lsn":1,"table_name":"messages"})";
+  auto kind_of = [&](const std::string& b) { return dead("cdc.co1.messages", b); };
+  CHECK(kind_of(R"({"record":{"message_id":"m1","agent_id":"agent-A","agent_id":"agent-B","chat_id":"c1"},)"
+                R"("action":"insert",)" + meta1 + "}") == ErrorKind::kInvalidShape);
+  CHECK(dead_error("cdc.co1.messages",
+                   R"({"record":{"message_id":"m1","agent_id":"agent-A","agent_id":"agent-B","chat_id":"c1"},)"
+                   R"("action":"insert",)" + meta1 + "}") == R"(record has the key "agent_id" twice)");
+  // Any column, not only the ones routing reads; the same value twice too.
+  CHECK(kind_of(R"({"record":{"message_id":"m1","agent_id":"a","chat_id":"c1","x":1,"x":1},"action":"insert",)" +
+                meta1 + "}") == ErrorKind::kInvalidShape);
+  // metadata and the top level.
+  CHECK(dead_error("cdc.co1.messages", R"({"record":)" + std::string(kRecord) +
+                                           R"(,"action":"insert","metadata":{"commit_lsn":1,"commit_lsn":2}})") ==
+        R"(metadata has the key "commit_lsn" twice)");
+  CHECK(dead_error("cdc.co1.messages", R"({"record":)" + std::string(kRecord) +
+                                           R"(,"action":"insert","action":"delete","metadata":{"commit_lsn":1}})") ==
+        R"(the body has the key "action" twice)");
+  CHECK(kind_of(R"({"record":null,"record":)" + std::string(kRecord) + R"(,"action":"insert","metadata":{"commit_lsn":1}})") ==
+        ErrorKind::kInvalidShape);
+  CHECK(kind_of(R"({"record":)" + std::string(kRecord) + R"(,"action":"insert","metadata":{"commit_lsn":1},"metadata":null})") ==
+        ErrorKind::kInvalidShape);
+  // Compared unescaped: "agent\u005fid" is "agent_id".
+  CHECK(kind_of(R"({"record":{"message_id":"m1","agent_id":"a","agent\u005fid":"b","chat_id":"c1"},"action":"insert",)" +
+                meta1 + "}") == ErrorKind::kInvalidShape);
+  // A very long repeated key is not quoted in the error.
+  const std::string long_key(200, 'k');
+  CHECK(dead_error("cdc.co1.messages", R"({"record":{"message_id":"m1","agent_id":"a","chat_id":"c1",")" + long_key +
+                                           R"(":1,")" + long_key + R"(":2},"action":"insert",)" + meta1 + "}") ==
+        "record has a key twice");
+  // Invalid JSON later in the body still wins.
+  CHECK(kind_of(R"({"record":{"message_id":"m1","agent_id":"a","agent_id":"b","chat_id":"c1"},"action":"insert",)" +
+                meta1 + R"(,"x":[1,,2]})") == ErrorKind::kInvalidJson);
+  // Deeper objects are copied byte for byte and not checked; the same key in different objects is fine.
+  const Result r = published("cdc.co1.messages",
+                             R"({"record":{"message_id":"m1","agent_id":"a1","chat_id":"c1","extra":{"k":1,"k":2}},)"
+                             R"("action":"insert","metadata":{"commit_lsn":1,"message_id":"m1","extra":{"a":1,"a":1}}})");
   CHECK(r.subject == "wa.co1.a1.messages.c1");
-  CHECK(r.event_id == "1.0:messages:m1");
-  CHECK(row_data_of(r.payload) ==
-        R"({"message_id":"m1","agent_id":"a1","chat_id":"c1","agent_id":"evil","chat_id":"x.y"})");
-  // First wins also when the first is null.
-  CHECK(dead("cdc.co1.messages", R"({"record":null,"record":)" + std::string(kRecord) +
-                                     R"(,"action":"insert","metadata":{"commit_lsn":1}})") == ErrorKind::kMissingField);
+  CHECK(row_data_of(r.payload) == R"({"message_id":"m1","agent_id":"a1","chat_id":"c1","extra":{"k":1,"k":2}})");
+}
+
+TEST_CASE("transform: many keys in record, none repeated, still publish (the key set grows)", "[transform]") {
+  std::string rec = R"({"message_id":"m1","agent_id":"a1","chat_id":"c1")";
+  for (int i = 0; i < 5000; ++i) rec += ",\"col_" + std::to_string(i) + "\":" + std::to_string(i);
+  rec += "}";
+  Transformer t{TransformRules{}};
+  const Result r = run(t, "cdc.co1.messages", body(rec, meta("messages", "3")));
+  CHECK(r.disposition == Disposition::kPublish);
+  // The same Transformer after the big object: a small one with a repeated key is still caught,
+  // a small one without is still published (the generation reset forgets the earlier keys).
+  CHECK(run(t, "cdc.co1.messages", body(R"({"message_id":"m1","agent_id":"a1","chat_id":"c1","col_1":1,"col_1":2})",
+                                        meta("messages", "4"))).kind == ErrorKind::kInvalidShape);
+  CHECK(run(t, "cdc.co1.messages", body(R"({"message_id":"m1","agent_id":"a1","chat_id":"c1","col_1":1})",
+                                        meta("messages", "5"))).disposition == Disposition::kPublish);
+  // And a repeat found only after the table grew.
+  std::string big_dup = rec.substr(0, rec.size() - 1) + R"(,"col_4999":1})";
+  CHECK(run(t, "cdc.co1.messages", body(big_dup, meta("messages", "6"))).kind == ErrorKind::kInvalidShape);
+}
+
+TEST_CASE("transform: -0 is not a routable id, other integers are", "[transform][routing]") {
+  // Contract section 4: only canonical decimal integers route; -0 would make wa.co1.-0 beside wa.co1.0.
+  auto res = [](std::string_view rec, std::string_view extra = {}) {
+    return run("cdc.co1.messages", body(rec, meta("messages", "8", "0", extra)));
+  };
+  Result r = res(R"({"message_id":"m1","agent_id":-0,"chat_id":"c1"})");
+  CHECK(r.kind == ErrorKind::kInvalidToken);
+  CHECK(r.error == "agent_id is -0, not an integer in canonical form");
+  CHECK(res(R"({"message_id":"m1","agent_id":"a","chat_id":-0})").kind == ErrorKind::kInvalidToken);
+  CHECK(res(R"({"message_id":-0,"agent_id":"a","chat_id":"c"})").kind == ErrorKind::kInvalidToken);
+  r = res(kRecord, R"("record_pks":["m1",-0])");
+  CHECK(r.kind == ErrorKind::kInvalidToken);
+  CHECK(r.error == "metadata.record_pks[1] is -0, not an integer in canonical form");
+  // The pk is fine but message_id is -0 (messages take it into the payload).
+  CHECK(res(R"({"message_id":-0,"agent_id":"a","chat_id":"c"})", R"("record_pks":["m1"])").kind ==
+        ErrorKind::kInvalidToken);
+  // Canonical integers route as written.
+  r = res(R"({"message_id":"m1","agent_id":0,"chat_id":-7})");
+  REQUIRE(r.disposition == Disposition::kPublish);
+  CHECK(r.subject == "wa.co1.0.messages.-7");
+  CHECK(res(R"({"message_id":"m1","agent_id":-0.0,"chat_id":"c"})").kind == ErrorKind::kInvalidToken);
+  CHECK(res(R"({"message_id":"m1","agent_id":1e3,"chat_id":"c"})").kind == ErrorKind::kInvalidToken);
+}
+
+TEST_CASE("transform: subjects that do not fit the layout are invalid_subject, company and table unknown",
+          "[transform]") {
+  for (const char* subject : {"cdc.messages", "cdc.a.b.messages", "cdc", "cdc.co1.messages.extra", "other.co1.messages"}) {
+    INFO(subject);
+    const Result r = run(subject, body(kRecord, meta("messages", "1")));
+    CHECK(r.kind == ErrorKind::kInvalidSubject);
+    CHECK(r.company.empty());
+    CHECK(r.table.empty());
+    CHECK_FALSE(r.has_event_id);
+  }
+  CHECK(dead_error("cdc.a.b.messages", body(kRecord, meta("messages", "1"))) ==
+        R"(subject does not fit subject_layout "cdc.{company}.{table}" (4 tokens))");
+  // Also for a table outside the set: the subject is wrong before the table is looked at.
+  CHECK(dead("cdc.a.b.contacts", body(kRecord, meta("contacts", "1"))) == ErrorKind::kInvalidSubject);
+}
+
+TEST_CASE("transform: the company is part of the event id", "[transform][identity]") {
+  // Contract section 3: the same position and key in two tenants are two events.
+  const std::string b = body(kRecord, meta("messages", "27635224", "0"));
+  const Result co1 = published("cdc.co1.messages", b);
+  const Result co2 = published("cdc.co2.messages", b);
+  CHECK(co1.event_id == "27635224.0:co1:messages:m1");
+  CHECK(co2.event_id == "27635224.0:co2:messages:m1");
+  CHECK(payload_field(co2.payload, "event_id") == co2.event_id);
+  const std::string read = body(kRecord, meta("messages", "null", "null", R"("idempotency_key":"YmFjaw==")"), R"("read")");
+  CHECK(published("cdc.co1.messages", read).event_id != published("cdc.co2.messages", read).event_id);
 }
 
 TEST_CASE("transform: escaped keys are matched unescaped", "[transform]") {
   const Result r = published("cdc.co1.messages",
                              R"({"rec\u006frd":{"message_id":"m1","agent\u005fid":"a1","chat_id":"c1"},)"
                              R"("action":"insert","metadata":{"commit\u005flsn":77}})");
-  CHECK(r.event_id == "77.0:messages:m1");
+  CHECK(r.event_id == "77.0:co1:messages:m1");
   CHECK(r.subject == "wa.co1.a1.messages.c1");
 }
 

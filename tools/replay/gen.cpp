@@ -2,7 +2,7 @@
 // deterministic for a seed, with a summary of what the service must make of it. The expectations
 // are exact by construction: every line is generated knowing its outcome (CONTRACT.md 2-6).
 //
-//   original change, allowed table   -> published once      (event_id "<lsn>.<idx>:<table>:<pk>")
+//   original change, allowed table   -> published once      (event_id "<lsn>.<idx>:<company>:<table>:<pk>")
 //   original change, other table     -> skipped
 //   exact repeat without Nats-Msg-Id -> duplicate (allowed table) or skipped (other table)
 //   malformed, allowed table         -> one dead letter of a known error_kind
@@ -101,19 +101,24 @@ enum class BadCase : std::uint8_t {
   kMissingChatId,     ///< a messages row without chat_id
   kTableMismatch,     ///< metadata.table_name is not the subject's table
   kAgentIdFloat,      ///< agent_id 7.5
-  kOversized,         ///< body over 1 MiB
+  kDuplicateKey,      ///< agent_id given twice in record (another agent first)
+  kNegativeZeroId,    ///< agent_id -0 (not a canonical integer)
+  kInvalidSubject,    ///< a subject with one token too many (cdc.<company>.<table>.v2)
+  kOversized,         ///< body over 1 MiB; last: drawn apart from the others
 };
-constexpr std::size_t kBadCases = 9;
+constexpr std::size_t kBadCases = 12;
 constexpr std::array<std::string_view, kBadCases> kBadCaseNames{
     "not_json",        "non_utf8",       "record_not_object", "missing_commit_lsn", "agent_id_with_dot",
-    "missing_chat_id", "table_mismatch", "agent_id_float",    "oversized"};
+    "missing_chat_id", "table_mismatch", "agent_id_float",    "duplicate_key",      "agent_id_negative_zero",
+    "invalid_subject", "oversized"};
 constexpr std::array<ErrorKind, kBadCases> kBadCaseKinds{
-    ErrorKind::kInvalidJson,   ErrorKind::kInvalidJson,  ErrorKind::kInvalidShape,
-    ErrorKind::kMissingField,  ErrorKind::kInvalidToken, ErrorKind::kMissingField,
-    ErrorKind::kTableMismatch, ErrorKind::kInvalidToken, ErrorKind::kOversized};
-constexpr std::array<ErrorKind, 6> kDeadLetterKinds{ErrorKind::kInvalidJson,   ErrorKind::kInvalidShape,
+    ErrorKind::kInvalidJson,   ErrorKind::kInvalidJson,  ErrorKind::kInvalidShape,   ErrorKind::kMissingField,
+    ErrorKind::kInvalidToken,  ErrorKind::kMissingField, ErrorKind::kTableMismatch,  ErrorKind::kInvalidToken,
+    ErrorKind::kInvalidShape,  ErrorKind::kInvalidToken, ErrorKind::kInvalidSubject, ErrorKind::kOversized};
+constexpr std::array<ErrorKind, 7> kDeadLetterKinds{ErrorKind::kInvalidJson,   ErrorKind::kInvalidShape,
                                                     ErrorKind::kMissingField,  ErrorKind::kInvalidToken,
-                                                    ErrorKind::kTableMismatch, ErrorKind::kOversized};
+                                                    ErrorKind::kTableMismatch, ErrorKind::kInvalidSubject,
+                                                    ErrorKind::kOversized};
 
 std::string quote(std::string_view s) {
   std::string out;
@@ -467,7 +472,7 @@ class Generator {
       if (allowed(c.table)) {
         ++counts_.published[std::string(c.table)];
         if (ids_ != nullptr) {
-          *ids_ << f.lsn << '.' << f.idx << ':' << c.table << ':' << c.pk << '\n';
+          *ids_ << f.lsn << '.' << f.idx << ':' << companies_[c.company] << ':' << c.table << ':' << c.pk << '\n';
         }
       } else {
         ++counts_.skipped[std::string(c.table)];
@@ -550,6 +555,23 @@ class Generator {
         body = build_body(c, f);
         break;
       }
+      case BadCase::kDuplicateKey: {
+        // Another agent's id first: a reader keeping the first copy routes elsewhere than one
+        // keeping the last (CONTRACT.md section 6).
+        c.record.insert(1, "\"agent_id\":" + quote("agent-" + std::to_string(100 + rng_.below(12))) + ",");
+        body = build_body(c, f);
+        break;
+      }
+      case BadCase::kNegativeZeroId: {
+        const auto at = c.record.find("\"agent_id\":\"");
+        const auto end = c.record.find('"', at + 12);
+        c.record.replace(at + 11, end + 1 - (at + 11), "-0");
+        body = build_body(c, f);
+        break;
+      }
+      case BadCase::kInvalidSubject:
+        body = build_body(c, f);
+        break;
       case BadCase::kOversized: {
         MessageRow row = new_message_row();
         row.text = std::string(kOversizedBytes + rng_.below(4096), 'x');
@@ -560,6 +582,12 @@ class Generator {
     }
     ++counts_.bad;
     ++counts_.bad_cases[static_cast<std::size_t>(bad)];
+    if (bad == BadCase::kInvalidSubject) {
+      // Neither company nor table is known for such a subject: its dead letter goes to <dlq>._._.
+      ++counts_.dead_per_table["_"];
+      write(subject(company, table) + ".v2", "_", std::move(body), true, &f);
+      return;
+    }
     ++counts_.dead_per_table[std::string(table)];
     write(subject(company, table), table, std::move(body), true, &f);
   }
