@@ -38,6 +38,8 @@ void log_limited(log::RateLimiter& limiter, std::string_view msg, natsStatus s) 
 
 /// Push consumer: a sync queue subscription; nats.c queues what the server pushes.
 class PushSource final : public MessageSource {
+  static constexpr std::chrono::milliseconds kStopTimeout{5000};
+
  public:
   explicit PushSource(natsSubscription* sub) : sub_(sub) {}
 
@@ -59,17 +61,28 @@ class PushSource final : public MessageSource {
   }
 
   void stop() noexcept override {
-    // Messages nats.c already queued for us would otherwise wait AckWait for redelivery.
+    // Interest goes first (drain: UNSUBSCRIBE, confirmed by the server), then everything nats.c
+    // queued for us, including what was on the wire until the server saw the UNSUBSCRIBE, is
+    // NAKed. The other order loses messages: a NAK is redelivered at once, into a subscription
+    // about to be dropped, and then waits AckWait.
+    const auto deadline = std::chrono::steady_clock::now() + kStopTimeout;
+    const bool draining = natsSubscription_DrainTimeout(sub_.get(), kStopTimeout.count()) == NATS_OK;
     int naked = 0;
-    natsMsg* msg = nullptr;
-    while (natsSubscription_NextMsg(&msg, sub_.get(), 0) == NATS_OK && msg != nullptr) {
-      natsMsg_Nak(msg, nullptr);
-      natsMsg_Destroy(msg);
-      msg = nullptr;
-      ++naked;
+    while (std::chrono::steady_clock::now() < deadline) {
+      natsMsg* msg = nullptr;
+      const natsStatus s = natsSubscription_NextMsg(&msg, sub_.get(), draining ? 50 : 0);
+      if (s == NATS_OK && msg != nullptr) {
+        natsMsg_Nak(msg, nullptr);
+        natsMsg_Destroy(msg);
+        ++naked;
+        continue;
+      }
+      // Empty: done once the server confirmed the UNSUBSCRIBE (the drain completes with an empty
+      // queue), or at once when draining could not start.
+      if (!draining || s != NATS_TIMEOUT || natsSubscription_DrainCompletionStatus(sub_.get()) != NATS_ILLEGAL_STATE) break;
     }
     natsSubscription_Unsubscribe(sub_.get());
-    if (naked > 0) log::info("intake stopped; queued messages returned", {{"naked", naked}});
+    log::info("intake stopped; messages delivered but not taken were returned (NAK)", {{"naked", naked}});
   }
 
  private:
