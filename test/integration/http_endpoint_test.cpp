@@ -196,7 +196,7 @@ TEST_CASE("two thousand idle connections do not block probes", "[integration][ht
   CHECK(l.max() < 500.0);
 }
 
-TEST_CASE("pipelined requests in one write get one answer each, in order", "[integration][http]") {
+TEST_CASE("pipelined requests in one write get one answer each in order", "[integration][http]") {
   cdc::HttpServer server("127.0.0.1", 0, test_routes());
   const int fd = connect_to(server.port());
   REQUIRE(fd >= 0);
@@ -219,7 +219,7 @@ TEST_CASE("pipelined requests in one write get one answer each, in order", "[int
   CHECK(reply.find("metric_a 1") > third);
 }
 
-TEST_CASE("HEAD, 404 and 405 with Allow", "[integration][http]") {
+TEST_CASE("HEAD and 404 and 405 with Allow", "[integration][http]") {
   cdc::HttpServer server("127.0.0.1", 0, test_routes());
   const auto raw = [&server](const std::string& request) {
     const int fd = connect_to(server.port());
