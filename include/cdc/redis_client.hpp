@@ -4,7 +4,8 @@
 /// written once per loop iteration (a prepare handle), so a batch leaves in one write; replies
 /// are decoded by a RespReader (hiredis' parser, no allocation) and handed to the owner in order,
 /// with the tag given to command(). Reconnects with backoff; AUTH, SELECT and a PING go first on
-/// every connection, and the connection is up (ready() and up()) only once the PING is answered.
+/// every connection, and the connection is up (ready() and up()) only once the PING is answered
+/// (commands queued meanwhile go out behind it).
 /// A server that refuses our credentials (NOAUTH, WRONGPASS, ...) is an authentication failure:
 /// logged once as an error, the connection down until the credentials work (auth_failed()).
 ///
@@ -58,7 +59,8 @@ class RedisConnection {
   [[nodiscard]] std::size_t outstanding() const noexcept { return tag_count_; }
 
   /// Queues a command, written at the next loop iteration (or flush()); false when not
-  /// connected (nothing queued, no callback).
+  /// connected (nothing queued, no callback). Accepted once the socket is connected, also
+  /// while the handshake (AUTH, SELECT, PING) is answered.
   bool command(std::initializer_list<std::string_view> args, void* tag) noexcept;
   /// Writes what is queued now (the loop does it on its own before it polls).
   void flush() noexcept;

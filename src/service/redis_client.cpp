@@ -252,7 +252,9 @@ void RedisConnection::queue(std::initializer_list<std::string_view> args, void* 
 }
 
 bool RedisConnection::command(std::initializer_list<std::string_view> args, void* tag) noexcept {
-  if (state_ != State::kReady) return false;
+  // Taken during the handshake too, queued behind the PING: Redis answers in order, so they run
+  // authenticated or, when the credentials are refused, fail with the connection (kLost).
+  if (state_ != State::kReady && state_ != State::kHandshake) return false;
   queue(args, tag);
   return true;
 }
