@@ -97,7 +97,7 @@ baked=$(grep -E '^ENV[[:space:]]' "$DOCKERFILE" | grep -E '(NATS_URL|REDIS_ADDRE
 for var in NATS_URL REDIS_ADDRESS DEDUP_TTL JS_ACK_WAIT JS_MAX_DELIVER LOG_LEVEL; do
   grep -q "^#.*\b$var\b" "$DOCKERFILE" || fail "environment variable $var is not documented in the Dockerfile"
 done
-for p in libnats3.4 libhiredis0.14 libuv1 libsimdjson14 libyaml-cpp0.7 libcpp-httplib0.11 ca-certificates curl; do
+for p in libnats3.4 libhiredis0.14 libuv1 libsimdjson14 libyaml-cpp0.7 libmicrohttpd12 ca-certificates curl; do
   packages packages-runtime.txt | grep -qx "$p" || fail "packages-runtime.txt lacks $p"
 done
 ok "runtime stage: config path, entrypoint, port, user, healthcheck, documented variables"

@@ -8,12 +8,15 @@
 #include <signal.h>
 
 #include <algorithm>
+#include <array>
+#include <atomic>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <ctime>
 #include <memory>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -139,6 +142,42 @@ void reload(const std::string& path, cdc::Config& running, std::optional<cdc::Co
   }
 }
 
+/// The service's routes while the pipeline is being built (connecting to NATS can take a while):
+/// the server is bound first, and answers 503 "starting" on these paths until install() hands
+/// it the pipeline's handlers.
+class LateRoutes : public std::enable_shared_from_this<LateRoutes> {
+ public:
+  std::vector<cdc::HttpRoute> placeholders() {
+    std::vector<cdc::HttpRoute> out;
+    for (std::size_t i = 0; i < kPaths.size(); ++i) {
+      out.push_back({kPaths[i], [self = shared_from_this(), i] {
+                       // acquire: pairs with install()'s release, so routes_ is complete.
+                       if (!self->ready_.load(std::memory_order_acquire)) {
+                         return cdc::HttpResponse{503, "text/plain; charset=utf-8", "starting\n"};
+                       }
+                       return self->routes_[i].handler();
+                     }});
+    }
+    return out;
+  }
+  /// Once, from main, before the first request can see them.
+  void install(std::vector<cdc::HttpRoute> routes) {
+    std::vector<cdc::HttpRoute> ordered;
+    for (const char* path : kPaths) {
+      const auto it = std::find_if(routes.begin(), routes.end(), [path](const cdc::HttpRoute& r) { return r.path == path; });
+      if (it == routes.end()) throw std::logic_error(std::string("pipeline_routes() has no route ") + path);
+      ordered.push_back(std::move(*it));
+    }
+    routes_ = std::move(ordered);
+    ready_.store(true, std::memory_order_release);
+  }
+
+ private:
+  static constexpr std::array<const char*, 3> kPaths{"/metrics", "/healthz", "/readyz"};
+  std::vector<cdc::HttpRoute> routes_;
+  std::atomic<bool> ready_{false};
+};
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -212,11 +251,15 @@ int main(int argc, char** argv) {
   {
     std::unique_ptr<cdc::Pipeline> pipeline;
     std::unique_ptr<cdc::HttpServer> http;
+    const auto routes = std::make_shared<LateRoutes>();
     try {
-      pipeline = std::make_unique<cdc::Pipeline>(config);
+      // The metrics port first: a port already taken (another instance) fails start-up before
+      // anything connects to NATS.
       if (config.metrics.enabled) {
-        http = std::make_unique<cdc::HttpServer>(config.metrics.bind, config.metrics.port, cdc::pipeline_routes(*pipeline));
+        http = std::make_unique<cdc::HttpServer>(config.metrics.bind, config.metrics.port, routes->placeholders());
       }
+      pipeline = std::make_unique<cdc::Pipeline>(config);
+      routes->install(cdc::pipeline_routes(*pipeline));
     } catch (const cdc::ConfigError& e) {
       cdc::log::error("invalid configuration", {{"error", e.what()}, {"key", e.key()}});
       cdc::log::stop();

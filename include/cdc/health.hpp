@@ -1,13 +1,20 @@
 #pragma once
-/// The two judgements the pipeline monitor makes once per tick, as pure state machines fed with
+/// The judgements the pipeline monitor makes once per tick, as pure state machines fed with
 /// counters and the steady clock (so tests drive them with made-up time):
 ///
+/// - ProgressTracker: what counts as progress (docs/operations.md, "What counts as progress").
+///   An event that reaches its final success on the output side (stored in the output stream,
+///   or found already stored) is progress. Other final outcomes (skipped-table acks, dead
+///   letters of bad input) are progress only while the output side is not failing: from an
+///   output-side failure (publish error, PubAck timeout or refusal, an event dead-lettered
+///   because it could not be published) until the next output success or until nothing is
+///   pending, they are not. NAKs and retries are never progress.
 /// - StallDetector: liveness (/healthz). Stalled when work has been pending for
-///   health.stall_timeout with no source message completed meanwhile, while the dependencies
-///   looked fine (a NATS or Redis outage is readiness' business, and the panic guard's).
+///   health.stall_timeout without progress, whatever happened meanwhile (reconnects, NAKs,
+///   retries, dead letters of failing events).
 /// - FailureGuard: the panic guard. Tripped when processing has failed continuously for
-///   guard.max_failure_duration: failures kept being counted and nothing succeeded since the
-///   first of them. The service then exits with code 3 so the orchestrator restarts it.
+///   guard.max_failure_duration: failures kept being counted and there was no progress since
+///   the first of them. The service then exits with code 3 so the orchestrator restarts it.
 ///
 /// Thread contract: one thread (the monitor) calls update(); the results are published by the
 /// caller.
@@ -16,12 +23,33 @@
 
 namespace cdc {
 
+class ProgressTracker {
+ public:
+  struct Sample {
+    std::uint64_t output_ok = 0;        ///< processed + duplicate acks (the output has the event)
+    std::uint64_t other_final = 0;      ///< skipped acks, dead letters of bad input
+    std::uint64_t output_failures = 0;  ///< publish errors, PubAck timeouts, events dead-lettered
+                                        ///< because they could not be published
+    bool pending = false;               ///< events in flight, or a backlog on the consumer
+  };
+  /// Feeds one tick's totals; returns the running progress count (the first call only sets
+  /// the baseline and returns 0).
+  std::uint64_t update(const Sample& s) noexcept;
+  /// True from an output-side failure until the next output success or until nothing is pending.
+  [[nodiscard]] bool output_failing() const noexcept { return failing_; }
+
+ private:
+  bool started_ = false;
+  Sample last_;
+  bool failing_ = false;
+  std::uint64_t progress_ = 0;
+};
+
 class StallDetector {
  public:
   struct Sample {
-    bool pending = false;          ///< events in flight, or a backlog on the consumer
-    std::uint64_t completed = 0;   ///< source messages completed (ack, nak, term) so far
-    bool dependencies_ok = true;   ///< NATS connected, and Redis up or not needed to progress
+    bool pending = false;         ///< events in flight, or a backlog on the consumer
+    std::uint64_t progress = 0;   ///< ProgressTracker's count
   };
   /// Returns true when stalled. `timeout_ns` <= 0 disables the check (never stalled).
   bool update(std::int64_t now_ns, const Sample& s, std::int64_t timeout_ns) noexcept;
@@ -31,14 +59,14 @@ class StallDetector {
  private:
   bool started_ = false;
   bool waiting_ = false;
-  std::int64_t since_ns_ = 0;  ///< last completion, or when work became pending / dependencies recovered
-  std::uint64_t completed_ = 0;
+  std::int64_t since_ns_ = 0;  ///< last progress, or when work became pending
+  std::uint64_t progress_ = 0;
 };
 
 class FailureGuard {
  public:
   struct Sample {
-    std::uint64_t successes = 0;  ///< completions that are final outcomes (ack, term)
+    std::uint64_t successes = 0;  ///< ProgressTracker's count
     std::uint64_t failures = 0;   ///< NAKs, failed publishes, Redis errors that hold work, ...
     bool pending = false;         ///< events in flight, or a backlog on the consumer
   };

@@ -124,6 +124,7 @@ class Pipeline {
   std::atomic<bool> guard_tripped_{false};
   mutable std::mutex guard_mutex_;
   std::string guard_reason_;  // guarded by guard_mutex_
+  ProgressTracker progress_;  // monitor thread only
   StallDetector stall_;       // monitor thread only
   FailureGuard guard_;        // monitor thread only
 

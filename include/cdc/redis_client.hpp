@@ -3,8 +3,11 @@
 /// an allocation per command. Commands are RESP-encoded into a reused buffer (resp.hpp) and
 /// written once per loop iteration (a prepare handle), so a batch leaves in one write; replies
 /// are decoded by a RespReader (hiredis' parser, no allocation) and handed to the owner in order,
-/// with the tag given to command(). Reconnects with backoff; AUTH and SELECT go first on every
-/// connection.
+/// with the tag given to command(). Reconnects with backoff; AUTH, SELECT and a PING go first on
+/// every connection, and the connection is up (ready() and up()) only once the PING is answered
+/// (commands queued meanwhile go out behind it).
+/// A server that refuses our credentials (NOAUTH, WRONGPASS, ...) is an authentication failure:
+/// logged once as an error, the connection down until the credentials work (auth_failed()).
 ///
 /// Thread contract: every method, and every reply callback, runs on the thread that runs the
 /// loop. Only up() and the counters may be read from other threads (health, metrics).
@@ -50,22 +53,28 @@ class RedisConnection {
   [[nodiscard]] bool up() const noexcept { return up_.load(std::memory_order_relaxed); }
   [[nodiscard]] std::uint64_t reconnects() const noexcept { return reconnects_.load(std::memory_order_relaxed); }
   [[nodiscard]] std::uint64_t failures() const noexcept { return failures_.load(std::memory_order_relaxed); }
+  /// Any thread: the server refused our credentials, and has not accepted them since.
+  [[nodiscard]] bool auth_failed() const noexcept { return auth_failed_.load(std::memory_order_relaxed); }
   /// Commands queued or sent whose reply has not come yet.
   [[nodiscard]] std::size_t outstanding() const noexcept { return tag_count_; }
 
   /// Queues a command, written at the next loop iteration (or flush()); false when not
-  /// connected (nothing queued, no callback).
+  /// connected (nothing queued, no callback). Accepted once the socket is connected, also
+  /// while the handshake (AUTH, SELECT, PING) is answered.
   bool command(std::initializer_list<std::string_view> args, void* tag) noexcept;
   /// Writes what is queued now (the loop does it on its own before it polls).
   void flush() noexcept;
 
  private:
-  enum class State : std::uint8_t { kIdle, kConnecting, kReady, kClosed };
+  enum class State : std::uint8_t { kIdle, kConnecting, kHandshake, kReady, kClosed };
   struct Socket;  // one per connection attempt; freed by its handle's close callback
   friend struct RedisIo;  // the libuv and hiredis-reader callbacks (redis_client.cpp)
 
   void connect_now();
   void connected();
+  void handshake_done();
+  void auth_failure(std::string_view error);
+  void queue(std::initializer_list<std::string_view> args, void* tag);
   void on_data(Socket& s, const char* data, std::size_t n);
   void deliver(const RedisReply& reply);
   void connection_lost(const std::string& why);
@@ -96,6 +105,7 @@ class RedisConnection {
   std::atomic<bool> up_{false};
   std::atomic<std::uint64_t> reconnects_{0};
   std::atomic<std::uint64_t> failures_{0};
+  std::atomic<bool> auth_failed_{false};
   bool ever_connected_ = false;
 };
 

@@ -1,6 +1,7 @@
 #include "cdc/nats_ports.hpp"
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 
 #include "cdc/log.hpp"
@@ -38,8 +39,10 @@ void log_limited(log::RateLimiter& limiter, std::string_view msg, natsStatus s) 
 
 /// Push consumer: a sync queue subscription; nats.c queues what the server pushes.
 class PushSource final : public MessageSource {
+  static constexpr std::chrono::milliseconds kStopTimeout{5000};
+
  public:
-  explicit PushSource(natsSubscription* sub) : sub_(sub) {}
+  PushSource(natsSubscription* sub, NatsConnection& nats) : sub_(sub), nats_(nats) {}
 
   int next_batch(natsMsg** out, int max, std::chrono::milliseconds wait) noexcept override {
     natsMsg* msg = nullptr;
@@ -59,21 +62,39 @@ class PushSource final : public MessageSource {
   }
 
   void stop() noexcept override {
-    // Messages nats.c already queued for us would otherwise wait AckWait for redelivery.
+    // Interest goes first (drain: UNSUBSCRIBE, confirmed by the server), then everything nats.c
+    // queued for us, including what was on the wire until the server saw the UNSUBSCRIBE, is
+    // NAKed. The other order loses messages: a NAK is redelivered at once, into a subscription
+    // about to be dropped, and then waits AckWait.
+    const auto deadline = std::chrono::steady_clock::now() + kStopTimeout;
+    const bool draining = natsSubscription_DrainTimeout(sub_.get(), kStopTimeout.count()) == NATS_OK;
     int naked = 0;
-    natsMsg* msg = nullptr;
-    while (natsSubscription_NextMsg(&msg, sub_.get(), 0) == NATS_OK && msg != nullptr) {
-      natsMsg_Nak(msg, nullptr);
-      natsMsg_Destroy(msg);
-      msg = nullptr;
-      ++naked;
+    int failed = 0;
+    while (std::chrono::steady_clock::now() < deadline) {
+      natsMsg* msg = nullptr;
+      const natsStatus s = natsSubscription_NextMsg(&msg, sub_.get(), draining ? 50 : 0);
+      if (s == NATS_OK && msg != nullptr) {
+        // The NAK as JetStream's ack protocol on the reply subject: natsMsg_Nak() needs the
+        // subscription's JetStream state, which nats.c frees once the drain completes.
+        const char* reply = natsMsg_GetReply(msg);
+        if (reply != nullptr && natsConnection_Publish(nats_.get(), reply, "-NAK", 4) == NATS_OK) ++naked;
+        else ++failed;
+        natsMsg_Destroy(msg);
+        continue;
+      }
+      // Empty: done once the server confirmed the UNSUBSCRIBE (the drain completes with an empty
+      // queue), or at once when draining could not start.
+      if (!draining || s != NATS_TIMEOUT || natsSubscription_DrainCompletionStatus(sub_.get()) != NATS_ILLEGAL_STATE) break;
     }
     natsSubscription_Unsubscribe(sub_.get());
-    if (naked > 0) log::info("intake stopped; queued messages returned", {{"naked", naked}});
+    natsConnection_FlushTimeout(nats_.get(), 2000);
+    log::info("intake stopped; messages delivered but not taken were returned (NAK)",
+              {{"naked", naked}, {"nak_failed", failed}, {"drained", draining}});
   }
 
  private:
   NatsSubPtr sub_;
+  NatsConnection& nats_;
   log::RateLimiter limiter_;
 };
 
@@ -119,17 +140,30 @@ class PullSource final : public MessageSource {
 class NatsCompleter final : public Completer {
  public:
   explicit NatsCompleter(NatsConnection& nats) : nats_(nats) {}
-  bool ack(natsMsg* msg) noexcept override { return natsMsg_Ack(msg, nullptr) == NATS_OK; }
+  // JetStream's ack protocol written on the message's reply subject, as natsMsg_Ack() and friends
+  // do, but without their need for the subscription's JetStream state: at SIGTERM the consume
+  // subscription is drained first (nats_ports.cpp, PushSource::stop) and nats.c frees that state,
+  // while events still in the pipeline must be acked or NAKed after it.
+  bool ack(natsMsg* msg) noexcept override { return reply(msg, "+ACK"); }
   bool nak(natsMsg* msg, std::int64_t delay_ms) noexcept override {
-    return (delay_ms > 0 ? natsMsg_NakWithDelay(msg, delay_ms, nullptr) : natsMsg_Nak(msg, nullptr)) == NATS_OK;
+    if (delay_ms <= 0) return reply(msg, "-NAK");
+    char body[64];
+    std::snprintf(body, sizeof body, "-NAK {\"delay\":%lld}", static_cast<long long>(delay_ms) * 1'000'000LL);
+    return reply(msg, body);
   }
-  bool term(natsMsg* msg) noexcept override { return natsMsg_Term(msg, nullptr) == NATS_OK; }
-  bool in_progress(natsMsg* msg) noexcept override { return natsMsg_InProgress(msg, nullptr) == NATS_OK; }
+  bool term(natsMsg* msg) noexcept override { return reply(msg, "+TERM"); }
+  bool in_progress(natsMsg* msg) noexcept override { return reply(msg, "+WPI"); }
   void flush(std::chrono::milliseconds timeout) noexcept override {
     natsConnection_FlushTimeout(nats_.get(), timeout.count());
   }
 
  private:
+  bool reply(natsMsg* msg, std::string_view body) noexcept {
+    const char* subject = natsMsg_GetReply(msg);
+    if (subject == nullptr || *subject == '\0') return false;
+    return natsConnection_Publish(nats_.get(), subject, body.data(), static_cast<int>(body.size())) == NATS_OK;
+  }
+
   NatsConnection& nats_;
 };
 
@@ -194,7 +228,7 @@ class NatsPublisher final : public Publisher {
 
 std::unique_ptr<MessageSource> make_nats_source(NatsConnection& nats, const Config& config, const std::string& filter) {
   natsSubscription* sub = bind_consumer(nats, config, filter);
-  if (config.ingest.mode == IngestMode::kPush) return std::make_unique<PushSource>(sub);
+  if (config.ingest.mode == IngestMode::kPush) return std::make_unique<PushSource>(sub, nats);
   return std::make_unique<PullSource>(sub, config);
 }
 

@@ -274,18 +274,43 @@ void Pipeline::monitor() noexcept {
       now = now_ns();
     }
     const HealthReport h = base_health();
-    const bool pending = h.in_flight > 0 || h.backlog > 0;
+    // Pending: in flight here, not yet delivered, or delivered and not yet acked (NAKed with a
+    // delay and waiting for redelivery counts: that work is not done).
+    const bool pending = h.in_flight > 0 || h.backlog > 0 || metrics_->monitor.ack_pending.value() > 0;
 
-    // Liveness. A dependency outage pauses it: restarting would not bring NATS or Redis back.
+    // What counts as progress (health.hpp): an event stored in the output; other final
+    // outcomes only while the output is not failing. Dead-letter counters are read before the
+    // event counters the ack stage increments first.
+    const Metrics& m = *metrics_;
+    const std::uint64_t output_dead =
+        m.ack.dead_letters[static_cast<std::size_t>(ErrorKind::kMaxDeliveries)].value() +
+        m.ack.dead_letters[static_cast<std::size_t>(ErrorKind::kPublishRejected)].value();
+    const std::uint64_t publish_errors =
+        m.publish.publish_errors.value() + m.publish.timeouts.value() + m.puback.errors.value();
+    ProgressTracker::Sample ps;
+    std::uint64_t dead_lettered = 0;
+    for (const auto& table : m.ack.events) {
+      ps.output_ok += table[static_cast<std::size_t>(EventResult::kProcessed)].value() +
+                      table[static_cast<std::size_t>(EventResult::kDuplicate)].value();
+      ps.other_final += table[static_cast<std::size_t>(EventResult::kSkipped)].value();
+      dead_lettered += table[static_cast<std::size_t>(EventResult::kDeadLettered)].value();
+    }
+    ps.other_final += dead_lettered > output_dead ? dead_lettered - output_dead : 0;
+    ps.output_failures = publish_errors + output_dead;
+    ps.pending = pending;
+    const std::uint64_t progress = progress_.update(ps);
+
+    // Liveness: time without progress while work is pending, whatever happens meanwhile (a
+    // dependency outage or reconnects included: readiness reports those, and a pod that makes
+    // no progress for stall_timeout is not alive).
     StallDetector::Sample ss;
     ss.pending = pending;
-    ss.completed = h.completed;
-    ss.dependencies_ok = h.nats_connected && (h.redis_up || !block);
+    ss.progress = progress;
     const bool stalled = stall_.update(now, ss, stall_timeout_ms_.load(std::memory_order_relaxed) * kNsPerMs);
     const std::int64_t waiting_ms = stall_.waiting_ns(now) / kNsPerMs;
     if (stalled != stalled_.load(std::memory_order_relaxed)) {
       if (stalled) {
-        log::error("liveness failing: work pending and nothing completed",
+        log::error("liveness failing: work pending and no progress",
                    {{"waiting_ms", static_cast<long long>(waiting_ms)},
                     {"in_flight", static_cast<unsigned long long>(h.in_flight)},
                     {"backlog", static_cast<long long>(h.backlog)}});
@@ -298,15 +323,12 @@ void Pipeline::monitor() noexcept {
     waiting_ms_.store(waiting_ms, std::memory_order_relaxed);
 
     // Panic guard: failures keep being counted and nothing succeeds.
-    const Metrics& m = *metrics_;
     const RedisConnection* dedup_redis = dedup_ ? dedup_->redis() : nullptr;
     const std::uint64_t naks = m.ack.naks.value();
-    const std::uint64_t publish_errors =
-        m.publish.publish_errors.value() + m.publish.timeouts.value() + m.puback.errors.value();
     const std::uint64_t redis_errors =
         block ? m.dedup.errors.value() + (dedup_redis != nullptr ? dedup_redis->failures() : 0) : 0;
     FailureGuard::Sample gs;
-    gs.successes = m.ack.acks.value() + m.ack.terms.value();
+    gs.successes = progress;
     gs.failures = naks + publish_errors + redis_errors + m.ack.completion_errors.value();
     gs.pending = pending;
     const std::int64_t limit_ms = max_failure_ms_.load(std::memory_order_relaxed);
@@ -316,7 +338,7 @@ void Pipeline::monitor() noexcept {
       std::string reason = "processing has failed continuously for " + format_ms(guard_.failing_ns(now) / kNsPerMs) +
                            " (guard.max_failure_duration " + format_ms(limit_ms) + "): " +
                            std::to_string(guard_.failures_since_success()) +
-                           " failures and no ack or dead letter since the first of them; totals: " +
+                           " failures and no progress since the first of them; totals: " +
                            std::to_string(naks) + " NAKs, " + std::to_string(publish_errors) + " publish errors, " +
                            std::to_string(redis_errors) + " Redis errors holding work; nats_connected=" +
                            (h.nats_connected ? "true" : "false") + ", redis_up=" + (h.redis_up ? "true" : "false");

@@ -15,6 +15,17 @@ namespace {
 // Tags of the commands the connection sends for itself (never handed to the owner).
 char g_auth_tag;
 char g_select_tag;
+char g_ping_tag;  // ends the handshake: the connection is up once its PONG arrives
+
+bool internal_tag(void* tag) { return tag == &g_auth_tag || tag == &g_select_tag || tag == &g_ping_tag; }
+
+/// The replies of a server that wants credentials we lack or refuses ours: NOAUTH (no AUTH
+/// sent), WRONGPASS (Redis 6+), "ERR invalid password" (older), "ERR AUTH <password> called
+/// without any password configured" (we send one, it has none).
+bool is_auth_error(std::string_view text) {
+  return text.rfind("NOAUTH", 0) == 0 || text.rfind("WRONGPASS", 0) == 0 || text.rfind("ERR invalid password", 0) == 0 ||
+         text.rfind("ERR AUTH", 0) == 0 || text.rfind("ERR Client sent AUTH", 0) == 0;
+}
 
 constexpr std::size_t kReadBuffer = 64 * 1024;
 
@@ -73,8 +84,8 @@ struct RedisIo {
 
   static void on_timer(uv_timer_t* timer) {
     auto* self = static_cast<RedisConnection*>(timer->data);
-    if (self->state_ == RedisConnection::State::kConnecting) {
-      self->connection_lost("connect timeout");
+    if (self->state_ == RedisConnection::State::kConnecting || self->state_ == RedisConnection::State::kHandshake) {
+      self->connection_lost(self->state_ == RedisConnection::State::kConnecting ? "connect timeout" : "handshake timeout");
       return;
     }
     if (self->state_ == RedisConnection::State::kIdle) self->connect_now();
@@ -190,38 +201,66 @@ void RedisConnection::connect_now() {
 }
 
 void RedisConnection::connected() {
-  uv_timer_stop(timer_);
+  // The connect timeout keeps running: it bounds the handshake too (handshake_done() stops it).
   uv_tcp_nodelay(&socket_->tcp, 1);
   const int rc = uv_read_start(reinterpret_cast<uv_stream_t*>(&socket_->tcp), &RedisIo::on_alloc, &RedisIo::on_read);
   if (rc != 0) {
     connection_lost(uv_strerror(rc));
     return;
   }
+  state_ = State::kHandshake;
+  uv_prepare_start(prepare_, &RedisIo::on_prepare);
+  // AUTH first, then SELECT, then PING: Redis answers in order, so the PONG says the connection
+  // takes commands (a server that wants a password we lack answers the PING with NOAUTH). Only
+  // then is it up and ready for the stage's commands. A refused AUTH, SELECT or PING drops the
+  // connection (retried with backoff).
+  if (!config_.password.empty()) {
+    if (config_.username.empty()) queue({"AUTH", config_.password}, &g_auth_tag);
+    else queue({"AUTH", config_.username, config_.password}, &g_auth_tag);
+  }
+  if (config_.db != 0) queue({"SELECT", std::to_string(config_.db)}, &g_select_tag);
+  queue({"PING"}, &g_ping_tag);
+}
+
+void RedisConnection::handshake_done() {
+  uv_timer_stop(timer_);
   state_ = State::kReady;
   backoff_ms_ = 0;
-  uv_prepare_start(prepare_, &RedisIo::on_prepare);
-  // AUTH first, then SELECT: Redis answers commands in order, so nothing the stage sends later
-  // runs unauthenticated. A refused AUTH or SELECT drops the connection (retried with backoff).
-  if (!config_.password.empty()) {
-    if (config_.username.empty()) command({"AUTH", config_.password}, &g_auth_tag);
-    else command({"AUTH", config_.username, config_.password}, &g_auth_tag);
-  }
-  if (config_.db != 0) command({"SELECT", std::to_string(config_.db)}, &g_select_tag);
   if (ever_connected_) reconnects_.fetch_add(1, std::memory_order_relaxed);
   ever_connected_ = true;
   up_.store(true, std::memory_order_relaxed);
+  if (auth_failed_.exchange(false, std::memory_order_relaxed)) {
+    log::info("redis authentication accepted again", {{"connection", role_}, {"address", config_.address}});
+  }
   log::info("redis connected", {{"connection", role_}, {"address", config_.address}});
 }
 
-bool RedisConnection::command(std::initializer_list<std::string_view> args, void* tag) noexcept {
-  if (state_ != State::kReady) return false;
+void RedisConnection::auth_failure(std::string_view error) {
+  // Once per transition (not per command, not per reconnect): the error names the problem
+  // (NOAUTH, WRONGPASS), never the password.
+  if (!auth_failed_.exchange(true, std::memory_order_relaxed)) {
+    log::error("redis authentication failed: the server refuses our credentials; dedup cannot work until they are fixed",
+               {{"connection", role_}, {"address", config_.address}, {"error", error},
+                {"password_configured", !config_.password.empty()}});
+  }
+  connection_lost("authentication failed");
+}
+
+void RedisConnection::queue(std::initializer_list<std::string_view> args, void* tag) {
   resp_append_command(out_, args);
   push_tag(tag);
+}
+
+bool RedisConnection::command(std::initializer_list<std::string_view> args, void* tag) noexcept {
+  // Taken during the handshake too, queued behind the PING: Redis answers in order, so they run
+  // authenticated or, when the credentials are refused, fail with the connection (kLost).
+  if (state_ != State::kReady && state_ != State::kHandshake) return false;
+  queue(args, tag);
   return true;
 }
 
 void RedisConnection::flush() noexcept {
-  if (out_.empty() || state_ != State::kReady || socket_->write_busy) return;
+  if (out_.empty() || (state_ != State::kReady && state_ != State::kHandshake) || socket_->write_busy) return;
   auto* stream = reinterpret_cast<uv_stream_t*>(&socket_->tcp);
   uv_buf_t buf = uv_buf_init(out_.data(), static_cast<unsigned>(out_.size()));
   const int written = uv_try_write(stream, &buf, 1);
@@ -270,15 +309,25 @@ void RedisConnection::deliver(const RedisReply& reply) {
     return;
   }
   void* tag = pop_tag();
-  if (tag == &g_auth_tag || tag == &g_select_tag) {
-    if (reply.type != RedisReply::Type::kError) return;
-    // The reply names the problem (WRONGPASS, NOAUTH, DB index out of range), never the password.
-    log::error(tag == &g_auth_tag ? "redis authentication failed" : "redis SELECT failed",
+  if (internal_tag(tag)) {
+    if (reply.type != RedisReply::Type::kError) {
+      if (tag == &g_ping_tag) handshake_done();
+      return;
+    }
+    if (tag == &g_auth_tag || is_auth_error(reply.str)) {
+      auth_failure(reply.str);
+      return;
+    }
+    // The reply names the problem (DB index out of range, ...).
+    log::error(tag == &g_select_tag ? "redis SELECT failed" : "redis PING failed",
                {{"connection", role_}, {"address", config_.address}, {"error", reply.str}});
-    reset(tag == &g_auth_tag ? "authentication failed" : "SELECT failed");
+    reset(tag == &g_select_tag ? "SELECT failed" : "PING failed");
     return;
   }
   on_reply_(owner_, tag, reply);
+  // Credentials withdrawn while connected (requirepass set, ACL changed): the owner has its
+  // error reply; the connection is down until the credentials work again.
+  if (reply.type == RedisReply::Type::kError && socket_ != nullptr && is_auth_error(reply.str)) auth_failure(reply.str);
 }
 
 // Every failure after a socket exists ends here: connecting, connected or writing.
@@ -305,7 +354,7 @@ void RedisConnection::fail_pending() {
   const RedisReply lost{};
   while (tag_count_ > 0) {
     void* tag = pop_tag();
-    if (tag != &g_auth_tag && tag != &g_select_tag) on_reply_(owner_, tag, lost);
+    if (!internal_tag(tag)) on_reply_(owner_, tag, lost);
   }
 }
 
@@ -316,7 +365,8 @@ void RedisConnection::schedule_reconnect(const std::string& why) {
                                  : std::min<std::int64_t>(backoff_ms_ * 2, config_.reconnect_backoff_max.count());
   static thread_local log::RateLimiter limiter(5'000'000'000LL, 3);
   std::uint64_t suppressed = 0;
-  if (limiter.allow(suppressed)) {
+  // An authentication failure was logged once as an error; its retries are not news.
+  if (!auth_failed_.load(std::memory_order_relaxed) && limiter.allow(suppressed)) {
     log::warn("redis connection failed; retrying", {{"connection", role_}, {"address", config_.address},
                                                     {"error", why}, {"retry_in_ms", static_cast<long long>(backoff_ms_)},
                                                     {"suppressed", static_cast<unsigned long long>(suppressed)}});

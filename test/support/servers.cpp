@@ -570,6 +570,8 @@ bool RedisServer::ready(std::string& error) {
   const std::unique_ptr<void, ReplyDeleter> reply(redisCommand(context.get(), "PING"));
   const auto* r = static_cast<const redisReply*>(reply.get());
   if (r != nullptr && r->type == REDIS_REPLY_STATUS && std::string_view(r->str, r->len) == "PONG") return true;
+  // A server started with --requirepass serves, and wants a password first.
+  if (r != nullptr && r->type == REDIS_REPLY_ERROR && std::string_view(r->str, r->len).rfind("NOAUTH", 0) == 0) return true;
   error = r != nullptr && r->type == REDIS_REPLY_ERROR ? std::string(r->str, r->len) : "no PONG";
   return false;
 }
