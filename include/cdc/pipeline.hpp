@@ -26,6 +26,7 @@ class ParseStage;
 class DedupStage;
 class PublishStage;
 class AckStage;
+class RedisInfoProbe;
 
 /// What /healthz and /readyz report.
 struct HealthReport {
@@ -126,6 +127,7 @@ class Pipeline {
   std::string guard_reason_;  // guarded by guard_mutex_
   StallDetector stall_;       // monitor thread only
   FailureGuard guard_;        // monitor thread only
+  std::unique_ptr<RedisInfoProbe> redis_info_;  // monitor thread only (after construction); null without dedup
 
   void build();
   void monitor() noexcept;
