@@ -185,6 +185,15 @@ std::map<std::string, std::string> env_sources(const std::vector<std::string>& e
 /// nats.password, nats.token and redis.password (one trailing newline dropped), and checks that
 /// nats.tls_ca, tls_cert, tls_key, creds_file and nkey_seed_file are readable. Throws ConfigError.
 void resolve_secrets(Config& config);
+/// --check-config: loads `path` ("" = defaults) with `env` like load_config() followed by
+/// resolve_secrets(), but collects every error instead of stopping at the first (an unreadable
+/// file or a YAML syntax error still ends it: nothing after can be read). Empty = valid. `out`
+/// gets the configuration as loaded (keys with errors keep their defaults).
+std::vector<ConfigError> check_config(const std::string& path, const std::vector<std::string>& env, Config& out);
+/// --print-config: every key as YAML (sections and keys in declaration order), in the form the
+/// loader reads back; nats.password, nats.token and redis.password show as <redacted> when set
+/// and nats.url loses any user:password@ (the *_file keys show their paths, not the secrets).
+std::string config_to_yaml(const Config& config);
 /// `url` (comma-separated list allowed) with any user:password@ removed, for logs.
 std::string redact_url(std::string_view url);
 

@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "cdc/event.hpp"
@@ -144,6 +145,71 @@ class WindowMax {
   std::array<std::atomic<std::uint64_t>, kSeconds> slots_{};  // (second & 0xffff) << 48 | max
 };
 
+/// Counters keyed by a name (a table), with a bounded label set: the first kSlots distinct names
+/// get a counter each, later names (and names over kMaxName bytes) count under kOverflow. One
+/// writer thread: a name is copied into a fixed slot and the slot published with a release store
+/// of the slot count, so counting neither allocates nor locks; any thread renders.
+class NamedCounters {
+ public:
+  static constexpr std::size_t kSlots = 64;
+  static constexpr std::size_t kMaxName = 128;
+  static constexpr std::string_view kOverflow = "_other";
+
+  /// Writer thread.
+  void inc(std::string_view name) noexcept {
+#ifndef CDC_METRICS_OFF
+    const std::size_t used = used_.load(std::memory_order_relaxed);  // only this thread stores it
+    if (last_ < used && slots_[last_].name() == name) {
+      slots_[last_].count.inc();
+      return;
+    }
+    for (std::size_t i = 0; i < used; ++i) {
+      if (slots_[i].name() == name) {
+        last_ = i;
+        slots_[i].count.inc();
+        return;
+      }
+    }
+    if (used == kSlots || name.size() > kMaxName || name == kOverflow) {
+      overflow_.inc();
+      return;
+    }
+    Slot& s = slots_[used];
+    std::copy(name.begin(), name.end(), s.text.begin());
+    s.length = name.size();
+    s.count.inc();
+    last_ = used;
+    // release: the slot's name and first count are written before a reader sees the slot.
+    used_.store(used + 1, std::memory_order_release);
+#else
+    (void)name;
+#endif
+  }
+  /// Any thread: the names seen so far, in order of first appearance.
+  [[nodiscard]] std::size_t size() const noexcept { return used_.load(std::memory_order_acquire); }
+  [[nodiscard]] std::string_view name(std::size_t i) const noexcept { return slots_[i].name(); }
+  [[nodiscard]] std::uint64_t value(std::size_t i) const noexcept { return slots_[i].count.value(); }
+  [[nodiscard]] std::uint64_t overflow() const noexcept { return overflow_.value(); }
+
+ private:
+  struct Slot {
+    std::array<char, kMaxName> text{};
+    std::size_t length = 0;
+    Counter count;
+    [[nodiscard]] std::string_view name() const noexcept { return {text.data(), length}; }
+  };
+  std::array<Slot, kSlots> slots_{};
+  std::atomic<std::size_t> used_{0};
+  std::size_t last_ = 0;  // writer only: the slot hit last (skips come in runs of one table)
+  Counter overflow_;
+};
+
+/// Redis maxmemory-policy values, in the order of cdc_consumer_redis_maxmemory_policy's index;
+/// the last stands for a value this build does not know.
+inline constexpr std::array<std::string_view, 9> kRedisPolicies{
+    "noeviction",   "allkeys-lru",  "allkeys-lfu",     "allkeys-random", "volatile-lru",
+    "volatile-lfu", "volatile-ttl", "volatile-random", "other"};
+
 /// Per-event "intake -> leaves this stage" latency with one clock read per batch: the stage
 /// notes each event's intake time as it hands the event on (the event then belongs to the next
 /// stage, so the time is copied here), and observes them all at end_of_batch. Stage thread only.
@@ -196,6 +262,11 @@ struct ScrapeState {
   std::array<Connection, 2> redis{{{"dedup"}, {"mark"}}};
   std::uint64_t log_dropped = 0;
   std::string_view version = "unknown";
+  std::string_view revision = "unknown";  ///< git revision at configure time
+  /// Dependency versions for build_info: label name, version.
+  std::array<std::pair<std::string_view, std::string_view>, 4> dependencies{};
+  std::int64_t guard_max_failure_ms = 0;  ///< guard.max_failure_duration in force (0 = off)
+  bool process = true;                    ///< add the process_* families (read from /proc)
 };
 
 /// Everything the pipeline counts. Members are grouped by writer thread on separate cache lines.
@@ -247,6 +318,7 @@ class Metrics {
   struct alignas(kCacheLine) ParseSide {
     Counter parsed, invalid, rules_reloaded;
     Histogram stage;  // intake -> parsed
+    NamedCounters skipped_tables;  // skipped (table not kept), by table name
   } parse;
 
   /// Pipeline monitor thread (backlog, liveness, panic guard).
@@ -256,6 +328,8 @@ class Metrics {
     Gauge backlog_unix_ms;   // when the two were read
     Counter backlog_errors;  // failed consumer-info requests
     Gauge failing_ms;        // how long processing has been failing continuously (panic guard)
+    Gauge redis_evicted_keys;  // Redis INFO stats evicted_keys; -1 = not read yet
+    Gauge redis_policy;        // index in kRedisPolicies of INFO memory maxmemory_policy; -1 = not read yet
   } monitor;
 
   /// Main thread (SIGHUP).
@@ -265,6 +339,11 @@ class Metrics {
 
   /// Renders the text exposition of every family; `state` adds what the registry does not own.
   [[nodiscard]] std::string render(const ScrapeState& state) const;
+
+  /// Appends the standard process_* families (process_start_time_seconds, process_cpu_seconds_total,
+  /// process_resident_memory_bytes, process_virtual_memory_bytes, process_open_fds,
+  /// process_max_fds), read from /proc/self now; a value /proc does not give is left out.
+  static void render_process(std::string& out);
 
  private:
   std::vector<std::string> labels_;  // tables + "_other"

@@ -25,6 +25,11 @@ class NatsError : public std::runtime_error {
 /// "<status text>: <nats_GetLastError>" for the calling thread's last error.
 std::string nats_error_text(natsStatus status);
 
+/// nats.c options for `config`'s servers (comma-separated nats.url), timeouts, reconnects, TLS
+/// and authentication (secrets already resolved by resolve_secrets()), named `name`. What the
+/// service's connections and cdc-replay share. Throws NatsError naming the key that failed.
+NatsOptionsPtr make_nats_options(const NatsConfig& config, const std::string& name);
+
 /// One NATS connection with its JetStream context. Thread-safe as nats.c is: publishes, acks
 /// and subscriptions may be used from any thread.
 class NatsConnection {

@@ -26,6 +26,7 @@ class ParseStage;
 class DedupStage;
 class PublishStage;
 class AckStage;
+class RedisInfoProbe;
 
 /// What /healthz and /readyz report.
 struct HealthReport {
@@ -127,6 +128,7 @@ class Pipeline {
   ProgressTracker progress_;  // monitor thread only
   StallDetector stall_;       // monitor thread only
   FailureGuard guard_;        // monitor thread only
+  std::unique_ptr<RedisInfoProbe> redis_info_;  // monitor thread only (after construction); null without dedup
 
   void build();
   void monitor() noexcept;

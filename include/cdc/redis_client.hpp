@@ -34,7 +34,10 @@ class RedisConnection {
   /// (or was closed) first. `owner` is the pointer given to the constructor.
   using ReplyFn = void (*)(void* owner, void* tag, const RedisReply& reply);
 
-  RedisConnection(const RedisConfig& config, uv_loop_s* loop, std::string role, ReplyFn on_reply, void* owner);
+  /// `max_reply_text`: bytes of a string reply handed to the owner (RespReader::kMaxText by
+  /// default; INFO replies need a few KiB).
+  RedisConnection(const RedisConfig& config, uv_loop_s* loop, std::string role, ReplyFn on_reply, void* owner,
+                  std::size_t max_reply_text = RespReader::kMaxText);
   ~RedisConnection();
   RedisConnection(const RedisConnection&) = delete;
   RedisConnection& operator=(const RedisConnection&) = delete;
@@ -90,6 +93,7 @@ class RedisConnection {
   std::string role_;
   ReplyFn on_reply_;
   void* owner_;
+  std::size_t max_reply_text_;
   std::string host_;
   int port_ = 6379;
   State state_ = State::kIdle;

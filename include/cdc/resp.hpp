@@ -39,7 +39,8 @@ class RespReader {
  public:
   static constexpr std::size_t kMaxText = 256;
 
-  RespReader();
+  /// `max_text`: how many bytes of a string reply are kept (the rest is cut, `truncated` set).
+  explicit RespReader(std::size_t max_text = kMaxText);
   ~RespReader();
   RespReader(const RespReader&) = delete;
   RespReader& operator=(const RespReader&) = delete;

@@ -394,12 +394,21 @@ void assign(std::string& out, const Value& v, LogLevel) {
 // ---------------------------------------------------------------------------------------------
 // The field table: every key of config.hpp, in declaration order.
 
+// The YAML form of a value (--print-config): what the loader reads back.
+template <typename T>
+const T& yaml_value(const T& v) { return v; }
+std::string yaml_value(Millis d) { return format_duration(d); }
+std::string yaml_value(IngestMode m) { return m == IngestMode::kPush ? "push" : "pull"; }
+std::string yaml_value(RedisErrorPolicy p) { return p == RedisErrorPolicy::kPublish ? "publish" : "block"; }
+std::string yaml_value(WaitKind k) { return std::string(to_string(k)); }
+
 struct Field {
   std::string_view section;
   std::string_view key;
   void (*set)(Config&, const Value&);
   bool (*same)(const Config&, const Config&);  ///< equal values in both (reload)
   void (*copy)(Config&, const Config&);        ///< takes the value of the second (reload)
+  void (*print)(const Config&, YAML::Node&);   ///< adds section: key: value (--print-config)
 };
 
 #define CDC_FIELD(SECTION, KEY, ...)                                                          \
@@ -407,7 +416,8 @@ struct Field {
     #SECTION, #KEY,                                                                           \
         [](Config& c, const Value& v) { assign(c.SECTION.KEY, v __VA_OPT__(, ) __VA_ARGS__); }, \
         [](const Config& a, const Config& b) { return a.SECTION.KEY == b.SECTION.KEY; },      \
-        [](Config& to, const Config& from) { to.SECTION.KEY = from.SECTION.KEY; }             \
+        [](Config& to, const Config& from) { to.SECTION.KEY = from.SECTION.KEY; },            \
+        [](const Config& c, YAML::Node& n) { n[#SECTION][#KEY] = yaml_value(c.SECTION.KEY); } \
   }
 
 const std::vector<Field>& fields() {
@@ -537,10 +547,24 @@ constexpr ShortName kShortNames[] = {
 /// by validate() name the variable, since that is what the operator has to fix.
 using Sources = std::map<std::string, std::string>;
 
+/// Where --check-config collects every error; nullptr: the first one is thrown (start-up, SIGHUP).
+using Errors = std::vector<ConfigError>;
+
+/// Runs `step`; a ConfigError it throws goes to `errors` when collecting, on to the caller otherwise.
+template <typename Step>
+void collect(Errors* errors, Step&& step) {
+  if (errors == nullptr) return step();
+  try {
+    step();
+  } catch (const ConfigError& e) {
+    errors->push_back(e);
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Loading
 
-void apply_yaml(Config& config, const YAML::Node& root, const std::string& origin) {
+void apply_yaml(Config& config, const YAML::Node& root, const std::string& origin, Errors* errors) {
   if (root.IsNull()) return;  // empty file: defaults
   if (!root.IsMap()) {
     throw ConfigError("config", origin + ": expected a map of sections at the top level, got " + shape_of(root));
@@ -548,6 +572,7 @@ void apply_yaml(Config& config, const YAML::Node& root, const std::string& origi
   const auto sections = section_names();
   std::set<std::string> seen_sections;
   for (const auto& entry : root) {
+   collect(errors, [&] {
     if (!entry.first.IsScalar()) throw ConfigError("config", origin + ": section names must be plain strings");
     const std::string section = entry.first.Scalar();
     if (std::find(sections.begin(), sections.end(), section) == sections.end()) {
@@ -557,10 +582,11 @@ void apply_yaml(Config& config, const YAML::Node& root, const std::string& origi
     }
     if (!seen_sections.insert(section).second) throw ConfigError(section, "duplicate section");
     const YAML::Node& body = entry.second;
-    if (body.IsNull()) continue;
+    if (body.IsNull()) return;
     if (!body.IsMap()) throw ConfigError(section, "expected a map of keys, got " + shape_of(body));
     std::set<std::string> seen_keys;
     for (const auto& kv : body) {
+     collect(errors, [&] {
       if (!kv.first.IsScalar()) throw ConfigError(section, "key names must be plain strings");
       const std::string key = kv.first.Scalar();
       const std::string name = section + "." + key;
@@ -575,11 +601,13 @@ void apply_yaml(Config& config, const YAML::Node& root, const std::string& origi
       if (!seen_keys.insert(key).second) throw ConfigError(name, "duplicate key");
       const YAML::Node& node = kv.second;
       field->set(config, Value{&node, {}, name});
+     });
     }
+   });
   }
 }
 
-void apply_env(Config& config, const std::vector<std::string>& env, Sources& sources) {
+void apply_env(Config& config, const std::vector<std::string>& env, Sources& sources, Errors* errors) {
   // First occurrence of a name wins, as with getenv().
   std::map<std::string, std::string, std::less<>> vars;
   for (const auto& entry : env) {
@@ -594,21 +622,23 @@ void apply_env(Config& config, const std::vector<std::string>& env, Sources& sou
     // (compose files, `${NATS_URL}`); DAISI_CDC_* variables are ours and taken literally.
     if (it == vars.end() || trim(it->second).empty()) continue;
     const Field* field = find_field(s.section, s.key);
-    field->set(config, Value{nullptr, it->second, it->first});
     sources[dotted(*field)] = it->first;
+    collect(errors, [&] { field->set(config, Value{nullptr, it->second, it->first}); });
   }
 
   std::vector<std::string> known;
   for (const auto& f : fields()) known.push_back(env_name(f));
   for (const auto& [name, value] : vars) {
     if (name.compare(0, kEnvPrefix.size(), kEnvPrefix) != 0) continue;
-    const auto it = std::find(known.begin(), known.end(), name);
-    if (it == known.end()) {
-      throw ConfigError(name, "unknown variable: no configuration key has this name" + suggestion(name, known));
-    }
-    const Field& field = fields()[static_cast<std::size_t>(it - known.begin())];
-    field.set(config, Value{nullptr, value, name});
-    sources[dotted(field)] = name;
+    collect(errors, [&] {
+      const auto it = std::find(known.begin(), known.end(), name);
+      if (it == known.end()) {
+        throw ConfigError(name, "unknown variable: no configuration key has this name" + suggestion(name, known));
+      }
+      const Field& field = fields()[static_cast<std::size_t>(it - known.begin())];
+      sources[dotted(field)] = name;
+      field.set(config, Value{nullptr, value, name});
+    });
   }
 }
 
@@ -617,12 +647,16 @@ void apply_env(Config& config, const std::vector<std::string>& env, Sources& sou
 
 class Checker {
  public:
-  explicit Checker(const Sources& sources) : sources_(sources) {}
+  Checker(const Sources& sources, Errors* errors) : sources_(sources), errors_(errors) {}
 
-  /// Throws ConfigError for `key`, named as the variable that set it when one did.
-  [[noreturn]] void fail(const std::string& key, const std::string& problem) const {
+  /// A ConfigError for `key`, named as the variable that set it when one did: thrown, or added
+  /// to the errors when collecting (every rule below is an independent check, so validation
+  /// goes on after a failed one).
+  void fail(const std::string& key, const std::string& problem) const {
     const auto it = sources_.find(key);
-    throw ConfigError(it == sources_.end() ? key : it->second, problem);
+    ConfigError error(it == sources_.end() ? key : it->second, problem);
+    if (errors_ == nullptr) throw error;
+    errors_->push_back(std::move(error));
   }
 
   void range(const std::string& key, long long value, IntRange r) const {
@@ -654,6 +688,7 @@ class Checker {
 
  private:
   const Sources& sources_;
+  Errors* errors_;
 };
 
 void validate_nats(const Checker& check, const NatsConfig& n) {
@@ -826,8 +861,8 @@ void validate_pipeline(const Checker& check, const PipelineConfig& p) {
   }
 }
 
-void validate_all(const Config& c, const Sources& sources) {
-  const Checker check(sources);
+void validate_all(const Config& c, const Sources& sources, Errors* errors = nullptr) {
+  const Checker check(sources, errors);
   validate_nats(check, c.nats);
   validate_pipeline(check, c.pipeline);  // before the rules that compare against ring_capacity
   validate_ingest(check, c.ingest, c.pipeline.ring_capacity);
@@ -847,7 +882,8 @@ void validate_all(const Config& c, const Sources& sources) {
   }
 }
 
-Config load(const std::string& text, const std::string& origin, const std::vector<std::string>& env) {
+Config load(const std::string& text, const std::string& origin, const std::vector<std::string>& env,
+            Errors* errors = nullptr) {
   Config config;
   YAML::Node root;
   try {
@@ -856,10 +892,10 @@ Config load(const std::string& text, const std::string& origin, const std::vecto
     throw ConfigError("config", origin + ":" + std::to_string(e.mark.line + 1) + ":" +
                                     std::to_string(e.mark.column + 1) + ": " + e.msg);
   }
-  apply_yaml(config, root, origin);
+  apply_yaml(config, root, origin, errors);
   Sources sources;
-  apply_env(config, env, sources);
-  validate_all(config, sources);
+  apply_env(config, env, sources, errors);
+  validate_all(config, sources, errors);
   return config;
 }
 
@@ -944,8 +980,10 @@ Config load_config_text(const std::string& yaml_text, const std::vector<std::str
   return load(yaml_text, "<text>", env);
 }
 
-Config load_config(const std::string& path, const std::vector<std::string>& env) {
-  if (path.empty()) return load(std::string(), "<defaults>", env);
+namespace {
+
+/// The text of the configuration file at `path`; throws ConfigError("config", ...).
+std::string read_config_file(const std::string& path) {
   std::FILE* file = std::fopen(path.c_str(), "rb");
   if (file == nullptr) throw ConfigError("config", "cannot read " + path + ": " + std::strerror(errno));
   std::string text;
@@ -955,7 +993,14 @@ Config load_config(const std::string& path, const std::vector<std::string>& env)
   const int err = std::ferror(file) != 0 ? errno : 0;
   std::fclose(file);
   if (err != 0) throw ConfigError("config", "cannot read " + path + ": " + std::strerror(err));
-  return load(text, path, env);
+  return text;
+}
+
+}  // namespace
+
+Config load_config(const std::string& path, const std::vector<std::string>& env) {
+  if (path.empty()) return load(std::string(), "<defaults>", env);
+  return load(read_config_file(path), path, env);
 }
 
 namespace {
@@ -987,34 +1032,73 @@ void read_secret(const std::string& key, const std::string& path, std::string& o
   out = std::move(text);
 }
 
-}  // namespace
 
-void resolve_secrets(Config& config) {
+/// resolve_secrets(), each check on its own when collecting `errors`.
+void resolve_secrets(Config& config, Errors* errors) {
   NatsConfig& n = config.nats;
   // Exclusive choices are start-up rules (validate() accepts every key set at once).
-  if (!n.password.empty() && !n.password_file.empty()) {
-    throw ConfigError("nats.password_file", "set nats.password or nats.password_file, not both");
-  }
-  if (!n.token.empty() && !n.token_file.empty()) {
-    throw ConfigError("nats.token_file", "set nats.token or nats.token_file, not both");
-  }
-  if (!config.redis.password.empty() && !config.redis.password_file.empty()) {
-    throw ConfigError("redis.password_file", "set redis.password or redis.password_file, not both");
-  }
+  collect(errors, [&] {
+    if (!n.password.empty() && !n.password_file.empty()) {
+      throw ConfigError("nats.password_file", "set nats.password or nats.password_file, not both");
+    }
+  });
+  collect(errors, [&] {
+    if (!n.token.empty() && !n.token_file.empty()) {
+      throw ConfigError("nats.token_file", "set nats.token or nats.token_file, not both");
+    }
+  });
+  collect(errors, [&] {
+    if (!config.redis.password.empty() && !config.redis.password_file.empty()) {
+      throw ConfigError("redis.password_file", "set redis.password or redis.password_file, not both");
+    }
+  });
   const int methods = (n.creds_file.empty() ? 0 : 1) + (n.nkey_seed_file.empty() ? 0 : 1) + (n.user.empty() ? 0 : 1) +
                       (n.token.empty() && n.token_file.empty() ? 0 : 1);
-  if (methods > 1) {
-    throw ConfigError("nats.creds_file", "choose one authentication method: nats.creds_file, nats.nkey_seed_file, "
-                                         "nats.user with a password, or nats.token");
+  collect(errors, [&] {
+    if (methods > 1) {
+      throw ConfigError("nats.creds_file", "choose one authentication method: nats.creds_file, nats.nkey_seed_file, "
+                                           "nats.user with a password, or nats.token");
+    }
+  });
+  collect(errors, [&] { check_readable("nats.tls_ca", n.tls_ca); });
+  collect(errors, [&] { check_readable("nats.tls_cert", n.tls_cert); });
+  collect(errors, [&] { check_readable("nats.tls_key", n.tls_key); });
+  collect(errors, [&] { check_readable("nats.creds_file", n.creds_file); });
+  collect(errors, [&] { check_readable("nats.nkey_seed_file", n.nkey_seed_file); });
+  collect(errors, [&] { read_secret("nats.password_file", n.password_file, n.password); });
+  collect(errors, [&] { read_secret("nats.token_file", n.token_file, n.token); });
+  collect(errors, [&] { read_secret("redis.password_file", config.redis.password_file, config.redis.password); });
+}
+
+}  // namespace
+
+void resolve_secrets(Config& config) { resolve_secrets(config, nullptr); }
+
+std::vector<ConfigError> check_config(const std::string& path, const std::vector<std::string>& env, Config& out) {
+  Errors errors;
+  try {
+    const std::string text = path.empty() ? std::string() : read_config_file(path);
+    out = load(text, path.empty() ? "<defaults>" : path, env, &errors);
+  } catch (const ConfigError& e) {
+    errors.push_back(e);  // unreadable file or YAML syntax: nothing further can be checked
+    return errors;
   }
-  check_readable("nats.tls_ca", n.tls_ca);
-  check_readable("nats.tls_cert", n.tls_cert);
-  check_readable("nats.tls_key", n.tls_key);
-  check_readable("nats.creds_file", n.creds_file);
-  check_readable("nats.nkey_seed_file", n.nkey_seed_file);
-  read_secret("nats.password_file", n.password_file, n.password);
-  read_secret("nats.token_file", n.token_file, n.token);
-  read_secret("redis.password_file", config.redis.password_file, config.redis.password);
+  Config resolved = out;
+  resolve_secrets(resolved, &errors);
+  return errors;
+}
+
+std::string config_to_yaml(const Config& config) {
+  YAML::Node root;
+  for (const auto& f : fields()) f.print(config, root);
+  // Secrets never leave the process: set or not is all that shows.
+  for (const auto& [section, key] : {std::pair{"nats", "password"}, {"nats", "token"}, {"redis", "password"}}) {
+    if (!root[section][key].as<std::string>().empty()) root[section][key] = "<redacted>";
+  }
+  root["nats"]["url"] = redact_url(config.nats.url);
+  YAML::Emitter out;
+  out << root;
+  return std::string(out.c_str()) + "\n";
 }
 
 std::string redact_url(std::string_view url) {

@@ -1,8 +1,14 @@
 #include "cdc/metrics.hpp"
 
+#include <dirent.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <fstream>
+#include <sstream>
 
 namespace cdc {
 namespace {
@@ -134,6 +140,8 @@ Metrics::Metrics(std::vector<std::string> tables) : labels_(std::move(tables)) {
   ack.processing = std::vector<Histogram>(labels_.size());
   monitor.backlog.set(-1);
   monitor.ack_pending.set(-1);
+  monitor.redis_evicted_keys.set(-1);
+  monitor.redis_policy.set(-1);
 }
 
 std::size_t Metrics::table_index(std::string_view table) const noexcept {
@@ -194,6 +202,15 @@ std::string Metrics::render(const ScrapeState& state) const {
                 static_cast<double>(ack.last_completion_unix_ms.value()) / 1e3);
   family(out, "cdc_consumer_invalid_messages_total", "counter", "Messages the parse stage found invalid.");
   sample(out, "cdc_consumer_invalid_messages_total", "", parse.invalid.value());
+  family(out, "cdc_consumer_skipped_messages_total", "counter",
+         "Messages skipped because their table is not in ingest.tables, by table (the first 64 names; "
+         "later ones under _other).");
+  for (std::size_t i = 0, n = parse.skipped_tables.size(); i < n; ++i) {
+    sample(out, "cdc_consumer_skipped_messages_total", label("table", parse.skipped_tables.name(i)),
+           parse.skipped_tables.value(i));
+  }
+  sample(out, "cdc_consumer_skipped_messages_total", label("table", NamedCounters::kOverflow),
+         parse.skipped_tables.overflow());
 
   // -- Per-stage latency.
   family(out, "cdc_consumer_stage_latency_seconds", "histogram",
@@ -246,6 +263,9 @@ std::string Metrics::render(const ScrapeState& state) const {
   family(out, "cdc_consumer_failing_seconds", "gauge",
          "How long processing has been failing without a success (the panic guard exits at guard.max_failure_duration).");
   sample_double(out, "cdc_consumer_failing_seconds", "", static_cast<double>(monitor.failing_ms.value()) / 1e3);
+  family(out, "cdc_consumer_guard_max_failure_seconds", "gauge",
+         "guard.max_failure_duration in force: the panic guard exits when failing_seconds reaches it (0 = off).");
+  sample_double(out, "cdc_consumer_guard_max_failure_seconds", "", static_cast<double>(state.guard_max_failure_ms) / 1e3);
 
   using Conn = ScrapeState::Connection;
   const auto up = [](const Conn& c) -> std::uint64_t { return c.up ? 1 : 0; };
@@ -263,6 +283,18 @@ std::string Metrics::render(const ScrapeState& state) const {
                  state.redis, reconnects);
   per_connection(out, "cdc_consumer_redis_connect_failures_total", "counter",
                  "Failed Redis connection attempts, by connection.", state.redis, failures);
+
+  // -- Redis memory policy and evictions, read with INFO by the monitor thread (absent until read).
+  if (monitor.redis_evicted_keys.value() >= 0) {
+    family(out, "cdc_consumer_redis_evicted_keys", "gauge",
+           "Keys Redis has evicted since it started (INFO stats evicted_keys); dedup marks among them mean possible duplicates.");
+    sample_signed(out, "cdc_consumer_redis_evicted_keys", "", monitor.redis_evicted_keys.value());
+  }
+  if (const std::int64_t p = monitor.redis_policy.value(); p >= 0 && static_cast<std::size_t>(p) < kRedisPolicies.size()) {
+    family(out, "cdc_consumer_redis_maxmemory_policy", "gauge",
+           "Redis maxmemory-policy (INFO memory maxmemory_policy): 1 for the policy in force.");
+    sample(out, "cdc_consumer_redis_maxmemory_policy", label("policy", kRedisPolicies[static_cast<std::size_t>(p)]), 1);
+  }
 
   // -- Consumer backlog, read from JetStream by the monitor thread (absent until first read).
   if (monitor.backlog.value() >= 0) {
@@ -285,9 +317,73 @@ std::string Metrics::render(const ScrapeState& state) const {
   sample(out, "cdc_consumer_config_reloads_total", "result=\"failed\"", control.reloads_failed.value());
   family(out, "cdc_consumer_log_dropped_total", "counter", "Log lines dropped because the log queue was full.");
   sample(out, "cdc_consumer_log_dropped_total", "", state.log_dropped);
-  family(out, "cdc_consumer_build_info", "gauge", "Build information; the value is always 1.");
-  sample(out, "cdc_consumer_build_info", label("version", state.version), 1);
+  family(out, "cdc_consumer_build_info", "gauge",
+         "Build information: version, git revision and dependency versions; the value is always 1.");
+  std::string build = label("version", state.version) + "," + label("revision", state.revision);
+  for (const auto& [name, version] : state.dependencies) {
+    if (!name.empty()) build += "," + label(name, version);
+  }
+  sample(out, "cdc_consumer_build_info", build, 1);
+  if (state.process) render_process(out);
   return out;
+}
+
+void Metrics::render_process(std::string& out) {
+  // /proc/self/stat: the fields after "(comm)" (which may hold spaces), 1-based as in proc(5).
+  std::ifstream stat_file("/proc/self/stat");
+  std::string stat((std::istreambuf_iterator<char>(stat_file)), std::istreambuf_iterator<char>());
+  std::vector<std::string> fields;
+  if (const auto close = stat.rfind(')'); close != std::string::npos) {
+    std::istringstream rest(stat.substr(close + 1));
+    fields = {"pid", "comm"};
+    for (std::string f; rest >> f;) fields.push_back(f);
+  }
+  const auto field = [&](std::size_t n, double& v) {
+    if (n > fields.size()) return false;
+    try {
+      v = std::stod(fields[n - 1]);
+      return true;
+    } catch (const std::exception&) {
+      return false;
+    }
+  };
+  const double ticks = static_cast<double>(sysconf(_SC_CLK_TCK));
+  double utime = 0, stime = 0, start = 0, vsize = 0, rss = 0;
+  if (field(14, utime) && field(15, stime) && ticks > 0) {
+    family(out, "process_cpu_seconds_total", "counter", "Total user and system CPU time spent in seconds.");
+    sample_double(out, "process_cpu_seconds_total", "", (utime + stime) / ticks);
+  }
+  double boot = -1;
+  std::ifstream proc_stat("/proc/stat");
+  for (std::string line; std::getline(proc_stat, line);) {
+    if (line.rfind("btime ", 0) == 0) boot = std::stod(line.substr(6));
+  }
+  if (field(22, start) && boot >= 0 && ticks > 0) {
+    family(out, "process_start_time_seconds", "gauge", "Start time of the process since unix epoch in seconds.");
+    sample_double(out, "process_start_time_seconds", "", boot + start / ticks);
+  }
+  if (field(23, vsize)) {
+    family(out, "process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.");
+    sample_double(out, "process_virtual_memory_bytes", "", vsize);
+  }
+  if (field(24, rss)) {
+    family(out, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.");
+    sample_double(out, "process_resident_memory_bytes", "", rss * static_cast<double>(sysconf(_SC_PAGESIZE)));
+  }
+  if (DIR* dir = opendir("/proc/self/fd")) {
+    std::uint64_t fds = 0;
+    while (const dirent* e = readdir(dir)) {
+      if (e->d_name[0] != '.') ++fds;
+    }
+    closedir(dir);
+    family(out, "process_open_fds", "gauge", "Number of open file descriptors.");
+    sample(out, "process_open_fds", "", fds > 0 ? fds - 1 : 0);  // less the directory's own
+  }
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) == 0) {
+    family(out, "process_max_fds", "gauge", "Maximum number of open file descriptors.");
+    sample_double(out, "process_max_fds", "", static_cast<double>(limit.rlim_cur));
+  }
 }
 
 std::string_view to_string(EventResult result) noexcept {

@@ -26,7 +26,7 @@ void append_length(std::string& out, char tag, std::size_t n) {
 // after a reply is complete, which would move the bytes a view into it points at.
 struct RespReader::Slot {
   RedisReply reply;
-  std::array<char, kMaxText> text{};
+  std::string text;  // sized once at construction (max_text), never grown
 };
 
 namespace {
@@ -65,7 +65,8 @@ redisReplyObjectFunctions g_functions = {on_string, on_array, on_integer, on_nil
 
 }  // namespace
 
-RespReader::RespReader() : reader_(redisReaderCreateWithFunctions(&g_functions)), slot_(new Slot) {
+RespReader::RespReader(std::size_t max_text) : reader_(redisReaderCreateWithFunctions(&g_functions)), slot_(new Slot) {
+  slot_->text.resize(max_text);
   reader_->maxbuf = 0;  // keep the buffer between replies instead of freeing it when empty
   reader_->privdata = slot_;
 }

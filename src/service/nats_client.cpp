@@ -75,7 +75,7 @@ std::string nats_error_text(natsStatus status) {
   return text;
 }
 
-NatsConnection::NatsConnection(const NatsConfig& config, const std::string& role) : role_(role) {
+NatsOptionsPtr make_nats_options(const NatsConfig& config, const std::string& name) {
   natsOptions* raw = nullptr;
   check(natsOptions_Create(&raw), "nats options");
   NatsOptionsPtr opts(raw);
@@ -97,18 +97,11 @@ NatsConnection::NatsConnection(const NatsConfig& config, const std::string& role
   std::vector<const char*> servers;
   for (const auto& u : urls) servers.push_back(u.c_str());
   check(natsOptions_SetServers(opts.get(), servers.data(), static_cast<int>(servers.size())), "nats.url");
-  const std::string name = config.name + "/" + role;
   check(natsOptions_SetName(opts.get(), name.c_str()), "nats.name");
   check(natsOptions_SetTimeout(opts.get(), config.connect_timeout.count()), "nats.connect_timeout");
   check(natsOptions_SetMaxReconnect(opts.get(), config.max_reconnect), "nats.max_reconnect");
   check(natsOptions_SetReconnectWait(opts.get(), config.reconnect_wait.count()), "nats.reconnect_wait");
   check(natsOptions_SetRetryOnFailedConnect(opts.get(), false, nullptr, nullptr), "nats options");
-  check(natsOptions_SetSendAsap(opts.get(), config.send_asap), "nats.send_asap");
-  // Room for the publishes and acks a stage issues while the connection is re-established.
-  check(natsOptions_SetReconnectBufSize(opts.get(), 64 * 1024 * 1024), "nats options");
-  check(natsOptions_SetDisconnectedCB(opts.get(), &NatsConnection::on_disconnected, this), "nats options");
-  check(natsOptions_SetReconnectedCB(opts.get(), &NatsConnection::on_reconnected, this), "nats options");
-  check(natsOptions_SetClosedCB(opts.get(), &NatsConnection::on_closed, this), "nats options");
   // TLS: any TLS key (or a tls:// URL, which nats.c handles itself) makes TLS required.
   if (!config.tls_ca.empty() || !config.tls_cert.empty()) {
     check(natsOptions_SetSecure(opts.get(), true), "nats TLS");
@@ -131,6 +124,17 @@ NatsConnection::NatsConnection(const NatsConfig& config, const std::string& role
   } else if (!config.token.empty()) {
     check(natsOptions_SetToken(opts.get(), config.token.c_str()), "nats.token");
   }
+  return opts;
+}
+
+NatsConnection::NatsConnection(const NatsConfig& config, const std::string& role) : role_(role) {
+  NatsOptionsPtr opts = make_nats_options(config, config.name + "/" + role);
+  check(natsOptions_SetSendAsap(opts.get(), config.send_asap), "nats.send_asap");
+  // Room for the publishes and acks a stage issues while the connection is re-established.
+  check(natsOptions_SetReconnectBufSize(opts.get(), 64 * 1024 * 1024), "nats options");
+  check(natsOptions_SetDisconnectedCB(opts.get(), &NatsConnection::on_disconnected, this), "nats options");
+  check(natsOptions_SetReconnectedCB(opts.get(), &NatsConnection::on_reconnected, this), "nats options");
+  check(natsOptions_SetClosedCB(opts.get(), &NatsConnection::on_closed, this), "nats options");
   const natsStatus s = natsConnection_Connect(&conn_, opts.get());
   if (s != NATS_OK) throw NatsError("cannot connect to " + redact_url(config.url) + ": " + nats_error_text(s));
   log::info("nats connected", {{"connection", role_}, {"server", connected_url(conn_)}});

@@ -119,6 +119,8 @@ void ParseStage::process(Event& ev) noexcept {
   switch (transformer_->transform(ev.subject, ev.body, ev.msg_id_header, ev.out)) {
     case Disposition::kSkip:
       ev.target = Target::kNone;
+      // By name, so a table the filter misses shows up (bounded label set, no allocation).
+      metrics_.parse.skipped_tables.inc(ev.out.table);
       break;
     case Disposition::kPublish:
       ev.target = Target::kOutput;

@@ -29,6 +29,7 @@
 #include "cdc/parse_stage.hpp"
 #include "cdc/publish_stage.hpp"
 #include "cdc/redis_client.hpp"
+#include "cdc/redis_info.hpp"
 
 namespace cdc {
 namespace {
@@ -56,6 +57,7 @@ Pipeline::Pipeline(Config config, Ports ports)
   // relaxed: no thread runs yet; start() publishes them with the threads it creates.
   stall_timeout_ms_.store(config_.health.stall_timeout.count(), std::memory_order_relaxed);
   max_failure_ms_.store(config_.guard.max_failure_duration.count(), std::memory_order_relaxed);
+  if (config_.dedup.enabled) redis_info_ = std::make_unique<RedisInfoProbe>(config_.redis, *metrics_);
   if (ports_.source) build();  // the NATS constructor builds once its ports exist
 }
 
@@ -104,6 +106,7 @@ void Pipeline::build() {
 
 Pipeline::~Pipeline() {
   stop();
+  redis_info_.reset();
   ingest_.reset();
   ports_.source.reset();
   ports_.publisher.reset();  // unsubscribes from PubAcks before the stage goes
@@ -210,6 +213,10 @@ std::string Pipeline::render_metrics() const {
   }
   st.log_dropped = log::dropped();
   st.version = CDC_VERSION;
+  st.revision = CDC_GIT_REVISION;
+  st.dependencies = {{{"nats_c", CDC_NATS_VERSION}, {"simdjson", CDC_SIMDJSON_VERSION},
+                      {"hiredis", CDC_HIREDIS_VERSION}, {"libuv", CDC_LIBUV_VERSION}}};
+  st.guard_max_failure_ms = max_failure_ms_.load(std::memory_order_relaxed);
   return metrics_->render(st);
 }
 
@@ -273,6 +280,8 @@ void Pipeline::monitor() noexcept {
       next_backlog_ns = now + backlog_interval_ns;
       now = now_ns();
     }
+    // Redis INFO (evictions, maxmemory-policy): never blocks, replies come on a later tick.
+    if (redis_info_ && backlog_interval_ns > 0) redis_info_->tick(now, backlog_interval_ns);
     const HealthReport h = base_health();
     // Pending: in flight here, not yet delivered, or delivered and not yet acked (NAKed with a
     // delay and waiting for redelivery counts: that work is not done).
@@ -352,6 +361,8 @@ void Pipeline::monitor() noexcept {
     lock.lock();
     monitor_cv_.wait_for(lock, kMonitorTick, [this] { return monitor_stop_; });
   }
+  lock.unlock();
+  if (redis_info_) redis_info_->close();
 }
 
 }  // namespace cdc

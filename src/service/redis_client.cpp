@@ -36,6 +36,7 @@ struct RedisConnection::Socket {
   uv_connect_t connect{};
   uv_write_t write{};
   RedisConnection* owner = nullptr;  // nullptr once abandoned: callbacks still due do nothing
+  explicit Socket(std::size_t max_text) : reader(max_text) {}
   RespReader reader;                 // fresh per connection: no half-parsed reply carries over
   std::string writing;               // the bytes of the write in progress
   bool write_busy = false;
@@ -111,8 +112,9 @@ bool split_host_port(const std::string& address, std::string& host, int& port) {
 }
 
 RedisConnection::RedisConnection(const RedisConfig& config, uv_loop_s* loop, std::string role, ReplyFn on_reply,
-                                 void* owner)
-    : config_(config), loop_(loop), role_(std::move(role)), on_reply_(on_reply), owner_(owner), tags_(1024, nullptr) {
+                                 void* owner, std::size_t max_reply_text)
+    : config_(config), loop_(loop), role_(std::move(role)), on_reply_(on_reply), owner_(owner),
+      max_reply_text_(max_reply_text), tags_(1024, nullptr) {
   if (!split_host_port(config.address, host_, port_)) {
     throw ConfigError("redis.address", "expected host:port, got '" + config.address + "'");
   }
@@ -183,7 +185,7 @@ void RedisConnection::connect_now() {
     std::memcpy(&addr, found->ai_addr, std::min<std::size_t>(found->ai_addrlen, sizeof addr));
     freeaddrinfo(found);
   }
-  auto* s = new Socket;
+  auto* s = new Socket(max_reply_text_);
   s->owner = this;
   s->tcp.data = s;
   s->connect.data = s;

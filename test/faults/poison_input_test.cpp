@@ -23,7 +23,7 @@ TEST_CASE("30 % malformed input: good ones published, bad ones dead-lettered, me
   // Warm-up: good traffic only, so the pool's buffers and the allocator reach their working size.
   auto warm = generate(dir, "warm", 2000, 67, {"--no-oversized"});
   // The flood: 30 % malformed, among them bodies over max_message_bytes (1 MiB + a few KiB).
-  auto flood = generate(dir, "flood", 4000, 68, {"--bad-pct", "30", "--start-lsn", "20000000000"});
+  auto flood = generate(dir, "flood", 4000, 68, {"--bad-pct", "30", "--oversized", "--start-lsn", "20000000000"});
   // And a burst of bodies over max_message_bytes spread through it, each landing in its own slot.
   for (int i = 0; i < kOversizedBurst; ++i) {
     CaptureRecord r;

@@ -3,6 +3,7 @@
 // the dependencies and the pipeline, SIGHUP reloads what can change, the panic guard exits 3.
 
 #include <catch2/catch.hpp>
+#include <hiredis/hiredis.h>
 #include <httplib.h>
 #include <signal.h>
 
@@ -224,6 +225,14 @@ TEST_CASE("/metrics counts what was published and skipped and de-duplicated and 
   }
   // Skipped tables are not in ingest.tables: they count under _other.
   CHECK(after.get("cdc_consumer_events_total{table=\"_other\",result=\"skipped\"}") == static_cast<double>(want.skipped));
+  // ... and by name in skipped_messages_total, so a table the filter misses shows up.
+  REQUIRE(want.skipped_tables.size() >= 2);
+  for (const auto& [table, n] : want.skipped_tables) {
+    INFO("skipped table " << table);
+    CHECK(after.get("cdc_consumer_skipped_messages_total{table=\"" + table + "\"}") == n);
+  }
+  CHECK(after.get("cdc_consumer_skipped_messages_total{table=\"_other\"}") == 0);
+  CHECK(after.sum("cdc_consumer_skipped_messages_total") == static_cast<double>(want.skipped));
   for (const auto& [kind, n] : want.dead_letters) {
     INFO("error_kind " << kind);
     CHECK(after.get("cdc_consumer_dead_letters_total{error_kind=\"" + kind + "\"}") == n);
@@ -612,5 +621,53 @@ TEST_CASE("SIGHUP names the environment variable that pins a key the file change
   CHECK(second.find("pinned_by_env") == std::string::npos);
   // The level stayed info all along: no debug line was ever written.
   CHECK(service.output().find("\"level\":\"debug\"") == std::string::npos);
+  CHECK(service.terminate(30s) == 0);
+}
+
+TEST_CASE("Redis evictions and maxmemory-policy are exported and an evicting policy is warned about",
+          "[integration][observability][redis]") {
+  NatsServer nats;
+  // allkeys-lru with a small maxmemory: filler keys make Redis evict while the service runs.
+  RedisServer redis(RedisServerOptions{{"--maxmemory", "2mb", "--maxmemory-policy", "allkeys-lru"}});
+  const std::uint16_t port = free_port();
+  ServiceProcess service(CDC_BINARY, {}, service_env(nats, redis, port));
+  REQUIRE(service.wait_for_output("service started", 20s));
+  // The start-up warning names the policy.
+  REQUIRE(service.wait_for_output("redis maxmemory-policy can evict dedup keys", 10s));
+  CHECK(service.output().find("\"policy\":\"allkeys-lru\"") != std::string::npos);
+  Scrape s = scrape_until(port, [](const Scrape& x) { return x.has("cdc_consumer_redis_evicted_keys"); }, 10s);
+  CHECK(s.get("cdc_consumer_redis_maxmemory_policy{policy=\"allkeys-lru\"}") == 1);
+  CHECK(s.sum("cdc_consumer_redis_maxmemory_policy") == 1);
+  REQUIRE(s.get("cdc_consumer_redis_evicted_keys") == 0);
+
+  // Fill Redis past maxmemory: it evicts, and the next INFO read shows it.
+  redisContext* c = redisConnect("127.0.0.1", redis.port());
+  REQUIRE(c != nullptr);
+  REQUIRE(c->err == 0);
+  const std::string big(64 * 1024, 'x');
+  for (int i = 0; i < 100; ++i) {
+    auto* r = static_cast<redisReply*>(redisCommand(c, "SET filler:%d %b", i, big.data(), big.size()));
+    REQUIRE(r != nullptr);
+    freeReplyObject(r);
+  }
+  redisFree(c);
+  s = scrape_until(port, [](const Scrape& x) { return x.get("cdc_consumer_redis_evicted_keys") > 0; }, 10s);
+  CHECK(s.get("cdc_consumer_redis_evicted_keys") > 0);
+  check_promtool(s.text);
+  CHECK(service.terminate(30s) == 0);
+}
+
+TEST_CASE("a noeviction Redis gets no eviction warning", "[integration][observability][redis]") {
+  NatsServer nats;
+  RedisServer redis(RedisServerOptions{{"--maxmemory-policy", "noeviction"}});
+  const std::uint16_t port = free_port();
+  ServiceProcess service(CDC_BINARY, {}, service_env(nats, redis, port));
+  REQUIRE(service.wait_for_output("service started", 20s));
+  const Scrape s = scrape_until(
+      port, [](const Scrape& x) { return x.has("cdc_consumer_redis_maxmemory_policy{policy=\"noeviction\"}"); }, 10s);
+  CHECK(s.get("cdc_consumer_redis_maxmemory_policy{policy=\"noeviction\"}") == 1);
+  CHECK(s.get("cdc_consumer_redis_evicted_keys") == 0);
+  REQUIRE(service.wait_for_output("\"policy\":\"noeviction\"", 10s));  // logged at info instead
+  CHECK(service.output().find("can evict dedup keys") == std::string::npos);
   CHECK(service.terminate(30s) == 0);
 }

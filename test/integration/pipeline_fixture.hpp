@@ -64,6 +64,7 @@ struct Expected {
   std::vector<std::string> event_ids;
   std::map<std::string, int> dead_letters;  // error_kind -> count
   int skipped = 0;
+  std::map<std::string, int> skipped_tables;  // table -> skipped messages
   int duplicates = 0;
   std::size_t dead_letter_total() const {
     std::size_t n = 0;
@@ -81,6 +82,7 @@ inline Expected expect(const Config& config, const std::vector<CaptureRecord>& r
     switch (t.transform(r.subject, r.data, r.header("Nats-Msg-Id"), out)) {
       case Disposition::kSkip:
         ++e.skipped;
+        ++e.skipped_tables[std::string(out.table)];
         break;
       case Disposition::kDeadLetter:
         ++e.dead_letters[std::string(to_string(out.error_kind))];

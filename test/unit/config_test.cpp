@@ -1079,3 +1079,105 @@ TEST_CASE("security keys: pairs are validated, secret files are read, URLs are r
   CHECK(cdc::redact_url("nats://h:4222") == "nats://h:4222");
   CHECK(load_error("nats:\n  url: 'nats://u:pw@h:4222,http://x'\n").what.find("pw") == std::string::npos);
 }
+
+namespace {
+
+/// A temp file holding `text`, removed on destruction.
+struct TempYaml {
+  std::string path;
+  explicit TempYaml(const std::string& text) {
+    char name[] = "/tmp/cdc-check-config-XXXXXX";
+    const int fd = mkstemp(name);
+    REQUIRE(fd >= 0);
+    REQUIRE(write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()));
+    close(fd);
+    path = name;
+  }
+  ~TempYaml() { std::remove(path.c_str()); }
+};
+
+std::vector<std::string> keys_of(const std::vector<ConfigError>& errors) {
+  std::vector<std::string> keys;
+  for (const auto& e : errors) keys.push_back(e.key());
+  return keys;
+}
+
+}  // namespace
+
+TEST_CASE("check_config reports every error at once, from the file, the environment and the rules",
+          "[config][check]") {
+  const TempYaml file(
+      "nats:\n  conect_timeout: 5s\n"             // unknown key (typo)
+      "ingest:\n  ack_wait: soon\n"               // not a duration
+      "  tables: [messages]\n  key_columns: {messages: id}\n"
+      "pipeline:\n  ring_capacity: 1000\n"        // not a power of two
+      "publish:\n  duplicate_window: 1m\n"        // shorter than dedup.ttl
+      "bogus_section:\n  x: 1\n");                // unknown section
+  Config out;
+  const auto errors = cdc::check_config(file.path, {"DAISI_CDC_LOG_LEVL=debug", "REDIS_ADDRESS=nohostport"}, out);
+  const auto keys = keys_of(errors);
+  INFO([&] {
+    std::string s;
+    for (const auto& e : errors) s += std::string(e.what()) + "\n";
+    return s;
+  }());
+  const auto has = [&](const std::string& k) { return std::find(keys.begin(), keys.end(), k) != keys.end(); };
+  CHECK(has("nats.conect_timeout"));
+  CHECK(has("ingest.ack_wait"));
+  CHECK(has("pipeline.ring_capacity"));
+  CHECK(has("publish.duplicate_window"));
+  CHECK(has("bogus_section"));
+  CHECK(has("DAISI_CDC_LOG_LEVL"));
+  CHECK(has("REDIS_ADDRESS"));  // named as the variable that set it
+  CHECK(has("publish.max_pending"));  // over the (invalid) ring_capacity of 1000: reported too
+  CHECK(errors.size() == 8);
+  // The same file through load_config stops at the first.
+  CHECK_THROWS_AS(cdc::load_config(file.path, {}), ConfigError);
+  // The valid keys took effect in `out`.
+  CHECK(out.ingest.tables == std::vector<std::string>{"messages"});
+}
+
+TEST_CASE("check_config on a valid file, on defaults, and on unreadable files and secrets", "[config][check]") {
+  Config out;
+  CHECK(cdc::check_config(kSourceDir + "/config.yaml", {}, out).empty());
+  CHECK(cdc::check_config("", {}, out).empty());
+  auto errors = cdc::check_config("/nonexistent/config.yaml", {}, out);
+  REQUIRE(errors.size() == 1);
+  CHECK(std::string(errors[0].what()).find("cannot read /nonexistent/config.yaml: No such file or directory") !=
+        std::string::npos);
+  // YAML syntax: one error with the position.
+  const TempYaml broken("nats: [unclosed\n");
+  errors = cdc::check_config(broken.path, {}, out);
+  REQUIRE(errors.size() == 1);
+  CHECK(errors[0].key() == "config");
+  // Secret files are checked too, each one.
+  errors = cdc::check_config("", {"DAISI_CDC_NATS_TLS_CA=/nonexistent/ca.pem", "DAISI_CDC_REDIS_PASSWORD_FILE=/nonexistent/pw"},
+                             out);
+  CHECK(keys_of(errors) == std::vector<std::string>{"nats.tls_ca", "redis.password_file"});
+}
+
+TEST_CASE("config_to_yaml prints every key in a form the loader reads back, secrets redacted", "[config][print]") {
+  const Config c = cdc::load_config(kSourceDir + "/config.yaml", {"DAISI_CDC_INGEST_TABLES=messages,chats",
+                                                                  "DAISI_CDC_NATS_SEND_ASAP=true", "JS_ACK_WAIT=45s"});
+  const std::string yaml = cdc::config_to_yaml(c);
+  INFO(yaml);
+  const Config back = cdc::load_config_text(yaml, {});
+  CHECK(cdc::changed_keys(c, back).empty());
+  CHECK(back.ingest.ack_wait == Millis{45000});
+  CHECK(back.ingest.tables == std::vector<std::string>{"messages", "chats"});
+  CHECK(yaml.find("ack_wait: 45s") != std::string::npos);
+
+  const Config secret = cdc::load_config_text(
+      "nats:\n  url: nats://alice:s3cr3t-pw@nats.example:4222\n  user: alice\n  password: hunter2-pw\n"
+      "redis:\n  username: bob\n  password: redis-pw-42\n",
+      {"DAISI_CDC_NATS_TOKEN_FILE=/run/secrets/token"});
+  const std::string printed = cdc::config_to_yaml(secret);
+  INFO(printed);
+  for (const char* s : {"s3cr3t-pw", "hunter2-pw", "redis-pw-42"}) CHECK(printed.find(s) == std::string::npos);
+  CHECK(printed.find("<redacted>") != std::string::npos);
+  CHECK(printed.find("nats://***@nats.example:4222") != std::string::npos);
+  CHECK(printed.find("user: alice") != std::string::npos);
+  CHECK(printed.find("/run/secrets/token") != std::string::npos);  // a path, not the secret
+  // Unset secrets stay empty rather than looking set.
+  CHECK(cdc::config_to_yaml(Config{}).find("<redacted>") == std::string::npos);
+}

@@ -2,6 +2,7 @@
 // histogram rendering, the lag window, and the whole exposition checked by `promtool check metrics`.
 
 #include "cdc/metrics.hpp"
+#include "cdc/redis_info.hpp"
 
 #include <stdlib.h>  // mkstemp
 #include <sys/wait.h>
@@ -9,6 +10,7 @@
 
 #include <catch2/catch.hpp>
 #include <cstdio>
+#include <ctime>
 #include <map>
 #include <set>
 #include <sstream>
@@ -127,7 +129,14 @@ std::string busy_exposition() {
   m.monitor.backlog_errors.inc();
   m.monitor.failing_ms.set(2500);
   m.control.reloads_ok.inc();
+  m.parse.skipped_tables.inc("audit");
+  m.parse.skipped_tables.inc("invoices");
+  m.monitor.redis_evicted_keys.set(17);
+  m.monitor.redis_policy.set(1);
   ScrapeState st;
+  st.revision = "0123456789ab";
+  st.dependencies = {{{"nats_c", "3.3.0"}, {"simdjson", "3.0.1"}, {"hiredis", "0.14.1"}, {"libuv", "1.44.2"}}};
+  st.guard_max_failure_ms = 900'000;
   st.ring_occupancy = {1000, 2, 3, 4, 5};
   st.ring_capacity = 1024;
   st.in_flight = 24;
@@ -163,7 +172,7 @@ TEST_CASE("escaped label values render and parse back", "[metrics]") {
   ScrapeState st;
   st.version = "1.0 \"rc\\1\"\nx";
   const std::string text = m.render(st);
-  CHECK(text.find("cdc_consumer_build_info{version=\"1.0 \\\"rc\\\\1\\\"\\nx\"} 1\n") != std::string::npos);
+  CHECK(text.find("cdc_consumer_build_info{version=\"1.0 \\\"rc\\\\1\\\"\\nx\",revision=\"unknown\"} 1\n") != std::string::npos);
   if (have_promtool()) {
     const CommandResult r = promtool_check(text);
     INFO(r.output);
@@ -349,7 +358,7 @@ TEST_CASE("the exposition carries the values of the registry", "[metrics]") {
   CHECK(value_of(text, "cdc_consumer_ack_pending_messages") == "56");
   CHECK(value_of(text, "cdc_consumer_failing_seconds") == "2.5");
   CHECK(value_of(text, "cdc_consumer_log_dropped_total") == "9");
-  CHECK(value_of(text, "cdc_consumer_build_info", "version=\"0.1.0\"") == "1");
+  CHECK(value_of(text, "cdc_consumer_build_info", "version=\"0.1.0\",revision=\"0123456789ab\",nats_c=\"3.3.0\",simdjson=\"3.0.1\",hiredis=\"0.14.1\",libuv=\"1.44.2\"") == "1");
   CHECK(value_of(text, "cdc_consumer_last_completion_timestamp_seconds") == "1700000000.123");
 
   // Before the first backlog read the backlog series are absent, not a misleading 0.
@@ -379,4 +388,119 @@ TEST_CASE("promtool check metrics accepts the exposition", "[metrics][promtool]"
   CHECK(r.status != 0);
   r = promtool_check("# HELP x counter without suffix\n# TYPE x counter\nx 1\n");
   CHECK(r.status != 0);
+}
+
+TEST_CASE("skipped messages count per table for the first 64 names, later names under _other", "[metrics]") {
+  Metrics m({"messages"});
+  // Fresh: only the overflow series, at 0 (the family exists for dashboards and alerts).
+  std::string text = m.render(ScrapeState{});
+  CHECK(value_of(text, "cdc_consumer_skipped_messages_total", "table=\"_other\"") == "0");
+  CHECK(value_of(text, "cdc_consumer_skipped_messages_total", "table=\"invoices\"") == "<missing>");
+
+  m.parse.skipped_tables.inc("invoices");
+  m.parse.skipped_tables.inc("invoices");
+  m.parse.skipped_tables.inc("audit");
+  m.parse.skipped_tables.inc("invoices");
+  text = m.render(ScrapeState{});
+  CHECK(value_of(text, "cdc_consumer_skipped_messages_total", "table=\"invoices\"") == "3");
+  CHECK(value_of(text, "cdc_consumer_skipped_messages_total", "table=\"audit\"") == "1");
+  CHECK(value_of(text, "cdc_consumer_skipped_messages_total", "table=\"_other\"") == "0");
+
+  // Fill the label set: names 63 more distinct tables take the remaining slots; the rest overflow.
+  for (int i = 0; i < 100; ++i) m.parse.skipped_tables.inc("t" + std::to_string(i));
+  CHECK(m.parse.skipped_tables.size() == cdc::NamedCounters::kSlots);
+  text = m.render(ScrapeState{});
+  CHECK(value_of(text, "cdc_consumer_skipped_messages_total", "table=\"t61\"") == "1");
+  CHECK(value_of(text, "cdc_consumer_skipped_messages_total", "table=\"t62\"") == "<missing>");
+  CHECK(value_of(text, "cdc_consumer_skipped_messages_total", "table=\"_other\"") == "38");
+  // A name already counted keeps its own series; an over-long name and "_other" itself overflow.
+  m.parse.skipped_tables.inc("invoices");
+  m.parse.skipped_tables.inc(std::string(cdc::NamedCounters::kMaxName + 1, 'x'));
+  text = m.render(ScrapeState{});
+  CHECK(value_of(text, "cdc_consumer_skipped_messages_total", "table=\"invoices\"") == "4");
+  CHECK(value_of(text, "cdc_consumer_skipped_messages_total", "table=\"_other\"") == "39");
+  std::size_t series = 0;
+  for (const auto& s : samples_of(text)) series += s.name == "cdc_consumer_skipped_messages_total" ? 1 : 0;
+  CHECK(series == cdc::NamedCounters::kSlots + 1);
+}
+
+TEST_CASE("Redis evictions and policy render once read, absent before", "[metrics]") {
+  Metrics m({"messages"});
+  std::string text = m.render(ScrapeState{});
+  CHECK(text.find("cdc_consumer_redis_evicted_keys") == std::string::npos);
+  CHECK(text.find("cdc_consumer_redis_maxmemory_policy") == std::string::npos);
+  m.monitor.redis_evicted_keys.set(42);
+  m.monitor.redis_policy.set(static_cast<std::int64_t>(cdc::kRedisPolicies.size() - 2));  // volatile-random
+  text = m.render(ScrapeState{});
+  CHECK(value_of(text, "cdc_consumer_redis_evicted_keys") == "42");
+  CHECK(value_of(text, "cdc_consumer_redis_maxmemory_policy", "policy=\"volatile-random\"") == "1");
+}
+
+TEST_CASE("build_info carries version, revision and dependency versions, and the guard limit renders",
+          "[metrics]") {
+  const std::string text = busy_exposition();
+  CHECK(value_of(text, "cdc_consumer_build_info",
+                 "version=\"0.1.0\",revision=\"0123456789ab\",nats_c=\"3.3.0\",simdjson=\"3.0.1\","
+                 "hiredis=\"0.14.1\",libuv=\"1.44.2\"") == "1");
+  CHECK(value_of(text, "cdc_consumer_guard_max_failure_seconds") == "900");
+}
+
+TEST_CASE("process metrics are read from /proc at scrape time", "[metrics]") {
+  std::string text;
+  Metrics::render_process(text);
+  const auto number = [&](const std::string& name) {
+    const std::string v = value_of(text, name);
+    INFO(name << " = " << v);
+    REQUIRE(v != "<missing>");
+    return std::stod(v);
+  };
+  const double now = static_cast<double>(std::time(nullptr));
+  CHECK(number("process_start_time_seconds") <= now + 1);
+  CHECK(number("process_start_time_seconds") > now - 24 * 3600);  // this test binary started today
+  CHECK(number("process_cpu_seconds_total") >= 0);
+  CHECK(number("process_resident_memory_bytes") > 1024 * 1024);
+  CHECK(number("process_virtual_memory_bytes") >= number("process_resident_memory_bytes"));
+  // One more open file shows up in the next scrape.
+  const double fds = number("process_open_fds");
+  CHECK(fds >= 3);
+  FILE* f = std::fopen("/proc/self/stat", "r");
+  REQUIRE(f != nullptr);
+  text.clear();
+  Metrics::render_process(text);
+  CHECK(number("process_open_fds") == fds + 1);
+  std::fclose(f);
+  CHECK(number("process_max_fds") >= fds);
+  // A registry renders them unless told not to.
+  CHECK(Metrics({"m"}).render(ScrapeState{}).find("process_open_fds ") != std::string::npos);
+  ScrapeState no_process;
+  no_process.process = false;
+  CHECK(Metrics({"m"}).render(no_process).find("process_open_fds") == std::string::npos);
+}
+
+TEST_CASE("Redis INFO fields are read and every policy but noeviction can evict dedup marks", "[metrics][redis]") {
+  const std::string info =
+      "# Stats\r\ntotal_connections_received:3\r\nexpired_keys:5\r\nevicted_keys:1234\r\n"
+      "evicted_clients:0\r\n# Memory\r\nmaxmemory:2097152\r\nmaxmemory_policy:volatile-lru\r\n";
+  std::string_view v;
+  REQUIRE(cdc::redis_info_field(info, "evicted_keys", v));
+  CHECK(v == "1234");
+  REQUIRE(cdc::redis_info_field(info, "maxmemory_policy", v));
+  CHECK(v == "volatile-lru");
+  REQUIRE(cdc::redis_info_field(info, "maxmemory", v));  // not confused with maxmemory_policy
+  CHECK(v == "2097152");
+  CHECK_FALSE(cdc::redis_info_field(info, "evicted", v));
+  CHECK_FALSE(cdc::redis_info_field("", "evicted_keys", v));
+  CHECK(cdc::redis_info_field("evicted_keys:7", "evicted_keys", v));  // last line without CRLF
+  CHECK(v == "7");
+
+  CHECK(cdc::kRedisPolicies[cdc::redis_policy_index("noeviction")] == "noeviction");
+  CHECK(cdc::kRedisPolicies[cdc::redis_policy_index("allkeys-lfu")] == "allkeys-lfu");
+  CHECK(cdc::kRedisPolicies[cdc::redis_policy_index("volatile-ttl")] == "volatile-ttl");
+  CHECK(cdc::kRedisPolicies[cdc::redis_policy_index("some-future-policy")] == "other");
+  CHECK_FALSE(cdc::redis_policy_can_evict("noeviction"));
+  for (const char* p : {"allkeys-lru", "allkeys-lfu", "allkeys-random", "volatile-lru", "volatile-lfu",
+                        "volatile-ttl", "volatile-random"}) {
+    INFO(p);
+    CHECK(cdc::redis_policy_can_evict(p));  // dedup marks carry a TTL: volatile-* picks them too
+  }
 }

@@ -1,6 +1,8 @@
 // cdc-replay capture: copies a stream's messages into a capture file through an ephemeral ordered
 // consumer (no acks, no durable state), so the service's durable consumers are left alone.
 
+#include <cerrno>
+#include <cstring>
 #include <fstream>
 #include <iostream>
 #include <memory>
@@ -18,7 +20,7 @@ namespace cdc::replay {
 namespace {
 
 struct CaptureOptions {
-  std::string url = "nats://127.0.0.1:4222";
+  ConnectionOptions connection;
   std::string stream;
   std::string subject;  ///< filter; empty = the whole stream
   std::uint64_t start_seq = 0;
@@ -63,11 +65,8 @@ int run_capture(const CaptureOptions& options) {
   const bool until_caught_up = options.until_caught_up || options.count == 0;
 
   JetStreamConnection nats;
-  try {
-    nats = connect_jetstream(options.url);
-  } catch (const NatsError& e) {
-    std::cerr << "cdc-replay capture: " << e.what() << "\n";
-    return kExitFailed;
+  if (const int code = connect_or_report("cdc-replay capture", options.connection, nullptr, nats); code != 0) {
+    return code;
   }
   const auto subjects = stream_subjects(nats.js.get(), options.stream);
   if (!subjects) return kExitUsage;
@@ -77,7 +76,7 @@ int run_capture(const CaptureOptions& options) {
   if (!to_stdout) {
     file.open(options.output, std::ios::binary | std::ios::trunc);
     if (!file) {
-      std::cerr << "cdc-replay capture: cannot write " << options.output << "\n";
+      std::cerr << "cdc-replay capture: cannot write " << options.output << ": " << std::strerror(errno) << "\n";
       return kExitUsage;
     }
   }
@@ -171,7 +170,7 @@ int run_capture(const CaptureOptions& options) {
 void add_capture_command(CLI::App& app, int& exit_code) {
   auto options = std::make_shared<CaptureOptions>();
   CLI::App* cmd = app.add_subcommand("capture", "Write a stream's messages to a capture file (ordered consumer)");
-  cmd->add_option("--url", options->url, "NATS server URL")->capture_default_str();
+  add_connection_options(cmd, options->connection);
   cmd->add_option("--stream", options->stream, "Stream to read")->required();
   cmd->add_option("--subject", options->subject, "Only messages on this subject (wildcards allowed)");
   auto* seq =

@@ -23,7 +23,7 @@ namespace cdc::replay {
 namespace {
 
 struct DlqOptions {
-  std::string url = "nats://127.0.0.1:4222";
+  ConnectionOptions connection;
   std::string stream = "cdc_dlq_stream";
   std::vector<std::string> kinds;
   std::vector<std::string> companies;
@@ -424,12 +424,7 @@ int run_dlq(DlqOptions& o, Action action) {
     return kExitUsage;
   }
   JetStreamConnection nats;
-  try {
-    nats = connect_jetstream(o.url);
-  } catch (const NatsError& e) {
-    std::cerr << "cdc-replay dlq: " << e.what() << "\n";
-    return kExitFailed;
-  }
+  if (const int code = connect_or_report("cdc-replay dlq", o.connection, nullptr, nats); code != 0) return code;
   const auto all = read_dlq(nats.js.get(), o.stream);
   if (!all) return kExitUsage;
   switch (action) {
@@ -473,7 +468,7 @@ void add_dlq_command(CLI::App& app, int& exit_code) {
   CLI::App* dlq = app.add_subcommand("dlq", "Inspect the dead-letter stream and redrive dead letters");
   dlq->require_subcommand(1);
   const auto common = [](CLI::App* cmd, DlqOptions& o, std::vector<std::string>& seqs) {
-    cmd->add_option("--url", o.url, "NATS server URL")->capture_default_str();
+    add_connection_options(cmd, o.connection);
     cmd->add_option("--stream", o.stream, "Dead-letter stream")->capture_default_str();
     cmd->add_option("--kind", o.kinds, "Only this error_kind; repeatable");
     cmd->add_option("--company", o.companies, "Only this company (the DLQ subject's token); repeatable");

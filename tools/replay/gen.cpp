@@ -7,6 +7,8 @@
 //   exact repeat without Nats-Msg-Id -> duplicate (allowed table) or skipped (other table)
 //   malformed, allowed table         -> one dead letter of a known error_kind
 
+#include <cerrno>
+#include <cstring>
 #include <algorithm>
 #include <array>
 #include <deque>
@@ -36,7 +38,9 @@ struct GenOptions {
   double bad_pct = 0;
   double skip_pct = 15;
   double txn_pct = 5;
-  bool no_oversized = false;
+  bool no_oversized = true;  ///< the > 1 MiB body only with --oversized: a default server refuses it
+  bool oversized = false;    ///< --oversized
+  bool legacy_no_oversized = false;  ///< --no-oversized, now the default
   std::uint64_t start_lsn = 9'000'000'000;
   std::string start_time = "2026-11-22T10:00:00Z";
   std::string summary;
@@ -682,14 +686,14 @@ int run_gen(const GenOptions& options) {
 
   std::ofstream out(options.out, std::ios::binary | std::ios::trunc);
   if (!out) {
-    std::cerr << "cdc-replay gen: cannot write " << options.out << "\n";
+    std::cerr << "cdc-replay gen: cannot write " << options.out << ": " << std::strerror(errno) << "\n";
     return kExitUsage;
   }
   std::ofstream ids;
   if (!options.expected_ids.empty()) {
     ids.open(options.expected_ids, std::ios::binary | std::ios::trunc);
     if (!ids) {
-      std::cerr << "cdc-replay gen: cannot write " << options.expected_ids << "\n";
+      std::cerr << "cdc-replay gen: cannot write " << options.expected_ids << ": " << std::strerror(errno) << "\n";
       return kExitUsage;
     }
   }
@@ -704,7 +708,7 @@ int run_gen(const GenOptions& options) {
     std::ofstream summary(options.summary, std::ios::binary | std::ios::trunc);
     write_summary(summary, options, generator);
     if (!summary) {
-      std::cerr << "cdc-replay gen: cannot write " << options.summary << "\n";
+      std::cerr << "cdc-replay gen: cannot write " << options.summary << ": " << std::strerror(errno) << "\n";
       return kExitUsage;
     }
   }
@@ -738,7 +742,12 @@ void add_gen_command(CLI::App& app, int& exit_code) {
   cmd->add_option("--txn-pct", options->txn_pct, "Percent of transactions with several changes")
       ->check(CLI::Range(0.0, 100.0))
       ->capture_default_str();
-  cmd->add_flag("--no-oversized", options->no_oversized, "Never generate the > 1 MiB malformed body");
+  cmd->add_flag("--oversized", options->oversized,
+                "Also generate the > 1 MiB malformed body (dead-lettered as oversized). Off by default: a\n"
+                "nats-server with the default max_payload (1 MiB) refuses it, so `publish` would fail on it");
+  cmd->add_flag("--no-oversized", options->legacy_no_oversized, "The default (kept for scripts)")
+      ->group("")
+      ->excludes("--oversized");
   cmd->add_option("--start-lsn", options->start_lsn, "commit_lsn of the first transaction (approximately)")
       ->capture_default_str();
   cmd->add_option("--start-time", options->start_time, "commit_timestamp of the first transaction (RFC 3339)")
@@ -746,7 +755,10 @@ void add_gen_command(CLI::App& app, int& exit_code) {
   cmd->add_option("--summary", options->summary, "Write the expected counts as JSON to this file");
   cmd->add_option("--expected-ids", options->expected_ids,
                   "Write the event_id of every event the service must publish, one per line");
-  cmd->callback([options, &exit_code] { exit_code = run_gen(*options); });
+  cmd->callback([options, &exit_code] {
+    options->no_oversized = !options->oversized;
+    exit_code = run_gen(*options);
+  });
 }
 
 }  // namespace cdc::replay

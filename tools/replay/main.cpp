@@ -14,6 +14,7 @@
 int main(int argc, char** argv) {  // NOLINT(bugprone-exception-escape): an escaping error ends the tool
   CLI::App app{"cdc-replay: generate, publish, capture and transform Sequin CDC captures; inspect and redrive dead letters"};
   app.require_subcommand(1);
+  app.set_version_flag("--version", std::string("cdc-replay ") + CDC_VERSION);
   int exit_code = cdc::replay::kExitOk;
   cdc::replay::add_gen_command(app, exit_code);
   cdc::replay::add_publish_command(app, exit_code);
@@ -24,7 +25,7 @@ int main(int argc, char** argv) {  // NOLINT(bugprone-exception-escape): an esca
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    const int code = app.exit(e);
+    const int code = app.exit(e);  // prints the usage error (or --help / --version) itself
     return code == 0 ? cdc::replay::kExitOk : cdc::replay::kExitUsage;
   } catch (const std::exception& e) {
     std::cerr << "cdc-replay: " << e.what() << "\n";

@@ -1,9 +1,14 @@
 #include "nats_helper.hpp"
 
+#include <CLI/CLI.hpp>
+
 #include <algorithm>
 #include <atomic>
 #include <csignal>
 #include <cstdlib>
+#include <iostream>
+
+#include "cdc/nats_client.hpp"
 
 namespace cdc::replay {
 namespace {
@@ -62,20 +67,96 @@ void check(natsStatus status, const std::string& what, jsErrCode code) {
   if (status != NATS_OK) throw NatsError(what + ": " + nats_error_text(status, code));
 }
 
+void add_connection_options(CLI::App* cmd, ConnectionOptions& o) {
+  const char* group = "Connection (as the service: its nats section, DAISI_CDC_NATS_* and NATS_URL, then these)";
+  cmd->add_option("--url", o.url, "NATS server URL(s), comma-separated (default: $NATS_URL, else the config's, else nats://127.0.0.1:4222)")->group(group);
+  cmd->add_option("--config", o.config_path, "The service's config.yaml: take its nats section")->group(group);
+  cmd->add_option("--creds", o.creds_file, "Credentials file (JWT + NKey seed)")->group(group);
+  cmd->add_option("--nkey", o.nkey, "Public user NKey (with --nkey-seed-file)")->group(group);
+  cmd->add_option("--nkey-seed-file", o.nkey_seed_file, "File holding the NKey seed")->group(group);
+  cmd->add_option("--user", o.user, "User name (with --password-file or DAISI_CDC_NATS_PASSWORD)")->group(group);
+  cmd->add_option("--password-file", o.password_file, "File holding the password")->group(group);
+  cmd->add_option("--token-file", o.token_file, "File holding the authentication token")->group(group);
+  cmd->add_option("--tls-ca", o.tls_ca, "CA certificate(s) to verify the server (PEM)")->group(group);
+  cmd->add_option("--tls-cert", o.tls_cert, "Client certificate (PEM, with --tls-key)")->group(group);
+  cmd->add_option("--tls-key", o.tls_key, "Client private key (PEM)")->group(group);
+}
+
+cdc::NatsConfig resolve_connection(const ConnectionOptions& o) {
+  cdc::Config config = cdc::load_config(o.config_path, cdc::process_environment());
+  cdc::NatsConfig& n = config.nats;
+  if (!o.url.empty()) n.url = o.url;
+  // A flag picks the authentication method: the others from the file or environment go.
+  if (!o.creds_file.empty() || !o.nkey_seed_file.empty() || !o.user.empty() || !o.token_file.empty()) {
+    n.creds_file.clear();
+    n.nkey.clear();
+    n.nkey_seed_file.clear();
+    n.user.clear();
+    n.password.clear();
+    n.password_file.clear();
+    n.token.clear();
+    n.token_file.clear();
+  }
+  const auto set = [](std::string& to, const std::string& from) {
+    if (!from.empty()) to = from;
+  };
+  set(n.creds_file, o.creds_file);
+  set(n.nkey, o.nkey);
+  set(n.nkey_seed_file, o.nkey_seed_file);
+  set(n.user, o.user);
+  set(n.password_file, o.password_file);
+  set(n.token_file, o.token_file);
+  set(n.tls_ca, o.tls_ca);
+  set(n.tls_cert, o.tls_cert);
+  set(n.tls_key, o.tls_key);
+  if (!o.user.empty() && o.password_file.empty()) {
+    // --user with the password from the environment (never from argv).
+    if (const char* p = std::getenv("DAISI_CDC_NATS_PASSWORD")) n.password = p;
+  }
+  // Only the nats section: a redis.password_file of the service's file need not exist here.
+  cdc::Config only_nats;
+  only_nats.nats = n;
+  cdc::resolve_secrets(only_nats);
+  return only_nats.nats;
+}
+
 JetStreamConnection connect_jetstream(const std::string& url, jsOptions* js_options) {
-  natsOptions* raw_options = nullptr;
-  check(natsOptions_Create(&raw_options), "natsOptions_Create");
-  const OptionsPtr options(raw_options);
-  check(natsOptions_SetURL(options.get(), url.c_str()), "invalid --url " + url);
-  check(natsOptions_SetName(options.get(), "cdc-replay"), "natsOptions_SetName");
+  cdc::NatsConfig config;
+  config.url = url;
+  return connect_jetstream(config, js_options);
+}
+
+JetStreamConnection connect_jetstream(const cdc::NatsConfig& config, jsOptions* js_options) {
+  cdc::NatsOptionsPtr options;
+  try {
+    options = cdc::make_nats_options(config, "cdc-replay");
+  } catch (const cdc::NatsError& e) {
+    throw NatsError(e.what());
+  }
+  // A tool: give up after a few attempts instead of the service's reconnecting forever.
+  check(natsOptions_SetMaxReconnect(options.get(), 5), "natsOptions_SetMaxReconnect");
   JetStreamConnection out;
   natsConnection* connection = nullptr;
-  check(natsConnection_Connect(&connection, options.get()), "connect to " + url);
+  check(natsConnection_Connect(&connection, options.get()), "cannot connect to " + cdc::redact_url(config.url));
   out.connection.reset(connection);
   jsCtx* js = nullptr;
   check(natsConnection_JetStream(&js, connection, js_options), "natsConnection_JetStream");
   out.js.reset(js);
   return out;
+}
+
+int connect_or_report(const std::string& who, const ConnectionOptions& options, jsOptions* js_options,
+                      JetStreamConnection& out) {
+  try {
+    out = connect_jetstream(resolve_connection(options), js_options);
+    return 0;
+  } catch (const cdc::ConfigError& e) {
+    std::cerr << who << ": " << e.what() << "\n";
+    return 2;
+  } catch (const NatsError& e) {
+    std::cerr << who << ": " << e.what() << "\n";
+    return 1;
+  }
 }
 
 void add_headers(natsMsg* msg, const Headers& headers) {

@@ -14,7 +14,12 @@
 
 #include <nats/nats.h>
 
+#include "cdc/config.hpp"
 #include "cdc/nats_handles.hpp"
+
+namespace CLI {
+class App;
+}
 
 namespace cdc::replay {
 
@@ -46,8 +51,30 @@ struct JetStreamConnection {
   ConnectionPtr connection;
   JsPtr js;
 };
-/// Connects to `url` as "cdc-replay"; `js_options` may be null. Throws NatsError.
+/// How a subcommand reaches NATS: the service's own connection settings (its `nats` section,
+/// the same DAISI_CDC_NATS_* variables and NATS_URL), then these flags on top.
+struct ConnectionOptions {
+  std::string url;          ///< --url; "" = NATS_URL, else --config's nats.url, else nats://127.0.0.1:4222
+  std::string config_path;  ///< --config: the service's config.yaml (only its nats section is used)
+  std::string creds_file, nkey, nkey_seed_file, user, password_file, token_file, tls_ca, tls_cert, tls_key;
+};
+/// Registers --url, --config, --creds, --nkey, --nkey-seed-file, --user, --password-file,
+/// --token-file, --tls-ca, --tls-cert, --tls-key on `cmd`.
+void add_connection_options(CLI::App* cmd, ConnectionOptions& options);
+/// The effective NatsConfig: --config's nats section (or the defaults) with the environment's
+/// overrides, then the flags; secret files read. Throws cdc::ConfigError naming the key.
+[[nodiscard]] cdc::NatsConfig resolve_connection(const ConnectionOptions& options);
+
+/// Connects with the service's option building (make_nats_options) as "cdc-replay"; `js_options`
+/// may be null. Throws NatsError "cannot connect to <url without credentials>: <reason>".
+[[nodiscard]] JetStreamConnection connect_jetstream(const cdc::NatsConfig& config, jsOptions* js_options = nullptr);
+/// The same for a bare URL (tests, defaults).
 [[nodiscard]] JetStreamConnection connect_jetstream(const std::string& url, jsOptions* js_options = nullptr);
+
+/// Runs `connect` and turns a configuration or connection failure into a message on stderr
+/// prefixed by `who` and the exit code (2 for configuration, 1 for connection); 0 when connected.
+int connect_or_report(const std::string& who, const ConnectionOptions& options, jsOptions* js_options,
+                      JetStreamConnection& out);
 
 /// Adds `headers` to `msg` in order (repeated names become multiple values).
 void add_headers(natsMsg* msg, const Headers& headers);

@@ -1,6 +1,9 @@
 // cdc-replay publish: replays a capture file into JetStream with its headers, a bounded window
 // of asynchronous publishes, and waits for every PubAck before it reports.
 
+#include <cerrno>
+#include <cstring>
+#include <set>
 #include <algorithm>
 #include <chrono>
 #include <condition_variable>
@@ -25,7 +28,7 @@ using Clock = std::chrono::steady_clock;
 
 struct PublishOptions {
   std::string file;
-  std::string url = "nats://127.0.0.1:4222";
+  ConnectionOptions connection;
   double rate = 0;   ///< messages per second; 0 = as fast as the window allows
   double speed = 0;  ///< multiple of the capture's own pace ("time"); 0 = off
   std::vector<std::string> subject_maps;
@@ -146,7 +149,7 @@ struct Record {
 bool load(const PublishOptions& options, const SubjectMap& map, std::vector<Record>& out, std::size_t& skipped) {
   std::ifstream in(options.file, std::ios::binary);
   if (!in) {
-    std::cerr << "cdc-replay publish: cannot open " << options.file << "\n";
+    std::cerr << "cdc-replay publish: cannot open " << options.file << ": " << std::strerror(errno) << "\n";
     return false;
   }
   constexpr std::size_t kMaxReported = 20;
@@ -268,6 +271,9 @@ class InFlight {
                              ? std::string(error->ErrText)
                              : natsStatus_GetText(error != nullptr ? error->Err : NATS_ERR);
       if (error != nullptr && error->ErrCode != 0) text += " (JetStream error " + std::to_string(error->ErrCode) + ")";
+      if (error != nullptr && error->Err == NATS_NO_RESPONDERS) {
+        text = std::string("no stream captures subject ") + natsMsg_GetSubject(msg) + " (no responders)";
+      }
       failures_.push_back({line, natsMsg_GetSubject(msg), std::move(text)});
     }
     room_.notify_one();
@@ -364,6 +370,27 @@ void ensure_stream(jsCtx* js, const std::string& name, const std::vector<std::st
   check(status, "create stream " + name, code);
 }
 
+/// The first subject of `records` no stream captures ("" when every one is captured): a publish
+/// to it would only get "no responders". One JetStream request per distinct subject (at most 1000).
+std::string uncaptured_subject(jsCtx* js, const std::vector<Record>& records) {
+  std::set<std::string> seen;
+  for (const Record& r : records) {
+    if (!seen.insert(r.subject).second) continue;
+    if (seen.size() > 1000) break;
+    jsOptions o;
+    check(jsOptions_Init(&o), "jsOptions_Init");
+    o.Stream.Info.SubjectsFilter = r.subject.c_str();
+    jsStreamNamesList* list = nullptr;
+    jsErrCode code{};
+    const natsStatus status = js_StreamNames(&list, js, &o, &code);
+    const bool found = status == NATS_OK && list != nullptr && list->Count > 0;
+    if (list != nullptr) jsStreamNamesList_Destroy(list);
+    if (status != NATS_OK && status != NATS_NOT_FOUND) check(status, "stream names for " + r.subject, code);
+    if (!found) return r.subject;
+  }
+  return "";
+}
+
 int run_publish(const PublishOptions& options) {
   const SubjectMap map(options.subject_maps);
   std::vector<Record> records;
@@ -384,14 +411,17 @@ int run_publish(const PublishOptions& options) {
   js_options.PublishAsync.AckHandler = &InFlight::on_pub_ack;
   js_options.PublishAsync.AckHandlerClosure = &flight;
   JetStreamConnection nats;
-  try {
-    nats = connect_jetstream(options.url, &js_options);
-  } catch (const NatsError& e) {
-    std::cerr << "cdc-replay publish: " << e.what() << "\n";
-    return kExitFailed;
+  if (const int code = connect_or_report("cdc-replay publish", options.connection, &js_options, nats); code != 0) {
+    return code;
   }
 
   if (!options.create_stream.empty()) ensure_stream(nats.js.get(), options.create_stream, options.stream_subjects);
+  if (const std::string missing = uncaptured_subject(nats.js.get(), records); !missing.empty()) {
+    std::cerr << "cdc-replay publish: no stream captures subject " << missing
+              << " (a publish would get \"no responders\"); create one (--create-stream NAME --stream-subject ...)"
+                 " or check --url\n";
+    return kExitFailed;
+  }
 
   jsPubOptions pub_options;
   check(jsPubOptions_Init(&pub_options), "jsPubOptions_Init");
@@ -452,7 +482,7 @@ void add_publish_command(CLI::App& app, int& exit_code) {
   auto options = std::make_shared<PublishOptions>();
   CLI::App* cmd = app.add_subcommand("publish", "Publish a capture file into JetStream, waiting for every PubAck");
   cmd->add_option("capture", options->file, "Capture file (JSON Lines, CONTRACT.md section 9)")->required();
-  cmd->add_option("--url", options->url, "NATS server URL")->capture_default_str();
+  add_connection_options(cmd, options->connection);
   auto* rate = cmd->add_option("--rate", options->rate, "Publish at N messages per second")->check(CLI::PositiveNumber);
   cmd->add_option("--speed", options->speed, "Follow the capture's \"time\" pace, X times faster")
       ->check(CLI::PositiveNumber)

@@ -2,6 +2,8 @@
 // each message goes through cdc::Transformer built from the service's own configuration
 // (transform_rules(load_config(...))), and the outcome is printed as JSON Lines or a table.
 
+#include <cerrno>
+#include <cstring>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -66,7 +68,7 @@ int run_transform(const TransformCommandOptions& options) {
 
   std::ifstream in(options.file, std::ios::binary);
   if (!in) {
-    std::cerr << "cdc-replay transform: cannot open " << options.file << "\n";
+    std::cerr << "cdc-replay transform: cannot open " << options.file << ": " << std::strerror(errno) << "\n";
     return kExitUsage;
   }
   // Read everything first so that an unreadable line stops the run before any output.
