@@ -24,8 +24,9 @@
 namespace cdc::test {
 
 struct PostgresServerOptions {
-  /// fsync, synchronous_commit and full_page_writes off: tests need no durability against a
-  /// machine crash (a killed server still recovers what it committed). False for measurements.
+  /// fsync and full_page_writes off: tests need no durability against a machine crash; a
+  /// killed server still recovers every COMMIT it acknowledged (its WAL is in the page cache).
+  /// False for measurements.
   bool fast = true;
   std::vector<std::string> extra_settings;  ///< "name=value", passed as -c name=value
   std::chrono::milliseconds start_timeout = std::chrono::seconds(30);
