@@ -4,6 +4,12 @@
 #   docker build -t daisi-cdc-consumer .
 #   docker run --rm -p 8080:8080 -e NATS_URL=nats://nats:4222 -e REDIS_ADDRESS=redis:6379 daisi-cdc-consumer
 #
+# The same image runs the dead-letter worker (docs/dlq-worker.md), a deployment of its own:
+#   docker run --rm -p 8081:8081 -e NATS_URL=nats://nats:4222 \
+#     -e DAISI_CDC_POSTGRES_CONNINFO='host=pg dbname=daisi_cdc user=daisi_cdc' -e PGPASSWORD=... \
+#     --entrypoint /usr/local/bin/daisi-dlq-worker daisi-cdc-consumer --config /etc/daisi-cdc/config.yaml
+#   (its health check: curl http://127.0.0.1:8081/healthz)
+#
 # Package lists come from scripts/packages-build.txt and scripts/packages-runtime.txt, the files
 # scripts/install-deps.sh reads; the configure flags are those of scripts/test.sh. The ctest
 # `dockerfile_in_step` (scripts/check-dockerfile.sh) fails when this file drifts from them, and
@@ -19,9 +25,10 @@ RUN apt-get update \
 WORKDIR /src
 COPY . .
 RUN cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCDC_WERROR=ON -DCDC_BUILD_TESTS=OFF -DCDC_BUILD_BENCH=OFF \
- && cmake --build build -j "$(nproc)" --target daisi-cdc-consumer cdc-replay \
- && strip --strip-debug build/daisi-cdc-consumer build/cdc-replay \
- && build/daisi-cdc-consumer --config config.yaml --check-config
+ && cmake --build build -j "$(nproc)" --target daisi-cdc-consumer cdc-replay daisi-dlq-worker \
+ && strip --strip-debug build/daisi-cdc-consumer build/cdc-replay build/daisi-dlq-worker \
+ && build/daisi-cdc-consumer --config config.yaml --check-config \
+ && build/daisi-dlq-worker --config config.yaml --check-config
 
 # ---------------------------------------------------------------------------------------------
 FROM debian:bookworm-slim AS runtime
@@ -33,7 +40,7 @@ RUN apt-get update \
  && groupadd --system --gid 10001 daisi \
  && useradd --system --uid 10001 --gid daisi --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin daisi
 
-COPY --from=build /src/build/daisi-cdc-consumer /src/build/cdc-replay /usr/local/bin/
+COPY --from=build /src/build/daisi-cdc-consumer /src/build/cdc-replay /src/build/daisi-dlq-worker /usr/local/bin/
 # The configuration: every key with its default. Mount your own file over it, or override keys
 # with environment variables (below).
 COPY config.yaml /etc/daisi-cdc/config.yaml
@@ -55,7 +62,7 @@ COPY config.yaml /etc/daisi-cdc/config.yaml
 ENV LOG_LEVEL=info
 
 USER daisi:daisi
-# /metrics, /healthz, /readyz (metrics.port)
+# /metrics, /healthz, /readyz (metrics.port; daisi-dlq-worker: dlq_worker.metrics_port, 8081)
 EXPOSE 8080
 HEALTHCHECK --interval=15s --timeout=3s --start-period=30s --retries=3 \
   CMD curl -fsS "http://127.0.0.1:${DAISI_CDC_METRICS_PORT:-8080}/healthz" >/dev/null || exit 1
