@@ -103,6 +103,9 @@ class DlqWorker {
   Clock::time_point next_pg_attempt_{};
   Clock::time_point last_pg_check_{};
   Clock::time_point next_backlog_{};
+  /// After a retry could not be published, the due retries behind it are NAKed at once until
+  /// then, instead of each waiting out its own publish_timeout.
+  Clock::time_point retries_paused_until_{};
   std::chrono::milliseconds pg_backoff_{100};
   std::string filter_;
 };

@@ -355,6 +355,12 @@ void DlqWorker::handle(NatsMsgPtr msg) {
                                     {"delay_ms", static_cast<long long>(delay_ms)}});
       return;
     }
+    if (Clock::now() < retries_paused_until_) {
+      // The source stream just failed a retry: do not spend publish_timeout on each of these.
+      natsMsg_NakWithDelay(msg.get(), settings_.dlq_worker.retry_delay.count(), nullptr);
+      metrics_.deferred[DlqWorkerMetrics::kind_index(record.error_kind)].inc();
+      return;
+    }
     retry(std::move(msg), record, dlq_seq, attempt);
     return;
   }
@@ -389,6 +395,7 @@ void DlqWorker::retry(NatsMsgPtr msg, const DlqRecord& record, std::uint64_t dlq
   const std::size_t kind = DlqWorkerMetrics::kind_index(record.error_kind);
   const auto fail = [&](const std::string& why) {
     metrics_.retry_errors.inc();
+    retries_paused_until_ = Clock::now() + settings_.dlq_worker.retry_delay;
     natsMsg_NakWithDelay(msg.get(), settings_.dlq_worker.retry_delay.count(), nullptr);
     static log::RateLimiter limiter;
     std::uint64_t suppressed = 0;
