@@ -7,6 +7,7 @@
 // - every permanent kind lands in exhausted_events once, with what is needed to understand and
 //   requeue it; `cdc-replay exhausted requeue` after a fix publishes it;
 // - a retry that keeps failing is exhausted after dlq_worker.max_attempts, with the count;
+// - a retry the source stream cannot take now (no stream) is tried again, not counted;
 // - PostgreSQL stopped mid-batch: nothing acked, nothing lost, each row once after it returns;
 //   the worker SIGKILLed mid-burst: after a restart every record has exactly one row.
 
@@ -490,6 +491,40 @@ TEST_CASE("dlq worker: a retry that keeps failing is exhausted after the configu
   CHECK(metric(metrics, "cdc_dlq_worker_retries_total", "kind=\"max_deliveries\"") == 2);
   CHECK(metric(metrics, "cdc_dlq_worker_exhausted_total", "kind=\"max_deliveries\"") == 1);
   CHECK(probe.count(config.publish.stream) == 0);
+}
+
+TEST_CASE("dlq worker: a retry the source stream cannot take now is tried again, not counted as an attempt",
+          "[integration][dlq_worker]") {
+  NatsServer nats;
+  RedisServer redis;
+  PostgresServer pg;
+  const Config config = base_config(nats, redis);
+  JetStreamProbe probe(nats.url());
+  // No source stream yet: every retry finds no responders.
+  probe.create_stream(config.publish.dlq_stream, {config.publish.dlq_subject_prefix + ".>"}, 5min);
+  for (std::uint64_t i = 1; i <= 5; ++i) {
+    publish_dead_letter(probe, config, i, ErrorKind::kMaxDeliveries, "no responders", "{\"n\":" + std::to_string(i) + "}");
+  }
+  Worker worker = start_worker(nats, pg, {{"DAISI_CDC_DLQ_WORKER_BACKOFF_BASE", "50ms"},
+                                          {"DAISI_CDC_DLQ_WORKER_RETRY_DELAY", "300ms"},
+                                          {"DAISI_CDC_DLQ_WORKER_PUBLISH_TIMEOUT", "500ms"}});
+  REQUIRE(eventually([&] { return metric(http_get(worker.port, "/metrics").second, "cdc_dlq_worker_retry_errors_total") >= 2; }, 20s));
+  const ConsumerState waiting = probe.consumer_info(config.publish.dlq_stream, "cdc_dlq_worker");
+  CHECK(waiting.ack_floor_stream_seq == 0);  // none acked while it cannot be stored
+  probe.create_stream(config.ingest.stream, {"cdc.>"});
+  REQUIRE(probe.wait_for_count(config.ingest.stream, 5, 20s) == 5);
+  REQUIRE(eventually([&] { return worker_idle(probe, config); }, 15s));
+  const auto [status, metrics] = http_get(worker.port, "/metrics");
+  CHECK(worker.process->terminate(15s) == 0);
+  std::set<std::string> ids;
+  for (const auto& m : probe.read_stream(config.ingest.stream)) {
+    CHECK(m.header(std::string(kDlqAttemptHeader)) == "1");  // the failed publishes did not count
+    ids.insert(m.header("Nats-Msg-Id"));
+  }
+  CHECK(ids == std::set<std::string>{"dlq-retry:cdc_dlq_stream:1:1", "dlq-retry:cdc_dlq_stream:2:1", "dlq-retry:cdc_dlq_stream:3:1",
+                                     "dlq-retry:cdc_dlq_stream:4:1", "dlq-retry:cdc_dlq_stream:5:1"});
+  CHECK(metric(metrics, "cdc_dlq_worker_retries_total", "kind=\"max_deliveries\"") == 5);
+  CHECK(count_rows(pg) == 0);
 }
 
 TEST_CASE("dlq worker: PostgreSQL stopped mid-batch, nothing acked or lost, each row written once after it returns",
