@@ -582,7 +582,17 @@ TEST_CASE("dlq worker: SIGKILLed mid-burst, after a restart no record is lost an
   const EnvOverrides extra{{"DAISI_CDC_POSTGRES_BATCH_SIZE", "50"}, {"DAISI_CDC_DLQ_WORKER_FETCH_BATCH", "50"},
                            {"DAISI_CDC_DLQ_WORKER_ACK_WAIT", "2s"}};
   Worker worker = start_worker(nats, pg, extra);
-  REQUIRE(eventually([&] { return count_rows(pg) > 0; }, 20s));
+  {
+    // Kill right after the first commits: poll on an open connection, not a new one each time.
+    PgConnection watch(pg.conninfo(), 2s);
+    watch.exec("SELECT 1 FROM exhausted_events LIMIT 0");  // the worker created the schema at start-up
+    const auto deadline = Clock::now() + 20s;
+    while (Clock::now() < deadline) {
+      const PgResultPtr r = watch.query("SELECT count(*) FROM exhausted_events");
+      if (std::stoll(PQgetvalue(r.get(), 0, 0)) > 0) break;
+      std::this_thread::sleep_for(1ms);
+    }
+  }
   worker.process->kill();
   const long long at_kill = count_rows(pg);
   INFO("rows when the worker was killed: " << at_kill);
