@@ -4,6 +4,12 @@
 #   docker build -t daisi-cdc-consumer .
 #   docker run --rm -p 8080:8080 -e NATS_URL=nats://nats:4222 -e REDIS_ADDRESS=redis:6379 daisi-cdc-consumer
 #
+# The same image runs the dead-letter worker (docs/dlq-worker.md), a deployment of its own:
+#   docker run --rm -p 8081:8081 -e NATS_URL=nats://nats:4222 \
+#     -e DAISI_CDC_POSTGRES_CONNINFO='host=pg dbname=daisi_cdc user=daisi_cdc' -e PGPASSWORD=... \
+#     --entrypoint /usr/local/bin/daisi-dlq-worker daisi-cdc-consumer --config /etc/daisi-cdc/config.yaml
+#   (its health check: curl http://127.0.0.1:8081/healthz)
+#
 # Package lists come from scripts/packages-build.txt and scripts/packages-runtime.txt, the files
 # scripts/install-deps.sh reads; the build type is scripts/test.sh's default (Release; warnings
 # as errors is CI's choice, not the image's: CI builds the same Release with -Werror). The ctest
@@ -20,9 +26,10 @@ RUN apt-get update \
 WORKDIR /src
 COPY . .
 RUN cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DCDC_BUILD_TESTS=OFF -DCDC_BUILD_BENCH=OFF \
- && cmake --build build -j "$(nproc)" --target daisi-cdc-consumer cdc-replay \
- && strip --strip-debug build/daisi-cdc-consumer build/cdc-replay \
- && build/daisi-cdc-consumer --config config.yaml --check-config
+ && cmake --build build -j "$(nproc)" --target daisi-cdc-consumer cdc-replay daisi-dlq-worker \
+ && strip --strip-debug build/daisi-cdc-consumer build/cdc-replay build/daisi-dlq-worker \
+ && build/daisi-cdc-consumer --config config.yaml --check-config \
+ && build/daisi-dlq-worker --config config.yaml --check-config
 
 # ---------------------------------------------------------------------------------------------
 FROM debian:bookworm-slim AS runtime
@@ -34,7 +41,7 @@ RUN apt-get update \
  && groupadd --system --gid 10001 daisi \
  && useradd --system --uid 10001 --gid daisi --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin daisi
 
-COPY --from=build /src/build/daisi-cdc-consumer /src/build/cdc-replay /usr/local/bin/
+COPY --from=build /src/build/daisi-cdc-consumer /src/build/cdc-replay /src/build/daisi-dlq-worker /usr/local/bin/
 # The configuration: every key with its default. Mount your own file over it, or override keys
 # with environment variables (below).
 COPY config.yaml /etc/daisi-cdc/config.yaml
@@ -57,7 +64,7 @@ COPY config.yaml /etc/daisi-cdc/config.yaml
 #   DAISI_CDC_REDIS_PASSWORD work too. Secrets are never logged.
 
 USER daisi:daisi
-# /metrics, /healthz, /readyz (metrics.port)
+# /metrics, /healthz, /readyz (metrics.port; daisi-dlq-worker: dlq_worker.metrics_port, 8081)
 EXPOSE 8080
 # --metrics-url reads the configuration as the service does (the mounted file, then the
 # environment) and prints where the listener is, e.g. http://127.0.0.1:9090: the check follows

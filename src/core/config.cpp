@@ -1,4 +1,5 @@
 #include "cdc/config.hpp"
+#include "cdc/dlq_worker_config.hpp"
 
 #include <unistd.h>  // environ
 
@@ -575,6 +576,7 @@ void apply_yaml(Config& config, const YAML::Node& root, const std::string& origi
    collect(errors, [&] {
     if (!entry.first.IsScalar()) throw ConfigError("config", origin + ": section names must be plain strings");
     const std::string section = entry.first.Scalar();
+    if (is_dlq_worker_section(section)) continue;  // daisi-dlq-worker's (dlq_worker_config.cpp)
     if (std::find(sections.begin(), sections.end(), section) == sections.end()) {
       const std::vector<std::string_view> names(sections.begin(), sections.end());
       throw ConfigError(section, "unknown section" + suggestion(section, sections) + "; sections are " +
@@ -630,6 +632,7 @@ void apply_env(Config& config, const std::vector<std::string>& env, Sources& sou
   for (const auto& f : fields()) known.push_back(env_name(f));
   for (const auto& [name, value] : vars) {
     if (name.compare(0, kEnvPrefix.size(), kEnvPrefix) != 0) continue;
+    if (is_dlq_worker_variable(name)) continue;  // daisi-dlq-worker's
     collect(errors, [&] {
       const auto it = std::find(known.begin(), known.end(), name);
       if (it == known.end()) {

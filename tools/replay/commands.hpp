@@ -16,5 +16,6 @@ void add_capture_command(CLI::App& app, int& exit_code);
 void add_gen_command(CLI::App& app, int& exit_code);
 void add_transform_command(CLI::App& app, int& exit_code);
 void add_dlq_command(CLI::App& app, int& exit_code);
+void add_exhausted_command(CLI::App& app, int& exit_code);
 
 }  // namespace cdc::replay

@@ -5,6 +5,7 @@
 //   capture  copies a stream's messages into a capture file without touching durable consumers
 //   transform  dry run of the service's transform over a capture (no server)
 //   dlq      lists, counts and redrives dead letters of cdc_dlq_stream
+//   exhausted  lists and requeues the dead letters daisi-dlq-worker kept in PostgreSQL
 
 #include <iostream>
 
@@ -21,6 +22,7 @@ int main(int argc, char** argv) {  // NOLINT(bugprone-exception-escape): an esca
   cdc::replay::add_capture_command(app, exit_code);
   cdc::replay::add_transform_command(app, exit_code);
   cdc::replay::add_dlq_command(app, exit_code);
+  cdc::replay::add_exhausted_command(app, exit_code);
   cdc::replay::install_stop_handler();
   try {
     app.parse(argc, argv);
