@@ -31,8 +31,9 @@
 namespace {
 
 [[noreturn]] void fail(const char* what, std::string_view subject, std::string_view detail) {
-  std::fprintf(stderr, "transform_fuzzer: %s\n  subject: %.*s\n  detail: %.*s\n", what, static_cast<int>(subject.size()),
-               subject.data(), static_cast<int>(std::min<std::size_t>(detail.size(), 2000)), detail.data());
+  std::fprintf(stderr, "transform_fuzzer: %s\n  subject: %.*s\n  detail: %.*s\n", what,
+               static_cast<int>(subject.size()), subject.data(),
+               static_cast<int>(std::min<std::size_t>(detail.size(), 2000)), detail.data());
   std::abort();
 }
 
@@ -160,16 +161,11 @@ class JsonValidator {
           ++i_;
         }
       }
-      case '"':
-        return string();
-      case 't':
-        return literal("true");
-      case 'f':
-        return literal("false");
-      case 'n':
-        return literal("null");
-      default:
-        return number();
+      case '"': return string();
+      case 't': return literal("true");
+      case 'f': return literal("false");
+      case 'n': return literal("null");
+      default: return number();
     }
   }
 
@@ -184,7 +180,8 @@ std::string event_id_of(const std::string& payload) {
   const simdjson::padded_string padded(payload);
   simdjson::ondemand::document doc;
   std::string_view id;
-  if (parser.iterate(padded).get(doc) != simdjson::SUCCESS || doc["event_id"].get_string().get(id) != simdjson::SUCCESS) {
+  if (parser.iterate(padded).get(doc) != simdjson::SUCCESS ||
+      doc["event_id"].get_string().get(id) != simdjson::SUCCESS) {
     return "<unreadable>";
   }
   return std::string(id);
@@ -200,7 +197,8 @@ void check_published(const cdc::Transformer& t, std::string_view subject, const 
   std::size_t start = 0;
   while (true) {
     const std::size_t dot = out.subject.find('.', start);
-    const std::string_view token = std::string_view(out.subject).substr(start, dot == std::string::npos ? std::string::npos : dot - start);
+    const std::string_view token =
+        std::string_view(out.subject).substr(start, dot == std::string::npos ? std::string::npos : dot - start);
     if (!cdc::is_valid_token(token)) fail("invalid token in the output subject", subject, out.subject);
     ++tokens;
     if (dot == std::string::npos) break;
@@ -213,7 +211,8 @@ void check_published(const cdc::Transformer& t, std::string_view subject, const 
   // CONTRACT.md section 3: "<position>:<company>:<table>:<pk>" (tenants have independent LSNs).
   std::string scope = ":";
   scope.append(out.company).append(":").append(out.table).append(":");
-  if (out.event_id.find(scope) == std::string::npos) fail("event_id without its company and table", subject, out.event_id);
+  if (out.event_id.find(scope) == std::string::npos)
+    fail("event_id without its company and table", subject, out.event_id);
   if (out.payload.find(",\"row_data\":") == std::string::npos) fail("payload without row_data", subject, out.payload);
 }
 
@@ -276,14 +275,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   static cdc::TransformOutput again;
   const cdc::Disposition d = t.transform(subject, body, msg_id, out);
   switch (d) {
-    case cdc::Disposition::kSkip:
-      break;
-    case cdc::Disposition::kPublish:
-      check_published(t, subject, out);
-      break;
-    case cdc::Disposition::kDeadLetter:
-      check_dead_letter(subject, body, msg_id, out, cap);
-      break;
+    case cdc::Disposition::kSkip: break;
+    case cdc::Disposition::kPublish: check_published(t, subject, out); break;
+    case cdc::Disposition::kDeadLetter: check_dead_letter(subject, body, msg_id, out, cap); break;
   }
   if (t.transform(subject, body, msg_id, again) != d || again.subject != out.subject || again.payload != out.payload ||
       again.event_id != out.event_id || again.error_kind != out.error_kind) {

@@ -30,16 +30,17 @@
 namespace {
 
 void usage() {
-  std::fprintf(stderr,
-               "usage: daisi-cdc-consumer [--config config.yaml] [--check-config] [--print-config] [--metrics-url] [--version]\n"
-               "  --config PATH    configuration file (default: none, built-in defaults)\n"
-               "  --check-config   validate the configuration, report every error on stderr, exit (0 valid, 2 not)\n"
-               "  --print-config   print the effective configuration (file + environment) as YAML, secrets\n"
-               "                   redacted, exit\n"
-               "  --metrics-url    print the local URL of /metrics, /healthz, /readyz (metrics.bind and\n"
-               "                   metrics.port from the file and the environment), exit; for health checks\n"
-               "Environment: DAISI_CDC_<SECTION>_<KEY>, NATS_URL, REDIS_ADDRESS, DEDUP_TTL, JS_ACK_WAIT,\n"
-               "JS_MAX_DELIVER, LOG_LEVEL override the file.\n");
+  std::fprintf(
+      stderr,
+      "usage: daisi-cdc-consumer [--config config.yaml] [--check-config] [--print-config] [--metrics-url] [--version]\n"
+      "  --config PATH    configuration file (default: none, built-in defaults)\n"
+      "  --check-config   validate the configuration, report every error on stderr, exit (0 valid, 2 not)\n"
+      "  --print-config   print the effective configuration (file + environment) as YAML, secrets\n"
+      "                   redacted, exit\n"
+      "  --metrics-url    print the local URL of /metrics, /healthz, /readyz (metrics.bind and\n"
+      "                   metrics.port from the file and the environment), exit; for health checks\n"
+      "Environment: DAISI_CDC_<SECTION>_<KEY>, NATS_URL, REDIS_ADDRESS, DEDUP_TTL, JS_ACK_WAIT,\n"
+      "JS_MAX_DELIVER, LOG_LEVEL override the file.\n");
 }
 
 constexpr int kExitPanicGuard = 3;
@@ -47,8 +48,8 @@ constexpr int kExitConfig = 2;
 
 /// --check-config / --print-config: every error at once on stderr, naming what was validated.
 int check_or_print_config(const std::string& path, bool print) {
-  const std::string what = path.empty() ? "no configuration file given (--config): built-in defaults"
-                                        : "configuration file " + path;
+  const std::string what =
+      path.empty() ? "no configuration file given (--config): built-in defaults" : "configuration file " + path;
   cdc::Config config;
   const std::vector<cdc::ConfigError> errors = cdc::check_config(path, cdc::process_environment(), config);
   if (!errors.empty()) {
@@ -142,7 +143,8 @@ void reload(const std::string& path, cdc::Config& running, std::optional<cdc::Co
       pipeline.set_transform_rules(plan.result);
     } catch (const std::exception& e) {
       pipeline.metrics().control.reloads_failed.inc();
-      cdc::log::error("configuration reload failed; keeping the running configuration", {{"error", e.what()}, {"path", path}});
+      cdc::log::error("configuration reload failed; keeping the running configuration",
+                      {{"error", e.what()}, {"path", path}});
       return;
     }
   }
@@ -155,11 +157,13 @@ void reload(const std::string& path, cdc::Config& running, std::optional<cdc::Co
   file = std::move(file_now);
   pipeline.metrics().control.reloads_ok.inc();
   if (pinned.empty()) {
-    cdc::log::info("configuration reloaded", {{"path", path}, {"applied", join(plan.apply)}, {"log_level", running.log.level}});
+    cdc::log::info("configuration reloaded",
+                   {{"path", path}, {"applied", join(plan.apply)}, {"log_level", running.log.level}});
   } else {
     // A warning: the operator edited keys that did not change (same message, for searches).
-    cdc::log::warn("configuration reloaded",
-                   {{"path", path}, {"applied", join(plan.apply)}, {"log_level", running.log.level}, {"pinned_by_env", pinned}});
+    cdc::log::warn(
+        "configuration reloaded",
+        {{"path", path}, {"applied", join(plan.apply)}, {"log_level", running.log.level}, {"pinned_by_env", pinned}});
   }
   if (!plan.restart.empty()) {
     cdc::log::warn("changed but needs a restart; ignored", {{"keys", join(plan.restart)}});
@@ -188,7 +192,8 @@ class LateRoutes : public std::enable_shared_from_this<LateRoutes> {
   void install(std::vector<cdc::HttpRoute> routes) {
     std::vector<cdc::HttpRoute> ordered;
     for (const char* path : kPaths) {
-      const auto it = std::find_if(routes.begin(), routes.end(), [path](const cdc::HttpRoute& r) { return r.path == path; });
+      const auto it =
+          std::find_if(routes.begin(), routes.end(), [path](const cdc::HttpRoute& r) { return r.path == path; });
       if (it == routes.end()) throw std::logic_error(std::string("pipeline_routes() has no route ") + path);
       ordered.push_back(std::move(*it));
     }
@@ -295,7 +300,8 @@ int main(int argc, char** argv) {
       return 1;
     }
     pipeline->start();
-    cdc::log::info("service started", {{"nats_url", cdc::redact_url(config.nats.url)}, {"redis_address", config.redis.address},
+    cdc::log::info("service started", {{"nats_url", cdc::redact_url(config.nats.url)},
+                                       {"redis_address", config.redis.address},
                                        {"metrics_port", http ? http->port() : 0}});
     // Signals, and once a second the panic guard's verdict.
     const timespec tick{1, 0};

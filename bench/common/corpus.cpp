@@ -58,7 +58,8 @@ Corpus Corpus::load(const std::string& path, std::size_t max_body) {
     ++line_no;
     if (line.empty()) continue;
     CaptureRecord rec;
-    if (!parse_capture_line(line, rec, error)) throw std::runtime_error(path + ":" + std::to_string(line_no) + ": " + error);
+    if (!parse_capture_line(line, rec, error))
+      throw std::runtime_error(path + ":" + std::to_string(line_no) + ": " + error);
     if (rec.data.size() > max_body) {
       ++c.dropped_;
       continue;

@@ -19,7 +19,7 @@ class LogHistogram {
  public:
   static constexpr int kSubBits = 7;
   static constexpr std::uint64_t kSub = std::uint64_t{1} << kSubBits;  // 128 sub-buckets
-  static constexpr int kMaxBits = 44;                                   // values < 2^44 ns
+  static constexpr int kMaxBits = 44;                                  // values < 2^44 ns
   static constexpr std::uint64_t kMaxValue = (std::uint64_t{1} << kMaxBits) - 1;
   static constexpr std::size_t kBuckets = static_cast<std::size_t>(kMaxBits - kSubBits + 1) * kSub;
 
@@ -66,7 +66,9 @@ class LogHistogram {
   [[nodiscard]] std::uint64_t count() const noexcept { return count_; }
   [[nodiscard]] std::uint64_t min() const noexcept { return count_ == 0 ? 0 : min_; }
   [[nodiscard]] std::uint64_t max() const noexcept { return max_; }
-  [[nodiscard]] double mean() const noexcept { return count_ == 0 ? 0.0 : static_cast<double>(sum_) / static_cast<double>(count_); }
+  [[nodiscard]] double mean() const noexcept {
+    return count_ == 0 ? 0.0 : static_cast<double>(sum_) / static_cast<double>(count_);
+  }
 
   /// Value at percentile `p` (0..100): the highest value of the bucket holding that rank,
   /// capped by the exact maximum (HdrHistogram's "highest equivalent value").

@@ -170,7 +170,8 @@ void write_latency_svg(const std::string& path, const std::string& title, const 
                        const std::vector<ChartSeries>& series) {
   constexpr double kW = 960, kH = 560, kLeft = 80, kRight = 330, kTop = 70, kBottom = 60;
   const double plot_w = kW - kLeft - kRight, plot_h = kH - kTop - kBottom;
-  static constexpr const char* kColors[] = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2"};
+  static constexpr const char* kColors[] = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e",
+                                            "#9467bd", "#8c564b", "#e377c2"};
 
   // x: log10(1 / (1 - p)), up to the deepest percentile any series can resolve (at most 99.999 %).
   double x_max = 2;
@@ -226,9 +227,11 @@ void write_latency_svg(const std::string& path, const std::string& title, const 
   }
   svg += fmt("<rect x=\"%.1f\" ", kLeft) + fmt("y=\"%.1f\" ", kTop) + fmt("width=\"%.1f\" ", plot_w) +
          fmt("height=\"%.1f\" fill=\"none\" stroke=\"#333\"/>\n", plot_h);
-  svg += fmt("<text x=\"%.1f\" ", kLeft + plot_w / 2) + fmt("y=\"%.1f\" text-anchor=\"middle\">percentile</text>\n", kH - 16);
-  svg += fmt("<text x=\"18\" y=\"%.1f\" ", kTop + plot_h / 2) +
-         fmt("transform=\"rotate(-90 18 %.1f)\" text-anchor=\"middle\">latency (log scale)</text>\n", kTop + plot_h / 2);
+  svg += fmt("<text x=\"%.1f\" ", kLeft + plot_w / 2) +
+         fmt("y=\"%.1f\" text-anchor=\"middle\">percentile</text>\n", kH - 16);
+  svg +=
+      fmt("<text x=\"18\" y=\"%.1f\" ", kTop + plot_h / 2) +
+      fmt("transform=\"rotate(-90 18 %.1f)\" text-anchor=\"middle\">latency (log scale)</text>\n", kTop + plot_h / 2);
 
   // Curves: a step per bucket, from the rank before it to the rank at its end.
   std::size_t k = 0;
@@ -245,7 +248,8 @@ void write_latency_svg(const std::string& path, const std::string& title, const 
       points += fmt("%.1f,", px(q)) + fmt("%.1f ", y);
       prev = q;
     });
-    svg += "<polyline fill=\"none\" stroke-width=\"2\" stroke=\"" + std::string(color) + "\" points=\"" + points + "\"/>\n";
+    svg += "<polyline fill=\"none\" stroke-width=\"2\" stroke=\"" + std::string(color) + "\" points=\"" + points +
+           "\"/>\n";
     const double ly = kTop + 10 + static_cast<double>(k) * 58;
     const double lx = kLeft + plot_w + 16;
     svg += fmt("<rect x=\"%.1f\" ", lx) + fmt("y=\"%.1f\" width=\"14\" height=\"4\" fill=\"", ly) + color + "\"/>\n";

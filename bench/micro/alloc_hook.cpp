@@ -88,9 +88,9 @@ void operator delete[](void* p, const std::nothrow_t&) noexcept { std::free(p); 
 // glibc lets a program replace malloc; forwarding to its __libc_* entry points keeps one heap,
 // so memory from posix_memalign and friends (not interposed) can still be freed by free().
 extern "C" {
-void* __libc_malloc(std::size_t size) noexcept;               // NOLINT(bugprone-reserved-identifier)
+void* __libc_malloc(std::size_t size) noexcept;                 // NOLINT(bugprone-reserved-identifier)
 void* __libc_calloc(std::size_t n, std::size_t size) noexcept;  // NOLINT(bugprone-reserved-identifier)
-void* __libc_realloc(void* p, std::size_t size) noexcept;     // NOLINT(bugprone-reserved-identifier)
+void* __libc_realloc(void* p, std::size_t size) noexcept;       // NOLINT(bugprone-reserved-identifier)
 
 void* malloc(std::size_t size) noexcept {
   g_malloc_calls.fetch_add(1, std::memory_order_relaxed);

@@ -190,7 +190,8 @@ void ping_pong_latency(benchmark::State& state) {
   echo.join();
   pinning().restore();
   if (!ok) state.SkipWithError("round trip returned the wrong item");
-  state.counters["round_trips"] = benchmark::Counter(static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
+  state.counters["round_trips"] =
+      benchmark::Counter(static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
   state.SetLabel(pinning().enabled ? "pinned" : "unpinned");
 }
 

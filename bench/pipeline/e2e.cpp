@@ -129,7 +129,10 @@ bool wait_for_count(Done done, std::uint64_t target, std::chrono::seconds stall,
 class E2e {
  public:
   E2e(const HarnessOptions& o, Servers& servers, const Corpus& corpus, Config config)
-      : o_(o), servers_(servers), corpus_(corpus), config_(std::move(config)),
+      : o_(o),
+        servers_(servers),
+        corpus_(corpus),
+        config_(std::move(config)),
         admin_(servers.nats_url, "bench-admin", o.publish_window) {
     const auto window = static_cast<std::int64_t>(config_.publish.duplicate_window.count()) * kNsPerMs;
     ensure_stream(admin_.js(), config_.publish.stream, {config_.publish.subject_prefix + ".>"}, window);
@@ -144,8 +147,11 @@ class E2e {
     pass_ += corpus_.passes(n);
     const std::uint64_t stored = stream_messages(admin_.js(), config_.ingest.stream);
     std::printf("backlog         %llu messages published in %.2f s (%.0f msg/s); stream holds %llu\n",
-                static_cast<unsigned long long>(n), s, static_cast<double>(n) / s, static_cast<unsigned long long>(stored));
-    if (stored != n) throw std::runtime_error("source stream holds " + std::to_string(stored) + " messages, expected " + std::to_string(n));
+                static_cast<unsigned long long>(n), s, static_cast<double>(n) / s,
+                static_cast<unsigned long long>(stored));
+    if (stored != n)
+      throw std::runtime_error("source stream holds " + std::to_string(stored) + " messages, expected " +
+                               std::to_string(n));
   }
 
   DrainResult drain_ours(std::uint64_t n, int round) {
@@ -160,7 +166,8 @@ class E2e {
     {
       Pipeline p(c);
       p.start();
-      r.complete = wait_for_count([&] { return completions(p); }, n, std::chrono::seconds(60), std::chrono::milliseconds(1));
+      r.complete =
+          wait_for_count([&] { return completions(p); }, n, std::chrono::seconds(60), std::chrono::milliseconds(1));
       const std::int64_t t1 = p.health().last_completion_ns;
       r.cpu = cpu.per_message(n);
       r.seconds = static_cast<double>(t1 - t0) / 1e9;
@@ -188,7 +195,8 @@ class E2e {
       ro.out_subject = config_.publish.subject_prefix + ".relay";
       Relay relay(ro);
       relay.start();
-      r.complete = wait_for_count([&] { return relay.acked(); }, n, std::chrono::seconds(60), std::chrono::milliseconds(1));
+      r.complete =
+          wait_for_count([&] { return relay.acked(); }, n, std::chrono::seconds(60), std::chrono::milliseconds(1));
       r.seconds = static_cast<double>(relay.last_ack_ns() - t0) / 1e9;
       r.cpu = cpu.per_message(n);
       relay.stop();
@@ -234,9 +242,13 @@ class E2e {
     r.sent = pub.sent;
     r.max_behind_ms = static_cast<double>(pub.max_behind_ns) / 1e6;
     // Let the consumer finish what was published, then give the last events time to arrive.
-    if (pipeline) wait_for_count([&] { return completions(*pipeline); }, pub.sent, std::chrono::seconds(30), std::chrono::milliseconds(5));
-    if (relay) wait_for_count([&] { return relay->acked(); }, pub.sent, std::chrono::seconds(30), std::chrono::milliseconds(5));
-    if (who == "direct") wait_for_count([&] { return sub.received(); }, pub.sent, std::chrono::seconds(10), std::chrono::milliseconds(5));
+    if (pipeline)
+      wait_for_count([&] { return completions(*pipeline); }, pub.sent, std::chrono::seconds(30),
+                     std::chrono::milliseconds(5));
+    if (relay)
+      wait_for_count([&] { return relay->acked(); }, pub.sent, std::chrono::seconds(30), std::chrono::milliseconds(5));
+    if (who == "direct")
+      wait_for_count([&] { return sub.received(); }, pub.sent, std::chrono::seconds(10), std::chrono::milliseconds(5));
     std::uint64_t seen = sub.received();
     for (int quiet = 0; quiet < 3;) {
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
@@ -268,10 +280,11 @@ class E2e {
   }
 
   static void print_drain(const DrainResult& r) {
-    std::printf("drain %-9s round %d: %llu messages in %.3f s = %.0f msg/s%s; CPU per message: harness process %.1f us, "
-                "nats-server %.1f us, redis-server %.1f us\n",
-                r.who.c_str(), r.round, static_cast<unsigned long long>(r.messages), r.seconds, r.rate,
-                r.complete ? "" : " (INCOMPLETE: stalled)", r.cpu.self_us, r.cpu.nats_us, r.cpu.redis_us);
+    std::printf(
+        "drain %-9s round %d: %llu messages in %.3f s = %.0f msg/s%s; CPU per message: harness process %.1f us, "
+        "nats-server %.1f us, redis-server %.1f us\n",
+        r.who.c_str(), r.round, static_cast<unsigned long long>(r.messages), r.seconds, r.rate,
+        r.complete ? "" : " (INCOMPLETE: stalled)", r.cpu.self_us, r.cpu.nats_us, r.cpu.redis_us);
     if (!r.results.empty()) {
       std::printf("                processed %llu, skipped %llu, duplicate %llu, dead-lettered %llu, retried %llu\n",
                   static_cast<unsigned long long>(r.results.at("processed")),
@@ -285,15 +298,17 @@ class E2e {
 
   static void print_latency(const LatencyResult& r) {
     const LogHistogram& h = *r.latency;
-    std::printf("latency %-7s at %6.0f msg/s: sent %llu, arrived %llu of %llu (recorded %llu after warm-up); p50 %s  "
-                "p90 %s  p99 %s  p99.9 %s  max %s%s%s\n",
-                r.who.c_str(), r.rate, static_cast<unsigned long long>(r.sent), static_cast<unsigned long long>(r.received),
-                static_cast<unsigned long long>(r.expected),
-                static_cast<unsigned long long>(h.count()), format_ns(static_cast<double>(h.percentile(50))).c_str(),
-                format_ns(static_cast<double>(h.percentile(90))).c_str(), format_ns(static_cast<double>(h.percentile(99))).c_str(),
-                format_ns(static_cast<double>(h.percentile(99.9))).c_str(), format_ns(static_cast<double>(h.max())).c_str(),
-                r.max_behind_ms > 5 ? "  (publisher fell behind its schedule)" : "",
-                r.repeats > 0 ? fmt_repeats(r.repeats).c_str() : "");
+    std::printf(
+        "latency %-7s at %6.0f msg/s: sent %llu, arrived %llu of %llu (recorded %llu after warm-up); p50 %s  "
+        "p90 %s  p99 %s  p99.9 %s  max %s%s%s\n",
+        r.who.c_str(), r.rate, static_cast<unsigned long long>(r.sent), static_cast<unsigned long long>(r.received),
+        static_cast<unsigned long long>(r.expected), static_cast<unsigned long long>(h.count()),
+        format_ns(static_cast<double>(h.percentile(50))).c_str(),
+        format_ns(static_cast<double>(h.percentile(90))).c_str(),
+        format_ns(static_cast<double>(h.percentile(99))).c_str(),
+        format_ns(static_cast<double>(h.percentile(99.9))).c_str(), format_ns(static_cast<double>(h.max())).c_str(),
+        r.max_behind_ms > 5 ? "  (publisher fell behind its schedule)" : "",
+        r.repeats > 0 ? fmt_repeats(r.repeats).c_str() : "");
     if (!r.stages.empty()) print_stages(r.stages);
     std::fflush(stdout);
   }
@@ -346,17 +361,19 @@ int run_e2e(const HarnessOptions& o) {
   const Corpus corpus = prepare_corpus(o, servers.dir->path());
   const std::uint64_t n = o.events != 0 ? o.events : 200'000;
   const std::string load_before = load_average();
-  std::printf("cdc_pipeline_bench --mode %s%s   %s   load %s\n", o.mode.c_str(), o.with_baselines ? " --with-baselines" : "",
-              utc_now().c_str(), load_before.c_str());
-  std::printf("servers         nats %s%s, redis %s%s\n", servers.nats_url.c_str(), servers.nats ? " (started here)" : "",
-              need_redis ? servers.redis_address.c_str() : "-", servers.redis ? " (started here)" : "");
+  std::printf("cdc_pipeline_bench --mode %s%s   %s   load %s\n", o.mode.c_str(),
+              o.with_baselines ? " --with-baselines" : "", utc_now().c_str(), load_before.c_str());
+  std::printf("servers         nats %s%s, redis %s%s\n", servers.nats_url.c_str(),
+              servers.nats ? " (started here)" : "", need_redis ? servers.redis_address.c_str() : "-",
+              servers.redis ? " (started here)" : "");
   std::printf("corpus          %s: %zu messages, %.0f B mean body, %.0f%% on processed tables\n", corpus.path().c_str(),
               corpus.size(), corpus.mean_body_bytes(), corpus.allowed_fraction() * 100);
-  std::printf("service         ingest %s, ring %zu, batch %d, wait %s, max_pending %d, send_asap consume %s publish %s\n",
-              config.ingest.mode == IngestMode::kPush ? "push" : "pull", config.pipeline.ring_capacity,
-              config.pipeline.batch_size, std::string(to_string(config.pipeline.wait_strategy)).c_str(),
-              config.publish.max_pending, config.nats.send_asap ? "true" : "false",
-              config.publish.send_asap ? "true" : "false");
+  std::printf(
+      "service         ingest %s, ring %zu, batch %d, wait %s, max_pending %d, send_asap consume %s publish %s\n",
+      config.ingest.mode == IngestMode::kPush ? "push" : "pull", config.pipeline.ring_capacity,
+      config.pipeline.batch_size, std::string(to_string(config.pipeline.wait_strategy)).c_str(),
+      config.publish.max_pending, config.nats.send_asap ? "true" : "false",
+      config.publish.send_asap ? "true" : "false");
   std::fflush(stdout);
 
   E2e e2e(o, servers, corpus, config);
@@ -391,18 +408,21 @@ int run_e2e(const HarnessOptions& o) {
   const double ours_drain = median(ours_rates), relay_drain = median(relay_rates);
   std::printf("\nsummary\n");
   if (!ours_rates.empty()) std::printf("  drain ours      %.0f msg/s (median of %zu)\n", ours_drain, ours_rates.size());
-  if (!relay_rates.empty()) std::printf("  drain relay     %.0f msg/s (median of %zu)\n", relay_drain, relay_rates.size());
+  if (!relay_rates.empty())
+    std::printf("  drain relay     %.0f msg/s (median of %zu)\n", relay_drain, relay_rates.size());
   double drain_ratio = 0;
   if (ours_drain > 0 && relay_drain > 0) {
     drain_ratio = ours_drain / relay_drain;
-    std::printf("  target: drain >= 90%% of the relay: %.1f%%  %s\n", drain_ratio * 100, drain_ratio >= 0.9 ? "MET" : "MISSED");
+    std::printf("  target: drain >= 90%% of the relay: %.1f%%  %s\n", drain_ratio * 100,
+                drain_ratio >= 0.9 ? "MET" : "MISSED");
   }
   std::vector<std::pair<double, double>> p99_ratios;  // rate, ours/direct
   for (const auto& l : latencies) {
     if (l.who != "ours") continue;
     for (const auto& d : latencies) {
       if (d.who == "direct" && d.rate == l.rate && d.latency->count() > 0) {
-        const double ratio = static_cast<double>(l.latency->percentile(99)) / static_cast<double>(d.latency->percentile(99));
+        const double ratio =
+            static_cast<double>(l.latency->percentile(99)) / static_cast<double>(d.latency->percentile(99));
         p99_ratios.emplace_back(l.rate, ratio);
         std::printf("  p99 at %.0f msg/s: ours %s, direct %s: %.2fx%s\n", l.rate,
                     format_ns(static_cast<double>(l.latency->percentile(99))).c_str(),
@@ -426,8 +446,9 @@ int run_e2e(const HarnessOptions& o) {
     j.field("ingest_mode", config.ingest.mode == IngestMode::kPush ? "push" : "pull");
     j.field("ring_capacity", static_cast<std::uint64_t>(config.pipeline.ring_capacity));
     j.field("batch_size", config.pipeline.batch_size).field("wait_strategy", to_string(config.pipeline.wait_strategy));
-    j.field("max_pending", config.publish.max_pending).field("send_asap", config.nats.send_asap)
-          .field("publish_send_asap", config.publish.send_asap);
+    j.field("max_pending", config.publish.max_pending)
+        .field("send_asap", config.nats.send_asap)
+        .field("publish_send_asap", config.publish.send_asap);
     j.end_object();
     j.begin_array("drains");
     for (const auto& d : drains) {
@@ -447,7 +468,11 @@ int run_e2e(const HarnessOptions& o) {
     j.begin_array("latency");
     for (const auto& l : latencies) {
       j.begin_object();
-      j.field("who", l.who).field("rate", l.rate).field("sent", l.sent).field("received", l.received).field("repeats", l.repeats);
+      j.field("who", l.who)
+          .field("rate", l.rate)
+          .field("sent", l.sent)
+          .field("received", l.received)
+          .field("repeats", l.repeats);
       j.field("publisher_max_behind_ms", l.max_behind_ms);
       j.histogram("publish_to_arrival", *l.latency);
       json_cpu(j, l.cpu);
@@ -459,7 +484,8 @@ int run_e2e(const HarnessOptions& o) {
     if (ours_drain > 0) j.field("drain_ours", ours_drain);
     if (relay_drain > 0) j.field("drain_relay", relay_drain);
     if (drain_ratio > 0) j.field("drain_ours_over_relay", drain_ratio);
-    for (const auto& [rate, ratio] : p99_ratios) j.field("p99_ours_over_direct_at_" + std::to_string(static_cast<int>(rate)), ratio);
+    for (const auto& [rate, ratio] : p99_ratios)
+      j.field("p99_ours_over_direct_at_" + std::to_string(static_cast<int>(rate)), ratio);
     j.end_object();
     j.end_object();
     write_text_file(o.json_path, j.str() + "\n");

@@ -97,8 +97,8 @@ struct PendingReply {
 
 struct Connection {
   int fd = -1;
-  std::string in;       // unparsed input
-  std::string out;      // bytes not yet written
+  std::string in;                     // unparsed input
+  std::string out;                    // bytes not yet written
   std::vector<PendingReply> pending;  // FIFO: [head, size)
   std::size_t head = 0;
 };

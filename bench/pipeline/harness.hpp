@@ -24,13 +24,13 @@ struct HarnessOptions {
   std::uint64_t events = 0;  ///< 0: 1,000,000 in-process, 200,000 for drains
   std::string capture;       ///< corpus; empty: `cdc-replay gen`, else the sample capture
   std::uint64_t gen_count = 50000;
-  std::string config_path;   ///< service configuration (YAML); defaults otherwise
+  std::string config_path;  ///< service configuration (YAML); defaults otherwise
 
   // in-process
   /// Fixed rates (events/s). In-process: runs after the max-rate run. End to end: the latency
   /// runs (default 2000 and 10000).
   std::vector<double> rates;
-  bool half_rate = false;     ///< in-process: also run at half the measured maximum
+  bool half_rate = false;  ///< in-process: also run at half the measured maximum
   int puback_delay_us = 0;
   double fail_pct = 0;
   int redis_rtt_us = 0;
@@ -41,9 +41,9 @@ struct HarnessOptions {
   std::string wait_strategy;
   int max_pending = 0;
   int retry_backoff_ms = -1;
-  std::string ingest_mode;  ///< push | pull
-  int send_asap = -1;       ///< nats.send_asap: 0 or 1
-  int publish_send_asap = -1;  ///< publish.send_asap: 0 or 1
+  std::string ingest_mode;        ///< push | pull
+  int send_asap = -1;             ///< nats.send_asap: 0 or 1
+  int publish_send_asap = -1;     ///< publish.send_asap: 0 or 1
   std::vector<std::string> cpus;  ///< stage=cpu, e.g. parse=1
 
   // end to end

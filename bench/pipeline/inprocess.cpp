@@ -36,7 +36,7 @@ struct InprocessRun {
   MockPublisher::Stats publisher;
   FakeRedis::Stats redis;
   std::vector<std::pair<std::string, StageQuantiles>> stages;  // service histograms, in pipeline order
-  std::map<std::string, std::uint64_t> thread_cpu;  // ns over the run
+  std::map<std::string, std::uint64_t> thread_cpu;             // ns over the run
   std::uint64_t process_cpu = 0;
   std::int64_t source_make_ns = 0;
   bool stalled = false;
@@ -128,29 +128,32 @@ void print_run(const InprocessRun& r) {
   std::printf("events          %llu completed of %llu in %.3f s: %.0f events/s%s\n",
               static_cast<unsigned long long>(r.completed), static_cast<unsigned long long>(r.events), r.seconds,
               r.throughput, r.stalled ? "  (STALLED)" : "");
-  std::printf("outcomes        ack %llu, nak %llu, term %llu; processed %llu, skipped %llu, duplicate %llu, "
-              "dead-lettered %llu\n",
-              static_cast<unsigned long long>(r.acks), static_cast<unsigned long long>(r.naks),
-              static_cast<unsigned long long>(r.terms), static_cast<unsigned long long>(r.results.at("processed")),
-              static_cast<unsigned long long>(r.results.at("skipped")),
-              static_cast<unsigned long long>(r.results.at("duplicate")),
-              static_cast<unsigned long long>(r.results.at("dead_lettered")));
-  std::printf("mock JetStream  %llu publishes, %llu stored, %llu duplicate, %llu 503s injected; stage retries %llu, "
-              "timeouts %llu\n",
-              static_cast<unsigned long long>(r.publisher.publishes), static_cast<unsigned long long>(r.publisher.stored),
-              static_cast<unsigned long long>(r.publisher.duplicates),
-              static_cast<unsigned long long>(r.publisher.failures_injected),
-              static_cast<unsigned long long>(r.publish_retries), static_cast<unsigned long long>(r.publish_timeouts));
+  std::printf(
+      "outcomes        ack %llu, nak %llu, term %llu; processed %llu, skipped %llu, duplicate %llu, "
+      "dead-lettered %llu\n",
+      static_cast<unsigned long long>(r.acks), static_cast<unsigned long long>(r.naks),
+      static_cast<unsigned long long>(r.terms), static_cast<unsigned long long>(r.results.at("processed")),
+      static_cast<unsigned long long>(r.results.at("skipped")),
+      static_cast<unsigned long long>(r.results.at("duplicate")),
+      static_cast<unsigned long long>(r.results.at("dead_lettered")));
+  std::printf(
+      "mock JetStream  %llu publishes, %llu stored, %llu duplicate, %llu 503s injected; stage retries %llu, "
+      "timeouts %llu\n",
+      static_cast<unsigned long long>(r.publisher.publishes), static_cast<unsigned long long>(r.publisher.stored),
+      static_cast<unsigned long long>(r.publisher.duplicates),
+      static_cast<unsigned long long>(r.publisher.failures_injected),
+      static_cast<unsigned long long>(r.publish_retries), static_cast<unsigned long long>(r.publish_timeouts));
   std::printf("fake Redis      %llu commands (%llu SET, %llu hits, %llu DEL); dedup hit %llu miss %llu errors %llu\n",
               static_cast<unsigned long long>(r.redis.commands), static_cast<unsigned long long>(r.redis.sets),
               static_cast<unsigned long long>(r.redis.set_hits), static_cast<unsigned long long>(r.redis.dels),
               static_cast<unsigned long long>(r.dedup_hit), static_cast<unsigned long long>(r.dedup_miss),
               static_cast<unsigned long long>(r.dedup_errors));
   std::printf("ingest->ack     p50 %s  p90 %s  p99 %s  p99.9 %s  max %s  (n %llu)\n",
-              format_ns(static_cast<double>(h.percentile(50))).c_str(), format_ns(static_cast<double>(h.percentile(90))).c_str(),
+              format_ns(static_cast<double>(h.percentile(50))).c_str(),
+              format_ns(static_cast<double>(h.percentile(90))).c_str(),
               format_ns(static_cast<double>(h.percentile(99))).c_str(),
-              format_ns(static_cast<double>(h.percentile(99.9))).c_str(), format_ns(static_cast<double>(h.max())).c_str(),
-              static_cast<unsigned long long>(h.count()));
+              format_ns(static_cast<double>(h.percentile(99.9))).c_str(),
+              format_ns(static_cast<double>(h.max())).c_str(), static_cast<unsigned long long>(h.count()));
   print_stages(r.stages);
   const double n = static_cast<double>(std::max<std::uint64_t>(r.completed, 1));
   std::printf("CPU per event   %.0f ns in all (%.2f cores busy)", static_cast<double>(r.process_cpu) / n,
@@ -208,11 +211,12 @@ int run_inprocess(const HarnessOptions& o) {
   std::printf("cdc_pipeline_bench --mode inprocess   %s   load %s\n", utc_now().c_str(), load_before.c_str());
   std::printf("corpus          %s: %zu messages, %.0f B mean body, %.0f%% on processed tables\n", corpus.path().c_str(),
               corpus.size(), corpus.mean_body_bytes(), corpus.allowed_fraction() * 100);
-  std::printf("pipeline        ring %zu, batch %d, wait %s, max_pending %d; PubAck delay %d us, 503 %.2f%%, "
-              "Redis RTT %d us\n",
-              config.pipeline.ring_capacity, config.pipeline.batch_size,
-              std::string(to_string(config.pipeline.wait_strategy)).c_str(), config.publish.max_pending,
-              o.puback_delay_us, o.fail_pct, o.redis_rtt_us);
+  std::printf(
+      "pipeline        ring %zu, batch %d, wait %s, max_pending %d; PubAck delay %d us, 503 %.2f%%, "
+      "Redis RTT %d us\n",
+      config.pipeline.ring_capacity, config.pipeline.batch_size,
+      std::string(to_string(config.pipeline.wait_strategy)).c_str(), config.publish.max_pending, o.puback_delay_us,
+      o.fail_pct, o.redis_rtt_us);
 
   std::vector<InprocessRun> runs;
   std::uint64_t pass = 0;

@@ -174,7 +174,8 @@ LatencySubscriber::LatencySubscriber(const std::string& url, const std::string& 
   const natsStatus s = natsConnection_Connect(&nc_, opts);
   natsOptions_Destroy(opts);
   check_nats(s, "connect " + url);
-  check_nats(natsConnection_Subscribe(&sub_, nc_, subject.c_str(), &LatencySubscriber::on_msg, this), "subscribe " + subject);
+  check_nats(natsConnection_Subscribe(&sub_, nc_, subject.c_str(), &LatencySubscriber::on_msg, this),
+             "subscribe " + subject);
   natsSubscription_SetPendingLimits(sub_, -1, -1);
   check_nats(natsConnection_Flush(nc_), "flush subscription");
 }

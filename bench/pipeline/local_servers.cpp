@@ -199,8 +199,8 @@ LocalNats::LocalNats(const std::string& dir)
 
 LocalRedis::LocalRedis(const std::string& dir)
     : port_(free_port()),
-      process_({"redis-server", "--port", std::to_string(port_), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                "--dir", dir},
+      process_({"redis-server", "--port", std::to_string(port_), "--bind", "127.0.0.1", "--save", "", "--appendonly",
+                "no", "--dir", dir},
                dir + "/redis-server.log") {
   wait_ready("redis-server", process_, [this] { return redis_pong(port_); });
 }

@@ -28,7 +28,9 @@ int main(int argc, char** argv) {  // NOLINT(bugprone-exception-escape): an esca
                  "fixed rates (events/s): in-process, runs after the max-rate run; end to end, the latency runs "
                  "(default 2000 10000)");
   app.add_flag("--half-rate", o.half_rate, "in-process: also run at half the measured maximum")->group(inproc);
-  app.add_option("--puback-delay-us", o.puback_delay_us, "mock JetStream: PubAck delay")->group(inproc)->capture_default_str();
+  app.add_option("--puback-delay-us", o.puback_delay_us, "mock JetStream: PubAck delay")
+      ->group(inproc)
+      ->capture_default_str();
   app.add_option("--fail-pct", o.fail_pct, "mock JetStream: % of PubAcks that are transient 503s")->group(inproc);
   app.add_option("--redis-rtt-us", o.redis_rtt_us, "fake Redis: reply delay")->group(inproc)->capture_default_str();
 
@@ -40,15 +42,19 @@ int main(int argc, char** argv) {  // NOLINT(bugprone-exception-escape): an esca
   app.add_option("--retry-backoff-ms", o.retry_backoff_ms, "publish.retry_backoff")->group(pipe);
   app.add_option("--ingest-mode", o.ingest_mode, "ingest.mode: push | pull")->group(pipe);
   app.add_option("--send-asap", o.send_asap, "nats.send_asap (consume connection): 0 | 1")->group(pipe);
-  app.add_option("--publish-send-asap", o.publish_send_asap, "publish.send_asap (publish connection): 0 | 1")->group(pipe);
+  app.add_option("--publish-send-asap", o.publish_send_asap, "publish.send_asap (publish connection): 0 | 1")
+      ->group(pipe);
   app.add_option("--cpu", o.cpus, "pin a stage: <stage>=<cpu> (repeatable)")->group(pipe);
 
   auto* e2e = "end to end";
   app.add_option("--nats-url", o.nats_url, "use this NATS server instead of starting one")->group(e2e);
   app.add_option("--redis-address", o.redis_address, "use this Redis (host:port) instead of starting one")->group(e2e);
-  app.add_option("--latency-seconds", o.latency_seconds, "length of each latency run")->group(e2e)->capture_default_str();
+  app.add_option("--latency-seconds", o.latency_seconds, "length of each latency run")
+      ->group(e2e)
+      ->capture_default_str();
   app.add_option("--warmup-seconds", o.warmup_seconds, "first seconds of a latency run not recorded")
-      ->group(e2e)->capture_default_str();
+      ->group(e2e)
+      ->capture_default_str();
   app.add_flag("--with-baselines", o.with_baselines, "also run the relay drain and the direct path, report ratios")
       ->group(e2e);
   app.add_flag("--relay-latency", o.relay_latency, "e2e: also measure the relay's latency at the fixed rates")
@@ -56,9 +62,11 @@ int main(int argc, char** argv) {  // NOLINT(bugprone-exception-escape): an esca
   app.add_flag("--skip-drain", o.skip_drain, "no backlog drain")->group(e2e);
   app.add_flag("--skip-latency", o.skip_latency, "no fixed-rate latency runs")->group(e2e);
   app.add_option("--rounds", o.rounds, "drain rounds (relay and ours alternate first); medians reported")
-      ->group(e2e)->capture_default_str();
+      ->group(e2e)
+      ->capture_default_str();
   app.add_option("--publish-window", o.publish_window, "async publishes in flight while loading")
-      ->group(e2e)->capture_default_str();
+      ->group(e2e)
+      ->capture_default_str();
 
   app.add_option("--json", o.json_path, "write the results as JSON");
   app.add_option("--svg", o.svg_path, "write the latency chart as SVG");

@@ -235,8 +235,8 @@ Publisher::Status MockPublisher::publish(const std::string&, const std::string& 
   p.msg_id_hash = hash_bytes(msg_id);
   p.reply_len = static_cast<std::uint32_t>(reply.size());
   std::memcpy(p.reply, reply.data(), reply.size());
-  p.fail = s.options.fail_pct > 0 &&
-           static_cast<double>(splitmix(s.rng) >> 11) * 0x1.0p-53 * 100.0 < s.options.fail_pct;
+  p.fail =
+      s.options.fail_pct > 0 && static_cast<double>(splitmix(s.rng) >> 11) * 0x1.0p-53 * 100.0 < s.options.fail_pct;
   while (!s.ring.try_push(p)) std::this_thread::yield();  // cannot happen below 65536 pending
   s.waiter.notify();
   s.publishes.store(s.publishes.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
@@ -263,19 +263,22 @@ void MockPublisher::respond_loop() noexcept {
     }
     int n = 0;
     if (p->fail) {
-      n = std::snprintf(body, sizeof body,
-                        R"({"error":{"code":503,"err_code":10077,"description":"JetStream system temporarily unavailable"}})");
+      n = std::snprintf(
+          body, sizeof body,
+          R"({"error":{"code":503,"err_code":10077,"description":"JetStream system temporarily unavailable"}})");
       s.failures.store(s.failures.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
     } else if (s.seen.insert(p->msg_id_hash)) {
       const std::uint64_t seq = s.stored.load(std::memory_order_relaxed) + 1;
       s.stored.store(seq, std::memory_order_relaxed);
-      n = std::snprintf(body, sizeof body, R"({"stream":"wa_stream","seq":%llu})", static_cast<unsigned long long>(seq));
+      n = std::snprintf(body, sizeof body, R"({"stream":"wa_stream","seq":%llu})",
+                        static_cast<unsigned long long>(seq));
     } else {
       s.duplicates.store(s.duplicates.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
       n = std::snprintf(body, sizeof body, R"({"stream":"wa_stream","seq":%llu,"duplicate":true})",
                         static_cast<unsigned long long>(s.stored.load(std::memory_order_relaxed)));
     }
-    sink_->on_puback(std::string_view(p->reply, p->reply_len), std::string_view(body, static_cast<std::size_t>(n)), false);
+    sink_->on_puback(std::string_view(p->reply, p->reply_len), std::string_view(body, static_cast<std::size_t>(n)),
+                     false);
     s.ring.pop();
   }
 }

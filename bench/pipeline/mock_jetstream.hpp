@@ -91,7 +91,9 @@ class MockCompleter final : public Completer {
   [[nodiscard]] std::uint64_t acks() const noexcept { return acks_.load(std::memory_order_relaxed); }
   [[nodiscard]] std::uint64_t naks() const noexcept { return naks_.load(std::memory_order_relaxed); }
   [[nodiscard]] std::uint64_t terms() const noexcept { return terms_.load(std::memory_order_relaxed); }
-  [[nodiscard]] std::uint64_t in_progress_signals() const noexcept { return in_progress_.load(std::memory_order_relaxed); }
+  [[nodiscard]] std::uint64_t in_progress_signals() const noexcept {
+    return in_progress_.load(std::memory_order_relaxed);
+  }
 
  private:
   bool complete(natsMsg* msg, std::atomic<std::uint64_t>& counter) noexcept;
@@ -106,7 +108,7 @@ class MockPublisher final : public Publisher {
  public:
   struct Options {
     std::chrono::microseconds puback_delay{0};
-    double fail_pct = 0;              ///< share of PubAcks answered with a 503 (transient)
+    double fail_pct = 0;                         ///< share of PubAcks answered with a 503 (transient)
     std::uint64_t expected_publishes = 1 << 20;  ///< sizes the duplicate table
   };
   explicit MockPublisher(Options options);

@@ -50,8 +50,9 @@ Relay::Relay(RelayOptions options) : options_(std::move(options)), slots_(kSlots
   so.Stream = options_.stream.c_str();
   so.Consumer = options_.consumer.c_str();
   so.ManualAck = true;
-  check_nats(js_PullSubscribe(&sub_, consume_->js(), options_.filter.c_str(), options_.consumer.c_str(), nullptr, &so, &err),
-             "pull subscribe");
+  check_nats(
+      js_PullSubscribe(&sub_, consume_->js(), options_.filter.c_str(), options_.consumer.c_str(), nullptr, &so, &err),
+      "pull subscribe");
 }
 
 Relay::~Relay() {
@@ -162,7 +163,8 @@ void Relay::run() noexcept {
       natsMsg* pub = nullptr;
       natsMsg_Create(&pub, options_.out_subject.c_str(), nullptr, natsMsg_GetData(src), natsMsg_GetDataLength(src));
       const char* id = nullptr;
-      if (natsMsgHeader_Get(src, "Nats-Msg-Id", &id) == NATS_OK && id != nullptr) natsMsgHeader_Set(pub, "Nats-Msg-Id", id);
+      if (natsMsgHeader_Get(src, "Nats-Msg-Id", &id) == NATS_OK && id != nullptr)
+        natsMsgHeader_Set(pub, "Nats-Msg-Id", id);
       Slot& slot = slots_[tail & kMask];
       slot.source = src;
       slot.published.store(pub, std::memory_order_relaxed);
@@ -170,7 +172,8 @@ void Relay::run() noexcept {
       // release: the slot is complete before the PubAck thread can see it.
       tail_.store(tail + 1, std::memory_order_release);
       natsStatus s = NATS_TIMEOUT;
-      for (int attempt = 0; attempt < 100 && s == NATS_TIMEOUT; ++attempt) s = js_PublishMsgAsync(publish_js_, &pub, nullptr);
+      for (int attempt = 0; attempt < 100 && s == NATS_TIMEOUT; ++attempt)
+        s = js_PublishMsgAsync(publish_js_, &pub, nullptr);
       if (s != NATS_OK) {
         // Cannot publish: count it and let the ack go (the relay is a baseline, not a service).
         publish_errors_.fetch_add(1, std::memory_order_relaxed);

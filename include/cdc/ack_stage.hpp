@@ -29,7 +29,9 @@ class AckStage {
   /// Any thread: source messages completed so far.
   [[nodiscard]] std::uint64_t completed() const noexcept { return completed_.load(std::memory_order_relaxed); }
   /// Any thread: steady-clock ns of the last completion (0 = none yet).
-  [[nodiscard]] std::int64_t last_completion_ns() const noexcept { return last_completion_ns_.load(std::memory_order_relaxed); }
+  [[nodiscard]] std::int64_t last_completion_ns() const noexcept {
+    return last_completion_ns_.load(std::memory_order_relaxed);
+  }
   /// Any thread: the mark connection, for its up/reconnect counters (nullptr when dedup is off).
   [[nodiscard]] const RedisConnection* redis() const noexcept { return redis_.get(); }
 

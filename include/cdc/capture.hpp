@@ -16,7 +16,7 @@ namespace cdc {
 struct CaptureRecord {
   std::string subject;
   std::vector<std::pair<std::string, std::string>> headers;  ///< in file order
-  std::string data;                                         ///< raw body bytes
+  std::string data;                                          ///< raw body bytes
   std::optional<std::uint64_t> stream_seq;
   std::optional<std::string> time;  ///< RFC 3339 as written
 

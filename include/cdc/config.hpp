@@ -35,8 +35,8 @@ struct NatsConfig {
   std::string name = "daisi-cdc-consumer";
   Millis connect_timeout{5000};
   Millis reconnect_wait{2000};
-  int max_reconnect = -1;   ///< -1 = forever
-  bool send_asap = false;   ///< consume connection (acks, fetches): write at once instead of ~1 ms batching
+  int max_reconnect = -1;  ///< -1 = forever
+  bool send_asap = false;  ///< consume connection (acks, fetches): write at once instead of ~1 ms batching
   /// Replicas (1-5) of the streams the service creates (ingest.stream, publish.stream,
   /// publish.dlq_stream); 3 on a 3-node JetStream cluster. Existing streams keep theirs.
   int stream_replicas = 1;
@@ -49,9 +49,9 @@ struct NatsConfig {
   std::string nkey;            ///< public user NKey (U...), with nkey_seed_file
   std::string nkey_seed_file;  ///< file holding the NKey seed (SU...)
   std::string user;
-  std::string password;        ///< secret; or password_file
+  std::string password;  ///< secret; or password_file
   std::string password_file;
-  std::string token;           ///< secret; or token_file
+  std::string token;  ///< secret; or token_file
   std::string token_file;
 };
 
@@ -63,14 +63,15 @@ struct IngestConfig {
   std::string consumer = "cdc_consumers";             ///< durable name
   std::string subject_layout = "cdc.{company}.{table}";
   std::string company_prefix = "";  ///< stripped from the company token ({schema} layouts)
-  std::string filter_subject = "";  ///< empty = no filter: every subject of the stream (off-layout ones are dead-lettered)
+  std::string filter_subject =
+      "";  ///< empty = no filter: every subject of the stream (off-layout ones are dead-lettered)
   IngestMode mode = IngestMode::kPush;
   std::string queue_group = "cdc_consumers";  ///< push mode
   Millis ack_wait{30000};
   int max_ack_pending = 5000;
-  int max_deliver = 3;      ///< -1 = unlimited
-  int fetch_batch = 256;    ///< pull mode
-  Millis fetch_expires{500};  ///< pull mode: how long an idle fetch waits
+  int max_deliver = 3;         ///< -1 = unlimited
+  int fetch_batch = 256;       ///< pull mode
+  Millis fetch_expires{500};   ///< pull mode: how long an idle fetch waits
   bool create_streams = true;  ///< create missing streams/consumer at start-up
   std::vector<std::string> tables{"messages", "chats", "agents"};
   std::map<std::string, std::string> key_columns{
@@ -84,13 +85,13 @@ struct PublishConfig {
   Millis duplicate_window{300000};  ///< wa_stream's, when created; must be >= dedup.ttl
   std::string dlq_stream = "cdc_dlq_stream";
   std::string dlq_subject_prefix = "cdc_dlq";
-  int max_pending = 1024;         ///< publishes awaiting their PubAck
-  bool send_asap = true;          ///< publish connection: write each publish at once (no ~1 ms flusher wait)
-  Millis ack_timeout{5000};       ///< PubAck wait before a publish counts as failed
-  int max_retries = 6;            ///< transient failures retried in place before NAK
-  Millis retry_backoff{100};      ///< first retry delay, doubled per attempt
+  int max_pending = 1024;     ///< publishes awaiting their PubAck
+  bool send_asap = true;      ///< publish connection: write each publish at once (no ~1 ms flusher wait)
+  Millis ack_timeout{5000};   ///< PubAck wait before a publish counts as failed
+  int max_retries = 6;        ///< transient failures retried in place before NAK
+  Millis retry_backoff{100};  ///< first retry delay, doubled per attempt
   Millis retry_backoff_max{5000};
-  Millis nak_delay{5000};         ///< delay on NAK after the retry budget is spent
+  Millis nak_delay{5000};  ///< delay on NAK after the retry budget is spent
 };
 
 enum class RedisErrorPolicy : std::uint8_t { kPublish, kBlock };
@@ -98,8 +99,8 @@ enum class RedisErrorPolicy : std::uint8_t { kPublish, kBlock };
 struct DedupConfig {
   bool enabled = true;
   std::string key_prefix = "dedup:";
-  Millis ttl{300000};          ///< lifetime of the 'd' (done) mark
-  Millis pending_ttl{0};       ///< lifetime of the 'p' mark; 0 = ingest.ack_wait
+  Millis ttl{300000};     ///< lifetime of the 'd' (done) mark
+  Millis pending_ttl{0};  ///< lifetime of the 'p' mark; 0 = ingest.ack_wait
   RedisErrorPolicy on_redis_error = RedisErrorPolicy::kPublish;
 };
 
@@ -110,8 +111,8 @@ struct RedisConfig {
   Millis command_timeout{2000};
   Millis reconnect_backoff{100};
   Millis reconnect_backoff_max{5000};
-  std::string username;       ///< ACL user (Redis 6+); empty = AUTH <password> only
-  std::string password;       ///< secret; or password_file. Sent with AUTH right after connect.
+  std::string username;  ///< ACL user (Redis 6+); empty = AUTH <password> only
+  std::string password;  ///< secret; or password_file. Sent with AUTH right after connect.
   std::string password_file;
 };
 

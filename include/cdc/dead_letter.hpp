@@ -35,8 +35,8 @@ struct DeadLetter {
 /// already longer (then data_base64 is empty and data_truncated is true).
 void build_dead_letter_payload(const DeadLetter& letter, std::string& out);
 /// Writes "<prefix>.<company>.<table>" with both tokens sanitised into `out` (cleared first).
-void build_dead_letter_subject(std::string_view prefix, std::string_view company,
-                               std::string_view table, std::string& out);
+void build_dead_letter_subject(std::string_view prefix, std::string_view company, std::string_view table,
+                               std::string& out);
 /// Appends an RFC 3339 UTC timestamp with microseconds, trailing zeros of the fraction dropped
 /// ("2026-11-22T10:00:01.5Z", "2026-11-22T10:00:01Z").
 void append_rfc3339(std::int64_t unix_ns, std::string& out);

@@ -27,7 +27,7 @@ using HeaderList = std::vector<std::pair<std::string, std::string>>;
 
 /// One decoded dead-letter record.
 struct DlqRecord {
-  bool parsed = false;   ///< false: not a dead-letter record; `problem` says why
+  bool parsed = false;  ///< false: not a dead-letter record; `problem` says why
   std::string problem;
   std::string source_subject;
   std::string source_stream;
@@ -36,11 +36,11 @@ struct DlqRecord {
   std::string error_kind;
   std::string error;
   std::optional<std::string> event_id;
-  std::string failed_at;           ///< as written
-  std::int64_t failed_at_ns = 0;   ///< 0 when failed_at is not RFC 3339
-  HeaderList headers;              ///< in record order
-  std::string body;                ///< decoded data_base64
-  bool truncated = false;          ///< data_truncated: `body` is a prefix of the source body
+  std::string failed_at;          ///< as written
+  std::int64_t failed_at_ns = 0;  ///< 0 when failed_at is not RFC 3339
+  HeaderList headers;             ///< in record order
+  std::string body;               ///< decoded data_base64
+  bool truncated = false;         ///< data_truncated: `body` is a prefix of the source body
 };
 
 /// Decodes `json` into `out` (reset first). False (with out.problem) when it is not a record the

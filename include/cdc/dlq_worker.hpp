@@ -29,24 +29,24 @@ struct DlqWorkerMetrics {
   /// Label values of `kind`: the contract's error kinds, then "unreadable" (not a dead-letter
   /// record) and "other" (a kind this build does not know).
   static constexpr std::array<std::string_view, 11> kKinds{
-      "invalid_json", "invalid_shape", "missing_field", "invalid_token", "table_mismatch", "invalid_subject",
-      "oversized",    "max_deliveries", "publish_rejected", "unreadable", "other"};
+      "invalid_json", "invalid_shape",  "missing_field",    "invalid_token", "table_mismatch", "invalid_subject",
+      "oversized",    "max_deliveries", "publish_rejected", "unreadable",    "other"};
   [[nodiscard]] static std::size_t kind_index(std::string_view kind) noexcept;
 
   std::array<Counter, kKinds.size()> retries;    ///< retries stored in the source stream
   std::array<Counter, kKinds.size()> deferred;   ///< NAKed to wait for their backoff
   std::array<Counter, kKinds.size()> exhausted;  ///< records committed to PostgreSQL (and acked)
-  Counter retry_errors;      ///< retries that could not be published (NAKed, tried again)
-  Counter rows_written;      ///< rows inserted
-  Counter rows_existing;     ///< rows already there (a redelivered record)
+  Counter retry_errors;                          ///< retries that could not be published (NAKed, tried again)
+  Counter rows_written;                          ///< rows inserted
+  Counter rows_existing;                         ///< rows already there (a redelivered record)
   Counter batches;
   Counter batch_failures;
-  Histogram batch_latency;   ///< one transaction, BEGIN to COMMIT
+  Histogram batch_latency;  ///< one transaction, BEGIN to COMMIT
   Gauge postgres_up;
   Gauge nats_up;
-  Gauge buffered;            ///< records waiting for their transaction
-  Gauge backlog;             ///< consumer num_pending; -1 = not known yet
-  Gauge ack_pending;         ///< consumer num_ack_pending (includes retries waiting for their backoff)
+  Gauge buffered;     ///< records waiting for their transaction
+  Gauge backlog;      ///< consumer num_pending; -1 = not known yet
+  Gauge ack_pending;  ///< consumer num_ack_pending (includes retries waiting for their backoff)
   Gauge last_loop_unix_ms;
 
   [[nodiscard]] std::string render(std::string_view version) const;

@@ -18,26 +18,26 @@ struct DlqWorkerConfig {
   /// Error kinds retried (republished to their source subject); every other kind goes to
   /// PostgreSQL at once. A publish_rejected whose reason is a size limit is never retried.
   std::vector<std::string> retry_kinds{"max_deliveries", "publish_rejected"};
-  int max_attempts = 5;          ///< retries per event before it is exhausted
-  Millis backoff_base{60000};    ///< retry n waits base * 2^(n-1) after the failure ...
-  Millis backoff_max{900000};    ///< ... at most this long
-  Millis ack_wait{30000};        ///< the consumer's AckWait
-  int max_ack_pending = 50000;   ///< the consumer's MaxAckPending (bounds retries waiting at once)
-  int fetch_batch = 256;         ///< records per pull request
-  Millis fetch_expires{500};     ///< how long an idle pull waits
-  Millis publish_timeout{5000};  ///< PubAck wait for a retry
-  Millis retry_delay{5000};      ///< NAK delay when a retry cannot be published now
-  Millis backlog_interval{5000}; ///< how often the consumer's backlog is read; 0 = never
+  int max_attempts = 5;           ///< retries per event before it is exhausted
+  Millis backoff_base{60000};     ///< retry n waits base * 2^(n-1) after the failure ...
+  Millis backoff_max{900000};     ///< ... at most this long
+  Millis ack_wait{30000};         ///< the consumer's AckWait
+  int max_ack_pending = 50000;    ///< the consumer's MaxAckPending (bounds retries waiting at once)
+  int fetch_batch = 256;          ///< records per pull request
+  Millis fetch_expires{500};      ///< how long an idle pull waits
+  Millis publish_timeout{5000};   ///< PubAck wait for a retry
+  Millis retry_delay{5000};       ///< NAK delay when a retry cannot be published now
+  Millis backlog_interval{5000};  ///< how often the consumer's backlog is read; 0 = never
   std::string metrics_bind = "0.0.0.0";
-  int metrics_port = 8081;       ///< /metrics, /healthz, /readyz; 0 = no HTTP endpoint
+  int metrics_port = 8081;  ///< /metrics, /healthz, /readyz; 0 = no HTTP endpoint
 };
 
 struct PostgresConfig {
   /// libpq connection string or URI ("host=... dbname=..." or "postgresql://user@host/db").
   /// The password belongs in PGPASSWORD, a passfile or the URI; it is never logged.
   std::string conninfo = "host=127.0.0.1 port=5432 dbname=daisi_cdc user=daisi_cdc";
-  int batch_size = 1000;               ///< rows per transaction: flush at this many ...
-  Millis flush_interval{500};          ///< ... or when the oldest buffered row is this old
+  int batch_size = 1000;       ///< rows per transaction: flush at this many ...
+  Millis flush_interval{500};  ///< ... or when the oldest buffered row is this old
   Millis connect_timeout{5000};
   Millis reconnect_backoff_max{5000};  ///< retry wait after a failure, doubling from 100 ms
 };

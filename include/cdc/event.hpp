@@ -19,11 +19,11 @@ namespace cdc {
 
 /// What the dedup stage learnt from `SET dedup:<id> p NX GET EX <pending_ttl>`.
 enum class DedupResult : std::uint8_t {
-  kNotChecked,  ///< not a publishable event, or dedup disabled
-  kFirstSeen,   ///< nil: we own the 'p' mark and must publish
-  kDone,        ///< 'd': already published, ack without publishing
-  kInFlight,    ///< 'p': another delivery is being worked on, NAK with delay
-  kUnavailable, ///< Redis error and on_redis_error=publish: rely on Nats-Msg-Id
+  kNotChecked,   ///< not a publishable event, or dedup disabled
+  kFirstSeen,    ///< nil: we own the 'p' mark and must publish
+  kDone,         ///< 'd': already published, ack without publishing
+  kInFlight,     ///< 'p': another delivery is being worked on, NAK with delay
+  kUnavailable,  ///< Redis error and on_redis_error=publish: rely on Nats-Msg-Id
 };
 
 /// State of the current publish attempt; low byte of Event::pub, above it the attempt's generation.
@@ -63,8 +63,8 @@ struct Event {
   std::int64_t progress_ns = 0;  ///< steady clock: delivery, or the last in-progress signal
 
   // -- parse
-  TransformOutput out;            ///< event id, output subject and payload, or error
-  std::string dlq_subject;        ///< dead letters only
+  TransformOutput out;      ///< event id, output subject and payload, or error
+  std::string dlq_subject;  ///< dead letters only
   std::string dlq_payload;
 
   // -- dedup
@@ -128,9 +128,7 @@ struct Event {
 inline constexpr std::uint64_t pub_word(std::uint64_t generation, PubState state) noexcept {
   return (generation << 8) | static_cast<std::uint64_t>(state);
 }
-inline constexpr PubState pub_state(std::uint64_t word) noexcept {
-  return static_cast<PubState>(word & 0xff);
-}
+inline constexpr PubState pub_state(std::uint64_t word) noexcept { return static_cast<PubState>(word & 0xff); }
 inline constexpr std::uint64_t pub_generation(std::uint64_t word) noexcept { return word >> 8; }
 
 }  // namespace cdc

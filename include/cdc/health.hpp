@@ -48,13 +48,15 @@ class ProgressTracker {
 class StallDetector {
  public:
   struct Sample {
-    bool pending = false;         ///< events in flight, or a backlog on the consumer
-    std::uint64_t progress = 0;   ///< ProgressTracker's count
+    bool pending = false;        ///< events in flight, or a backlog on the consumer
+    std::uint64_t progress = 0;  ///< ProgressTracker's count
   };
   /// Returns true when stalled. `timeout_ns` <= 0 disables the check (never stalled).
   bool update(std::int64_t now_ns, const Sample& s, std::int64_t timeout_ns) noexcept;
   /// How long work has been pending without progress (0 when it is not).
-  [[nodiscard]] std::int64_t waiting_ns(std::int64_t now_ns) const noexcept { return waiting_ ? now_ns - since_ns_ : 0; }
+  [[nodiscard]] std::int64_t waiting_ns(std::int64_t now_ns) const noexcept {
+    return waiting_ ? now_ns - since_ns_ : 0;
+  }
 
  private:
   bool started_ = false;

@@ -20,10 +20,10 @@ bool parse_ack_subject(std::string_view reply, AckSubjectInfo& out) noexcept;
 
 /// What a PubAck body says.
 struct PubAckInfo {
-  bool ok = false;          ///< stored (or duplicate)
+  bool ok = false;  ///< stored (or duplicate)
   bool duplicate = false;
-  int error_code = 0;       ///< JetStream API error "code" (e.g. 503), 0 if none
-  int error_err_code = 0;   ///< "err_code" (e.g. 10077), 0 if none
+  int error_code = 0;            ///< JetStream API error "code" (e.g. 503), 0 if none
+  int error_err_code = 0;        ///< "err_code" (e.g. 10077), 0 if none
   std::string_view description;  ///< view into the body
 };
 /// Parses {"stream":"s","seq":1,"duplicate":true} or {"error":{"code":503,"err_code":..,

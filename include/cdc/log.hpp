@@ -56,8 +56,7 @@ std::uint64_t dropped() noexcept;
 
 /// Appends one line (a JSON object and '\n') with the contract's fields first: time (RFC 3339,
 /// UTC, from `unix_ns`), level, msg, then `fields` in order. Pure; used by write() and tests.
-void format(std::string& out, std::int64_t unix_ns, Level l, std::string_view msg,
-            std::initializer_list<Field> fields);
+void format(std::string& out, std::int64_t unix_ns, Level l, std::string_view msg, std::initializer_list<Field> fields);
 
 /// Formats and queues one line. Never blocks on I/O while the writer runs: the caller only
 /// formats into memory and enqueues; a full queue drops the line and counts it.
@@ -67,11 +66,21 @@ void write(Level l, std::string_view msg, std::initializer_list<Field> fields = 
 /// the value is not one. Log lines about one event carry it as `trace_id`.
 std::string_view trace_id_from_traceparent(std::string_view traceparent) noexcept;
 
-inline void trace(std::string_view m, std::initializer_list<Field> f = {}) noexcept { if (enabled(Level::kTrace)) write(Level::kTrace, m, f); }
-inline void debug(std::string_view m, std::initializer_list<Field> f = {}) noexcept { if (enabled(Level::kDebug)) write(Level::kDebug, m, f); }
-inline void info(std::string_view m, std::initializer_list<Field> f = {}) noexcept { if (enabled(Level::kInfo)) write(Level::kInfo, m, f); }
-inline void warn(std::string_view m, std::initializer_list<Field> f = {}) noexcept { if (enabled(Level::kWarn)) write(Level::kWarn, m, f); }
-inline void error(std::string_view m, std::initializer_list<Field> f = {}) noexcept { if (enabled(Level::kError)) write(Level::kError, m, f); }
+inline void trace(std::string_view m, std::initializer_list<Field> f = {}) noexcept {
+  if (enabled(Level::kTrace)) write(Level::kTrace, m, f);
+}
+inline void debug(std::string_view m, std::initializer_list<Field> f = {}) noexcept {
+  if (enabled(Level::kDebug)) write(Level::kDebug, m, f);
+}
+inline void info(std::string_view m, std::initializer_list<Field> f = {}) noexcept {
+  if (enabled(Level::kInfo)) write(Level::kInfo, m, f);
+}
+inline void warn(std::string_view m, std::initializer_list<Field> f = {}) noexcept {
+  if (enabled(Level::kWarn)) write(Level::kWarn, m, f);
+}
+inline void error(std::string_view m, std::initializer_list<Field> f = {}) noexcept {
+  if (enabled(Level::kError)) write(Level::kError, m, f);
+}
 
 /// Lets at most `per_interval` lines through per interval; counts the rest so the next line
 /// that passes can say how many were suppressed. Single-thread use (one per stage and reason).

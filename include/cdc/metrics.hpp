@@ -62,12 +62,12 @@ class Histogram {
   static constexpr std::size_t kBuckets = 17;  ///< finite buckets; +Inf comes on top
   /// Upper bounds in nanoseconds, and the same as Prometheus `le` label values in seconds.
   static constexpr std::array<std::int64_t, kBuckets> kBoundsNs{
-      50'000,      100'000,     250'000,       500'000,       1'000'000,     2'500'000,
-      5'000'000,   10'000'000,  25'000'000,    50'000'000,    100'000'000,   250'000'000,
+      50'000,      100'000,       250'000,       500'000,       1'000'000,     2'500'000,
+      5'000'000,   10'000'000,    25'000'000,    50'000'000,    100'000'000,   250'000'000,
       500'000'000, 1'000'000'000, 2'500'000'000, 5'000'000'000, 10'000'000'000};
-  static constexpr std::array<std::string_view, kBuckets> kLe{
-      "5e-05", "0.0001", "0.00025", "0.0005", "0.001", "0.0025", "0.005", "0.01", "0.025",
-      "0.05",  "0.1",    "0.25",    "0.5",    "1",     "2.5",    "5",     "10"};
+  static constexpr std::array<std::string_view, kBuckets> kLe{"5e-05", "0.0001", "0.00025", "0.0005", "0.001", "0.0025",
+                                                              "0.005", "0.01",   "0.025",   "0.05",   "0.1",   "0.25",
+                                                              "0.5",   "1",      "2.5",     "5",      "10"};
 
   /// Records one latency; negative values count as 0.
   void observe_ns(std::int64_t ns) noexcept {
@@ -206,9 +206,9 @@ class NamedCounters {
 
 /// Redis maxmemory-policy values, in the order of cdc_consumer_redis_maxmemory_policy's index;
 /// the last stands for a value this build does not know.
-inline constexpr std::array<std::string_view, 9> kRedisPolicies{
-    "noeviction",   "allkeys-lru",  "allkeys-lfu",     "allkeys-random", "volatile-lru",
-    "volatile-lfu", "volatile-ttl", "volatile-random", "other"};
+inline constexpr std::array<std::string_view, 9> kRedisPolicies{"noeviction",     "allkeys-lru",     "allkeys-lfu",
+                                                                "allkeys-random", "volatile-lru",    "volatile-lfu",
+                                                                "volatile-ttl",   "volatile-random", "other"};
 
 /// Per-event "intake -> leaves this stage" latency with one clock read per batch: the stage
 /// notes each event's intake time as it hands the event on (the event then belongs to the next
@@ -289,9 +289,9 @@ class Metrics {
     Counter acks, naks, terms;
     Counter completion_errors;  // ack/nak/term that could not be sent
     Counter redis_mark_errors;
-    WindowMax lag;              // delivery -> completion, last 10 s
+    WindowMax lag;  // delivery -> completion, last 10 s
     Gauge last_completion_unix_ms;
-    Histogram stage;            // intake -> completion sent, every result
+    Histogram stage;  // intake -> completion sent, every result
   } ack;
 
   /// Publish stage.
@@ -317,17 +317,17 @@ class Metrics {
   /// Parse stage.
   struct alignas(kCacheLine) ParseSide {
     Counter parsed, invalid, rules_reloaded;
-    Histogram stage;  // intake -> parsed
+    Histogram stage;               // intake -> parsed
     NamedCounters skipped_tables;  // skipped (table not kept), by table name
   } parse;
 
   /// Pipeline monitor thread (backlog, liveness, panic guard).
   struct alignas(kCacheLine) MonitorSide {
-    Gauge backlog;           // JetStream num_pending of the durable consumer; -1 = not known yet
-    Gauge ack_pending;       // JetStream num_ack_pending
-    Gauge backlog_unix_ms;   // when the two were read
-    Counter backlog_errors;  // failed consumer-info requests
-    Gauge failing_ms;        // how long processing has been failing continuously (panic guard)
+    Gauge backlog;             // JetStream num_pending of the durable consumer; -1 = not known yet
+    Gauge ack_pending;         // JetStream num_ack_pending
+    Gauge backlog_unix_ms;     // when the two were read
+    Counter backlog_errors;    // failed consumer-info requests
+    Gauge failing_ms;          // how long processing has been failing continuously (panic guard)
     Gauge redis_evicted_keys;  // Redis INFO stats evicted_keys; -1 = not read yet
     Gauge redis_policy;        // index in kRedisPolicies of INFO memory maxmemory_policy; -1 = not read yet
   } monitor;

@@ -30,17 +30,17 @@ class RedisInfoProbe;
 
 /// What /healthz and /readyz report.
 struct HealthReport {
-  bool running = false;        ///< stage threads started and not finished
-  bool nats_connected = false; ///< both NATS connections up
-  bool redis_up = false;       ///< dedup connection up (true when dedup is disabled)
-  bool redis_degraded_ok = false;  ///< Redis down but on_redis_error=publish keeps events flowing
-  std::uint64_t completed = 0; ///< source messages completed
-  std::size_t in_flight = 0;   ///< events between intake and completion
+  bool running = false;                 ///< stage threads started and not finished
+  bool nats_connected = false;          ///< both NATS connections up
+  bool redis_up = false;                ///< dedup connection up (true when dedup is disabled)
+  bool redis_degraded_ok = false;       ///< Redis down but on_redis_error=publish keeps events flowing
+  std::uint64_t completed = 0;          ///< source messages completed
+  std::size_t in_flight = 0;            ///< events between intake and completion
   std::int64_t last_completion_ns = 0;  ///< steady clock, 0 = none
-  std::int64_t backlog = -1;   ///< consumer num_pending as last read (-1 = not known)
-  bool stalled = false;        ///< liveness fails: work pending, nothing completed for health.stall_timeout
-  std::int64_t waiting_ms = 0; ///< how long work has been pending without a completion
-  std::int64_t failing_ms = 0; ///< how long processing has been failing (panic guard)
+  std::int64_t backlog = -1;            ///< consumer num_pending as last read (-1 = not known)
+  bool stalled = false;                 ///< liveness fails: work pending, nothing completed for health.stall_timeout
+  std::int64_t waiting_ms = 0;          ///< how long work has been pending without a completion
+  std::int64_t failing_ms = 0;          ///< how long processing has been failing (panic guard)
 
   /// /readyz: running, NATS connected, Redis up or the degraded policy declared.
   [[nodiscard]] bool ready() const noexcept { return running && nats_connected && (redis_up || redis_degraded_ok); }
@@ -124,10 +124,10 @@ class Pipeline {
   std::atomic<std::int64_t> waiting_ms_{0};
   std::atomic<bool> guard_tripped_{false};
   mutable std::mutex guard_mutex_;
-  std::string guard_reason_;  // guarded by guard_mutex_
-  ProgressTracker progress_;  // monitor thread only
-  StallDetector stall_;       // monitor thread only
-  FailureGuard guard_;        // monitor thread only
+  std::string guard_reason_;                    // guarded by guard_mutex_
+  ProgressTracker progress_;                    // monitor thread only
+  StallDetector stall_;                         // monitor thread only
+  FailureGuard guard_;                          // monitor thread only
   std::unique_ptr<RedisInfoProbe> redis_info_;  // monitor thread only (after construction); null without dedup
 
   void build();

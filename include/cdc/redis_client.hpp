@@ -70,7 +70,7 @@ class RedisConnection {
 
  private:
   enum class State : std::uint8_t { kIdle, kConnecting, kHandshake, kReady, kClosed };
-  struct Socket;  // one per connection attempt; freed by its handle's close callback
+  struct Socket;          // one per connection attempt; freed by its handle's close callback
   friend struct RedisIo;  // the libuv and hiredis-reader callbacks (redis_client.cpp)
 
   void connect_now();
@@ -98,8 +98,8 @@ class RedisConnection {
   int port_ = 6379;
   State state_ = State::kIdle;
   Socket* socket_ = nullptr;
-  std::string out_;           // encoded commands not yet handed to the socket
-  std::vector<void*> tags_;   // ring of the tags of commands awaiting their reply
+  std::string out_;          // encoded commands not yet handed to the socket
+  std::vector<void*> tags_;  // ring of the tags of commands awaiting their reply
   std::size_t tag_head_ = 0;
   std::size_t tag_count_ = 0;
   bool closing_ = false;

@@ -22,9 +22,9 @@ void resp_append_command(std::string& out, std::initializer_list<std::string_vie
 struct RedisReply {
   enum class Type : std::uint8_t { kLost, kNil, kString, kStatus, kInteger, kError, kArray };
   Type type = Type::kLost;
-  std::string_view str;      ///< kString, kStatus, kError
-  long long integer = 0;     ///< kInteger; element count for kArray
-  bool truncated = false;    ///< `str` holds only the first RespReader::kMaxText bytes
+  std::string_view str;    ///< kString, kStatus, kError
+  long long integer = 0;   ///< kInteger; element count for kArray
+  bool truncated = false;  ///< `str` holds only the first RespReader::kMaxText bytes
 
   [[nodiscard]] bool failed() const noexcept { return type == Type::kLost || type == Type::kError; }
   /// Human-readable reason for a failed reply.

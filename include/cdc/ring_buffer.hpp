@@ -25,11 +25,9 @@ class RingBuffer {
 
  public:
   /// Throws std::invalid_argument unless capacity is a power of two >= 2.
-  explicit RingBuffer(std::size_t capacity)
-      : mask_(capacity - 1), slots_(std::make_unique<T[]>(capacity)) {
+  explicit RingBuffer(std::size_t capacity) : mask_(capacity - 1), slots_(std::make_unique<T[]>(capacity)) {
     if (capacity < 2 || (capacity & (capacity - 1)) != 0) {
-      throw std::invalid_argument("ring capacity must be a power of two >= 2, got " +
-                                  std::to_string(capacity));
+      throw std::invalid_argument("ring capacity must be a power of two >= 2, got " + std::to_string(capacity));
     }
   }
   RingBuffer(const RingBuffer&) = delete;

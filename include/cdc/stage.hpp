@@ -38,8 +38,8 @@ struct Lifecycle {
 
 /// Steady-clock nanoseconds.
 inline std::int64_t now_ns() noexcept {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::steady_clock::now().time_since_epoch()).count();
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
 }
 
 class Completer;
@@ -51,7 +51,8 @@ class Completer;
 class KeepAlive {
  public:
   KeepAlive(Completer* completer, std::chrono::milliseconds ack_wait) noexcept
-      : completer_(completer), half_ack_wait_ns_(std::chrono::duration_cast<std::chrono::nanoseconds>(ack_wait).count() / 2),
+      : completer_(completer),
+        half_ack_wait_ns_(std::chrono::duration_cast<std::chrono::nanoseconds>(ack_wait).count() / 2),
         // An event crosses the half-AckWait mark up to one scan period before a scan sees it:
         // scanning every quarter of AckWait (at most every second) signals it by 3/4 of AckWait.
         // A fixed 1 s period signalled at up to half AckWait + 1 s, too late for AckWait <= 2 s.

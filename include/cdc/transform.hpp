@@ -95,13 +95,13 @@ struct TransformOutput {
   std::string_view company;  ///< from the subject (empty when the subject did not match)
   std::string_view table;    ///< from the subject (empty when the subject did not match)
   ErrorKind error_kind = ErrorKind::kNone;
-  std::string error;         ///< human-readable reason, e.g. "agent_id contains '.'"
+  std::string error;  ///< human-readable reason, e.g. "agent_id contains '.'"
   bool has_event_id = false;
   /// "<lsn>.<idx>:<company>:<table>:<pk>" or "b.<idempotency_key>:<company>:<table>:<pk>"
   std::string event_id;
-  std::string subject;       ///< output subject (kPublish)
-  std::string payload;       ///< output payload, compact JSON (kPublish)
-  std::string_view action;   ///< "insert" | "update" | "delete" | "read" (kPublish), static storage
+  std::string subject;      ///< output subject (kPublish)
+  std::string payload;      ///< output payload, compact JSON (kPublish)
+  std::string_view action;  ///< "insert" | "update" | "delete" | "read" (kPublish), static storage
 
   void clear() noexcept;
 };
@@ -119,8 +119,8 @@ class Transformer {
 
   /// Transforms one source message. `msg_id_header` is the Nats-Msg-Id header ("" if none),
   /// used as the idempotency key of a read without commit_lsn when metadata has none.
-  Disposition transform(std::string_view subject, std::string_view body,
-                        std::string_view msg_id_header, TransformOutput& out) noexcept;
+  Disposition transform(std::string_view subject, std::string_view body, std::string_view msg_id_header,
+                        TransformOutput& out) noexcept;
 
   [[nodiscard]] const TransformRules& rules() const noexcept { return rules_; }
   [[nodiscard]] const SubjectLayout& layout() const noexcept { return layout_; }

@@ -56,12 +56,8 @@ class Waiter {
       const auto now = std::chrono::steady_clock::now();
       if (now >= deadline) return false;
       switch (kind_) {
-        case WaitKind::kBusySpin:
-          cpu_relax();
-          break;
-        case WaitKind::kYield:
-          yield();
-          break;
+        case WaitKind::kBusySpin: cpu_relax(); break;
+        case WaitKind::kYield: yield(); break;
         case WaitKind::kSleep:
           if (rounds < 64) {
             yield();

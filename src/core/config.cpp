@@ -146,8 +146,7 @@ bool valid_name(std::string_view s) noexcept {
 }
 
 bool has_whitespace(std::string_view s) noexcept {
-  return std::any_of(s.begin(), s.end(),
-                     [](char c) { return std::isspace(static_cast<unsigned char>(c)) != 0; });
+  return std::any_of(s.begin(), s.end(), [](char c) { return std::isspace(static_cast<unsigned char>(c)) != 0; });
 }
 
 std::size_t count_of(std::string_view haystack, std::string_view needle) noexcept {
@@ -310,7 +309,7 @@ void assign(bool& out, const Value& v) {
 }
 
 template <typename Int>
-  requires std::is_integral_v<Int>
+requires std::is_integral_v<Int>
 void assign(Int& out, const Value& v, IntRange range) {
   out = static_cast<Int>(parse_int(v, scalar(v, range.describe()), range));
 }
@@ -364,8 +363,8 @@ void assign(std::map<std::string, int>& out, const Value& v, IntRange range) {
 }
 
 void assign(IngestMode& out, const Value& v) {
-  out = parse_choice<IngestMode>(v, {{"push", static_cast<int>(IngestMode::kPush)},
-                                     {"pull", static_cast<int>(IngestMode::kPull)}});
+  out = parse_choice<IngestMode>(
+      v, {{"push", static_cast<int>(IngestMode::kPush)}, {"pull", static_cast<int>(IngestMode::kPull)}});
 }
 
 void assign(RedisErrorPolicy& out, const Value& v) {
@@ -397,7 +396,9 @@ void assign(std::string& out, const Value& v, LogLevel) {
 
 // The YAML form of a value (--print-config): what the loader reads back.
 template <typename T>
-const T& yaml_value(const T& v) { return v; }
+const T& yaml_value(const T& v) {
+  return v;
+}
 std::string yaml_value(Millis d) { return format_duration(d); }
 std::string yaml_value(IngestMode m) { return m == IngestMode::kPush ? "push" : "pull"; }
 std::string yaml_value(RedisErrorPolicy p) { return p == RedisErrorPolicy::kPublish ? "publish" : "block"; }
@@ -412,9 +413,9 @@ struct Field {
   void (*print)(const Config&, YAML::Node&);   ///< adds section: key: value (--print-config)
 };
 
-#define CDC_FIELD(SECTION, KEY, ...)                                                          \
-  Field {                                                                                     \
-    #SECTION, #KEY,                                                                           \
+#define CDC_FIELD(SECTION, KEY, ...)                                                        \
+  Field {                                                                                   \
+#SECTION, #KEY,                                                                           \
         [](Config& c, const Value& v) { assign(c.SECTION.KEY, v __VA_OPT__(, ) __VA_ARGS__); }, \
         [](const Config& a, const Config& b) { return a.SECTION.KEY == b.SECTION.KEY; },      \
         [](Config& to, const Config& from) { to.SECTION.KEY = from.SECTION.KEY; },            \
@@ -513,9 +514,7 @@ const std::vector<Field>& fields() {
 
 std::string dotted(const Field& f) { return std::string(f.section) + "." + std::string(f.key); }
 
-std::string env_name(const Field& f) {
-  return std::string(kEnvPrefix) + upper(f.section) + "_" + upper(f.key);
-}
+std::string env_name(const Field& f) { return std::string(kEnvPrefix) + upper(f.section) + "_" + upper(f.key); }
 
 const Field* find_field(std::string_view section, std::string_view key) {
   for (const auto& f : fields()) {
@@ -539,9 +538,8 @@ struct ShortName {
   std::string_view key;
 };
 constexpr ShortName kShortNames[] = {
-    {"NATS_URL", "nats", "url"},           {"REDIS_ADDRESS", "redis", "address"},
-    {"DEDUP_TTL", "dedup", "ttl"},         {"JS_ACK_WAIT", "ingest", "ack_wait"},
-    {"JS_MAX_DELIVER", "ingest", "max_deliver"}, {"LOG_LEVEL", "log", "level"},
+    {"NATS_URL", "nats", "url"},           {"REDIS_ADDRESS", "redis", "address"},       {"DEDUP_TTL", "dedup", "ttl"},
+    {"JS_ACK_WAIT", "ingest", "ack_wait"}, {"JS_MAX_DELIVER", "ingest", "max_deliver"}, {"LOG_LEVEL", "log", "level"},
 };
 
 /// Where each overridden key got its value: "section.key" -> variable name. Errors found later
@@ -573,39 +571,39 @@ void apply_yaml(Config& config, const YAML::Node& root, const std::string& origi
   const auto sections = section_names();
   std::set<std::string> seen_sections;
   for (const auto& entry : root) {
-   collect(errors, [&] {
-    if (!entry.first.IsScalar()) throw ConfigError("config", origin + ": section names must be plain strings");
-    const std::string section = entry.first.Scalar();
-    if (is_dlq_worker_section(section)) continue;  // daisi-dlq-worker's (dlq_worker_config.cpp)
-    if (std::find(sections.begin(), sections.end(), section) == sections.end()) {
-      const std::vector<std::string_view> names(sections.begin(), sections.end());
-      throw ConfigError(section, "unknown section" + suggestion(section, sections) + "; sections are " +
-                                     join(names, ", "));
-    }
-    if (!seen_sections.insert(section).second) throw ConfigError(section, "duplicate section");
-    const YAML::Node& body = entry.second;
-    if (body.IsNull()) return;
-    if (!body.IsMap()) throw ConfigError(section, "expected a map of keys, got " + shape_of(body));
-    std::set<std::string> seen_keys;
-    for (const auto& kv : body) {
-     collect(errors, [&] {
-      if (!kv.first.IsScalar()) throw ConfigError(section, "key names must be plain strings");
-      const std::string key = kv.first.Scalar();
-      const std::string name = section + "." + key;
-      const Field* field = find_field(section, key);
-      if (field == nullptr) {
-        std::vector<std::string> keys;
-        for (const auto& f : fields()) {
-          if (f.section == section) keys.emplace_back(f.key);
-        }
-        throw ConfigError(name, "unknown key" + suggestion(key, keys));
+    collect(errors, [&] {
+      if (!entry.first.IsScalar()) throw ConfigError("config", origin + ": section names must be plain strings");
+      const std::string section = entry.first.Scalar();
+      if (is_dlq_worker_section(section)) continue;  // daisi-dlq-worker's (dlq_worker_config.cpp)
+      if (std::find(sections.begin(), sections.end(), section) == sections.end()) {
+        const std::vector<std::string_view> names(sections.begin(), sections.end());
+        throw ConfigError(section,
+                          "unknown section" + suggestion(section, sections) + "; sections are " + join(names, ", "));
       }
-      if (!seen_keys.insert(key).second) throw ConfigError(name, "duplicate key");
-      const YAML::Node& node = kv.second;
-      field->set(config, Value{&node, {}, name});
-     });
-    }
-   });
+      if (!seen_sections.insert(section).second) throw ConfigError(section, "duplicate section");
+      const YAML::Node& body = entry.second;
+      if (body.IsNull()) return;
+      if (!body.IsMap()) throw ConfigError(section, "expected a map of keys, got " + shape_of(body));
+      std::set<std::string> seen_keys;
+      for (const auto& kv : body) {
+        collect(errors, [&] {
+          if (!kv.first.IsScalar()) throw ConfigError(section, "key names must be plain strings");
+          const std::string key = kv.first.Scalar();
+          const std::string name = section + "." + key;
+          const Field* field = find_field(section, key);
+          if (field == nullptr) {
+            std::vector<std::string> keys;
+            for (const auto& f : fields()) {
+              if (f.section == section) keys.emplace_back(f.key);
+            }
+            throw ConfigError(name, "unknown key" + suggestion(key, keys));
+          }
+          if (!seen_keys.insert(key).second) throw ConfigError(name, "duplicate key");
+          const YAML::Node& node = kv.second;
+          field->set(config, Value{&node, {}, name});
+        });
+      }
+    });
   }
 }
 
@@ -678,14 +676,18 @@ class Checker {
   }
   void stream_name(const std::string& key, const std::string& value) const {
     if (!valid_name(value)) {
-      fail(key, "must be a non-empty name without '.', '*', '>', '/', '\\', whitespace or control "
-                "characters, got " + quoted(value));
+      fail(key,
+           "must be a non-empty name without '.', '*', '>', '/', '\\', whitespace or control "
+           "characters, got " +
+               quoted(value));
     }
   }
   void token(const std::string& key, const std::string& value) const {
     if (!valid_token(value)) {
-      fail(key, "must be a valid subject token (non-empty, at most 128 bytes, no '.', '*', '>', "
-                "whitespace or control characters), got " + quoted(value));
+      fail(key,
+           "must be a valid subject token (non-empty, at most 128 bytes, no '.', '*', '>', "
+           "whitespace or control characters), got " +
+               quoted(value));
     }
   }
 
@@ -714,9 +716,11 @@ void validate_nats(const Checker& check, const NatsConfig& n) {
   if (!n.tls_cert.empty() && n.tls_key.empty()) check.fail("nats.tls_key", "must be set with nats.tls_cert");
   if (n.tls_cert.empty() && !n.tls_key.empty()) check.fail("nats.tls_cert", "must be set with nats.tls_key");
   const bool has_password = !n.password.empty() || !n.password_file.empty();
-  if (!n.user.empty() && !has_password) check.fail("nats.password", "must be set (or nats.password_file) with nats.user");
+  if (!n.user.empty() && !has_password)
+    check.fail("nats.password", "must be set (or nats.password_file) with nats.user");
   if (n.user.empty() && has_password) check.fail("nats.user", "must be set with nats.password / nats.password_file");
-  if (!n.nkey_seed_file.empty() && n.nkey.empty()) check.fail("nats.nkey", "must be set (the public user NKey) with nats.nkey_seed_file");
+  if (!n.nkey_seed_file.empty() && n.nkey.empty())
+    check.fail("nats.nkey", "must be set (the public user NKey) with nats.nkey_seed_file");
   if (n.nkey_seed_file.empty() && !n.nkey.empty()) check.fail("nats.nkey_seed_file", "must be set with nats.nkey");
   if (!n.nkey.empty() && (n.nkey.front() != 'U' || n.nkey.size() != 56)) {
     check.fail("nats.nkey", "must be a public user NKey (56 characters starting with U)");
@@ -742,8 +746,8 @@ void validate_ingest(const Checker& check, const IngestConfig& in, std::size_t r
                                             quoted(in.filter_subject));
   }
   if (in.mode == IngestMode::kPush && (in.queue_group.empty() || has_whitespace(in.queue_group))) {
-    check.fail("ingest.queue_group", "must be a non-empty name without whitespace in push mode, got " +
-                                         quoted(in.queue_group));
+    check.fail("ingest.queue_group",
+               "must be a non-empty name without whitespace in push mode, got " + quoted(in.queue_group));
   }
   check.at_least("ingest.ack_wait", in.ack_wait, Millis{1000});
   check.range("ingest.max_ack_pending", in.max_ack_pending, kPositive);
@@ -751,8 +755,8 @@ void validate_ingest(const Checker& check, const IngestConfig& in, std::size_t r
     check.fail("ingest.max_deliver", "must be -1 (unlimited) or at least 1, got " + std::to_string(in.max_deliver));
   }
   if (in.fetch_batch < 1 || static_cast<std::size_t>(in.fetch_batch) > ring_capacity) {
-    check.fail("ingest.fetch_batch", "must be 1-" + std::to_string(ring_capacity) +
-                                         " (pipeline.ring_capacity), got " + std::to_string(in.fetch_batch));
+    check.fail("ingest.fetch_batch", "must be 1-" + std::to_string(ring_capacity) + " (pipeline.ring_capacity), got " +
+                                         std::to_string(in.fetch_batch));
   }
   check.at_least("ingest.fetch_expires", in.fetch_expires, Millis{1});
 
@@ -767,8 +771,7 @@ void validate_ingest(const Checker& check, const IngestConfig& in, std::size_t r
     }
   }
   if (in.max_message_bytes < kKiB || in.max_message_bytes > 64 * kMiB) {
-    check.fail("ingest.max_message_bytes",
-               "must be 1KiB-64MiB, got " + format_bytes(in.max_message_bytes));
+    check.fail("ingest.max_message_bytes", "must be 1KiB-64MiB, got " + format_bytes(in.max_message_bytes));
   }
 }
 
@@ -776,8 +779,8 @@ void validate_publish(const Checker& check, const PublishConfig& p, const Config
   check.stream_name("publish.stream", p.stream);
   check.token("publish.subject_prefix", p.subject_prefix);
   if (p.duplicate_window < c.dedup.ttl) {
-    check.fail("publish.duplicate_window", "must be at least dedup.ttl (" + format_duration(c.dedup.ttl) +
-                                               "), got " + format_duration(p.duplicate_window));
+    check.fail("publish.duplicate_window", "must be at least dedup.ttl (" + format_duration(c.dedup.ttl) + "), got " +
+                                               format_duration(p.duplicate_window));
   }
   check.stream_name("publish.dlq_stream", p.dlq_stream);
   check.token("publish.dlq_subject_prefix", p.dlq_subject_prefix);
@@ -838,8 +841,8 @@ void validate_pipeline(const Checker& check, const PipelineConfig& p) {
     check.fail("pipeline.ring_capacity", "must be a power of two between 64 and 1048576, got " + std::to_string(cap));
   }
   if (p.batch_size < 1 || static_cast<std::size_t>(p.batch_size) > cap) {
-    check.fail("pipeline.batch_size", "must be 1-" + std::to_string(cap) + " (pipeline.ring_capacity), got " +
-                                          std::to_string(p.batch_size));
+    check.fail("pipeline.batch_size",
+               "must be 1-" + std::to_string(cap) + " (pipeline.ring_capacity), got " + std::to_string(p.batch_size));
   }
   WaitKind parsed{};
   if (!parse_wait_kind(to_string(p.wait_strategy), parsed) || parsed != p.wait_strategy) {
@@ -853,8 +856,8 @@ void validate_pipeline(const Checker& check, const PipelineConfig& p) {
                                      "; stages are ingest, parse, dedup, publish, ack");
     }
     if (!kCpuRange.contains(cpu)) {
-      check.fail("pipeline.cpu", "stage " + quoted(stage) + ": must be -1 (no affinity) or a CPU 0-1023, got " +
-                                     std::to_string(cpu));
+      check.fail("pipeline.cpu",
+                 "stage " + quoted(stage) + ": must be -1 (no affinity) or a CPU 0-1023, got " + std::to_string(cpu));
     }
   }
   // The stages look their entry up with at(); the loader merges into the defaults, so only a
@@ -1035,7 +1038,6 @@ void read_secret(const std::string& key, const std::string& path, std::string& o
   out = std::move(text);
 }
 
-
 /// resolve_secrets(), each check on its own when collecting `errors`.
 void resolve_secrets(Config& config, Errors* errors) {
   NatsConfig& n = config.nats;
@@ -1059,8 +1061,9 @@ void resolve_secrets(Config& config, Errors* errors) {
                       (n.token.empty() && n.token_file.empty() ? 0 : 1);
   collect(errors, [&] {
     if (methods > 1) {
-      throw ConfigError("nats.creds_file", "choose one authentication method: nats.creds_file, nats.nkey_seed_file, "
-                                           "nats.user with a password, or nats.token");
+      throw ConfigError("nats.creds_file",
+                        "choose one authentication method: nats.creds_file, nats.nkey_seed_file, "
+                        "nats.user with a password, or nats.token");
     }
   });
   collect(errors, [&] { check_readable("nats.tls_ca", n.tls_ca); });

@@ -94,8 +94,8 @@ void append_base64(std::string_view data, std::string& out) {
   std::size_t i = 0;
   for (; i + 3 <= n; i += 3) {
     const std::uint32_t v = (std::uint32_t{p[i]} << 16) | (std::uint32_t{p[i + 1]} << 8) | p[i + 2];
-    const char quad[4] = {kBase64Alphabet[v >> 18], kBase64Alphabet[(v >> 12) & 63],
-                          kBase64Alphabet[(v >> 6) & 63], kBase64Alphabet[v & 63]};
+    const char quad[4] = {kBase64Alphabet[v >> 18], kBase64Alphabet[(v >> 12) & 63], kBase64Alphabet[(v >> 6) & 63],
+                          kBase64Alphabet[v & 63]};
     out.append(quad, 4);
   }
   if (const std::size_t rest = n - i; rest > 0) {

@@ -95,7 +95,8 @@ bool parse_dlq_record(std::string_view json, DlqRecord& out) {
   text("error", out.error);
   text("failed_at", out.failed_at);
   if (object["source_seq"].get_uint64().get(out.source_seq) != simdjson::SUCCESS) out.source_seq = 0;
-  if (object["delivery_attempts"].get_uint64().get(out.delivery_attempts) != simdjson::SUCCESS) out.delivery_attempts = 0;
+  if (object["delivery_attempts"].get_uint64().get(out.delivery_attempts) != simdjson::SUCCESS)
+    out.delivery_attempts = 0;
   std::string_view event_id;
   if (object["event_id"].get_string().get(event_id) == simdjson::SUCCESS) out.event_id = std::string(event_id);
   bool truncated = false;

@@ -24,9 +24,9 @@ constexpr std::string_view kWorkerPrefix = "DAISI_CDC_DLQ_WORKER_";
 constexpr std::string_view kPostgresPrefix = "DAISI_CDC_POSTGRES_";
 
 /// Error kinds of CONTRACT.md section 6 (retry_kinds may only name these).
-constexpr std::string_view kKinds[] = {"invalid_json",   "invalid_shape",   "missing_field",  "invalid_token",
-                                       "table_mismatch", "invalid_subject", "oversized",      "max_deliveries",
-                                       "publish_rejected"};
+constexpr std::string_view kKinds[] = {"invalid_json",  "invalid_shape",  "missing_field",
+                                       "invalid_token", "table_mismatch", "invalid_subject",
+                                       "oversized",     "max_deliveries", "publish_rejected"};
 
 std::string trimmed(std::string_view s) {
   while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front())) != 0) s.remove_prefix(1);
@@ -84,7 +84,8 @@ std::vector<std::string> to_list(const Raw& v) {
   std::size_t start = 0;
   while (start <= text.size()) {
     const auto comma = text.find(',', start);
-    std::string item = trimmed(std::string_view(text).substr(start, comma == std::string::npos ? std::string::npos : comma - start));
+    std::string item =
+        trimmed(std::string_view(text).substr(start, comma == std::string::npos ? std::string::npos : comma - start));
     if (!item.empty()) out.push_back(std::move(item));
     if (comma == std::string::npos) break;
     start = comma + 1;
@@ -106,7 +107,8 @@ const std::vector<Key>& keys() {
       {"dlq_worker", "backoff_base", [](auto& s, const Raw& v) { s.dlq_worker.backoff_base = to_duration(v); }},
       {"dlq_worker", "backoff_max", [](auto& s, const Raw& v) { s.dlq_worker.backoff_max = to_duration(v); }},
       {"dlq_worker", "ack_wait", [](auto& s, const Raw& v) { s.dlq_worker.ack_wait = to_duration(v); }},
-      {"dlq_worker", "max_ack_pending", [](auto& s, const Raw& v) { s.dlq_worker.max_ack_pending = to_int(v, 1, 10000000); }},
+      {"dlq_worker", "max_ack_pending",
+       [](auto& s, const Raw& v) { s.dlq_worker.max_ack_pending = to_int(v, 1, 10000000); }},
       {"dlq_worker", "fetch_batch", [](auto& s, const Raw& v) { s.dlq_worker.fetch_batch = to_int(v, 1, 10000); }},
       {"dlq_worker", "fetch_expires", [](auto& s, const Raw& v) { s.dlq_worker.fetch_expires = to_duration(v); }},
       {"dlq_worker", "publish_timeout", [](auto& s, const Raw& v) { s.dlq_worker.publish_timeout = to_duration(v); }},
@@ -118,7 +120,8 @@ const std::vector<Key>& keys() {
       {"postgres", "batch_size", [](auto& s, const Raw& v) { s.postgres.batch_size = to_int(v, 1, 100000); }},
       {"postgres", "flush_interval", [](auto& s, const Raw& v) { s.postgres.flush_interval = to_duration(v); }},
       {"postgres", "connect_timeout", [](auto& s, const Raw& v) { s.postgres.connect_timeout = to_duration(v); }},
-      {"postgres", "reconnect_backoff_max", [](auto& s, const Raw& v) { s.postgres.reconnect_backoff_max = to_duration(v); }},
+      {"postgres", "reconnect_backoff_max",
+       [](auto& s, const Raw& v) { s.postgres.reconnect_backoff_max = to_duration(v); }},
   };
   return table;
 }
@@ -181,22 +184,24 @@ void apply_env(DlqWorkerSettings& s, const std::vector<std::string>& env) {
 void validate(const DlqWorkerSettings& s) {
   const DlqWorkerConfig& w = s.dlq_worker;
   const auto bad_name = [](const std::string& n) {
-    return n.empty() || n.size() > 128 ||
-           std::any_of(n.begin(), n.end(), [](char c) {
+    return n.empty() || n.size() > 128 || std::any_of(n.begin(), n.end(), [](char c) {
              const auto u = static_cast<unsigned char>(c);
              return u <= 0x20 || u == 0x7f || c == '.' || c == '*' || c == '>' || c == '/' || c == '\\';
            });
   };
   if (bad_name(w.consumer)) {
-    throw ConfigError("dlq_worker.consumer", "must be a non-empty name without '.', '*', '>', '/', '\\', whitespace "
-                                             "or control characters, got '" + w.consumer + "'");
+    throw ConfigError("dlq_worker.consumer",
+                      "must be a non-empty name without '.', '*', '>', '/', '\\', whitespace "
+                      "or control characters, got '" +
+                          w.consumer + "'");
   }
   for (const auto& kind : w.retry_kinds) {
     if (kind != "max_deliveries" && kind != "publish_rejected") {
       const bool known = std::find(std::begin(kKinds), std::end(kKinds), kind) != std::end(kKinds);
-      throw ConfigError("dlq_worker.retry_kinds",
-                        known ? "'" + kind + "' can never succeed on a retry (only max_deliveries and publish_rejected can)"
-                              : "unknown error kind '" + kind + "'");
+      throw ConfigError(
+          "dlq_worker.retry_kinds",
+          known ? "'" + kind + "' can never succeed on a retry (only max_deliveries and publish_rejected can)"
+                : "unknown error kind '" + kind + "'");
     }
   }
   if (w.backoff_base < Millis{1}) throw ConfigError("dlq_worker.backoff_base", "must be at least 1ms");
@@ -205,7 +210,8 @@ void validate(const DlqWorkerSettings& s) {
   }
   if (w.ack_wait < Millis{1000}) throw ConfigError("dlq_worker.ack_wait", "must be at least 1s");
   if (w.fetch_expires < Millis{1}) throw ConfigError("dlq_worker.fetch_expires", "must be at least 1ms");
-  if (w.fetch_expires >= w.ack_wait) throw ConfigError("dlq_worker.fetch_expires", "must be shorter than dlq_worker.ack_wait");
+  if (w.fetch_expires >= w.ack_wait)
+    throw ConfigError("dlq_worker.fetch_expires", "must be shorter than dlq_worker.ack_wait");
   if (w.publish_timeout < Millis{1}) throw ConfigError("dlq_worker.publish_timeout", "must be at least 1ms");
   if (w.retry_delay < Millis{1}) throw ConfigError("dlq_worker.retry_delay", "must be at least 1ms");
   if (w.backlog_interval.count() != 0 && w.backlog_interval < Millis{100}) {
@@ -220,8 +226,10 @@ void validate(const DlqWorkerSettings& s) {
   if (p.flush_interval >= w.ack_wait) {
     throw ConfigError("postgres.flush_interval", "must be shorter than dlq_worker.ack_wait");
   }
-  if (p.connect_timeout < Millis{1000}) throw ConfigError("postgres.connect_timeout", "must be at least 1s (libpq counts seconds)");
-  if (p.reconnect_backoff_max < Millis{100}) throw ConfigError("postgres.reconnect_backoff_max", "must be at least 100ms");
+  if (p.connect_timeout < Millis{1000})
+    throw ConfigError("postgres.connect_timeout", "must be at least 1s (libpq counts seconds)");
+  if (p.reconnect_backoff_max < Millis{100})
+    throw ConfigError("postgres.reconnect_backoff_max", "must be at least 100ms");
 }
 
 DlqWorkerSettings load(const std::string& text, const std::string& origin, const std::vector<std::string>& env) {
@@ -245,7 +253,8 @@ bool is_dlq_worker_section(std::string_view section) noexcept {
 }
 
 bool is_dlq_worker_variable(std::string_view name) noexcept {
-  return name.substr(0, kWorkerPrefix.size()) == kWorkerPrefix || name.substr(0, kPostgresPrefix.size()) == kPostgresPrefix;
+  return name.substr(0, kWorkerPrefix.size()) == kWorkerPrefix ||
+         name.substr(0, kPostgresPrefix.size()) == kPostgresPrefix;
 }
 
 std::string redact_conninfo(std::string_view conninfo) {
@@ -254,7 +263,8 @@ std::string redact_conninfo(std::string_view conninfo) {
   if (const auto scheme = out.find("://"); scheme != std::string::npos) {
     const auto at = out.find('@', scheme + 3);
     const auto colon = out.find(':', scheme + 3);
-    if (at != std::string::npos && colon != std::string::npos && colon < at) out.replace(colon + 1, at - colon - 1, "***");
+    if (at != std::string::npos && colon != std::string::npos && colon < at)
+      out.replace(colon + 1, at - colon - 1, "***");
     for (std::size_t p = out.find("password=", scheme); p != std::string::npos; p = out.find("password=", p + 1)) {
       const auto end = out.find('&', p);
       out.replace(p + 9, (end == std::string::npos ? out.size() : end) - p - 9, "***");

@@ -53,7 +53,7 @@ bool parse_ack_subject(std::string_view reply, AckSubjectInfo& out) noexcept {
     start = dot + 1;
   }
   if (n < 9 || tok[0] != "$JS" || tok[1] != "ACK") return false;
-  std::size_t base = 2;  // v1: stream at token 2
+  std::size_t base = 2;              // v1: stream at token 2
   if (n == 11 || n == 12) base = 4;  // v2: domain, account hash first
   else if (n != 9) return false;
   out.stream = tok[base];

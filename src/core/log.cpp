@@ -128,8 +128,12 @@ void format(std::string& line, std::int64_t unix_ns, Level l, std::string_view m
     line += ':';
     switch (f.kind) {
       case Field::Kind::kString: append_json_string(f.s, line); break;
-      case Field::Kind::kInt: line.append(buf, static_cast<std::size_t>(std::to_chars(buf, buf + sizeof buf, f.i).ptr - buf)); break;
-      case Field::Kind::kUint: line.append(buf, static_cast<std::size_t>(std::to_chars(buf, buf + sizeof buf, f.u).ptr - buf)); break;
+      case Field::Kind::kInt:
+        line.append(buf, static_cast<std::size_t>(std::to_chars(buf, buf + sizeof buf, f.i).ptr - buf));
+        break;
+      case Field::Kind::kUint:
+        line.append(buf, static_cast<std::size_t>(std::to_chars(buf, buf + sizeof buf, f.u).ptr - buf));
+        break;
       case Field::Kind::kDouble:
         if (std::isfinite(f.d)) {
           std::snprintf(buf, sizeof buf, "%.3f", f.d);
@@ -175,7 +179,8 @@ std::string_view trace_id_from_traceparent(std::string_view tp) noexcept {
   };
   if (tp.size() < 55 || tp[2] != '-' || tp[35] != '-' || tp[52] != '-') return {};
   const std::string_view id = tp.substr(3, 32);
-  if (!hex(tp.substr(0, 2)) || tp.substr(0, 2) == "ff" || !hex(id) || !hex(tp.substr(36, 16)) || !hex(tp.substr(53, 2))) {
+  if (!hex(tp.substr(0, 2)) || tp.substr(0, 2) == "ff" || !hex(id) || !hex(tp.substr(36, 16)) ||
+      !hex(tp.substr(53, 2))) {
     return {};
   }
   if (id.find_first_not_of('0') == std::string_view::npos) return {};
@@ -183,8 +188,9 @@ std::string_view trace_id_from_traceparent(std::string_view tp) noexcept {
 }
 
 bool RateLimiter::allow(std::uint64_t& suppressed) noexcept {
-  return allow(suppressed, std::chrono::duration_cast<std::chrono::nanoseconds>(
-                               std::chrono::steady_clock::now().time_since_epoch()).count());
+  return allow(suppressed,
+               std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+                   .count());
 }
 
 bool RateLimiter::allow(std::uint64_t& suppressed, std::int64_t now) noexcept {

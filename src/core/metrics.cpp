@@ -182,7 +182,8 @@ std::string Metrics::render(const ScrapeState& state) const {
   // -- Outcomes.
   family(out, "cdc_consumer_retries_total", "counter", "Source messages NAKed for redelivery.");
   std::uint64_t retried = 0;
-  for (std::size_t t = 0; t < labels_.size(); ++t) retried += ack.events[t][static_cast<std::size_t>(EventResult::kRetried)].value();
+  for (std::size_t t = 0; t < labels_.size(); ++t)
+    retried += ack.events[t][static_cast<std::size_t>(EventResult::kRetried)].value();
   sample(out, "cdc_consumer_retries_total", "", retried);
   family(out, "cdc_consumer_dead_letters_total", "counter", "Dead letters published, by error kind.");
   for (std::size_t k = 1; k < kErrorKinds; ++k) {
@@ -232,7 +233,8 @@ std::string Metrics::render(const ScrapeState& state) const {
   sample(out, "cdc_consumer_pubacks_total", "result=\"duplicate\"", puback.duplicates.value());
   sample(out, "cdc_consumer_pubacks_total", "result=\"error\"", puback.errors.value());
   sample(out, "cdc_consumer_pubacks_total", "result=\"stale\"", puback.stale.value());
-  family(out, "cdc_consumer_publish_in_flight", "gauge", "Events in the publish stage awaiting a final outcome (PubAck, retry).");
+  family(out, "cdc_consumer_publish_in_flight", "gauge",
+         "Events in the publish stage awaiting a final outcome (PubAck, retry).");
   sample_signed(out, "cdc_consumer_publish_in_flight", "", std::max<std::int64_t>(0, publish.in_flight.value()));
   family(out, "cdc_consumer_publish_ack_seconds", "histogram", "Publish to PubAck latency.");
   puback.latency.render(out, "cdc_consumer_publish_ack_seconds", "");
@@ -258,14 +260,17 @@ std::string Metrics::render(const ScrapeState& state) const {
   sample(out, "cdc_consumer_up", "", state.running ? 1 : 0);
   family(out, "cdc_consumer_ready", "gauge", "1 when /readyz answers 200.");
   sample(out, "cdc_consumer_ready", "", state.ready ? 1 : 0);
-  family(out, "cdc_consumer_stalled", "gauge", "1 when /healthz fails: work pending and nothing completed for health.stall_timeout.");
+  family(out, "cdc_consumer_stalled", "gauge",
+         "1 when /healthz fails: work pending and nothing completed for health.stall_timeout.");
   sample(out, "cdc_consumer_stalled", "", state.stalled ? 1 : 0);
-  family(out, "cdc_consumer_failing_seconds", "gauge",
-         "How long processing has been failing without a success (the panic guard exits at guard.max_failure_duration).");
+  family(
+      out, "cdc_consumer_failing_seconds", "gauge",
+      "How long processing has been failing without a success (the panic guard exits at guard.max_failure_duration).");
   sample_double(out, "cdc_consumer_failing_seconds", "", static_cast<double>(monitor.failing_ms.value()) / 1e3);
   family(out, "cdc_consumer_guard_max_failure_seconds", "gauge",
          "guard.max_failure_duration in force: the panic guard exits when failing_seconds reaches it (0 = off).");
-  sample_double(out, "cdc_consumer_guard_max_failure_seconds", "", static_cast<double>(state.guard_max_failure_ms) / 1e3);
+  sample_double(out, "cdc_consumer_guard_max_failure_seconds", "",
+                static_cast<double>(state.guard_max_failure_ms) / 1e3);
 
   using Conn = ScrapeState::Connection;
   const auto up = [](const Conn& c) -> std::uint64_t { return c.up ? 1 : 0; };
@@ -273,8 +278,8 @@ std::string Metrics::render(const ScrapeState& state) const {
   const auto failures = [](const Conn& c) { return c.failures; };
   per_connection(out, "cdc_consumer_nats_connected", "gauge", "1 when the NATS connection is up, by connection.",
                  state.nats, up);
-  per_connection(out, "cdc_consumer_nats_reconnects_total", "counter", "NATS reconnections, by connection.",
-                 state.nats, reconnects);
+  per_connection(out, "cdc_consumer_nats_reconnects_total", "counter", "NATS reconnections, by connection.", state.nats,
+                 reconnects);
   per_connection(out, "cdc_consumer_nats_disconnects_total", "counter", "NATS disconnections, by connection.",
                  state.nats, failures);
   per_connection(out, "cdc_consumer_redis_up", "gauge", "1 when the Redis connection is up, by connection.",
@@ -287,10 +292,12 @@ std::string Metrics::render(const ScrapeState& state) const {
   // -- Redis memory policy and evictions, read with INFO by the monitor thread (absent until read).
   if (monitor.redis_evicted_keys.value() >= 0) {
     family(out, "cdc_consumer_redis_evicted_keys", "gauge",
-           "Keys Redis has evicted since it started (INFO stats evicted_keys); dedup marks among them mean possible duplicates.");
+           "Keys Redis has evicted since it started (INFO stats evicted_keys); dedup marks among them mean possible "
+           "duplicates.");
     sample_signed(out, "cdc_consumer_redis_evicted_keys", "", monitor.redis_evicted_keys.value());
   }
-  if (const std::int64_t p = monitor.redis_policy.value(); p >= 0 && static_cast<std::size_t>(p) < kRedisPolicies.size()) {
+  if (const std::int64_t p = monitor.redis_policy.value();
+      p >= 0 && static_cast<std::size_t>(p) < kRedisPolicies.size()) {
     family(out, "cdc_consumer_redis_maxmemory_policy", "gauge",
            "Redis maxmemory-policy (INFO memory maxmemory_policy): 1 for the policy in force.");
     sample(out, "cdc_consumer_redis_maxmemory_policy", label("policy", kRedisPolicies[static_cast<std::size_t>(p)]), 1);

@@ -337,8 +337,7 @@ bool unescape(std::string_view content, std::string* out) {
     if (cp >= 0xDC00 && cp <= 0xDFFF) return false;
     if (cp >= 0xD800 && cp <= 0xDBFF) {
       std::uint32_t low;
-      if (end - p < 6 || p[0] != '\\' || p[1] != 'u' || !hex4(p + 2, end, low) || low < 0xDC00 ||
-          low > 0xDFFF) {
+      if (end - p < 6 || p[0] != '\\' || p[1] != 'u' || !hex4(p + 2, end, low) || low < 0xDC00 || low > 0xDFFF) {
         return false;
       }
       p += 6;
@@ -790,7 +789,14 @@ struct Facts {
   U64Fact commit_lsn;
   U64Fact commit_idx;
   /// kNonCanonical: an element is -0 (invalid_token, like a routing id).
-  enum class Pks : std::uint8_t { kAbsent, kNull, kOk, kNotArray, kBadElement, kNonCanonical } record_pks = Pks::kAbsent;
+  enum class Pks : std::uint8_t {
+    kAbsent,
+    kNull,
+    kOk,
+    kNotArray,
+    kBadElement,
+    kNonCanonical
+  } record_pks = Pks::kAbsent;
   std::size_t record_pks_count = 0;
   std::size_t record_pks_bad_index = 0;
   Seen idempotency_key = Seen::kAbsent;
@@ -897,8 +903,7 @@ bool read_record_pks(Walker& w, Facts& facts, std::string& pk, int depth) {
       if (index > 0) pk.push_back(',');
       pk.append(id.text);
     } else if (facts.record_pks == Facts::Pks::kOk) {
-      facts.record_pks =
-          id.state == IdFact::State::kNonCanonical ? Facts::Pks::kNonCanonical : Facts::Pks::kBadElement;
+      facts.record_pks = id.state == IdFact::State::kNonCanonical ? Facts::Pks::kNonCanonical : Facts::Pks::kBadElement;
       facts.record_pks_bad_index = index;
     }
     ++count;
@@ -1029,8 +1034,8 @@ Disposition dead_letter(TransformOutput& out, ErrorKind kind, std::string_view e
 }
 
 /// Describes why id `fact` cannot be used (missing_field or invalid_token); false when it can.
-bool describe_unusable_id(std::string_view prefix, std::string_view name, const IdFact& fact,
-                          TransformOutput& out, ErrorKind& kind) {
+bool describe_unusable_id(std::string_view prefix, std::string_view name, const IdFact& fact, TransformOutput& out,
+                          ErrorKind& kind) {
   if (fact.usable()) return false;
   out.error.assign(prefix).append(name);
   switch (fact.state) {
@@ -1203,8 +1208,7 @@ SubjectLayout::SubjectLayout(const std::string& layout, std::string company_pref
   if (companies + schemas != 1) throw std::invalid_argument(where + " needs exactly one of {company} or {schema}");
 }
 
-bool SubjectLayout::split(std::string_view subject, std::string_view& company,
-                          std::string_view& table) const noexcept {
+bool SubjectLayout::split(std::string_view subject, std::string_view& company, std::string_view& table) const noexcept {
   // company/table are filled as far as the subject goes, also when it does not match (they are
   // a best-effort hint for the dead-letter subject).
   company = {};
@@ -1266,9 +1270,9 @@ struct Transformer::Impl {
   std::unique_ptr<char[]> scratch;  ///< max_message_bytes + SIMDJSON_PADDING, allocated once
   std::size_t scratch_capacity = 0;
   std::unique_ptr<std::uint64_t[]> stack;  ///< kMaxDepth bits for Walker::skip_value
-  std::string arena;                ///< unescaped strings; capacity max_message_bytes, never grows
-  std::string key_buf;              ///< an unescaped key (rare)
-  std::string pk;                   ///< joined record_pks
+  std::string arena;                       ///< unescaped strings; capacity max_message_bytes, never grows
+  std::string key_buf;                     ///< an unescaped key (rare)
+  std::string pk;                          ///< joined record_pks
   std::vector<Table> tables;
   Facts facts;
   /// Keys seen in the top-level object, `record` and `metadata` (duplicate keys); one seed per
@@ -1299,8 +1303,8 @@ Transformer::Transformer(TransformRules rules)
   if (rules_.subject_prefix.empty()) throw std::invalid_argument("subject_prefix is empty");
   for (std::size_t pos = 0;;) {
     const std::size_t dot = rules_.subject_prefix.find('.', pos);
-    const std::string_view token = std::string_view(rules_.subject_prefix)
-                                       .substr(pos, dot == std::string::npos ? std::string::npos : dot - pos);
+    const std::string_view token =
+        std::string_view(rules_.subject_prefix).substr(pos, dot == std::string::npos ? std::string::npos : dot - pos);
     if (!is_valid_token(token)) {
       throw std::invalid_argument("subject_prefix \"" + rules_.subject_prefix + "\" is not a valid subject prefix");
     }
@@ -1322,7 +1326,7 @@ Transformer::Transformer(TransformRules rules)
     impl_->tables.push_back(std::move(t));
   }
   if (simdjson::get_active_implementation()->create_dom_parser_implementation(rules_.max_message_bytes, kMaxDepth,
-                                                                             impl_->indexer) != simdjson::SUCCESS) {
+                                                                              impl_->indexer) != simdjson::SUCCESS) {
     throw std::bad_alloc();
   }
   impl_->scratch_capacity = rules_.max_message_bytes + simdjson::SIMDJSON_PADDING;
@@ -1375,8 +1379,8 @@ Disposition Transformer::Impl::run(const Table& table, std::string_view body, st
   // Stage 1 reads up to SIMDJSON_PADDING bytes past the end; the walker relies on a NUL there.
   std::memset(buffer + body.size(), 0, simdjson::SIMDJSON_PADDING);
 
-  const auto indexed = indexer->stage1(reinterpret_cast<const std::uint8_t*>(buffer), body.size(),
-                                      simdjson::stage1_mode::regular);
+  const auto indexed =
+      indexer->stage1(reinterpret_cast<const std::uint8_t*>(buffer), body.size(), simdjson::stage1_mode::regular);
   switch (indexed) {
     case simdjson::SUCCESS: break;
     case simdjson::UTF8_ERROR: return dead_letter(out, ErrorKind::kInvalidJson, "body is not valid UTF-8");
@@ -1439,7 +1443,8 @@ Disposition Transformer::Impl::run(const Table& table, std::string_view body, st
     // Readers disagree on which copy of a repeated key wins (first here, last in JavaScript,
     // Go, Python): routing by one while row_data carries both could misroute the event.
     out.error.assign(facts.duplicate_in);
-    if (facts.duplicate_key.size() <= 64 && simdjson::validate_utf8(facts.duplicate_key.data(), facts.duplicate_key.size())) {
+    if (facts.duplicate_key.size() <= 64 &&
+        simdjson::validate_utf8(facts.duplicate_key.data(), facts.duplicate_key.size())) {
       out.error.append(" has the key \"").append(facts.duplicate_key).append("\" twice");
     } else {
       out.error.append(" has a key twice");
@@ -1465,9 +1470,9 @@ Disposition Transformer::Impl::run(const Table& table, std::string_view body, st
     case Seen::kAbsent: return dead_letter(out, ErrorKind::kMissingField, "action is missing");
     case Seen::kNull: return dead_letter(out, ErrorKind::kMissingField, "action is null");
     case Seen::kWrongType:
-      return dead_letter(out, ErrorKind::kInvalidShape,
-                         facts.action_is_string ? "action is not one of insert, update, delete, read"
-                                                : "action is not a string");
+      return dead_letter(
+          out, ErrorKind::kInvalidShape,
+          facts.action_is_string ? "action is not one of insert, update, delete, read" : "action is not a string");
     case Seen::kOk: break;
   }
 
@@ -1554,8 +1559,8 @@ Disposition Transformer::Impl::run(const Table& table, std::string_view body, st
   {
     // The company is part of the id: tenants in different databases have independent LSNs, and
     // the Redis key and Nats-Msg-Id derive from the id (CONTRACT.md section 3).
-    ExactWriter w(out.event_id, (backfill ? 2 : 0) + position.size() + out.company.size() + table.name.size() +
-                                    pk_view.size() + 3);
+    ExactWriter w(out.event_id,
+                  (backfill ? 2 : 0) + position.size() + out.company.size() + table.name.size() + pk_view.size() + 3);
     if (backfill) w.put("b.");
     w.put(position);
     w.put(':');
@@ -1598,8 +1603,8 @@ Disposition Transformer::Impl::run(const Table& table, std::string_view body, st
   out.action = facts.action_value;
   const std::string_view company = out.company;
   {
-    ExactWriter w(out.subject, rules.subject_prefix.size() + company.size() + agent.text.size() + table.name.size() + 3 +
-                                   (table.has_message_id ? chat.text.size() + 1 : 0));
+    ExactWriter w(out.subject, rules.subject_prefix.size() + company.size() + agent.text.size() + table.name.size() +
+                                   3 + (table.has_message_id ? chat.text.size() + 1 : 0));
     w.put(rules.subject_prefix);
     w.put('.');
     w.put(company);
@@ -1657,8 +1662,10 @@ Disposition Transformer::Impl::run(const Table& table, std::string_view body, st
     w.put(facts.record_raw);
     w.put('}');
   } else {
-    p.reserve(facts.record_raw.size() + 6 * (id.size() + company.size() + agent.text.size() + message_id.size() +
-                                             chat.text.size() + table.name.size()) + 160);
+    p.reserve(facts.record_raw.size() +
+              6 * (id.size() + company.size() + agent.text.size() + message_id.size() + chat.text.size() +
+                   table.name.size()) +
+              160);
     p.append(kEventIdKey);
     append_json_string(id, p);
     p.append(kCompanyKey);

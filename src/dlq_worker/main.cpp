@@ -89,7 +89,7 @@ int main(int argc, char** argv) {
   cdc::log::parse_level(config.log.level, level);
   cdc::log::set_level(level);
 
-  struct sigaction sa{};
+  struct sigaction sa {};
   sa.sa_handler = on_signal;
   sigemptyset(&sa.sa_mask);
   sigaction(SIGTERM, &sa, nullptr);
@@ -107,9 +107,10 @@ int main(int argc, char** argv) {
       if (settings.dlq_worker.metrics_port != 0) {
         cdc::DlqWorker& w = *worker;
         std::vector<cdc::HttpRoute> routes;
-        routes.push_back({"/metrics", [&w] {
-                            return cdc::HttpResponse{200, "text/plain; version=0.0.4; charset=utf-8", w.render_metrics()};
-                          }});
+        routes.push_back(
+            {"/metrics", [&w] {
+               return cdc::HttpResponse{200, "text/plain; version=0.0.4; charset=utf-8", w.render_metrics()};
+             }});
         routes.push_back({"/healthz", [&w] {
                             const bool ok = w.healthy();
                             return cdc::HttpResponse{ok ? 200 : 503, "application/json",

@@ -58,8 +58,8 @@ PgResultPtr PgConnection::query(const std::string& sql, const std::vector<std::o
   std::vector<const char*> values;
   values.reserve(params.size());
   for (const auto& p : params) values.push_back(p ? p->c_str() : nullptr);
-  PgResultPtr r(PQexecParams(conn_, sql.c_str(), static_cast<int>(values.size()), nullptr, values.data(), nullptr,
-                             nullptr, 0));
+  PgResultPtr r(
+      PQexecParams(conn_, sql.c_str(), static_cast<int>(values.size()), nullptr, values.data(), nullptr, nullptr, 0));
   check_result(conn_, r.get(), "PostgreSQL");
   return r;
 }
@@ -167,9 +167,12 @@ std::size_t insert_exhausted(PgConnection& pg, const std::vector<ExhaustedRow>& 
           sql += '$';
           sql += std::to_string(p);
           switch (c) {
-            case 1: case 4: sql += "::bigint"; break;
-            case 10: case 11: sql += "::integer"; break;
-            case 12: case 13: sql += "::timestamptz"; break;
+            case 1:
+            case 4: sql += "::bigint"; break;
+            case 10:
+            case 11: sql += "::integer"; break;
+            case 12:
+            case 13: sql += "::timestamptz"; break;
             case 14: sql += "::jsonb"; break;
             case 15: sql += "::bytea"; break;
             case 16: sql += "::boolean"; break;

@@ -37,7 +37,8 @@ void split_subject(std::string_view subject, std::string& company, std::string& 
   const auto first = subject.find('.');
   if (first == std::string_view::npos) return;
   const auto second = subject.find('.', first + 1);
-  company = std::string(subject.substr(first + 1, second == std::string_view::npos ? std::string_view::npos : second - first - 1));
+  company = std::string(
+      subject.substr(first + 1, second == std::string_view::npos ? std::string_view::npos : second - first - 1));
   if (second != std::string_view::npos) table = std::string(subject.substr(second + 1));
 }
 
@@ -88,11 +89,13 @@ std::size_t DlqWorkerMetrics::kind_index(std::string_view kind) noexcept {
 std::string DlqWorkerMetrics::render(std::string_view version) const {
   std::string out;
   out.reserve(8192);
-  by_kind(out, "cdc_dlq_worker_retries_total", "Retries republished to their source subject and stored (PubAck)", retries);
+  by_kind(out, "cdc_dlq_worker_retries_total", "Retries republished to their source subject and stored (PubAck)",
+          retries);
   by_kind(out, "cdc_dlq_worker_deferred_total", "Dead letters NAKed to wait for their retry backoff", deferred);
   by_kind(out, "cdc_dlq_worker_exhausted_total",
           "Dead letters kept in PostgreSQL (permanent kinds and spent retries), counted after COMMIT", exhausted);
-  family(out, "cdc_dlq_worker_retry_errors_total", "counter", "Retries that could not be published now (NAKed, tried again)");
+  family(out, "cdc_dlq_worker_retry_errors_total", "counter",
+         "Retries that could not be published now (NAKed, tried again)");
   sample(out, "cdc_dlq_worker_retry_errors_total", "", static_cast<long long>(retry_errors.value()));
   family(out, "cdc_dlq_worker_rows_written_total", "counter", "Rows inserted into exhausted_events");
   sample(out, "cdc_dlq_worker_rows_written_total", "", static_cast<long long>(rows_written.value()));
@@ -156,8 +159,10 @@ void DlqWorker::subscribe() {
     const NatsStreamInfoPtr info(raw);
     if (s == NATS_OK) break;
     if (s != NATS_NOT_FOUND) throw NatsError("stream info " + stream + ": " + nats_error_text(s));
-    if (waited % 15 == 0) log::warn("dead-letter stream does not exist yet; waiting for the service to create it", {{"stream", stream}});
-    for (int i = 0; i < 20 && !stop_.load(std::memory_order_relaxed); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    if (waited % 15 == 0)
+      log::warn("dead-letter stream does not exist yet; waiting for the service to create it", {{"stream", stream}});
+    for (int i = 0; i < 20 && !stop_.load(std::memory_order_relaxed); ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
     if (stop_.load(std::memory_order_relaxed)) throw NatsError("stopped while waiting for stream " + stream);
   }
   jsConsumerInfo* raw = nullptr;
@@ -188,7 +193,8 @@ void DlqWorker::subscribe() {
   } else if (info->Config->AckWait != static_cast<std::int64_t>(w.ack_wait.count()) * kNsPerMs ||
              info->Config->MaxAckPending != w.max_ack_pending) {
     log::warn("existing consumer differs from the configuration; using it as it is",
-              {{"consumer", w.consumer}, {"ack_wait_ms", static_cast<long long>(info->Config->AckWait / kNsPerMs)},
+              {{"consumer", w.consumer},
+               {"ack_wait_ms", static_cast<long long>(info->Config->AckWait / kNsPerMs)},
                {"max_ack_pending", static_cast<long long>(info->Config->MaxAckPending)}});
   }
   jsSubOptions so;
@@ -219,7 +225,8 @@ bool DlqWorker::connect_postgres() {
     static log::RateLimiter limiter(10'000'000'000, 1);
     std::uint64_t suppressed = 0;
     if (limiter.allow(suppressed)) {
-      log::error("postgres unreachable; retrying", {{"error", e.what()}, {"retry_in_ms", static_cast<long long>(pg_backoff_.count())},
+      log::error("postgres unreachable; retrying", {{"error", e.what()},
+                                                    {"retry_in_ms", static_cast<long long>(pg_backoff_.count())},
                                                     {"suppressed", static_cast<unsigned long long>(suppressed)}});
     }
     next_pg_attempt_ = Clock::now() + pg_backoff_;
@@ -232,10 +239,13 @@ void DlqWorker::run() {
   const DlqWorkerConfig& w = settings_.dlq_worker;
   const PostgresConfig& p = settings_.postgres;
   const auto batch_size = static_cast<std::size_t>(p.batch_size);
-  log::info("dlq worker running", {{"stream", config_.publish.dlq_stream}, {"consumer", w.consumer},
-                                   {"max_attempts", w.max_attempts}, {"backoff_base_ms", static_cast<long long>(w.backoff_base.count())},
+  log::info("dlq worker running", {{"stream", config_.publish.dlq_stream},
+                                   {"consumer", w.consumer},
+                                   {"max_attempts", w.max_attempts},
+                                   {"backoff_base_ms", static_cast<long long>(w.backoff_base.count())},
                                    {"backoff_max_ms", static_cast<long long>(w.backoff_max.count())},
-                                   {"batch_size", p.batch_size}, {"flush_interval_ms", static_cast<long long>(p.flush_interval.count())}});
+                                   {"batch_size", p.batch_size},
+                                   {"flush_interval_ms", static_cast<long long>(p.flush_interval.count())}});
   while (!stop_.load(std::memory_order_relaxed)) {
     const auto now = Clock::now();
     metrics_.last_loop_unix_ms.set(unix_now_ms());
@@ -245,13 +255,14 @@ void DlqWorker::run() {
       // Wait no longer than until the buffered batch is due.
       auto wait = w.fetch_expires;
       if (!pending_.empty()) {
-        const auto due = std::chrono::duration_cast<std::chrono::milliseconds>(oldest_pending_ + p.flush_interval - now);
+        const auto due =
+            std::chrono::duration_cast<std::chrono::milliseconds>(oldest_pending_ + p.flush_interval - now);
         wait = std::clamp(due, std::chrono::milliseconds(1), wait);
       }
       natsMsgList list{};
       jsErrCode err = static_cast<jsErrCode>(0);
-      const natsStatus s = natsSubscription_Fetch(&list, sub_.get(), static_cast<int>(std::min<std::size_t>(room, w.fetch_batch)),
-                                                  wait.count(), &err);
+      const natsStatus s = natsSubscription_Fetch(
+          &list, sub_.get(), static_cast<int>(std::min<std::size_t>(room, w.fetch_batch)), wait.count(), &err);
       if (s == NATS_OK) {
         for (int i = 0; i < list.Count; ++i) {
           NatsMsgPtr msg(list.Msgs[i]);
@@ -262,7 +273,8 @@ void DlqWorker::run() {
         static log::RateLimiter limiter(10'000'000'000, 1);
         std::uint64_t suppressed = 0;
         if (limiter.allow(suppressed)) {
-          log::warn("fetch failed", {{"error", nats_error_text(s)}, {"suppressed", static_cast<unsigned long long>(suppressed)}});
+          log::warn("fetch failed",
+                    {{"error", nats_error_text(s)}, {"suppressed", static_cast<unsigned long long>(suppressed)}});
         }
         std::this_thread::sleep_for(std::min(w.fetch_expires, std::chrono::milliseconds(200)));
       }
@@ -310,7 +322,8 @@ void DlqWorker::handle(NatsMsgPtr msg) {
   const NatsMetaDataPtr meta(raw_meta);
   const std::uint64_t dlq_seq = meta->Sequence.Stream;
   const char* data = natsMsg_GetData(msg.get());
-  const std::string_view payload(data != nullptr ? data : "", static_cast<std::size_t>(natsMsg_GetDataLength(msg.get())));
+  const std::string_view payload(data != nullptr ? data : "",
+                                 static_cast<std::size_t>(natsMsg_GetDataLength(msg.get())));
   DlqRecord record;
   const bool parsed = parse_dlq_record(payload, record);
   std::string company = "_", table = "_";
@@ -319,8 +332,8 @@ void DlqWorker::handle(NatsMsgPtr msg) {
   if (!parsed) {
     // Not a record the worker can act on: kept whole (the record itself as the body), so that
     // nothing leaves the dead-letter stream without a trace.
-    log::error("not a dead-letter record; keeping it in postgres", {{"dlq_seq", static_cast<unsigned long long>(dlq_seq)},
-                                                                    {"error", record.problem}});
+    log::error("not a dead-letter record; keeping it in postgres",
+               {{"dlq_seq", static_cast<unsigned long long>(dlq_seq)}, {"error", record.problem}});
     ExhaustedRow row;
     row.dlq_stream = config_.publish.dlq_stream;
     row.dlq_seq = dlq_seq;
@@ -344,14 +357,17 @@ void DlqWorker::handle(NatsMsgPtr msg) {
     const std::uint32_t attempt = done + 1;
     const std::int64_t failed_ns = record.failed_at_ns != 0 ? record.failed_at_ns : now_ns;
     const std::int64_t due_ns =
-        failed_ns + static_cast<std::int64_t>(dlq_backoff(attempt, settings_.dlq_worker.backoff_base,
-                                                          settings_.dlq_worker.backoff_max).count()) * kNsPerMs;
+        failed_ns +
+        static_cast<std::int64_t>(
+            dlq_backoff(attempt, settings_.dlq_worker.backoff_base, settings_.dlq_worker.backoff_max).count()) *
+            kNsPerMs;
     if (due_ns > now_ns + kNsPerMs) {
       // Not due: the server holds it and redelivers it when it is (NAK with the remaining delay).
       const std::int64_t delay_ms = (due_ns - now_ns + kNsPerMs - 1) / kNsPerMs;
       natsMsg_NakWithDelay(msg.get(), delay_ms, nullptr);
       metrics_.deferred[DlqWorkerMetrics::kind_index(record.error_kind)].inc();
-      log::debug("retry deferred", {{"dlq_seq", static_cast<unsigned long long>(dlq_seq)}, {"attempt", attempt},
+      log::debug("retry deferred", {{"dlq_seq", static_cast<unsigned long long>(dlq_seq)},
+                                    {"attempt", attempt},
                                     {"delay_ms", static_cast<long long>(delay_ms)}});
       return;
     }
@@ -383,8 +399,9 @@ void DlqWorker::handle(NatsMsgPtr msg) {
   row.headers_json = headers_to_json(record.headers);
   row.body = std::move(record.body);
   row.body_truncated = record.truncated;
-  log::debug(action == DlqAction::kExhausted ? "retries spent; keeping it in postgres" : "permanent; keeping it in postgres",
-             {{"dlq_seq", static_cast<unsigned long long>(dlq_seq)}, {"error_kind", row.error_kind}, {"attempts", done}});
+  log::debug(
+      action == DlqAction::kExhausted ? "retries spent; keeping it in postgres" : "permanent; keeping it in postgres",
+      {{"dlq_seq", static_cast<unsigned long long>(dlq_seq)}, {"error_kind", row.error_kind}, {"attempts", done}});
   const std::string kind = row.error_kind;
   keep(std::move(msg), dlq_seq, std::move(row), kind);
 }
@@ -401,7 +418,9 @@ void DlqWorker::retry(NatsMsgPtr msg, const DlqRecord& record, std::uint64_t dlq
     std::uint64_t suppressed = 0;
     if (limiter.allow(suppressed)) {
       log::error("retry publish failed; NAK", {{"dlq_seq", static_cast<unsigned long long>(dlq_seq)},
-                                               {"subject", record.source_subject}, {"attempt", attempt}, {"error", why},
+                                               {"subject", record.source_subject},
+                                               {"attempt", attempt},
+                                               {"error", why},
                                                {"suppressed", static_cast<unsigned long long>(suppressed)}});
     }
   };
@@ -433,9 +452,12 @@ void DlqWorker::retry(NatsMsgPtr msg, const DlqRecord& record, std::uint64_t dlq
               {{"dlq_seq", static_cast<unsigned long long>(dlq_seq)}, {"error", nats_error_text(as)}});
   }
   metrics_.retries[kind].inc();
-  log::info("dead letter retried", {{"dlq_seq", static_cast<unsigned long long>(dlq_seq)}, {"subject", record.source_subject},
-                                    {"error_kind", record.error_kind}, {"attempt", attempt},
-                                    {"event_id", record.event_id.value_or("")}, {"duplicate", ack->Duplicate}});
+  log::info("dead letter retried", {{"dlq_seq", static_cast<unsigned long long>(dlq_seq)},
+                                    {"subject", record.source_subject},
+                                    {"error_kind", record.error_kind},
+                                    {"attempt", attempt},
+                                    {"event_id", record.event_id.value_or("")},
+                                    {"duplicate", ack->Duplicate}});
 }
 
 void DlqWorker::keep(NatsMsgPtr msg, std::uint64_t dlq_seq, ExhaustedRow row, std::string_view kind) {
@@ -469,7 +491,8 @@ void DlqWorker::flush() {
     metrics_.batch_failures.inc();
     metrics_.postgres_up.set(0);
     log::error("writing exhausted events failed; keeping them, not acked",
-               {{"rows", static_cast<unsigned long long>(pending_.size())}, {"error", e.what()},
+               {{"rows", static_cast<unsigned long long>(pending_.size())},
+                {"error", e.what()},
                 {"retry_in_ms", static_cast<long long>(pg_backoff_.count())}});
     pg_.reset();
     next_pg_attempt_ = Clock::now() + pg_backoff_;
@@ -522,12 +545,8 @@ void DlqWorker::read_backlog() {
 
 std::string DlqWorker::render_metrics() const { return metrics_.render(CDC_VERSION); }
 
-bool DlqWorker::healthy() const noexcept {
-  return unix_now_ms() - metrics_.last_loop_unix_ms.value() < 60'000;
-}
+bool DlqWorker::healthy() const noexcept { return unix_now_ms() - metrics_.last_loop_unix_ms.value() < 60'000; }
 
-bool DlqWorker::ready() const noexcept {
-  return metrics_.postgres_up.value() == 1 && metrics_.nats_up.value() == 1;
-}
+bool DlqWorker::ready() const noexcept { return metrics_.postgres_up.value() == 1 && metrics_.nats_up.value() == 1; }
 
 }  // namespace cdc

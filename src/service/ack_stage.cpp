@@ -13,10 +13,17 @@ constexpr std::size_t kMaxOutstandingMarks = 1 << 16;
 }  // namespace
 AckStage::AckStage(const Config& config, Completer& completer, Link in, Link free_slots, std::atomic<bool>& done,
                    Lifecycle& life, Metrics& metrics)
-    : config_(config), completer_(completer), in_(in), free_(free_slots), done_(done), life_(life), metrics_(metrics),
+    : config_(config),
+      completer_(completer),
+      in_(in),
+      free_(free_slots),
+      done_(done),
+      life_(life),
+      metrics_(metrics),
       loop_(std::make_unique<uv_loop_t>()) {
   uv_loop_init(loop_.get());
-  if (config.dedup.enabled) redis_ = std::make_unique<RedisConnection>(config.redis, loop_.get(), "mark", &AckStage::on_reply, this);
+  if (config.dedup.enabled)
+    redis_ = std::make_unique<RedisConnection>(config.redis, loop_.get(), "mark", &AckStage::on_reply, this);
   ttl_seconds_ = std::to_string(std::max<std::int64_t>(1, (config.dedup.ttl.count() + 999) / 1000));
   key_.reserve(256);
 }
@@ -35,8 +42,8 @@ void AckStage::on_reply(void* owner, void*, const RedisReply& r) {
     static thread_local log::RateLimiter limiter;
     std::uint64_t suppressed = 0;
     if (limiter.allow(suppressed)) {
-      log::warn("dedup mark failed", {{"error", r.error_text()},
-                                      {"suppressed", static_cast<unsigned long long>(suppressed)}});
+      log::warn("dedup mark failed",
+                {{"error", r.error_text()}, {"suppressed", static_cast<unsigned long long>(suppressed)}});
     }
   }
 }
@@ -86,8 +93,8 @@ void AckStage::complete(Event& ev) noexcept {
     static thread_local log::RateLimiter limiter;
     std::uint64_t suppressed = 0;
     if (limiter.allow(suppressed)) {
-      log::warn("source completion not sent", {{"subject", ev.subject},
-                                               {"suppressed", static_cast<unsigned long long>(suppressed)}});
+      log::warn("source completion not sent",
+                {{"subject", ev.subject}, {"suppressed", static_cast<unsigned long long>(suppressed)}});
     }
   }
   const std::int64_t now = now_ns();
@@ -95,12 +102,17 @@ void AckStage::complete(Event& ev) noexcept {
   const std::size_t table = metrics_.table_index(ev.out.table);
   metrics_.ack.events[table][static_cast<std::size_t>(ev.result)].inc();
   if (ev.result != EventResult::kRetried) metrics_.ack.processing[table].observe_ns(latency);
-  if (ev.result == EventResult::kDeadLettered) metrics_.ack.dead_letters[static_cast<std::size_t>(ev.out.error_kind)].inc();
+  if (ev.result == EventResult::kDeadLettered)
+    metrics_.ack.dead_letters[static_cast<std::size_t>(ev.out.error_kind)].inc();
   metrics_.ack.stage.observe_ns(latency);
   metrics_.ack.lag.observe(now, latency);
   if (log::enabled(log::Level::kDebug)) {
-    log::debug("event completed", {{"trace_id", trace_id(ev)}, {"event_id", ev.out.event_id}, {"company", ev.out.company}, {"table", ev.out.table},
-                                   {"result", to_string(ev.result)}, {"latency_ms", static_cast<double>(latency) / 1e6},
+    log::debug("event completed", {{"trace_id", trace_id(ev)},
+                                   {"event_id", ev.out.event_id},
+                                   {"company", ev.out.company},
+                                   {"table", ev.out.table},
+                                   {"result", to_string(ev.result)},
+                                   {"latency_ms", static_cast<double>(latency) / 1e6},
                                    {"redis_hit", ev.dedup == DedupResult::kDone || ev.dedup == DedupResult::kInFlight},
                                    {"delivery_attempt", static_cast<unsigned>(ev.deliveries)}});
   }
@@ -125,19 +137,22 @@ void AckStage::run() noexcept {
     if (n > 0) {
       free_.waiter->notify();  // end of batch: slots back to ingest
       if (redis_) uv_run(loop_.get(), UV_RUN_NOWAIT);
-      metrics_.ack.last_completion_unix_ms.set(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                            std::chrono::system_clock::now().time_since_epoch()).count());
+      metrics_.ack.last_completion_unix_ms.set(
+          std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+              .count());
       continue;
     }
     if (in_.drained()) break;
-    in_.waiter->wait_for([this] { return in_.ring->front() != nullptr || in_.producer_done->load(std::memory_order_acquire); },
-                         std::chrono::milliseconds(50));
+    in_.waiter->wait_for(
+        [this] { return in_.ring->front() != nullptr || in_.producer_done->load(std::memory_order_acquire); },
+        std::chrono::milliseconds(50));
     if (redis_) uv_run(loop_.get(), UV_RUN_NOWAIT);  // reconnect timers, replies
   }
   // Send what is buffered: acks to NATS, marks to Redis (bounded wait).
   completer_.flush(std::chrono::milliseconds(2000));
   const std::int64_t deadline = now_ns() + 1'000'000'000LL;
-  while (redis_ && redis_->outstanding() > 0 && redis_->ready() && now_ns() < deadline) uv_run(loop_.get(), UV_RUN_NOWAIT);
+  while (redis_ && redis_->outstanding() > 0 && redis_->ready() && now_ns() < deadline)
+    uv_run(loop_.get(), UV_RUN_NOWAIT);
   if (redis_) redis_->close();
   while (uv_run(loop_.get(), UV_RUN_NOWAIT) != 0) {
   }

@@ -13,14 +13,22 @@ constexpr std::int64_t kResendIntervalNs = 100'000'000;
 
 DedupStage::DedupStage(const Config& config, Link in, Link out, std::atomic<bool>& done, Lifecycle& life,
                        Metrics& metrics, Completer* completer)
-    : config_(config), in_(in), out_(out), done_(done), life_(life), metrics_(metrics),
-      loop_(std::make_unique<uv_loop_t>()), fifo_(config.pipeline.ring_capacity, nullptr),
-      sent_ns_(config.pipeline.ring_capacity, 0), keep_alive_(completer, config.ingest.ack_wait) {
+    : config_(config),
+      in_(in),
+      out_(out),
+      done_(done),
+      life_(life),
+      metrics_(metrics),
+      loop_(std::make_unique<uv_loop_t>()),
+      fifo_(config.pipeline.ring_capacity, nullptr),
+      sent_ns_(config.pipeline.ring_capacity, 0),
+      keep_alive_(completer, config.ingest.ack_wait) {
   uv_loop_init(loop_.get());
   const auto ttl_ms = config.pending_ttl().count();
   ttl_seconds_ = std::to_string(std::max<std::int64_t>(1, (ttl_ms + 999) / 1000));
   block_ = config.dedup.on_redis_error == RedisErrorPolicy::kBlock;
-  if (config.dedup.enabled) redis_ = std::make_unique<RedisConnection>(config.redis, loop_.get(), "dedup", &DedupStage::on_reply, this);
+  if (config.dedup.enabled)
+    redis_ = std::make_unique<RedisConnection>(config.redis, loop_.get(), "dedup", &DedupStage::on_reply, this);
   key_.reserve(256);
 }
 
@@ -143,7 +151,8 @@ void DedupStage::run() noexcept {
   // deadline are noticed even when Redis goes silent.
   uv_timer_t tick;
   uv_timer_init(loop_.get(), &tick);
-  uv_timer_start(&tick, [](uv_timer_t*) {}, 50, 50);
+  uv_timer_start(
+      &tick, [](uv_timer_t*) {}, 50, 50);
   if (redis_) redis_->start();
   const int batch = config_.pipeline.batch_size;
   const std::size_t capacity = fifo_.size();
@@ -160,7 +169,7 @@ void DedupStage::run() noexcept {
       ev->dedup_ready = false;
       if (ev->target != Target::kOutput || !redis_ || aborting) {
         resolve(*ev, config_.dedup.enabled && ev->target == Target::kOutput ? DedupResult::kUnavailable
-                                                                              : DedupResult::kNotChecked);
+                                                                            : DedupResult::kNotChecked);
       } else {
         send(*ev);
       }
@@ -204,8 +213,9 @@ void DedupStage::run() noexcept {
       uv_run(loop_.get(), UV_RUN_ONCE);
       continue;
     }
-    in_.waiter->wait_for([this] { return in_.ring->front() != nullptr || in_.producer_done->load(std::memory_order_acquire); },
-                         kIdleWait);
+    in_.waiter->wait_for(
+        [this] { return in_.ring->front() != nullptr || in_.producer_done->load(std::memory_order_acquire); },
+        kIdleWait);
   }
   if (redis_) redis_->close();
   uv_close(reinterpret_cast<uv_handle_t*>(&tick), nullptr);

@@ -183,8 +183,8 @@ struct HttpServer::Impl {
     return rc;
   }
 
-  static MHD_Result on_request(void* cls, MHD_Connection* connection, const char* url, const char* method,
-                               const char*, const char*, std::size_t* upload_size, void** request_context) {
+  static MHD_Result on_request(void* cls, MHD_Connection* connection, const char* url, const char* method, const char*,
+                               const char*, std::size_t* upload_size, void** request_context) {
     auto* self = static_cast<Impl*>(cls);
     if (*request_context == nullptr) {
       // First call for this request: its headers are in, the header deadline no longer applies.
@@ -238,9 +238,9 @@ HttpServer::HttpServer(const std::string& bind, int port, std::vector<HttpRoute>
   impl_->daemon = MHD_start_daemon(
       MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG, 0, nullptr, nullptr, &Impl::on_request,
       impl_.get(), MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_CONNECTION_LIMIT, options.max_connections,
-      MHD_OPTION_CONNECTION_TIMEOUT, static_cast<unsigned>(options.idle_timeout.count()),
-      MHD_OPTION_NOTIFY_CONNECTION, &Impl::on_connection, impl_.get(), MHD_OPTION_NOTIFY_COMPLETED,
-      &Impl::on_completed, impl_.get(), MHD_OPTION_EXTERNAL_LOGGER, &mhd_log, nullptr,
+      MHD_OPTION_CONNECTION_TIMEOUT, static_cast<unsigned>(options.idle_timeout.count()), MHD_OPTION_NOTIFY_CONNECTION,
+      &Impl::on_connection, impl_.get(), MHD_OPTION_NOTIFY_COMPLETED, &Impl::on_completed, impl_.get(),
+      MHD_OPTION_EXTERNAL_LOGGER, &mhd_log, nullptr,
       // Headers of our requests are small; 32 KiB per connection bounds what a client can make
       // us hold (a longer request gets 431/400 and is closed).
       MHD_OPTION_CONNECTION_MEMORY_LIMIT, static_cast<std::size_t>(32 * 1024), MHD_OPTION_END);

@@ -13,8 +13,15 @@ constexpr auto kIdleWait = std::chrono::milliseconds(100);
 
 IngestStage::IngestStage(const Config& config, MessageSource& source, Link free_slots, Link out,
                          std::atomic<bool>& done, Lifecycle& life, Metrics& metrics)
-    : config_(config), source_(source), free_(free_slots), out_(out), done_(done), life_(life), metrics_(metrics),
-      max_deliver_(config.ingest.max_deliver), batch_(static_cast<std::size_t>(config.pipeline.batch_size), nullptr) {}
+    : config_(config),
+      source_(source),
+      free_(free_slots),
+      out_(out),
+      done_(done),
+      life_(life),
+      metrics_(metrics),
+      max_deliver_(config.ingest.max_deliver),
+      batch_(static_cast<std::size_t>(config.pipeline.batch_size), nullptr) {}
 
 void IngestStage::take(natsMsg* msg) noexcept {
   Event* ev = nullptr;

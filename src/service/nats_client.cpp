@@ -32,7 +32,8 @@ void ensure_stream(jsCtx* js, const std::string& name, const std::vector<std::st
   if (s == NATS_OK) {
     if (duplicates_ns > 0 && info->Config->Duplicates < duplicates_ns) {
       log::warn("existing stream has a duplicate window shorter than required",
-                {{"stream", name}, {"duplicate_window_ms", static_cast<long long>(info->Config->Duplicates / kNsPerMs)},
+                {{"stream", name},
+                 {"duplicate_window_ms", static_cast<long long>(info->Config->Duplicates / kNsPerMs)},
                  {"required_ms", static_cast<long long>(duplicates_ns / kNsPerMs)}});
     }
     const auto existing = static_cast<long long>(info->Config->Replicas > 0 ? info->Config->Replicas : 1);
@@ -211,9 +212,7 @@ bool read_consumer_backlog(NatsConnection& nats, const Config& config, std::chro
   }
 }
 
-std::string push_deliver_subject(const Config& config) {
-  return "_CDC_DELIVER." + config.ingest.consumer;
-}
+std::string push_deliver_subject(const Config& config) { return "_CDC_DELIVER." + config.ingest.consumer; }
 
 void ensure_jetstream_objects(NatsConnection& nats, const Config& config, const std::string& filter_subject) {
   jsCtx* js = nats.js();
@@ -226,7 +225,8 @@ void ensure_jetstream_objects(NatsConnection& nats, const Config& config, const 
 
   jsConsumerInfo* raw = nullptr;
   jsErrCode err = static_cast<jsErrCode>(0);
-  natsStatus s = js_GetConsumerInfo(&raw, js, config.ingest.stream.c_str(), config.ingest.consumer.c_str(), nullptr, &err);
+  natsStatus s =
+      js_GetConsumerInfo(&raw, js, config.ingest.stream.c_str(), config.ingest.consumer.c_str(), nullptr, &err);
   NatsConsumerInfoPtr info(raw);
   const bool push = config.ingest.mode == IngestMode::kPush;
   if (s == NATS_OK) {
@@ -245,7 +245,8 @@ void ensure_jetstream_objects(NatsConnection& nats, const Config& config, const 
       info->Config->FilterSubject = filter_subject.c_str();
       jsConsumerInfo* updated = nullptr;
       jsErrCode update_err = static_cast<jsErrCode>(0);
-      const natsStatus us = js_UpdateConsumer(&updated, js, config.ingest.stream.c_str(), info->Config, nullptr, &update_err);
+      const natsStatus us =
+          js_UpdateConsumer(&updated, js, config.ingest.stream.c_str(), info->Config, nullptr, &update_err);
       info->Config->FilterSubject = original;  // the info frees its own string, not ours
       NatsConsumerInfoPtr updated_info(updated);
       if (us != NATS_OK) {
@@ -257,7 +258,9 @@ void ensure_jetstream_objects(NatsConnection& nats, const Config& config, const 
       // The consumer keeps its position: messages the old filter passed over below it are not
       // delivered now (nats-server 2.9); the operator finds them below this sequence.
       log::warn("consumer filter changed so that every subject of the stream is consumed",
-                {{"consumer", config.ingest.consumer}, {"old_filter", old_filter}, {"filter", filter_subject},
+                {{"consumer", config.ingest.consumer},
+                 {"old_filter", old_filter},
+                 {"filter", filter_subject},
                  {"passed_over_below_stream_seq", static_cast<unsigned long long>(info->Delivered.Stream + 1)}});
     }
     if (info->Config->AckWait != config.ingest.ack_wait.count() * kNsPerMs ||
@@ -272,7 +275,8 @@ void ensure_jetstream_objects(NatsConnection& nats, const Config& config, const 
     return;
   }
   if (s != NATS_NOT_FOUND) check(s, "consumer info " + config.ingest.consumer);
-  if (!create) throw NatsError("consumer " + config.ingest.consumer + " does not exist and ingest.create_streams is false");
+  if (!create)
+    throw NatsError("consumer " + config.ingest.consumer + " does not exist and ingest.create_streams is false");
   jsConsumerConfig cc;
   jsConsumerConfig_Init(&cc);
   cc.Durable = config.ingest.consumer.c_str();
@@ -295,8 +299,8 @@ void ensure_jetstream_objects(NatsConnection& nats, const Config& config, const 
   if (s != NATS_OK && err != JSConsumerNameExistErr && err != JSConsumerExistingActiveErr) {
     check(s, "create consumer " + config.ingest.consumer);
   }
-  log::info("consumer ready", {{"consumer", config.ingest.consumer}, {"mode", push ? "push" : "pull"},
-                               {"filter", filter_subject}});
+  log::info("consumer ready",
+            {{"consumer", config.ingest.consumer}, {"mode", push ? "push" : "pull"}, {"filter", filter_subject}});
 }
 
 }  // namespace cdc

@@ -84,7 +84,8 @@ class PushSource final : public MessageSource {
       }
       // Empty: done once the server confirmed the UNSUBSCRIBE (the drain completes with an empty
       // queue), or at once when draining could not start.
-      if (!draining || s != NATS_TIMEOUT || natsSubscription_DrainCompletionStatus(sub_.get()) != NATS_ILLEGAL_STATE) break;
+      if (!draining || s != NATS_TIMEOUT || natsSubscription_DrainCompletionStatus(sub_.get()) != NATS_ILLEGAL_STATE)
+        break;
     }
     natsSubscription_Unsubscribe(sub_.get());
     natsConnection_FlushTimeout(nats_.get(), 2000);

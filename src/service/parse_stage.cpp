@@ -23,7 +23,8 @@ void prepare_dead_letter(const Config& config, Event& ev, ErrorKind kind, std::s
     if (ev.msg != nullptr && natsMsgHeader_Keys(ev.msg, &keys, &count) == NATS_OK) {
       for (int i = 0; i < count; ++i) {
         const char* value = nullptr;
-        if (natsMsgHeader_Get(ev.msg, keys[i], &value) == NATS_OK && value != nullptr) headers.emplace_back(keys[i], value);
+        if (natsMsgHeader_Get(ev.msg, keys[i], &value) == NATS_OK && value != nullptr)
+          headers.emplace_back(keys[i], value);
       }
       free(static_cast<void*>(keys));
     }
@@ -40,8 +41,9 @@ void prepare_dead_letter(const Config& config, Event& ev, ErrorKind kind, std::s
     letter.error = ev.out.error;
     letter.has_event_id = ev.out.has_event_id;
     letter.event_id = ev.out.event_id;
-    letter.failed_at_unix_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                   std::chrono::system_clock::now().time_since_epoch()).count();
+    letter.failed_at_unix_ns =
+        std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
+            .count();
     letter.headers = &headers;
     letter.data = ev.body;
     letter.max_bytes = max_bytes;
@@ -69,26 +71,49 @@ void log_dead_letter(log::Level level, std::string_view msg, const Event& ev, Er
   // the position (event_id). A field that is not known is left out rather than written empty.
   if (ev.out.has_event_id) {
     log::write(level, msg,
-               {{"trace_id", trace}, {"company", ev.out.company}, {"table", ev.out.table}, {"event_id", ev.out.event_id},
-                {"error_kind", kind_name}, {"error", error}, {"subject", ev.subject}, {"stream_seq", seq},
-                {"delivery_attempt", attempt}, {"suppressed", dropped}});
+               {{"trace_id", trace},
+                {"company", ev.out.company},
+                {"table", ev.out.table},
+                {"event_id", ev.out.event_id},
+                {"error_kind", kind_name},
+                {"error", error},
+                {"subject", ev.subject},
+                {"stream_seq", seq},
+                {"delivery_attempt", attempt},
+                {"suppressed", dropped}});
   } else if (!ev.out.company.empty() || !ev.out.table.empty()) {
     log::write(level, msg,
-               {{"trace_id", trace}, {"company", ev.out.company}, {"table", ev.out.table}, {"error_kind", kind_name},
-                {"error", error}, {"subject", ev.subject}, {"stream_seq", seq}, {"delivery_attempt", attempt},
+               {{"trace_id", trace},
+                {"company", ev.out.company},
+                {"table", ev.out.table},
+                {"error_kind", kind_name},
+                {"error", error},
+                {"subject", ev.subject},
+                {"stream_seq", seq},
+                {"delivery_attempt", attempt},
                 {"suppressed", dropped}});
   } else {
     log::write(level, msg,
-               {{"trace_id", trace}, {"error_kind", kind_name}, {"error", error}, {"subject", ev.subject},
-                {"stream_seq", seq}, {"delivery_attempt", attempt}, {"suppressed", dropped}});
+               {{"trace_id", trace},
+                {"error_kind", kind_name},
+                {"error", error},
+                {"subject", ev.subject},
+                {"stream_seq", seq},
+                {"delivery_attempt", attempt},
+                {"suppressed", dropped}});
   }
 }
 
 ParseStage::ParseStage(const Config& config, Link in, Link out, std::atomic<bool>& done, Lifecycle& life,
                        Metrics& metrics)
-    : config_(config), transformer_(std::make_unique<Transformer>(transform_rules(config))),
-      timer_(metrics.parse.stage, static_cast<std::size_t>(config.pipeline.batch_size)), in_(in), out_(out),
-      done_(done), life_(life), metrics_(metrics) {}
+    : config_(config),
+      transformer_(std::make_unique<Transformer>(transform_rules(config))),
+      timer_(metrics.parse.stage, static_cast<std::size_t>(config.pipeline.batch_size)),
+      in_(in),
+      out_(out),
+      done_(done),
+      life_(life),
+      metrics_(metrics) {}
 
 ParseStage::~ParseStage() { delete offered_.exchange(nullptr, std::memory_order_acquire); }
 
@@ -106,7 +131,8 @@ void ParseStage::take_offer() noexcept {
   // Events parsed with the old rules only hold views into their own subject, never into the
   // Transformer, so it can go now.
   transformer_.reset(next);
-  log::info("parse stage took the reloaded rules", {{"tables", static_cast<unsigned long long>(next->rules().tables.size())}});
+  log::info("parse stage took the reloaded rules",
+            {{"tables", static_cast<unsigned long long>(next->rules().tables.size())}});
 }
 
 void ParseStage::process(Event& ev) noexcept {
@@ -159,8 +185,9 @@ void ParseStage::run() noexcept {
       continue;
     }
     if (in_.drained()) break;
-    in_.waiter->wait_for([this] { return in_.ring->front() != nullptr || in_.producer_done->load(std::memory_order_acquire); },
-                         std::chrono::milliseconds(100));
+    in_.waiter->wait_for(
+        [this] { return in_.ring->front() != nullptr || in_.producer_done->load(std::memory_order_acquire); },
+        std::chrono::milliseconds(100));
   }
   (void)life_;
   done_.store(true, std::memory_order_release);

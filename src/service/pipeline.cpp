@@ -48,10 +48,15 @@ Pipeline::Pipeline(Config config, Ports ports)
       metrics_(std::make_unique<Metrics>(config_.ingest.tables)),
       ports_(std::move(ports)),
       pool_size_(config_.pipeline.ring_capacity),
-      free_ring_(pool_size_), parse_ring_(pool_size_), dedup_ring_(pool_size_), publish_ring_(pool_size_),
+      free_ring_(pool_size_),
+      parse_ring_(pool_size_),
+      dedup_ring_(pool_size_),
+      publish_ring_(pool_size_),
       ack_ring_(pool_size_),
-      ingest_waiter_(config_.pipeline.wait_strategy), parse_waiter_(config_.pipeline.wait_strategy),
-      dedup_waiter_(config_.pipeline.wait_strategy), publish_waiter_(config_.pipeline.wait_strategy),
+      ingest_waiter_(config_.pipeline.wait_strategy),
+      parse_waiter_(config_.pipeline.wait_strategy),
+      dedup_waiter_(config_.pipeline.wait_strategy),
+      publish_waiter_(config_.pipeline.wait_strategy),
       ack_waiter_(config_.pipeline.wait_strategy) {
   validate(config_);
   // relaxed: no thread runs yet; start() publishes them with the threads it creates.
@@ -101,7 +106,8 @@ void Pipeline::build() {
   publish_stage_ = std::make_unique<PublishStage>(config_, *ports_.publisher, pool_.get(), pool_size_, publish_link,
                                                   ack_link, publish_done_, life_, *metrics_, ports_.completer.get());
   ack_ = std::make_unique<AckStage>(config_, *ports_.completer, ack_link, free_link, ack_done_, life_, *metrics_);
-  ingest_ = std::make_unique<IngestStage>(config_, *ports_.source, free_link, parse_link, ingest_done_, life_, *metrics_);
+  ingest_ =
+      std::make_unique<IngestStage>(config_, *ports_.source, free_link, parse_link, ingest_done_, life_, *metrics_);
 }
 
 Pipeline::~Pipeline() {
@@ -127,10 +133,9 @@ void Pipeline::start() {
   threads_.emplace_back([this] { parse_->run(); });
   threads_.emplace_back([this] { ingest_->run(); });
   monitor_ = std::thread([this] { monitor(); });
-  log::info("pipeline started",
-            {{"ring_capacity", static_cast<unsigned long long>(pool_size_)},
-             {"wait_strategy", to_string(config_.pipeline.wait_strategy)},
-             {"mode", config_.ingest.mode == IngestMode::kPush ? "push" : "pull"}});
+  log::info("pipeline started", {{"ring_capacity", static_cast<unsigned long long>(pool_size_)},
+                                 {"wait_strategy", to_string(config_.pipeline.wait_strategy)},
+                                 {"mode", config_.ingest.mode == IngestMode::kPush ? "push" : "pull"}});
 }
 
 void Pipeline::stop() {
@@ -214,8 +219,10 @@ std::string Pipeline::render_metrics() const {
   st.log_dropped = log::dropped();
   st.version = CDC_VERSION;
   st.revision = CDC_GIT_REVISION;
-  st.dependencies = {{{"nats_c", CDC_NATS_VERSION}, {"simdjson", CDC_SIMDJSON_VERSION},
-                      {"hiredis", CDC_HIREDIS_VERSION}, {"libuv", CDC_LIBUV_VERSION}}};
+  st.dependencies = {{{"nats_c", CDC_NATS_VERSION},
+                      {"simdjson", CDC_SIMDJSON_VERSION},
+                      {"hiredis", CDC_HIREDIS_VERSION},
+                      {"libuv", CDC_LIBUV_VERSION}}};
   st.guard_max_failure_ms = max_failure_ms_.load(std::memory_order_relaxed);
   return metrics_->render(st);
 }
@@ -253,16 +260,18 @@ void Pipeline::read_backlog() noexcept {
   if (read_consumer_backlog(*consume_, config_, timeout, backlog, error)) {
     metrics_->monitor.backlog.set(static_cast<std::int64_t>(backlog.num_pending));
     metrics_->monitor.ack_pending.set(backlog.num_ack_pending);
-    metrics_->monitor.backlog_unix_ms.set(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                              std::chrono::system_clock::now().time_since_epoch()).count());
+    metrics_->monitor.backlog_unix_ms.set(
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+            .count());
     return;
   }
   metrics_->monitor.backlog_errors.inc();
   static thread_local log::RateLimiter limiter(60'000'000'000LL, 1);
   std::uint64_t suppressed = 0;
   if (limiter.allow(suppressed)) {
-    log::warn("cannot read the consumer backlog", {{"consumer", config_.ingest.consumer}, {"error", error},
-                                                    {"suppressed", static_cast<unsigned long long>(suppressed)}});
+    log::warn("cannot read the consumer backlog", {{"consumer", config_.ingest.consumer},
+                                                   {"error", error},
+                                                   {"suppressed", static_cast<unsigned long long>(suppressed)}});
   }
 }
 
@@ -291,9 +300,8 @@ void Pipeline::monitor() noexcept {
     // outcomes only while the output is not failing. Dead-letter counters are read before the
     // event counters the ack stage increments first.
     const Metrics& m = *metrics_;
-    const std::uint64_t output_dead =
-        m.ack.dead_letters[static_cast<std::size_t>(ErrorKind::kMaxDeliveries)].value() +
-        m.ack.dead_letters[static_cast<std::size_t>(ErrorKind::kPublishRejected)].value();
+    const std::uint64_t output_dead = m.ack.dead_letters[static_cast<std::size_t>(ErrorKind::kMaxDeliveries)].value() +
+                                      m.ack.dead_letters[static_cast<std::size_t>(ErrorKind::kPublishRejected)].value();
     const std::uint64_t publish_errors =
         m.publish.publish_errors.value() + m.publish.timeouts.value() + m.puback.errors.value();
     ProgressTracker::Sample ps;
@@ -345,12 +353,13 @@ void Pipeline::monitor() noexcept {
     metrics_->monitor.failing_ms.set(guard_.failing_ns(now) / kNsPerMs);
     if (trip && !guard_tripped_.load(std::memory_order_relaxed)) {
       std::string reason = "processing has failed continuously for " + format_ms(guard_.failing_ns(now) / kNsPerMs) +
-                           " (guard.max_failure_duration " + format_ms(limit_ms) + "): " +
-                           std::to_string(guard_.failures_since_success()) +
-                           " failures and no progress since the first of them; totals: " +
-                           std::to_string(naks) + " NAKs, " + std::to_string(publish_errors) + " publish errors, " +
-                           std::to_string(redis_errors) + " Redis errors holding work; nats_connected=" +
-                           (h.nats_connected ? "true" : "false") + ", redis_up=" + (h.redis_up ? "true" : "false");
+                           " (guard.max_failure_duration " + format_ms(limit_ms) +
+                           "): " + std::to_string(guard_.failures_since_success()) +
+                           " failures and no progress since the first of them; totals: " + std::to_string(naks) +
+                           " NAKs, " + std::to_string(publish_errors) + " publish errors, " +
+                           std::to_string(redis_errors) +
+                           " Redis errors holding work; nats_connected=" + (h.nats_connected ? "true" : "false") +
+                           ", redis_up=" + (h.redis_up ? "true" : "false");
       {
         std::lock_guard<std::mutex> guard_lock(guard_mutex_);
         guard_reason_ = std::move(reason);

@@ -32,8 +32,8 @@ bool parse_reply_tail(std::string_view subject, std::uint32_t& index, std::uint6
 bool claim(Event& ev, std::uint64_t generation) noexcept {
   std::uint64_t expected = pub_word(generation, PubState::kInFlight);
   // acq_rel: acquire the publish stage's writes of the attempt; release nothing yet.
-  return ev.pub.compare_exchange_strong(expected, pub_word(generation, PubState::kSettling),
-                                        std::memory_order_acq_rel, std::memory_order_acquire);
+  return ev.pub.compare_exchange_strong(expected, pub_word(generation, PubState::kSettling), std::memory_order_acq_rel,
+                                        std::memory_order_acquire);
 }
 
 void finish_claim(Event& ev, std::uint64_t generation, PubState state, std::string_view why) noexcept {
@@ -47,10 +47,18 @@ void finish_claim(Event& ev, std::uint64_t generation, PubState state, std::stri
 }  // namespace
 
 PublishStage::PublishStage(const Config& config, Publisher& publisher, Event* pool, std::size_t pool_size, Link in,
-                           Link out, std::atomic<bool>& done, Lifecycle& life, Metrics& metrics,
-                           Completer* completer)
-    : config_(config), publisher_(publisher), pool_(pool), pool_size_(pool_size), in_(in), out_(out), done_(done),
-      life_(life), metrics_(metrics), fifo_(pool_size, nullptr), recent_(pool_size * 2, 0),
+                           Link out, std::atomic<bool>& done, Lifecycle& life, Metrics& metrics, Completer* completer)
+    : config_(config),
+      publisher_(publisher),
+      pool_(pool),
+      pool_size_(pool_size),
+      in_(in),
+      out_(out),
+      done_(done),
+      life_(life),
+      metrics_(metrics),
+      fifo_(pool_size, nullptr),
+      recent_(pool_size * 2, 0),
       keep_alive_(completer, config.ingest.ack_wait) {
   publisher_.set_sink(this);
   max_payload_ = publisher_.max_payload();
@@ -75,7 +83,8 @@ void PublishStage::on_puback(std::string_view reply_subject, std::string_view bo
       now_ns() - (ev.pub_deadline_ns - static_cast<std::int64_t>(config_.publish.ack_timeout.count()) * kNsPerMs));
   if (no_responders) {
     metrics_.puback.errors.inc();
-    finish_claim(ev, generation, PubState::kTransient, "no responders: no stream for the subject, or it is unavailable");
+    finish_claim(ev, generation, PubState::kTransient,
+                 "no responders: no stream for the subject, or it is unavailable");
   } else {
     PubAckInfo info;
     if (!parse_pub_ack(body, info)) {
@@ -134,7 +143,8 @@ void PublishStage::publish(Event& ev) noexcept {
     // for good and its source NAKed until JetStream gives up on it, neither dead-lettered nor
     // published. Rebuild it with data_base64 cut to fit (docs/decisions.md).
     const auto room = max_payload_ - static_cast<std::int64_t>(msg_id_.size() + kHeaderBytes);
-    prepare_dead_letter(config_, ev, ev.out.error_kind, ev.out.error, static_cast<std::size_t>(std::max<std::int64_t>(room, 1)));
+    prepare_dead_letter(config_, ev, ev.out.error_kind, ev.out.error,
+                        static_cast<std::size_t>(std::max<std::int64_t>(room, 1)));
   }
   const std::uint64_t generation = ++generation_;
   ++ev.attempts;
@@ -164,7 +174,8 @@ void PublishStage::publish(Event& ev) noexcept {
   }
   metrics_.publish.publish_errors.inc();
   if (claim(ev, generation)) {
-    finish_claim(ev, generation, st == Publisher::Status::kTooLarge ? PubState::kRejected : PubState::kTransient, error_);
+    finish_claim(ev, generation, st == Publisher::Status::kTooLarge ? PubState::kRejected : PubState::kTransient,
+                 error_);
   }
 }
 
@@ -172,19 +183,12 @@ void PublishStage::admit(Event& ev) noexcept {
   ev.attempts = 0;
   ev.final = false;
   switch (ev.target) {
-    case Target::kNone:
-      complete(ev, Completion::kAck, EventResult::kSkipped);
-      return;
-    case Target::kDeadLetter:
-      publish(ev);
-      return;
-    case Target::kOutput:
-      break;
+    case Target::kNone: complete(ev, Completion::kAck, EventResult::kSkipped); return;
+    case Target::kDeadLetter: publish(ev); return;
+    case Target::kOutput: break;
   }
   switch (ev.dedup) {
-    case DedupResult::kDone:
-      complete(ev, Completion::kAck, EventResult::kDuplicate);
-      return;
+    case DedupResult::kDone: complete(ev, Completion::kAck, EventResult::kDuplicate); return;
     case DedupResult::kInFlight:
       if (published_recently(ev.out.event_id)) {
         // The 'p' is our own: an earlier copy of this event is in this pipeline right now. Not
@@ -199,8 +203,8 @@ void PublishStage::admit(Event& ev) noexcept {
         static thread_local log::RateLimiter in_flight_limiter;
         std::uint64_t suppressed = 0;
         if (in_flight_limiter.allow(suppressed)) {
-          log_dead_letter(log::Level::kError, "event still in flight elsewhere at its last delivery; dead-lettering", ev,
-                          ErrorKind::kMaxDeliveries, kWhy, suppressed);
+          log_dead_letter(log::Level::kError, "event still in flight elsewhere at its last delivery; dead-lettering",
+                          ev, ErrorKind::kMaxDeliveries, kWhy, suppressed);
         }
         prepare_dead_letter(config_, ev, ErrorKind::kMaxDeliveries, kWhy);
         publish(ev);
@@ -209,8 +213,7 @@ void PublishStage::admit(Event& ev) noexcept {
         complete(ev, Completion::kNak, EventResult::kRetried);
       }
       return;
-    default:
-      publish(ev);
+    default: publish(ev);
   }
 }
 
@@ -230,8 +233,12 @@ void PublishStage::give_up(Event& ev, std::string_view why) noexcept {
   }
   if (limiter.allow(suppressed)) {
     log::error(ev.target == Target::kDeadLetter ? "dead-letter publish failed; NAK" : "publish failed; NAK",
-               {{"trace_id", trace_id(ev)}, {"event_id", ev.out.event_id}, {"subject", ev.subject}, {"error", why},
-                {"attempts", static_cast<unsigned>(ev.attempts)}, {"delivery_attempt", static_cast<unsigned>(ev.deliveries)},
+               {{"trace_id", trace_id(ev)},
+                {"event_id", ev.out.event_id},
+                {"subject", ev.subject},
+                {"error", why},
+                {"attempts", static_cast<unsigned>(ev.attempts)},
+                {"delivery_attempt", static_cast<unsigned>(ev.deliveries)},
                 {"suppressed", static_cast<unsigned long long>(suppressed)}});
   }
   ev.unmark = ev.dedup == DedupResult::kFirstSeen;
@@ -255,8 +262,7 @@ bool PublishStage::advance_head() noexcept {
             continue;
           }
           [[fallthrough]];
-        case PubState::kSettling:
-          goto blocked;
+        case PubState::kSettling: goto blocked;
         case PubState::kOk:
         case PubState::kDuplicate: {
           // After a retry, "duplicate" most likely means our own earlier attempt was stored and
@@ -279,9 +285,9 @@ bool PublishStage::advance_head() noexcept {
             continue;
           }
           if (retry_at_ns_ == 0) {
-            const std::int64_t backoff = std::min<std::int64_t>(
-                config_.publish.retry_backoff.count() << std::min<std::uint32_t>(ev.attempts - 1, 20),
-                config_.publish.retry_backoff_max.count());
+            const std::int64_t backoff = std::min<std::int64_t>(config_.publish.retry_backoff.count()
+                                                                    << std::min<std::uint32_t>(ev.attempts - 1, 20),
+                                                                config_.publish.retry_backoff_max.count());
             retry_at_ns_ = now + backoff * kNsPerMs;
           }
           goto blocked;
@@ -354,7 +360,8 @@ void PublishStage::finish_all_with_nak() noexcept {
     const std::uint64_t word = ev.pub.load(std::memory_order_acquire);
     if ((pub_state(word) == PubState::kOk || pub_state(word) == PubState::kDuplicate) && ev.target == Target::kOutput) {
       ev.mark_done = config_.dedup.enabled;
-      complete(ev, Completion::kAck, pub_state(word) == PubState::kDuplicate ? EventResult::kDuplicate : EventResult::kProcessed);
+      complete(ev, Completion::kAck,
+               pub_state(word) == PubState::kDuplicate ? EventResult::kDuplicate : EventResult::kProcessed);
       return;
     }
     ev.unmark = ev.dedup == DedupResult::kFirstSeen;
@@ -366,7 +373,8 @@ void PublishStage::finish_all_with_nak() noexcept {
   while (in_.ring->try_pop(ev)) {
     ev->final = false;
     if (ev->target == Target::kNone) complete(*ev, Completion::kAck, EventResult::kSkipped);
-    else if (ev->target == Target::kOutput && ev->dedup == DedupResult::kDone) complete(*ev, Completion::kAck, EventResult::kDuplicate);
+    else if (ev->target == Target::kOutput && ev->dedup == DedupResult::kDone)
+      complete(*ev, Completion::kAck, EventResult::kDuplicate);
     fifo_[tail_ & (fifo_.size() - 1)] = ev;
     ++tail_;
     abandon(*ev);
@@ -382,8 +390,9 @@ void PublishStage::run() noexcept {
     if (life_.abort.load(std::memory_order_relaxed)) {
       finish_all_with_nak();
       if (in_.drained()) break;
-      in_.waiter->wait_for([this] { return in_.ring->front() != nullptr || in_.producer_done->load(std::memory_order_acquire); },
-                           std::chrono::milliseconds(20));
+      in_.waiter->wait_for(
+          [this] { return in_.ring->front() != nullptr || in_.producer_done->load(std::memory_order_acquire); },
+          std::chrono::milliseconds(20));
       continue;
     }
     bool progressed = advance_head();
@@ -424,7 +433,8 @@ void PublishStage::run() noexcept {
     in_.waiter->wait_for(
         [this, max_pending] {
           const bool can_take = retry_at_ns_ == 0 && head_ >= hold_until_ && fifo_size() < max_pending;
-          if (can_take && (in_.ring->front() != nullptr || in_.producer_done->load(std::memory_order_acquire))) return true;
+          if (can_take && (in_.ring->front() != nullptr || in_.producer_done->load(std::memory_order_acquire)))
+            return true;
           if (head_ == tail_ || retry_at_ns_ != 0) return false;
           const PubState st = pub_state(fifo_at(head_)->pub.load(std::memory_order_acquire));
           return st != PubState::kInFlight && st != PubState::kSettling;

@@ -23,8 +23,9 @@ bool internal_tag(void* tag) { return tag == &g_auth_tag || tag == &g_select_tag
 /// sent), WRONGPASS (Redis 6+), "ERR invalid password" (older), "ERR AUTH <password> called
 /// without any password configured" (we send one, it has none).
 bool is_auth_error(std::string_view text) {
-  return text.rfind("NOAUTH", 0) == 0 || text.rfind("WRONGPASS", 0) == 0 || text.rfind("ERR invalid password", 0) == 0 ||
-         text.rfind("ERR AUTH", 0) == 0 || text.rfind("ERR Client sent AUTH", 0) == 0;
+  return text.rfind("NOAUTH", 0) == 0 || text.rfind("WRONGPASS", 0) == 0 ||
+         text.rfind("ERR invalid password", 0) == 0 || text.rfind("ERR AUTH", 0) == 0 ||
+         text.rfind("ERR Client sent AUTH", 0) == 0;
 }
 
 constexpr std::size_t kReadBuffer = 64 * 1024;
@@ -37,8 +38,8 @@ struct RedisConnection::Socket {
   uv_write_t write{};
   RedisConnection* owner = nullptr;  // nullptr once abandoned: callbacks still due do nothing
   explicit Socket(std::size_t max_text) : reader(max_text) {}
-  RespReader reader;                 // fresh per connection: no half-parsed reply carries over
-  std::string writing;               // the bytes of the write in progress
+  RespReader reader;    // fresh per connection: no half-parsed reply carries over
+  std::string writing;  // the bytes of the write in progress
   bool write_busy = false;
   std::array<char, kReadBuffer> read_buf{};
 };
@@ -86,7 +87,8 @@ struct RedisIo {
   static void on_timer(uv_timer_t* timer) {
     auto* self = static_cast<RedisConnection*>(timer->data);
     if (self->state_ == RedisConnection::State::kConnecting || self->state_ == RedisConnection::State::kHandshake) {
-      self->connection_lost(self->state_ == RedisConnection::State::kConnecting ? "connect timeout" : "handshake timeout");
+      self->connection_lost(self->state_ == RedisConnection::State::kConnecting ? "connect timeout"
+                                                                                : "handshake timeout");
       return;
     }
     if (self->state_ == RedisConnection::State::kIdle) self->connect_now();
@@ -113,8 +115,13 @@ bool split_host_port(const std::string& address, std::string& host, int& port) {
 
 RedisConnection::RedisConnection(const RedisConfig& config, uv_loop_s* loop, std::string role, ReplyFn on_reply,
                                  void* owner, std::size_t max_reply_text)
-    : config_(config), loop_(loop), role_(std::move(role)), on_reply_(on_reply), owner_(owner),
-      max_reply_text_(max_reply_text), tags_(1024, nullptr) {
+    : config_(config),
+      loop_(loop),
+      role_(std::move(role)),
+      on_reply_(on_reply),
+      owner_(owner),
+      max_reply_text_(max_reply_text),
+      tags_(1024, nullptr) {
   if (!split_host_port(config.address, host_, port_)) {
     throw ConfigError("redis.address", "expected host:port, got '" + config.address + "'");
   }
@@ -151,7 +158,8 @@ void RedisConnection::close() {
   }
   if (prepare_ != nullptr) {
     uv_prepare_stop(prepare_);
-    uv_close(reinterpret_cast<uv_handle_t*>(prepare_), [](uv_handle_t* h) { delete reinterpret_cast<uv_prepare_t*>(h); });
+    uv_close(reinterpret_cast<uv_handle_t*>(prepare_),
+             [](uv_handle_t* h) { delete reinterpret_cast<uv_prepare_t*>(h); });
     prepare_ = nullptr;
   }
 }
@@ -241,9 +249,12 @@ void RedisConnection::auth_failure(std::string_view error) {
   // Once per transition (not per command, not per reconnect): the error names the problem
   // (NOAUTH, WRONGPASS), never the password.
   if (!auth_failed_.exchange(true, std::memory_order_relaxed)) {
-    log::error("redis authentication failed: the server refuses our credentials; dedup cannot work until they are fixed",
-               {{"connection", role_}, {"address", config_.address}, {"error", error},
-                {"password_configured", !config_.password.empty()}});
+    log::error(
+        "redis authentication failed: the server refuses our credentials; dedup cannot work until they are fixed",
+        {{"connection", role_},
+         {"address", config_.address},
+         {"error", error},
+         {"password_configured", !config_.password.empty()}});
   }
   connection_lost("authentication failed");
 }
@@ -369,8 +380,10 @@ void RedisConnection::schedule_reconnect(const std::string& why) {
   std::uint64_t suppressed = 0;
   // An authentication failure was logged once as an error; its retries are not news.
   if (!auth_failed_.load(std::memory_order_relaxed) && limiter.allow(suppressed)) {
-    log::warn("redis connection failed; retrying", {{"connection", role_}, {"address", config_.address},
-                                                    {"error", why}, {"retry_in_ms", static_cast<long long>(backoff_ms_)},
+    log::warn("redis connection failed; retrying", {{"connection", role_},
+                                                    {"address", config_.address},
+                                                    {"error", why},
+                                                    {"retry_in_ms", static_cast<long long>(backoff_ms_)},
                                                     {"suppressed", static_cast<unsigned long long>(suppressed)}});
   }
   uv_timer_start(timer_, &RedisIo::on_timer, static_cast<std::uint64_t>(backoff_ms_), 0);

@@ -18,8 +18,8 @@ RedisInfoProbe::RedisInfoProbe(const RedisConfig& config, Metrics& metrics)
     : config_(config), metrics_(metrics), loop_(std::make_unique<uv_loop_t>()) {
   uv_loop_init(loop_.get());
   try {
-    redis_ = std::make_unique<RedisConnection>(config_, loop_.get(), "info", &RedisInfoProbe::on_reply, this,
-                                               kMaxInfoText);
+    redis_ =
+        std::make_unique<RedisConnection>(config_, loop_.get(), "info", &RedisInfoProbe::on_reply, this, kMaxInfoText);
   } catch (...) {
     uv_loop_close(loop_.get());
     throw;
@@ -68,8 +68,8 @@ void RedisInfoProbe::on_reply(void* owner, void* tag, const RedisReply& reply) {
       static thread_local log::RateLimiter limiter(600'000'000'000LL, 1);
       std::uint64_t suppressed = 0;
       if (limiter.allow(suppressed)) {
-        log::warn("cannot read Redis INFO", {{"error", reply.error_text()},
-                                             {"suppressed", static_cast<unsigned long long>(suppressed)}});
+        log::warn("cannot read Redis INFO",
+                  {{"error", reply.error_text()}, {"suppressed", static_cast<unsigned long long>(suppressed)}});
       }
     }
     return;
@@ -93,9 +93,11 @@ void RedisInfoProbe::on_reply(void* owner, void* tag, const RedisReply& reply) {
   }
   if (redis_policy_can_evict(value)) {
     log::warn("redis maxmemory-policy can evict dedup keys",
-              {{"policy", value}, {"address", self->config_.address},
-               {"hint", "a dedup mark evicted before its TTL lets a redelivered event be published again; "
-                        "set maxmemory-policy noeviction on the dedup Redis"}});
+              {{"policy", value},
+               {"address", self->config_.address},
+               {"hint",
+                "a dedup mark evicted before its TTL lets a redelivered event be published again; "
+                "set maxmemory-policy noeviction on the dedup Redis"}});
   } else {
     log::info("redis maxmemory-policy", {{"policy", value}});
   }

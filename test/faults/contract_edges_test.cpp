@@ -88,7 +88,8 @@ TEST_CASE("two tenants with the same commit position and key: both changes are p
   const std::vector<CaptureRecord> records{record("cdc.co1.messages", body, "co1-Mjc2MzUyMjQ6MA=="),
                                            record("cdc.co2.messages", body, "co2-Mjc2MzUyMjQ6MA==")};
   const Expected want = expect(config, records);
-  REQUIRE(want.event_ids == std::vector<std::string>{"27635224.0:co1:messages:msg-789", "27635224.0:co2:messages:msg-789"});
+  REQUIRE(want.event_ids ==
+          std::vector<std::string>{"27635224.0:co1:messages:msg-789", "27635224.0:co2:messages:msg-789"});
 
   const Run run = run_service(nats, redis, config, records, want);
   report("two-tenants-same-position", figures(run.outcome));
@@ -141,7 +142,8 @@ TEST_CASE("-0 as a routing id is dead-lettered invalid_token, 0 and -7 route", "
   const std::vector<CaptureRecord> records{
       record("cdc.co1.messages", message_body("m-1", "-0", 600), "nz-1"),
       record("cdc.co1.chats",
-             R"({"record":{"chat_id":-0,"agent_id":"agent-1"},"action":"insert","metadata":{"commit_lsn":601}})", "nz-2"),
+             R"({"record":{"chat_id":-0,"agent_id":"agent-1"},"action":"insert","metadata":{"commit_lsn":601}})",
+             "nz-2"),
       record("cdc.co1.messages", message_body("m-3", "0", 602), "z-3"),
       record("cdc.co1.messages", message_body("m-4", "-7", 603), "n-4"),
   };
@@ -251,7 +253,9 @@ TEST_CASE("dead-letter log lines carry company, table and event_id when they are
   probe.create_stream(config.ingest.stream, {"cdc.>"});
   const std::uint16_t port = free_port();
   auto service = start_service(service_env(nats.url(), redis.address(), port));
-  const auto dead_letter_lines = [&] { return lines_with(service->output(), "\"msg\":\"invalid message dead-lettered\""); };
+  const auto dead_letter_lines = [&] {
+    return lines_with(service->output(), "\"msg\":\"invalid message dead-lettered\"");
+  };
   const auto line_of = [&](std::string_view subject) {
     for (const auto& l : dead_letter_lines()) {
       if (l.find("\"subject\":\"" + std::string(subject) + "\"") != std::string::npos) return l;

@@ -48,8 +48,8 @@ inline std::vector<CaptureRecord> generate(const TempDir& dir, const std::string
 
 /// The service's environment for a fault test: short AckWait and pending TTL so redeliveries
 /// come within seconds, fast retries and reconnects, a small pool. `extra` overrides.
-inline EnvOverrides service_env(const std::string& nats_url, const std::string& redis_address, std::uint16_t metrics_port,
-                                const EnvOverrides& extra = {}) {
+inline EnvOverrides service_env(const std::string& nats_url, const std::string& redis_address,
+                                std::uint16_t metrics_port, const EnvOverrides& extra = {}) {
   EnvOverrides env{{"NATS_URL", nats_url},
                    {"REDIS_ADDRESS", redis_address},
                    {"DAISI_CDC_METRICS_PORT", std::to_string(metrics_port)},
@@ -145,7 +145,8 @@ inline std::vector<DeadLetterSeen> read_dead_letters(const JetStreamProbe& probe
     d.msg_id = m.header("Nats-Msg-Id");
     d.size = m.data.size();
     simdjson::dom::element doc;
-    if (parser.parse(m.data).get(doc) != simdjson::SUCCESS) throw std::runtime_error("dead letter is not JSON: " + m.data.substr(0, 200));
+    if (parser.parse(m.data).get(doc) != simdjson::SUCCESS)
+      throw std::runtime_error("dead letter is not JSON: " + m.data.substr(0, 200));
     std::uint64_t u = 0;
     std::string_view s;
     if (doc["source_seq"].get(u) == simdjson::SUCCESS) d.source_seq = u;
@@ -165,13 +166,13 @@ inline std::vector<DeadLetterSeen> read_dead_letters(const JetStreamProbe& probe
 
 /// What landed, compared with what must land.
 struct Outcome {
-  std::size_t expected = 0;        // distinct events to publish
-  std::size_t published = 0;       // messages in wa_stream
-  std::size_t missing = 0;         // expected ids not in wa_stream
-  std::size_t duplicates = 0;      // messages in wa_stream beyond the first of their Nats-Msg-Id
-  std::size_t unexpected = 0;      // ids in wa_stream that must not be there
-  std::size_t wrong_payload = 0;   // payload differs from the transform's
-  std::size_t dead_letters = 0;    // records in cdc_dlq_stream
+  std::size_t expected = 0;                // distinct events to publish
+  std::size_t published = 0;               // messages in wa_stream
+  std::size_t missing = 0;                 // expected ids not in wa_stream
+  std::size_t duplicates = 0;              // messages in wa_stream beyond the first of their Nats-Msg-Id
+  std::size_t unexpected = 0;              // ids in wa_stream that must not be there
+  std::size_t wrong_payload = 0;           // payload differs from the transform's
+  std::size_t dead_letters = 0;            // records in cdc_dlq_stream
   std::size_t dead_letter_duplicates = 0;  // beyond the first per source message
   std::map<std::string, int> kinds;        // error_kind -> count
   std::vector<DeadLetterSeen> letters;
@@ -259,12 +260,12 @@ inline std::string figures(const Outcome& o) {
 }
 
 /// The checks every scenario shares: output exactly the expected set, each once.
-#define CHECK_OUTPUT_EXACT(o)          \
-  do {                                 \
-    CHECK((o).missing == 0);           \
-    CHECK((o).duplicates == 0);        \
-    CHECK((o).unexpected == 0);        \
-    CHECK((o).wrong_payload == 0);     \
+#define CHECK_OUTPUT_EXACT(o)               \
+  do {                                      \
+    CHECK((o).missing == 0);                \
+    CHECK((o).duplicates == 0);             \
+    CHECK((o).unexpected == 0);             \
+    CHECK((o).wrong_payload == 0);          \
     CHECK((o).dead_letter_duplicates == 0); \
     CHECK((o).published == (o).expected);   \
   } while (false)

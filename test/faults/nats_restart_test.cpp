@@ -12,8 +12,7 @@ using namespace cdc;
 using namespace cdc::test;
 using namespace cdc::test::faults;
 
-TEST_CASE("nats-server restarted mid-stream: reconnects, nothing lost or doubled",
-          "[integration][faults]") {
+TEST_CASE("nats-server restarted mid-stream: reconnects, nothing lost or doubled", "[integration][faults]") {
   NatsServer nats;
   RedisServer redis;
   TempDir dir("cdc-faults");
@@ -52,14 +51,18 @@ TEST_CASE("nats-server restarted mid-stream: reconnects, nothing lost or doubled
 
   JetStreamProbe probe(nats.url());
   const Outcome o = collect(probe, config, to_publish(want));
-  report("nats-restart", "events=" + std::to_string(records.size()) + " restarts=" + std::to_string(restarts) +
-                             " (fed at restart: " + std::to_string(fed_at[0]) + "," + std::to_string(fed_at[1]) + ")" +
-                             " reconnects=" + std::to_string(static_cast<long>(metric(metrics, "cdc_consumer_nats_reconnects_total"))) +
-                             " publish_retries=" + std::to_string(static_cast<long>(metric(metrics, "cdc_consumer_publish_retries_total"))) +
-                             " publish_timeouts=" + std::to_string(static_cast<long>(metric(metrics, "cdc_consumer_publish_timeouts_total"))) +
-                             " naks=" + std::to_string(static_cast<long>(metric(metrics, "cdc_consumer_source_completions_total", "kind=\"nak\""))) +
-                             " retried=" + std::to_string(static_cast<long>(metric(metrics, "cdc_consumer_retries_total"))) +
-                             " " + figures(o));
+  report(
+      "nats-restart",
+      "events=" + std::to_string(records.size()) + " restarts=" + std::to_string(restarts) +
+          " (fed at restart: " + std::to_string(fed_at[0]) + "," + std::to_string(fed_at[1]) + ")" +
+          " reconnects=" + std::to_string(static_cast<long>(metric(metrics, "cdc_consumer_nats_reconnects_total"))) +
+          " publish_retries=" +
+          std::to_string(static_cast<long>(metric(metrics, "cdc_consumer_publish_retries_total"))) +
+          " publish_timeouts=" +
+          std::to_string(static_cast<long>(metric(metrics, "cdc_consumer_publish_timeouts_total"))) + " naks=" +
+          std::to_string(static_cast<long>(metric(metrics, "cdc_consumer_source_completions_total", "kind=\"nak\""))) +
+          " retried=" + std::to_string(static_cast<long>(metric(metrics, "cdc_consumer_retries_total"))) + " " +
+          figures(o));
   CHECK_OUTPUT_EXACT(o);
   CHECK(o.kinds == want.dead_letters);
   CHECK(metric(metrics, "cdc_consumer_nats_reconnects_total") >= 2 * restarts);  // both connections, each time

@@ -120,14 +120,15 @@ TEST_CASE("a Redis that refuses the service credentials is an authentication fai
   CHECK(count_of(out, "\"error\":\"NOAUTH") + count_of(out, "\"error\":\"WRONGPASS") == auth_errors);
   CHECK(count_of(out, "redis connection failed; retrying") == 0);
   report(std::string("redis-auth-") + (wrong_password ? "wrongpass" : "noauth"),
-         "start_to_redis_up_0_s=" + std::to_string(to_redis_down) + " start_to_readyz_503_s=" + std::to_string(to_not_ready) +
-             " pending_to_healthz_503_s=" + std::to_string(to_stalled) + " (stall_timeout 3s) auth_error_lines=" +
-             std::to_string(auth_errors));
+         "start_to_redis_up_0_s=" + std::to_string(to_redis_down) + " start_to_readyz_503_s=" +
+             std::to_string(to_not_ready) + " pending_to_healthz_503_s=" + std::to_string(to_stalled) +
+             " (stall_timeout 3s) auth_error_lines=" + std::to_string(auth_errors));
   CHECK(service->terminate(30s) == 0);
 }
 
-TEST_CASE("with the output failing skipped acks and dead letters are not progress so liveness fails and the guard exits 3",
-          "[integration][faults]") {
+TEST_CASE(
+    "with the output failing skipped acks and dead letters are not progress so liveness fails and the guard exits 3",
+    "[integration][faults]") {
   NatsServer nats;
   RedisServer redis;
   TempDir dir("cdc-faults");
@@ -173,11 +174,12 @@ TEST_CASE("with the output failing skipped acks and dead letters are not progres
   const double to_exit = seconds_since(failing_since);
   const std::string out = service->output();
   const auto letters = read_dead_letters(probe, config.publish.dlq_stream);
-  report("output-gone", "healthz_503_after_s=" + std::to_string(to_stalled) + " (stall_timeout 3s) guard_exit_after_s=" +
-                            std::to_string(to_exit) + " (max_failure_duration 8s) exit=" +
-                            std::to_string(code.value_or(-1)) + " skipped_acked=" +
-                            std::to_string(static_cast<long>(metric(metrics, "cdc_consumer_events_total", "result=\"skipped\""))) +
-                            " dead_letters=" + std::to_string(letters.size()));
+  report("output-gone",
+         "healthz_503_after_s=" + std::to_string(to_stalled) +
+             " (stall_timeout 3s) guard_exit_after_s=" + std::to_string(to_exit) +
+             " (max_failure_duration 8s) exit=" + std::to_string(code.value_or(-1)) + " skipped_acked=" +
+             std::to_string(static_cast<long>(metric(metrics, "cdc_consumer_events_total", "result=\"skipped\""))) +
+             " dead_letters=" + std::to_string(letters.size()));
   CHECK(to_stalled < 3.0 + 2.5);  // stall_timeout, plus the backlog read and the monitor tick
   CHECK(code == std::optional<int>(3));
   CHECK(to_exit < 8.0 + 4.0);  // guard.max_failure_duration from the first failure, plus the drain
@@ -198,7 +200,8 @@ TEST_CASE("SIGTERM mid-stream answers every message received: none left to wait 
   publish_all(probe, records);  // a backlog
   const std::uint16_t port = free_port();
   // AckWait far longer than the test: a message left unanswered shows as ack-pending.
-  const EnvOverrides env{{"DAISI_CDC_INGEST_ACK_WAIT", "60s"}, {"DAISI_CDC_INGEST_MAX_ACK_PENDING", "4096"},
+  const EnvOverrides env{{"DAISI_CDC_INGEST_ACK_WAIT", "60s"},
+                         {"DAISI_CDC_INGEST_MAX_ACK_PENDING", "4096"},
                          {"DAISI_CDC_PIPELINE_RING_CAPACITY", "1024"}};
   auto service = start_service(service_env(nats.url(), redis.address(), port, env));
   // Mid-stream: some done, most not.
@@ -226,10 +229,11 @@ TEST_CASE("SIGTERM mid-stream answers every message received: none left to wait 
   const double settle_s = seconds_since(restarted);
   const ConsumerState end = probe.consumer_info(config.ingest.stream, config.ingest.consumer);
   CHECK(again->terminate(30s) == 0);
-  report("sigterm", "events=" + std::to_string(records.size()) + " completed_before_sigterm>=" +
-                        std::to_string(static_cast<long>(processed)) + " ack_pending_right_after_exit=" +
-                        std::to_string(after_exit.num_ack_pending) + " (NAKed, waiting for a subscriber) pending=" +
-                        std::to_string(after_exit.num_pending) + " restart_settled_s=" + std::to_string(settle_s) +
+  report("sigterm", "events=" + std::to_string(records.size()) +
+                        " completed_before_sigterm>=" + std::to_string(static_cast<long>(processed)) +
+                        " ack_pending_right_after_exit=" + std::to_string(after_exit.num_ack_pending) +
+                        " (NAKed, waiting for a subscriber) pending=" + std::to_string(after_exit.num_pending) +
+                        " restart_settled_s=" + std::to_string(settle_s) +
                         " (ack_wait 60s) redelivered=" + std::to_string(end.num_redelivered));
   CHECK(settled);
   CHECK(settle_s < 40.0);

@@ -68,11 +68,11 @@ TEST_CASE("30 % malformed input: good ones published, bad ones dead-lettered, me
   REQUIRE(settled);
 
   const Outcome o = collect(probe, config, to_publish(want));
-  report("poison-flood", "events=" + std::to_string(flood.size()) + " (after " + std::to_string(warm.size()) + " good)" +
-                             " malformed=" + std::to_string(want_flood.dead_letter_total()) +
-                             " seconds=" + std::to_string(seconds).substr(0, 5) +
-                             " rss_kib_before=" + std::to_string(rss_before) + " rss_kib_max=" + std::to_string(rss_max) +
-                             " rss_kib_after=" + std::to_string(rss_after) + " " + figures(o));
+  report("poison-flood", "events=" + std::to_string(flood.size()) + " (after " + std::to_string(warm.size()) +
+                             " good)" + " malformed=" + std::to_string(want_flood.dead_letter_total()) + " seconds=" +
+                             std::to_string(seconds).substr(0, 5) + " rss_kib_before=" + std::to_string(rss_before) +
+                             " rss_kib_max=" + std::to_string(rss_max) + " rss_kib_after=" + std::to_string(rss_after) +
+                             " " + figures(o));
   CHECK_OUTPUT_EXACT(o);
   CHECK(o.kinds == want.dead_letters);
   for (const auto& d : o.letters) CHECK(d.delivery_attempts == 1);

@@ -23,7 +23,8 @@ CaptureRecord big_insert(std::uint64_t lsn, const std::string& pk, std::size_t f
   r.subject = "cdc.co1.messages";
   r.headers.emplace_back("Nats-Msg-Id", "big-" + std::to_string(lsn));
   r.data = R"({"record":{"message_id":")" + pk + R"(","chat_id":"chat-big","agent_id":"agent-big","text":")" +
-           std::string(filler, 'x') + R"("},"changes":null,"action":"insert","metadata":{"table_name":"messages","commit_lsn":)" +
+           std::string(filler, 'x') +
+           R"("},"changes":null,"action":"insert","metadata":{"table_name":"messages","commit_lsn":)" +
            std::to_string(lsn) + R"(,"commit_idx":0}})";
   return r;
 }
@@ -115,7 +116,8 @@ TEST_CASE("publish rejected for single messages: dead-lettered (publish_rejected
       CHECK(d.data.rfind("{\"record\":", 0) == 0);  // a prefix of the body
     }
   }
-  report("publish-rejected", "events=" + std::to_string(records.size()) + " rejected_by_stream=4 rejected_by_max_payload=4" +
+  report("publish-rejected", "events=" + std::to_string(records.size()) +
+                                 " rejected_by_stream=4 rejected_by_max_payload=4" +
                                  " dead_letters_truncated=" + std::to_string(truncated) + " " + figures(o));
   CHECK_OUTPUT_EXACT(o);
   CHECK(o.dead_letters == 8);
@@ -183,10 +185,12 @@ TEST_CASE("publish failing until max_deliver: dead-lettered (max_deliveries), te
     ++got[d.event_id];
     if (d.kind != "max_deliveries" || d.delivery_attempts != 2) ++wrong;
   }
-  report("max-deliver", "events=" + std::to_string(records.size()) + " max_deliver=2 failing_company=" + lost_company +
-                            " expected_dead_letters=" + std::to_string(dead_letter_total) +
-                            " terms=" + std::to_string(static_cast<long>(metric(metrics, "cdc_consumer_source_completions_total", "kind=\"term\""))) +
-                            " " + figures(o));
+  report(
+      "max-deliver",
+      "events=" + std::to_string(records.size()) + " max_deliver=2 failing_company=" + lost_company +
+          " expected_dead_letters=" + std::to_string(dead_letter_total) + " terms=" +
+          std::to_string(static_cast<long>(metric(metrics, "cdc_consumer_source_completions_total", "kind=\"term\""))) +
+          " " + figures(o));
   CHECK_OUTPUT_EXACT(o);
   CHECK(wrong == 0);
   CHECK(got == must_dead_letter);

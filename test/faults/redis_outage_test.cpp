@@ -61,8 +61,7 @@ std::optional<std::size_t> wait_count_stable(const JetStreamProbe& probe, const 
 
 }  // namespace
 
-TEST_CASE("Redis restarted mid-stream, publish policy: flows, no duplicates",
-          "[integration][faults]") {
+TEST_CASE("Redis restarted mid-stream, publish policy: flows, no duplicates", "[integration][faults]") {
   NatsServer nats;
   RedisServer redis;
   TempDir dir("cdc-faults");
@@ -74,7 +73,8 @@ TEST_CASE("Redis restarted mid-stream, publish policy: flows, no duplicates",
   probe.create_stream(config.ingest.stream, {"cdc.>"});
 
   const std::uint16_t port = free_port();
-  auto service = start_service(service_env(nats.url(), redis.address(), port, {{"DAISI_CDC_DEDUP_ON_REDIS_ERROR", "publish"}}));
+  auto service =
+      start_service(service_env(nats.url(), redis.address(), port, {{"DAISI_CDC_DEDUP_ON_REDIS_ERROR", "publish"}}));
   Feeder feeder(nats.url(), records, 2000);
   feeder.start();
   // Mid-stream: the pipeline is publishing (a quarter of the events), the feeder still sending.
@@ -108,8 +108,8 @@ TEST_CASE("Redis restarted mid-stream, publish policy: flows, no duplicates",
 
   const Outcome o = collect(probe, config, to_publish(want));
   report("redis-publish", "events=" + std::to_string(records.size()) + " redis_down_ms=1000+" +
-                              " published_during_outage=" + std::to_string(published_in_outage) +
-                              " redis_errors=" + std::to_string(static_cast<long>(metric(after, "cdc_consumer_redis_errors_total"))) +
+                              " published_during_outage=" + std::to_string(published_in_outage) + " redis_errors=" +
+                              std::to_string(static_cast<long>(metric(after, "cdc_consumer_redis_errors_total"))) +
                               " " + figures(o));
   CHECK(published_in_outage > 0);  // kept flowing
   CHECK_OUTPUT_EXACT(o);
@@ -119,8 +119,7 @@ TEST_CASE("Redis restarted mid-stream, publish policy: flows, no duplicates",
   CHECK(metric(after, "cdc_consumer_events_total", "result=\"duplicate\"") == want.duplicates);
 }
 
-TEST_CASE("Redis down for 2.5 x AckWait, block policy: holds, no redelivery, resumes",
-          "[integration][faults]") {
+TEST_CASE("Redis down for 2.5 x AckWait, block policy: holds, no redelivery, resumes", "[integration][faults]") {
   NatsServer nats;
   RedisServer redis;
   TempDir dir("cdc-faults");
@@ -133,7 +132,8 @@ TEST_CASE("Redis down for 2.5 x AckWait, block policy: holds, no redelivery, res
   const std::uint16_t port = free_port();
   // AckWait 2 s; the outage lasts 5 s: without in-progress signals every held message would be
   // redelivered at least twice.
-  auto service = start_service(service_env(nats.url(), redis.address(), port, {{"DAISI_CDC_DEDUP_ON_REDIS_ERROR", "block"}}));
+  auto service =
+      start_service(service_env(nats.url(), redis.address(), port, {{"DAISI_CDC_DEDUP_ON_REDIS_ERROR", "block"}}));
   Feeder feeder(nats.url(), records, 2000);
   feeder.start();
   // Mid-stream: the pipeline is publishing (a quarter of the events), the feeder still sending.
@@ -152,7 +152,8 @@ TEST_CASE("Redis down for 2.5 x AckWait, block policy: holds, no redelivery, res
   double max_in_flight = 0;
   const auto outage_end = std::chrono::steady_clock::now() + 5s;
   while (std::chrono::steady_clock::now() < outage_end) {
-    max_redelivered = std::max(max_redelivered, probe.consumer_info(config.ingest.stream, config.ingest.consumer).num_redelivered);
+    max_redelivered =
+        std::max(max_redelivered, probe.consumer_info(config.ingest.stream, config.ingest.consumer).num_redelivered);
     max_in_flight = std::max(max_in_flight, metric(http_get(port, "/metrics").second, "cdc_consumer_in_flight"));
     std::this_thread::sleep_for(200ms);
   }
@@ -165,21 +166,21 @@ TEST_CASE("Redis down for 2.5 x AckWait, block policy: holds, no redelivery, res
   REQUIRE(feeder.wait(60s));
   const bool settled = wait_settled(nats.url(), config, want.event_ids.size(), 0, 60s);
   for (int i = 0; i < 5; ++i) {
-    max_redelivered = std::max(max_redelivered, probe.consumer_info(config.ingest.stream, config.ingest.consumer).num_redelivered);
+    max_redelivered =
+        std::max(max_redelivered, probe.consumer_info(config.ingest.stream, config.ingest.consumer).num_redelivered);
   }
   const auto [s2, after] = http_get(port, "/metrics");
   CHECK(service->terminate(30s) == 0);
   REQUIRE(settled);
 
   const Outcome o = collect(probe, config, to_publish(want));
-  report("redis-block", "events=" + std::to_string(records.size()) + " redis_down_ms=5300 ack_wait_ms=2000" +
-                            " published_during_outage=" + std::to_string(published_in_outage) +
-                            " max_in_flight=" + std::to_string(static_cast<long>(max_in_flight)) +
-                            " ack_pending_during=" + std::to_string(during.num_ack_pending) +
-                            " pending_during=" + std::to_string(during.num_pending) +
-                            " max_num_redelivered=" + std::to_string(max_redelivered) +
-                            " retried=" + std::to_string(static_cast<long>(metric(after, "cdc_consumer_retries_total"))) +
-                            " " + figures(o));
+  report("redis-block",
+         "events=" + std::to_string(records.size()) + " redis_down_ms=5300 ack_wait_ms=2000" +
+             " published_during_outage=" + std::to_string(published_in_outage) +
+             " max_in_flight=" + std::to_string(static_cast<long>(max_in_flight)) + " ack_pending_during=" +
+             std::to_string(during.num_ack_pending) + " pending_during=" + std::to_string(during.num_pending) +
+             " max_num_redelivered=" + std::to_string(max_redelivered) + " retried=" +
+             std::to_string(static_cast<long>(metric(after, "cdc_consumer_retries_total"))) + " " + figures(o));
   CHECK(published_in_outage == 0);  // held
   CHECK(max_in_flight == 1024);     // the pool filled up: back-pressure reached ingest
   CHECK(during.num_pending > 0);    // ... and JetStream (max_ack_pending = pool size)

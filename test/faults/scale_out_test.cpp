@@ -61,9 +61,7 @@ long counter(const std::string& body, std::string_view name, std::string_view la
   return v == v ? static_cast<long>(v) : -1;
 }
 
-double seconds_since(Clock::time_point t) {
-  return std::chrono::duration<double>(Clock::now() - t).count();
-}
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
 std::string fixed1(double x) {
   char buf[32];
@@ -95,9 +93,9 @@ TEST_CASE("scale-out: 3 replicas on a 3-node JetStream cluster (R3), a node and 
   std::vector<std::unique_ptr<ServiceProcess>> replicas;
   for (std::size_t i = 0; i < kReplicas; ++i) {
     ports.push_back(free_port());
-    replicas.push_back(start_service(service_env(cluster.url(), redis.address(), ports.back(),
-                                                 {{"DAISI_CDC_NATS_STREAM_REPLICAS", "3"},
-                                                  {"DAISI_CDC_NATS_NAME", "cdc-replica-" + std::to_string(i)}})));
+    replicas.push_back(start_service(service_env(
+        cluster.url(), redis.address(), ports.back(),
+        {{"DAISI_CDC_NATS_STREAM_REPLICAS", "3"}, {"DAISI_CDC_NATS_NAME", "cdc-replica-" + std::to_string(i)}})));
   }
   {
     JetStreamProbe probe(cluster.url());
@@ -125,7 +123,8 @@ TEST_CASE("scale-out: 3 replicas on a 3-node JetStream cluster (R3), a node and 
   std::string why;
   {
     JetStreamProbe probe(cluster.url());
-    const std::size_t leader = cluster.index_of(probe.consumer_info(config.ingest.stream, config.ingest.consumer).leader);
+    const std::size_t leader =
+        cluster.index_of(probe.consumer_info(config.ingest.stream, config.ingest.consumer).leader);
     if (leader < cluster.size() && !on_node(leader).empty()) {
       victim_node = leader;
       why = "consumer leader";
@@ -190,17 +189,18 @@ TEST_CASE("scale-out: 3 replicas on a 3-node JetStream cluster (R3), a node and 
   std::string processed;
   std::string reconnects;
   for (std::size_t i = 0; i < kReplicas; ++i) {
-    processed += (i == 0 ? "" : ",") + std::to_string(counter(metrics[i], "cdc_consumer_events_total", "result=\"processed\""));
+    processed +=
+        (i == 0 ? "" : ",") + std::to_string(counter(metrics[i], "cdc_consumer_events_total", "result=\"processed\""));
     reconnects += (i == 0 ? "" : ",") + std::to_string(counter(metrics[i], "cdc_consumer_nats_reconnects_total"));
   }
   report("scale-out",
          "events=" + std::to_string(records.size()) + " nodes=" + std::to_string(cluster.size()) +
-             " replicas=" + std::to_string(kReplicas) + " kills=2 (node " + cluster.server_name(victim_node) +
-             " [" + why + "; links on it " + moved_text + "; leaders " + leaders + " -> " + leaders_after + "] at fed=" + std::to_string(fed_at_node_kill) +
-             " t=" + fixed1(node_kill_s) + "s, replica 0 at fed=" + std::to_string(fed_at_replica_kill) +
-             " t=" + fixed1(replica_kill_s) + "s) processed_per_replica=" + processed +
-             " (replica 0 until its kill) reconnects_per_replica=" + reconnects +
-             " feeder_retries=" + std::to_string(feeder.retries()) + " settled_after=" + fixed1(settle_s) +
+             " replicas=" + std::to_string(kReplicas) + " kills=2 (node " + cluster.server_name(victim_node) + " [" +
+             why + "; links on it " + moved_text + "; leaders " + leaders + " -> " + leaders_after +
+             "] at fed=" + std::to_string(fed_at_node_kill) + " t=" + fixed1(node_kill_s) +
+             "s, replica 0 at fed=" + std::to_string(fed_at_replica_kill) + " t=" + fixed1(replica_kill_s) +
+             "s) processed_per_replica=" + processed + " (replica 0 until its kill) reconnects_per_replica=" +
+             reconnects + " feeder_retries=" + std::to_string(feeder.retries()) + " settled_after=" + fixed1(settle_s) +
              "s cluster_start=" + fixed1(cluster_s) + "s total=" + fixed1(seconds_since(started)) + "s " + figures(o));
 
   CHECK_OUTPUT_EXACT(o);

@@ -10,8 +10,7 @@ using namespace cdc;
 using namespace cdc::test;
 using namespace cdc::test::faults;
 
-TEST_CASE("slow Redis and JetStream: back-pressure, bounded memory, nothing dropped",
-          "[integration][faults]") {
+TEST_CASE("slow Redis and JetStream: back-pressure, bounded memory, nothing dropped", "[integration][faults]") {
   NatsServer nats;
   RedisServer redis;
   TempDir dir("cdc-faults");
@@ -70,14 +69,14 @@ TEST_CASE("slow Redis and JetStream: back-pressure, bounded memory, nothing drop
   REQUIRE(settled);
 
   const Outcome o = collect(probe, config, to_publish(want));
-  report("slow-links", "events=" + std::to_string(records.size()) + " redis_delay_ms=30 nats_delay_ms=5 pool=" +
-                           std::to_string(kPool) + " seconds=" + std::to_string(seconds).substr(0, 5) +
-                           " max_in_flight=" + std::to_string(static_cast<long>(max_in_flight)) +
-                           " min_free_slots=" + std::to_string(static_cast<long>(min_free)) +
-                           " max_ack_pending=" + std::to_string(max_ack_pending) +
-                           " max_held_in_jetstream=" + std::to_string(max_waiting_in_jetstream) +
-                           " rss_kib_start=" + std::to_string(rss_start) + " rss_kib_max=" + std::to_string(rss_max) +
-                           " proxied_bytes=" + std::to_string(slow_redis.bytes() + slow_nats.bytes()) + " " + figures(o));
+  report("slow-links",
+         "events=" + std::to_string(records.size()) + " redis_delay_ms=30 nats_delay_ms=5 pool=" +
+             std::to_string(kPool) + " seconds=" + std::to_string(seconds).substr(0, 5) +
+             " max_in_flight=" + std::to_string(static_cast<long>(max_in_flight)) + " min_free_slots=" +
+             std::to_string(static_cast<long>(min_free)) + " max_ack_pending=" + std::to_string(max_ack_pending) +
+             " max_held_in_jetstream=" + std::to_string(max_waiting_in_jetstream) +
+             " rss_kib_start=" + std::to_string(rss_start) + " rss_kib_max=" + std::to_string(rss_max) +
+             " proxied_bytes=" + std::to_string(slow_redis.bytes() + slow_nats.bytes()) + " " + figures(o));
   CHECK(max_in_flight == kPool);  // the pool filled: back-pressure reached ingest
   CHECK(min_free == 0);
   CHECK(max_ack_pending <= 2 * kPool);  // ... and JetStream held the rest back

@@ -10,7 +10,8 @@
 using namespace cdc::test;
 using namespace std::chrono_literals;
 
-TEST_CASE("the service's --check-config lists every error on stderr and names the file, exit 2", "[integration][config]") {
+TEST_CASE("the service's --check-config lists every error on stderr and names the file, exit 2",
+          "[integration][config]") {
   TempDir dir("cdc-check-config");
   const std::string path = (dir.path() / "bad.yaml").string();
   std::ofstream(path) << "nats:\n  conect_timeout: 5s\npipeline:\n  ring_capacity: 1000\nlog:\n  level: loud\n";
@@ -30,11 +31,13 @@ TEST_CASE("the service's --check-config lists every error on stderr and names th
 TEST_CASE("the service's --check-config without a file says the defaults were checked", "[integration][config]") {
   ServiceProcess p(CDC_BINARY, {"--check-config"}, {});
   REQUIRE(p.wait(20s) == 0);
-  CHECK(p.output().find("no configuration file given (--config): built-in defaults with environment overrides: valid") !=
-        std::string::npos);
+  CHECK(
+      p.output().find("no configuration file given (--config): built-in defaults with environment overrides: valid") !=
+      std::string::npos);
 }
 
-TEST_CASE("the service's --print-config prints the effective configuration with secrets redacted", "[integration][config]") {
+TEST_CASE("the service's --print-config prints the effective configuration with secrets redacted",
+          "[integration][config]") {
   ServiceProcess p(CDC_BINARY, {"--config", std::string(CDC_SOURCE_DIR) + "/config.yaml", "--print-config"},
                    {{"NATS_URL", "nats://svc:pa55word-xyz@nats.internal:4222"},
                     {"DAISI_CDC_REDIS_PASSWORD", "redis-secret-xyz"},

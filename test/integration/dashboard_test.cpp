@@ -69,7 +69,8 @@ std::vector<Query> alert_queries() {
   std::vector<Query> out;
   const YAML::Node root = YAML::LoadFile(kAlerts);
   for (const auto& group : root["groups"]) {
-    for (const auto& rule : group["rules"]) out.push_back({"alert " + rule["alert"].as<std::string>(), rule["expr"].as<std::string>()});
+    for (const auto& rule : group["rules"])
+      out.push_back({"alert " + rule["alert"].as<std::string>(), rule["expr"].as<std::string>()});
   }
   return out;
 }
@@ -97,11 +98,11 @@ class Prometheus {
         << "rule_files: [\"" << kAlerts << "\"]\n"
         << "scrape_configs:\n  - job_name: daisi-cdc-consumer\n    static_configs: [{targets: [\"" << target
         << "\"]}]\n";
-    process_.emplace("/usr/bin/prometheus",
-                     std::vector<std::string>{"--config.file=" + (dir_.path() / "prometheus.yml").string(),
-                                              "--storage.tsdb.path=" + (dir_.path() / "data").string(),
-                                              "--web.listen-address=127.0.0.1:" + std::to_string(port_),
-                                              "--log.level=warn"});
+    process_.emplace(
+        "/usr/bin/prometheus",
+        std::vector<std::string>{"--config.file=" + (dir_.path() / "prometheus.yml").string(),
+                                 "--storage.tsdb.path=" + (dir_.path() / "data").string(),
+                                 "--web.listen-address=127.0.0.1:" + std::to_string(port_), "--log.level=warn"});
     const auto deadline = std::chrono::steady_clock::now() + 30s;
     while (std::chrono::steady_clock::now() < deadline && process_->running()) {
       httplib::Client http("127.0.0.1", port_);

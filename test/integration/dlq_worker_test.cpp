@@ -94,7 +94,8 @@ struct Worker {
   std::unique_ptr<ServiceProcess> process;
 };
 
-EnvOverrides worker_env(const NatsServer& nats, const PostgresServer& pg, std::uint16_t port, const EnvOverrides& extra = {}) {
+EnvOverrides worker_env(const NatsServer& nats, const PostgresServer& pg, std::uint16_t port,
+                        const EnvOverrides& extra = {}) {
   EnvOverrides env{{"NATS_URL", nats.url()},
                    {"DAISI_CDC_POSTGRES_CONNINFO", pg.conninfo()},
                    {"DAISI_CDC_POSTGRES_FLUSH_INTERVAL", "100ms"},
@@ -180,8 +181,8 @@ bool worker_idle(const JetStreamProbe& probe, const Config& config) {
 }
 
 /// A dead-letter record as the service writes it, published straight into the DLQ stream.
-std::uint64_t publish_dead_letter(JetStreamProbe& probe, const Config& config, std::uint64_t source_seq,
-                                  ErrorKind kind, const std::string& error, const std::string& body,
+std::uint64_t publish_dead_letter(JetStreamProbe& probe, const Config& config, std::uint64_t source_seq, ErrorKind kind,
+                                  const std::string& error, const std::string& body,
                                   const std::string& kind_text = "") {
   const std::vector<std::pair<std::string, std::string>> headers{{"Nats-Msg-Id", "src-" + std::to_string(source_seq)}};
   DeadLetter d;
@@ -191,8 +192,8 @@ std::uint64_t publish_dead_letter(JetStreamProbe& probe, const Config& config, s
   d.delivery_attempts = 1;
   d.error_kind = kind;
   d.error = error;
-  d.failed_at_unix_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                            std::chrono::system_clock::now().time_since_epoch()).count();
+  d.failed_at_unix_ns =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
   d.headers = &headers;
   d.data = body;
   std::string payload;
@@ -202,7 +203,8 @@ std::uint64_t publish_dead_letter(JetStreamProbe& probe, const Config& config, s
     payload.replace(payload.find(from), from.size(), "\"error_kind\":\"" + kind_text + "\"");
   }
   return probe
-      .publish("cdc_dlq.co1.messages", payload, {{"Nats-Msg-Id", "dlq:" + config.ingest.stream + ":" + std::to_string(source_seq)}})
+      .publish("cdc_dlq.co1.messages", payload,
+               {{"Nats-Msg-Id", "dlq:" + config.ingest.stream + ":" + std::to_string(source_seq)}})
       .seq;
 }
 
@@ -248,7 +250,8 @@ TEST_CASE("dlq worker: a transient failure is retried once its cause is gone and
   create_streams(probe, config, {"wa.co1.>"});
   auto service = start_service(service_env(nats, redis));
   // Backoff 1 s: the cause is removed long before the first retry is due.
-  Worker worker = start_worker(nats, pg, {{"DAISI_CDC_DLQ_WORKER_BACKOFF_BASE", "1s"}, {"DAISI_CDC_DLQ_WORKER_BACKOFF_MAX", "4s"}});
+  Worker worker =
+      start_worker(nats, pg, {{"DAISI_CDC_DLQ_WORKER_BACKOFF_BASE", "1s"}, {"DAISI_CDC_DLQ_WORKER_BACKOFF_MAX", "4s"}});
 
   std::set<std::string> expected, failing;
   for (std::uint64_t i = 1; i <= 10; ++i) {
@@ -297,7 +300,8 @@ TEST_CASE("dlq worker: a transient failure is retried once its cause is gone and
     retry_ids.insert(m.header("Nats-Msg-Id"));
   }
   CHECK(retry_ids.size() == failing.size());
-  CHECK(metric(metrics, "cdc_dlq_worker_retries_total", "kind=\"max_deliveries\"") == static_cast<double>(failing.size()));
+  CHECK(metric(metrics, "cdc_dlq_worker_retries_total", "kind=\"max_deliveries\"") ==
+        static_cast<double>(failing.size()));
   CHECK(metric(metrics, "cdc_dlq_worker_exhausted_total") == 0);
   CHECK(count_rows(pg) == 0);
 }
@@ -333,13 +337,15 @@ TEST_CASE("dlq worker: each permanent kind lands in exhausted_events once and ca
   std::map<std::string, std::uint64_t> source_seq;
   std::uint64_t n = 0;
   for (auto& [kind, r] : bad) {
-    r.headers = {{"Nats-Msg-Id", "bad-" + std::to_string(++n)}, {"traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}};
+    r.headers = {{"Nats-Msg-Id", "bad-" + std::to_string(++n)},
+                 {"traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}};
     source_seq[kind] = probe.publish(r).seq;
   }
   // Two the service of this build does not produce itself: invalid_subject (CONTRACT.md
   // section 1) and a publish_rejected over a size limit (the same body would be refused again).
-  const std::uint64_t subject_seq = publish_dead_letter(probe, config, 9001, ErrorKind::kInvalidJson,
-                                                        "subject cdc.co1 does not fit cdc.{company}.{table}", "{}", "invalid_subject");
+  const std::uint64_t subject_seq =
+      publish_dead_letter(probe, config, 9001, ErrorKind::kInvalidJson,
+                          "subject cdc.co1 does not fit cdc.{company}.{table}", "{}", "invalid_subject");
   const std::uint64_t rejected_seq =
       publish_dead_letter(probe, config, 9002, ErrorKind::kPublishRejected,
                           "payload of 70000 bytes exceeds the server's max_payload of 65536", good.data);
@@ -389,13 +395,13 @@ TEST_CASE("dlq worker: each permanent kind lands in exhausted_events once and ca
       CHECK(v(9) == bad[kind].header("Nats-Msg-Id"));
       CHECK(v(10) == bad[kind].header("traceparent"));
     }
-    CHECK(kinds == std::set<std::string>{"invalid_json", "invalid_shape", "missing_field", "invalid_token", "table_mismatch",
-                                         "oversized", "invalid_subject", "publish_rejected"});
+    CHECK(kinds == std::set<std::string>{"invalid_json", "invalid_shape", "missing_field", "invalid_token",
+                                         "table_mismatch", "oversized", "invalid_subject", "publish_rejected"});
   }
   const auto [status, metrics] = http_get(worker.port, "/metrics");
   REQUIRE(status == 200);
-  for (const char* kind : {"invalid_json", "invalid_shape", "missing_field", "invalid_token", "table_mismatch", "oversized",
-                           "invalid_subject", "publish_rejected"}) {
+  for (const char* kind : {"invalid_json", "invalid_shape", "missing_field", "invalid_token", "table_mismatch",
+                           "oversized", "invalid_subject", "publish_rejected"}) {
     INFO(kind);
     CHECK(metric(metrics, "cdc_dlq_worker_exhausted_total", std::string("kind=\"") + kind + "\"") == 1);
   }
@@ -405,7 +411,8 @@ TEST_CASE("dlq worker: each permanent kind lands in exhausted_events once and ca
 
   // `list` shows the row with its body.
   {
-    ServiceProcess list(CDC_REPLAY_BINARY, {"exhausted", "list", "--postgres", pg.conninfo(), "--kind", "invalid_token", "-q"});
+    ServiceProcess list(CDC_REPLAY_BINARY,
+                        {"exhausted", "list", "--postgres", pg.conninfo(), "--kind", "invalid_token", "-q"});
     REQUIRE(list.wait(30s) == std::optional<int>(0));
     const std::string out = list.output();
     CHECK(std::count(out.begin(), out.end(), '\n') == 1);
@@ -452,9 +459,10 @@ TEST_CASE("dlq worker: a retry that keeps failing is exhausted after the configu
   JetStreamProbe probe(nats.url());
   create_streams(probe, config, {"wa.co1.>"});  // co2 never gets through
   auto service = start_service(service_env(nats, redis));
-  Worker worker = start_worker(nats, pg, {{"DAISI_CDC_DLQ_WORKER_MAX_ATTEMPTS", "2"},
-                                          {"DAISI_CDC_DLQ_WORKER_BACKOFF_BASE", "100ms"},
-                                          {"DAISI_CDC_DLQ_WORKER_BACKOFF_MAX", "150ms"}});
+  Worker worker = start_worker(nats, pg,
+                               {{"DAISI_CDC_DLQ_WORKER_MAX_ATTEMPTS", "2"},
+                                {"DAISI_CDC_DLQ_WORKER_BACKOFF_BASE", "100ms"},
+                                {"DAISI_CDC_DLQ_WORKER_BACKOFF_MAX", "150ms"}});
   const CaptureRecord r = message_insert("co2", 77);
   probe.publish(r);
   const std::string event_id = event_id_of(config, r);
@@ -503,12 +511,15 @@ TEST_CASE("dlq worker: a retry the source stream cannot take now is tried again,
   // No source stream yet: every retry finds no responders.
   probe.create_stream(config.publish.dlq_stream, {config.publish.dlq_subject_prefix + ".>"}, 5min);
   for (std::uint64_t i = 1; i <= 5; ++i) {
-    publish_dead_letter(probe, config, i, ErrorKind::kMaxDeliveries, "no responders", "{\"n\":" + std::to_string(i) + "}");
+    publish_dead_letter(probe, config, i, ErrorKind::kMaxDeliveries, "no responders",
+                        "{\"n\":" + std::to_string(i) + "}");
   }
-  Worker worker = start_worker(nats, pg, {{"DAISI_CDC_DLQ_WORKER_BACKOFF_BASE", "50ms"},
-                                          {"DAISI_CDC_DLQ_WORKER_RETRY_DELAY", "300ms"},
-                                          {"DAISI_CDC_DLQ_WORKER_PUBLISH_TIMEOUT", "500ms"}});
-  REQUIRE(eventually([&] { return metric(http_get(worker.port, "/metrics").second, "cdc_dlq_worker_retry_errors_total") >= 2; }, 20s));
+  Worker worker = start_worker(nats, pg,
+                               {{"DAISI_CDC_DLQ_WORKER_BACKOFF_BASE", "50ms"},
+                                {"DAISI_CDC_DLQ_WORKER_RETRY_DELAY", "300ms"},
+                                {"DAISI_CDC_DLQ_WORKER_PUBLISH_TIMEOUT", "500ms"}});
+  REQUIRE(eventually(
+      [&] { return metric(http_get(worker.port, "/metrics").second, "cdc_dlq_worker_retry_errors_total") >= 2; }, 20s));
   const ConsumerState waiting = probe.consumer_info(config.publish.dlq_stream, "cdc_dlq_worker");
   CHECK(waiting.ack_floor_stream_seq == 0);  // none acked while it cannot be stored
   probe.create_stream(config.ingest.stream, {"cdc.>"});
@@ -521,8 +532,9 @@ TEST_CASE("dlq worker: a retry the source stream cannot take now is tried again,
     CHECK(m.header(std::string(kDlqAttemptHeader)) == "1");  // the failed publishes did not count
     ids.insert(m.header("Nats-Msg-Id"));
   }
-  CHECK(ids == std::set<std::string>{"dlq-retry:cdc_dlq_stream:1:1", "dlq-retry:cdc_dlq_stream:2:1", "dlq-retry:cdc_dlq_stream:3:1",
-                                     "dlq-retry:cdc_dlq_stream:4:1", "dlq-retry:cdc_dlq_stream:5:1"});
+  CHECK(ids == std::set<std::string>{"dlq-retry:cdc_dlq_stream:1:1", "dlq-retry:cdc_dlq_stream:2:1",
+                                     "dlq-retry:cdc_dlq_stream:3:1", "dlq-retry:cdc_dlq_stream:4:1",
+                                     "dlq-retry:cdc_dlq_stream:5:1"});
   CHECK(metric(metrics, "cdc_dlq_worker_retries_total", "kind=\"max_deliveries\"") == 5);
   CHECK(count_rows(pg) == 0);
 }
@@ -535,14 +547,19 @@ TEST_CASE("dlq worker: PostgreSQL stopped mid-batch, nothing acked or lost, each
   const Config config = base_config(nats, redis);
   JetStreamProbe probe(nats.url());
   create_streams(probe, config, {"wa.>"});
-  Worker worker = start_worker(nats, pg, {{"DAISI_CDC_POSTGRES_BATCH_SIZE", "20"}, {"DAISI_CDC_DLQ_WORKER_ACK_WAIT", "2s"}});
-  for (std::uint64_t i = 1; i <= 30; ++i) publish_dead_letter(probe, config, i, ErrorKind::kInvalidJson, "not JSON", "x" + std::to_string(i));
+  Worker worker =
+      start_worker(nats, pg, {{"DAISI_CDC_POSTGRES_BATCH_SIZE", "20"}, {"DAISI_CDC_DLQ_WORKER_ACK_WAIT", "2s"}});
+  for (std::uint64_t i = 1; i <= 30; ++i)
+    publish_dead_letter(probe, config, i, ErrorKind::kInvalidJson, "not JSON", "x" + std::to_string(i));
   REQUIRE(eventually([&] { return count_rows(pg) == 30; }, 20s));
   REQUIRE(eventually([&] { return worker_idle(probe, config); }, 10s));
 
   pg.kill();  // a crash, in the middle of whatever the worker does
-  for (std::uint64_t i = 31; i <= 60; ++i) publish_dead_letter(probe, config, i, ErrorKind::kInvalidJson, "not JSON", "x" + std::to_string(i));
-  REQUIRE(eventually([&] { return metric(http_get(worker.port, "/metrics").second, "cdc_dlq_worker_batch_failures_total") >= 1; }, 20s));
+  for (std::uint64_t i = 31; i <= 60; ++i)
+    publish_dead_letter(probe, config, i, ErrorKind::kInvalidJson, "not JSON", "x" + std::to_string(i));
+  REQUIRE(eventually(
+      [&] { return metric(http_get(worker.port, "/metrics").second, "cdc_dlq_worker_batch_failures_total") >= 1; },
+      20s));
   CHECK(http_get(worker.port, "/readyz").first == 503);
   CHECK(metric(http_get(worker.port, "/metrics").second, "cdc_dlq_worker_postgres_up") == 0);
   // Longer than the worker's AckWait: in-progress signals keep the batch from redelivery.
@@ -576,10 +593,11 @@ TEST_CASE("dlq worker: SIGKILLed mid-burst, after a restart no record is lost an
   create_streams(probe, config, {"wa.>"});
   constexpr long long kRecords = 6000;
   for (long long i = 1; i <= kRecords; ++i) {
-    publish_dead_letter(probe, config, static_cast<std::uint64_t>(i), ErrorKind::kMissingField, "record.chat_id is missing",
-                        "{\"n\":" + std::to_string(i) + "}");
+    publish_dead_letter(probe, config, static_cast<std::uint64_t>(i), ErrorKind::kMissingField,
+                        "record.chat_id is missing", "{\"n\":" + std::to_string(i) + "}");
   }
-  const EnvOverrides extra{{"DAISI_CDC_POSTGRES_BATCH_SIZE", "50"}, {"DAISI_CDC_DLQ_WORKER_FETCH_BATCH", "50"},
+  const EnvOverrides extra{{"DAISI_CDC_POSTGRES_BATCH_SIZE", "50"},
+                           {"DAISI_CDC_DLQ_WORKER_FETCH_BATCH", "50"},
                            {"DAISI_CDC_DLQ_WORKER_ACK_WAIT", "2s"}};
   Worker worker = start_worker(nats, pg, extra);
   {
@@ -602,7 +620,8 @@ TEST_CASE("dlq worker: SIGKILLed mid-burst, after a restart no record is lost an
   REQUIRE(eventually([&] { return count_rows(pg) == kRecords; }, 60s));
   REQUIRE(eventually([&] { return worker_idle(probe, config); }, 20s));
   PgConnection c(pg.conninfo(), 2s);
-  const PgResultPtr r = c.query("SELECT count(*), count(DISTINCT dlq_seq), count(DISTINCT source_seq) FROM exhausted_events");
+  const PgResultPtr r =
+      c.query("SELECT count(*), count(DISTINCT dlq_seq), count(DISTINCT source_seq) FROM exhausted_events");
   CHECK(std::string(PQgetvalue(r.get(), 0, 0)) == std::to_string(kRecords));
   CHECK(std::string(PQgetvalue(r.get(), 0, 1)) == std::to_string(kRecords));
   CHECK(std::string(PQgetvalue(r.get(), 0, 2)) == std::to_string(kRecords));
@@ -620,10 +639,12 @@ TEST_CASE("dlq worker: burst throughput into PostgreSQL", "[.][dlq_bench]") {
   const Config config = base_config(nats, redis);
   JetStreamProbe probe(nats.url());
   create_streams(probe, config, {"wa.>"});
-  const long long records = std::getenv("CDC_DLQ_BENCH_RECORDS") != nullptr ? std::atoll(std::getenv("CDC_DLQ_BENCH_RECORDS")) : 20000;
+  const long long records =
+      std::getenv("CDC_DLQ_BENCH_RECORDS") != nullptr ? std::atoll(std::getenv("CDC_DLQ_BENCH_RECORDS")) : 20000;
   const std::string body(600, 'b');  // about a Sequin change's size
   for (long long i = 1; i <= records; ++i) {
-    publish_dead_letter(probe, config, static_cast<std::uint64_t>(i), ErrorKind::kInvalidToken, "agent_id contains '.'", body);
+    publish_dead_letter(probe, config, static_cast<std::uint64_t>(i), ErrorKind::kInvalidToken, "agent_id contains '.'",
+                        body);
   }
   EnvOverrides extra;
   if (const char* b = std::getenv("CDC_DLQ_BENCH_BATCH"); b != nullptr) {
@@ -637,9 +658,10 @@ TEST_CASE("dlq worker: burst throughput into PostgreSQL", "[.][dlq_bench]") {
   const auto [status, metrics] = http_get(worker.port, "/metrics");
   const double batches = metric(metrics, "cdc_dlq_worker_batches_total");
   const double batch_seconds = metric(metrics, "cdc_dlq_worker_batch_seconds_sum");
-  std::printf("DLQ BENCH: %lld rows in %.2f s = %.0f rows/s (incl. worker start-up); %0.f batches, %.3f s inside "
-              "transactions (%.0f rows/s while writing)\n",
-              records, seconds, static_cast<double>(records) / seconds, batches, batch_seconds,
-              static_cast<double>(records) / batch_seconds);
+  std::printf(
+      "DLQ BENCH: %lld rows in %.2f s = %.0f rows/s (incl. worker start-up); %0.f batches, %.3f s inside "
+      "transactions (%.0f rows/s while writing)\n",
+      records, seconds, static_cast<double>(records) / seconds, batches, batch_seconds,
+      static_cast<double>(records) / batch_seconds);
   CHECK(worker.process->terminate(15s) == 0);
 }

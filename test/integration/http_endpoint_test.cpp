@@ -85,8 +85,13 @@ std::pair<int, Clock::duration> probe(int port, const std::string& path, std::ch
 }
 
 std::vector<cdc::HttpRoute> test_routes() {
-  return {{"/healthz", [] { return cdc::HttpResponse{200, "application/json", "{\"status\":\"ok\"}\n"}; }},
-          {"/metrics", [] { return cdc::HttpResponse{200, "text/plain; version=0.0.4", "metric_a 1\n"}; }}};
+  return {{"/healthz",
+           [] {
+             return cdc::HttpResponse{200, "application/json", "{\"status\":\"ok\"}\n"};
+           }},
+          {"/metrics", [] {
+             return cdc::HttpResponse{200, "text/plain; version=0.0.4", "metric_a 1\n"};
+           }}};
 }
 
 double ms(Clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
@@ -99,7 +104,9 @@ struct Latencies {
     std::sort(v.begin(), v.end());
     return v.empty() ? 0 : v[v.size() / 2];
   }
-  [[nodiscard]] double max() const { return ms_values.empty() ? 0 : *std::max_element(ms_values.begin(), ms_values.end()); }
+  [[nodiscard]] double max() const {
+    return ms_values.empty() ? 0 : *std::max_element(ms_values.begin(), ms_values.end());
+  }
 };
 
 /// Probes /healthz and /metrics alternately every 100 ms for `duration`.
@@ -139,7 +146,8 @@ TEST_CASE("probes answer in well under a second with slow-header and hundreds of
     slow.emplace_back([port, &stop, &trickle_closed] {
       const int fd = connect_to(port);
       if (fd < 0) return;
-      const std::string header = "GET /healthz HTTP/1.1\r\nHost: slow\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+      const std::string header =
+          "GET /healthz HTTP/1.1\r\nHost: slow\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
       for (std::size_t b = 0; b < header.size() && !stop.load(); ++b) {
         if (!send_all(fd, header.substr(b, 1))) {
           trickle_closed.fetch_add(1);  // the server cut us off
@@ -162,8 +170,9 @@ TEST_CASE("probes answer in well under a second with slow-header and hundreds of
   stop = true;
   for (auto& t : slow) t.join();
   for (const int fd : idle) ::close(fd);
-  std::printf("HTTP slow+idle: 8 slow-header clients, 400 idle connections: %zu probes, p50=%.2f ms max=%.2f ms failures=%d\n",
-              l.ms_values.size(), l.p50(), l.max(), l.failures);
+  std::printf(
+      "HTTP slow+idle: 8 slow-header clients, 400 idle connections: %zu probes, p50=%.2f ms max=%.2f ms failures=%d\n",
+      l.ms_values.size(), l.p50(), l.max(), l.failures);
   CHECK(l.failures == 0);
   CHECK(l.ms_values.size() >= 20);
   CHECK(l.max() < 500.0);

@@ -124,7 +124,8 @@ std::size_t occurrences(const std::string& text, const std::string& needle) {
 }
 
 /// Waits until the service's output holds `needle` at least `count` times.
-bool wait_for_count(ServiceProcess& p, const std::string& needle, std::size_t count, std::chrono::milliseconds timeout) {
+bool wait_for_count(ServiceProcess& p, const std::string& needle, std::size_t count,
+                    std::chrono::milliseconds timeout) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   while (occurrences(p.output(), needle) < count) {
     if (!p.running() || std::chrono::steady_clock::now() >= deadline) return false;
@@ -177,7 +178,8 @@ TEST_CASE("/metrics counts what was published and skipped and de-duplicated and 
   const Config config = test_config(nats, redis);
   auto records = read_capture(sample_path("sequin-mixed-2k.jsonl"));
   const auto bad = read_capture(sample_path("bad-examples.jsonl"));
-  for (std::size_t i = 0; i < bad.size(); ++i) records.insert(records.begin() + static_cast<long>(100 + 300 * i), bad[i]);
+  for (std::size_t i = 0; i < bad.size(); ++i)
+    records.insert(records.begin() + static_cast<long>(100 + 300 * i), bad[i]);
   const Expected want = expect(config, records);
   REQUIRE(want.duplicates > 0);
   REQUIRE(want.skipped > 0);
@@ -199,7 +201,8 @@ TEST_CASE("/metrics counts what was published and skipped and de-duplicated and 
   const Scrape after = scrape_until(
       port,
       [&](const Scrape& s) {
-        return s.sum("cdc_consumer_events_total", {"result=\"processed\""}) == static_cast<double>(want.subjects.size()) &&
+        return s.sum("cdc_consumer_events_total", {"result=\"processed\""}) ==
+                   static_cast<double>(want.subjects.size()) &&
                s.sum("cdc_consumer_events_total", {"result=\"skipped\""}) == static_cast<double>(want.skipped) &&
                s.sum("cdc_consumer_events_total", {"result=\"duplicate\""}) == static_cast<double>(want.duplicates) &&
                s.sum("cdc_consumer_events_total", {"result=\"dead_lettered\""}) == static_cast<double>(bad.size()) &&
@@ -224,7 +227,8 @@ TEST_CASE("/metrics counts what was published and skipped and de-duplicated and 
     CHECK(after.get("cdc_consumer_events_total{table=\"" + table + "\",result=\"processed\"}") == n);
   }
   // Skipped tables are not in ingest.tables: they count under _other.
-  CHECK(after.get("cdc_consumer_events_total{table=\"_other\",result=\"skipped\"}") == static_cast<double>(want.skipped));
+  CHECK(after.get("cdc_consumer_events_total{table=\"_other\",result=\"skipped\"}") ==
+        static_cast<double>(want.skipped));
   // ... and by name in skipped_messages_total, so a table the filter misses shows up.
   REQUIRE(want.skipped_tables.size() >= 2);
   for (const auto& [table, n] : want.skipped_tables) {
@@ -254,7 +258,8 @@ TEST_CASE("/metrics counts what was published and skipped and de-duplicated and 
   }
   // Dedup look-ups: one per publishable delivery; repeats found their mark.
   CHECK(after.get("cdc_consumer_redis_hit_total{result=\"miss\"}") >= processed);
-  CHECK(after.get("cdc_consumer_redis_hit_total{result=\"hit\"}") + after.get("cdc_consumer_redis_hit_total{result=\"miss\"}") ==
+  CHECK(after.get("cdc_consumer_redis_hit_total{result=\"hit\"}") +
+            after.get("cdc_consumer_redis_hit_total{result=\"miss\"}") ==
         processed + duplicate + retried);
   // PubAcks: every event and dead letter stored once; repeats published while in flight are duplicates.
   CHECK(after.get("cdc_consumer_pubacks_total{result=\"stored\"}") == processed + dead);
@@ -314,7 +319,8 @@ TEST_CASE("the consumer backlog is read from JetStream for the autoscaler", "[in
   REQUIRE(stored == 300);
   // What the service reports is what JetStream reports.
   const Scrape s = scrape_until(
-      port, [&](const Scrape& x) { return x.get("cdc_consumer_backlog_messages") == static_cast<double>(stored - 100); },
+      port,
+      [&](const Scrape& x) { return x.get("cdc_consumer_backlog_messages") == static_cast<double>(stored - 100); },
       15s);
   const ConsumerState cs = probe.consumer_info(config.ingest.stream, config.ingest.consumer);
   CHECK(cs.num_ack_pending == 100);
@@ -325,8 +331,8 @@ TEST_CASE("the consumer backlog is read from JetStream for the autoscaler", "[in
   // Redis back: the backlog drains, and the gauge follows it down.
   redis.start();
   REQUIRE(wait_consumer_idle(probe, config, 60s));
-  const Scrape drained =
-      scrape_until(port, [](const Scrape& x) { return x.get("cdc_consumer_backlog_messages") == 0; }, 10s);
+  const Scrape drained = scrape_until(
+      port, [](const Scrape& x) { return x.get("cdc_consumer_backlog_messages") == 0; }, 10s);
   CHECK(drained.get("cdc_consumer_backlog_messages") == 0);
   CHECK(service.terminate(30s) == 0);
 }
@@ -484,8 +490,10 @@ TEST_CASE("SIGHUP reloads the log level and tables and keeps the running config 
   write_config("info", "");
   // The file decides the level: the environment must not override it.
   ServiceProcess service(CDC_BINARY, {"--config", path.string()},
-                         {{"LOG_LEVEL", std::nullopt}, {"DAISI_CDC_LOG_LEVEL", std::nullopt},
-                          {"NATS_URL", std::nullopt}, {"REDIS_ADDRESS", std::nullopt}});
+                         {{"LOG_LEVEL", std::nullopt},
+                          {"DAISI_CDC_LOG_LEVEL", std::nullopt},
+                          {"NATS_URL", std::nullopt},
+                          {"REDIS_ADDRESS", std::nullopt}});
   REQUIRE(service.wait_for_output("service started", 20s));
   JetStreamProbe probe(nats.url());
   publish_all(probe, std::vector<CaptureRecord>(messages.begin(), messages.begin() + 10));
@@ -527,14 +535,16 @@ TEST_CASE("SIGHUP reloads the log level and tables and keeps the running config 
   REQUIRE(wait_for_count(service, "\"msg\":\"configuration reloaded\"", 2, 10s));
   REQUIRE(wait_for_count(service, "parse stage took the reloaded rules", 1, 10s));
   CHECK(service.output().find("\"applied\":\"ingest.tables,health.stall_timeout\"") != std::string::npos);
-  CHECK(service.output().find("\"msg\":\"changed but needs a restart; ignored\",\"keys\":\"nats.name,pipeline.ring_capacity\"") !=
+  CHECK(service.output().find(
+            "\"msg\":\"changed but needs a restart; ignored\",\"keys\":\"nats.name,pipeline.ring_capacity\"") !=
         std::string::npos);
   Scrape before = scrape(port);
   const double agents_skipped = before.get("cdc_consumer_events_total{table=\"agents\",result=\"skipped\"}");
   publish_all(probe, agents);
   REQUIRE(wait_consumer_idle(probe, config, 30s));
   const auto agents_skipped_now = [](double n) {
-    return [n](const Scrape& s) { return s.get("cdc_consumer_events_total{table=\"agents\",result=\"skipped\"}") == n; };
+    return
+        [n](const Scrape& s) { return s.get("cdc_consumer_events_total{table=\"agents\",result=\"skipped\"}") == n; };
   };
   Scrape after = scrape_until(port, agents_skipped_now(agents_skipped + 10), 10s);
   // agents is still a label (labels are fixed at start-up), and all ten went there as skipped.
@@ -567,8 +577,7 @@ TEST_CASE("SIGHUP reloads the log level and tables and keeps the running config 
   CHECK(service.terminate(30s) == 0);
 }
 
-TEST_CASE("SIGHUP names the environment variable that pins a key the file changed",
-          "[integration][observability]") {
+TEST_CASE("SIGHUP names the environment variable that pins a key the file changed", "[integration][observability]") {
   NatsServer nats;
   RedisServer redis;
   TempDir dir("cdc-sighup-pinned");
@@ -587,9 +596,11 @@ TEST_CASE("SIGHUP names the environment variable that pins a key the file change
   // As a container with LOG_LEVEL baked into its image: the variables pin log.level and
   // metrics.port whatever the file says.
   ServiceProcess service(CDC_BINARY, {"--config", path.string()},
-                         {{"LOG_LEVEL", "info"}, {"DAISI_CDC_LOG_LEVEL", std::nullopt},
+                         {{"LOG_LEVEL", "info"},
+                          {"DAISI_CDC_LOG_LEVEL", std::nullopt},
                           {"DAISI_CDC_METRICS_PORT", std::to_string(port)},
-                          {"NATS_URL", std::nullopt}, {"REDIS_ADDRESS", std::nullopt}});
+                          {"NATS_URL", std::nullopt},
+                          {"REDIS_ADDRESS", std::nullopt}});
   REQUIRE(service.wait_for_output("service started", 20s));
   CHECK(status_of(port, "/healthz") == 200);
 
@@ -635,7 +646,8 @@ TEST_CASE("Redis evictions and maxmemory-policy are exported and an evicting pol
   // The start-up warning names the policy.
   REQUIRE(service.wait_for_output("redis maxmemory-policy can evict dedup keys", 10s));
   CHECK(service.output().find("\"policy\":\"allkeys-lru\"") != std::string::npos);
-  Scrape s = scrape_until(port, [](const Scrape& x) { return x.has("cdc_consumer_redis_evicted_keys"); }, 10s);
+  Scrape s = scrape_until(
+      port, [](const Scrape& x) { return x.has("cdc_consumer_redis_evicted_keys"); }, 10s);
   CHECK(s.get("cdc_consumer_redis_maxmemory_policy{policy=\"allkeys-lru\"}") == 1);
   CHECK(s.sum("cdc_consumer_redis_maxmemory_policy") == 1);
   REQUIRE(s.get("cdc_consumer_redis_evicted_keys") == 0);
@@ -651,7 +663,8 @@ TEST_CASE("Redis evictions and maxmemory-policy are exported and an evicting pol
     freeReplyObject(r);
   }
   redisFree(c);
-  s = scrape_until(port, [](const Scrape& x) { return x.get("cdc_consumer_redis_evicted_keys") > 0; }, 10s);
+  s = scrape_until(
+      port, [](const Scrape& x) { return x.get("cdc_consumer_redis_evicted_keys") > 0; }, 10s);
   CHECK(s.get("cdc_consumer_redis_evicted_keys") > 0);
   check_promtool(s.text);
   CHECK(service.terminate(30s) == 0);

@@ -37,7 +37,9 @@ inline std::vector<CaptureRecord> read_capture(const std::string& path) {
   return out;
 }
 
-inline std::string sample_path(const std::string& name) { return std::string(CDC_SOURCE_DIR) + "/tools/samples/" + name; }
+inline std::string sample_path(const std::string& name) {
+  return std::string(CDC_SOURCE_DIR) + "/tools/samples/" + name;
+}
 
 /// A configuration for the servers of a test: small ring, no metrics port, fast retries.
 inline Config test_config(const NatsServer& nats, const RedisServer& redis) {
@@ -59,7 +61,7 @@ inline Config test_config(const NatsServer& nats, const RedisServer& redis) {
 /// What a capture should produce, by the service's own transform and the dedup rule (one
 /// output per event id, in order of first appearance).
 struct Expected {
-  std::vector<std::string> subjects;   // wa_stream, in order
+  std::vector<std::string> subjects;  // wa_stream, in order
   std::vector<std::string> payloads;
   std::vector<std::string> event_ids;
   std::map<std::string, int> dead_letters;  // error_kind -> count
@@ -84,9 +86,7 @@ inline Expected expect(const Config& config, const std::vector<CaptureRecord>& r
         ++e.skipped;
         ++e.skipped_tables[std::string(out.table)];
         break;
-      case Disposition::kDeadLetter:
-        ++e.dead_letters[std::string(to_string(out.error_kind))];
-        break;
+      case Disposition::kDeadLetter: ++e.dead_letters[std::string(to_string(out.error_kind))]; break;
       case Disposition::kPublish:
         if (!seen.insert(out.event_id).second) {
           ++e.duplicates;

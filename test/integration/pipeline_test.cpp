@@ -55,7 +55,8 @@ TEST_CASE("sample capture: every allowed change published once, in order, bad in
   auto records = read_capture(sample_path("sequin-mixed-2k.jsonl"));
   const auto bad = read_capture(sample_path("bad-examples.jsonl"));
   // Bad input mixed into good traffic, not after it.
-  for (std::size_t i = 0; i < bad.size(); ++i) records.insert(records.begin() + static_cast<long>(100 + 300 * i), bad[i]);
+  for (std::size_t i = 0; i < bad.size(); ++i)
+    records.insert(records.begin() + static_cast<long>(100 + 300 * i), bad[i]);
   const Expected want = expect(config, records);
   REQUIRE(want.subjects.size() > 1000);
   REQUIRE(want.duplicates > 0);

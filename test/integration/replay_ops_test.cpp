@@ -21,13 +21,14 @@ constexpr const char* kPassword = "replay-Pw-5e1f";
 NatsServerOptions password_server() {
   NatsServerOptions o;
   // Unauthenticated clients become `probe`: it may only ask whether JetStream is up.
-  o.config_lines = {"authorization {",
-                    "  users = [",
-                    "    {user: probe, password: probe, permissions: {publish: [\"$JS.API.INFO\"], subscribe: [\"_INBOX.>\"]}}",
-                    std::string("    {user: ") + kUser + ", password: \"" + kPassword + "\"}",
-                    "  ]",
-                    "}",
-                    "no_auth_user: probe"};
+  o.config_lines = {
+      "authorization {",
+      "  users = [",
+      "    {user: probe, password: probe, permissions: {publish: [\"$JS.API.INFO\"], subscribe: [\"_INBOX.>\"]}}",
+      std::string("    {user: ") + kUser + ", password: \"" + kPassword + "\"}",
+      "  ]",
+      "}",
+      "no_auth_user: probe"};
   return o;
 }
 
@@ -70,7 +71,8 @@ TEST_CASE("cdc-replay reaches a password-protected server with the service's opt
 
   // The service's config.yaml: its nats section (url, user, password_file); NATS_URL wins over it.
   const std::string config = (dir.path() / "config.yaml").string();
-  std::ofstream(config) << "nats:\n  url: nats://127.0.0.1:1\n  user: " << kUser << "\n  password_file: " << password_file
+  std::ofstream(config) << "nats:\n  url: nats://127.0.0.1:1\n  user: " << kUser
+                        << "\n  password_file: " << password_file
                         << "\nredis:\n  password_file: /nonexistent/not-needed-by-replay\n";
   r = replay({"capture", "--config", config, "--stream", "cdc_events_stream", "-o", (dir.path() / "c.jsonl").string(),
               "--quiet"},

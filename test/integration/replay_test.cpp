@@ -65,7 +65,8 @@ std::string field(const std::string& line, const std::string& key) {
 std::vector<CaptureRecord> sample_with_bad() {
   auto records = read_capture(sample_path("sequin-mixed-2k.jsonl"));
   const auto bad = read_capture(sample_path("bad-examples.jsonl"));
-  for (std::size_t i = 0; i < bad.size(); ++i) records.insert(records.begin() + static_cast<long>(100 + 300 * i), bad[i]);
+  for (std::size_t i = 0; i < bad.size(); ++i)
+    records.insert(records.begin() + static_cast<long>(100 + 300 * i), bad[i]);
   return records;
 }
 
@@ -147,7 +148,7 @@ TEST_CASE("transform prints what the service really publishes and dead-letters",
   REQUIRE(replay({"transform", capture.string(), "--config", yaml.string(), "--quiet"}, &out) == 0);
   const auto lines = lines_of(out);
   REQUIRE(lines.size() == records.size());
-  std::vector<CaptureRecord> publish;  // the publish lines read as capture lines
+  std::vector<CaptureRecord> publish;                     // the publish lines read as capture lines
   std::vector<std::pair<std::string, std::string>> dead;  // (dlq_subject, error_kind)
   std::size_t duplicates = 0, skipped = 0;
   std::string error;
@@ -190,7 +191,8 @@ TEST_CASE("transform prints what the service really publishes and dead-letters",
     CHECK(got[i].data == publish[i].data);
   }
   std::vector<std::pair<std::string, std::string>> landed;
-  for (const auto& m : probe.read_stream(config.publish.dlq_stream)) landed.emplace_back(m.subject, field(m.data, "error_kind"));
+  for (const auto& m : probe.read_stream(config.publish.dlq_stream))
+    landed.emplace_back(m.subject, field(m.data, "error_kind"));
   std::sort(dead.begin(), dead.end());
   std::sort(landed.begin(), landed.end());
   CHECK(landed == dead);

@@ -45,9 +45,10 @@ TEST_CASE("invalid configuration stops start-up with exit code 2 naming the key"
 }
 
 TEST_CASE("unreachable NATS stops start-up with exit code 1", "[integration][service]") {
-  ServiceProcess p(CDC_BINARY, {}, {{"NATS_URL", "nats://127.0.0.1:" + std::to_string(free_port())},
-                                    {"DAISI_CDC_NATS_CONNECT_TIMEOUT", "500ms"},
-                                    {"DAISI_CDC_METRICS_ENABLED", "false"}});
+  ServiceProcess p(CDC_BINARY, {},
+                   {{"NATS_URL", "nats://127.0.0.1:" + std::to_string(free_port())},
+                    {"DAISI_CDC_NATS_CONNECT_TIMEOUT", "500ms"},
+                    {"DAISI_CDC_METRICS_ENABLED", "false"}});
   const auto code = p.wait(20s);
   REQUIRE(code.has_value());
   CHECK(*code == 1);
@@ -103,7 +104,7 @@ TEST_CASE("SIGTERM drains in-flight work, a restart finishes the stream with not
   const auto out = probe.read_stream(config.publish.stream);
   std::set<std::string> ids;
   for (const auto& m : out) ids.insert(m.header("Nats-Msg-Id"));
-  CHECK(out.size() == want.event_ids.size());  // nothing doubled
+  CHECK(out.size() == want.event_ids.size());                                         // nothing doubled
   CHECK(ids == std::set<std::string>(want.event_ids.begin(), want.event_ids.end()));  // nothing missing
   CHECK(probe.count(config.publish.dlq_stream) == 0);
 }
@@ -133,7 +134,8 @@ TEST_CASE("the HTTP endpoint serves metrics, health and readiness", "[integratio
   while ((pos = metrics->body.find(key, pos)) != std::string::npos) {
     const std::size_t eol = metrics->body.find('\n', pos);
     const std::string line = metrics->body.substr(pos, eol - pos);
-    if (line.find("result=\"processed\"") != std::string::npos) processed += std::stoull(line.substr(line.rfind(' ') + 1));
+    if (line.find("result=\"processed\"") != std::string::npos)
+      processed += std::stoull(line.substr(line.rfind(' ') + 1));
     pos = eol;
   }
   CHECK(processed == want.subjects.size());
@@ -224,8 +226,10 @@ TEST_CASE("the HEALTHCHECK URL (option --metrics-url) follows metrics.port from 
   const std::uint16_t file_port = free_port();
   std::ofstream(path) << "nats:\n  url: " << nats.url() << "\nredis:\n  address: " << redis.address()
                       << "\nmetrics:\n  port: " << file_port << "\n";
-  const EnvOverrides clean = {{"DAISI_CDC_METRICS_PORT", std::nullopt}, {"DAISI_CDC_METRICS_BIND", std::nullopt},
-                              {"DAISI_CDC_METRICS_ENABLED", std::nullopt}, {"NATS_URL", std::nullopt},
+  const EnvOverrides clean = {{"DAISI_CDC_METRICS_PORT", std::nullopt},
+                              {"DAISI_CDC_METRICS_BIND", std::nullopt},
+                              {"DAISI_CDC_METRICS_ENABLED", std::nullopt},
+                              {"NATS_URL", std::nullopt},
                               {"REDIS_ADDRESS", std::nullopt}};
   // The port of the file (bind 0.0.0.0 by default: reached on loopback).
   const auto [code, url] = run_binary({"--config", path.string(), "--metrics-url"}, clean);

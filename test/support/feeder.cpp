@@ -24,7 +24,8 @@ std::string status_text(natsStatus s) {
 
 void ensure_msg_ids(std::vector<CaptureRecord>& records, const std::string& prefix) {
   for (std::size_t i = 0; i < records.size(); ++i) {
-    if (records[i].header("Nats-Msg-Id").empty()) records[i].headers.emplace_back("Nats-Msg-Id", prefix + std::to_string(i));
+    if (records[i].header("Nats-Msg-Id").empty())
+      records[i].headers.emplace_back("Nats-Msg-Id", prefix + std::to_string(i));
   }
 }
 

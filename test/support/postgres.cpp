@@ -44,7 +44,8 @@ std::string read_all(const std::filesystem::path& path) {
 void chown_tree(const std::filesystem::path& root, unsigned uid, unsigned gid) {
   if (::chown(root.c_str(), uid, gid) != 0) throw std::runtime_error("chown " + root.string() + " failed");
   for (const auto& entry : std::filesystem::recursive_directory_iterator(root)) {
-    if (::lchown(entry.path().c_str(), uid, gid) != 0) throw std::runtime_error("chown " + entry.path().string() + " failed");
+    if (::lchown(entry.path().c_str(), uid, gid) != 0)
+      throw std::runtime_error("chown " + entry.path().string() + " failed");
   }
 }
 
@@ -114,7 +115,7 @@ bool PostgresServer::running() { return process_ && process_->running(); }
 void PostgresServer::launch_and_wait() {
   process_.reset();
   std::vector<std::string> args{"-D", (dir_.path() / "data").string(), "-p", std::to_string(port_), "-h", "127.0.0.1",
-                                "-c", "unix_socket_directories=", "-c", "max_connections=40"};
+                                "-c", "unix_socket_directories=",      "-c", "max_connections=40"};
   if (options_.fast) {
     // Not synchronous_commit=off: that acknowledges a COMMIT before its WAL leaves shared
     // memory, so a killed server loses it (kill() must lose nothing committed).

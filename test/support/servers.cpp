@@ -448,15 +448,13 @@ NatsCluster::NatsCluster(NatsClusterOptions options) : options_(std::move(option
     std::string routes;
     for (std::size_t j = 0; j < options_.nodes; ++j) {
       if (j == i) continue;
-      routes += (routes.empty() ? "" : ", ") + std::string("nats-route://127.0.0.1:") + std::to_string(cluster_ports_[j]);
+      routes +=
+          (routes.empty() ? "" : ", ") + std::string("nats-route://127.0.0.1:") + std::to_string(cluster_ports_[j]);
     }
     node.config_lines = {
-        "server_name: " + server_name(i),
-        "cluster {",
-        "  name: " + options_.name,
-        "  listen: 127.0.0.1:" + std::to_string(cluster_ports_[i]),
-        "  routes: [" + routes + "]",
-        "}",
+        "server_name: " + server_name(i), "cluster {",
+        "  name: " + options_.name,       "  listen: 127.0.0.1:" + std::to_string(cluster_ports_[i]),
+        "  routes: [" + routes + "]",     "}",
     };
     nodes_.push_back(std::make_unique<NatsServer>(std::move(node)));
   }
@@ -532,7 +530,8 @@ void NatsCluster::wait_ready() {
     std::this_thread::sleep_for(100ms);
   }
   std::string logs;
-  for (std::size_t i = 0; i < nodes_.size(); ++i) logs += "\n--- " + server_name(i) + ":\n" + tail(nodes_[i]->log(), 1500);
+  for (std::size_t i = 0; i < nodes_.size(); ++i)
+    logs += "\n--- " + server_name(i) + ":\n" + tail(nodes_[i]->log(), 1500);
   throw std::runtime_error("JetStream cluster not ready after " + std::to_string(options_.start_timeout.count()) +
                            " ms (" + error + ")" + logs);
 }
@@ -571,7 +570,8 @@ bool RedisServer::ready(std::string& error) {
   const auto* r = static_cast<const redisReply*>(reply.get());
   if (r != nullptr && r->type == REDIS_REPLY_STATUS && std::string_view(r->str, r->len) == "PONG") return true;
   // A server started with --requirepass serves, and wants a password first.
-  if (r != nullptr && r->type == REDIS_REPLY_ERROR && std::string_view(r->str, r->len).rfind("NOAUTH", 0) == 0) return true;
+  if (r != nullptr && r->type == REDIS_REPLY_ERROR && std::string_view(r->str, r->len).rfind("NOAUTH", 0) == 0)
+    return true;
   error = r != nullptr && r->type == REDIS_REPLY_ERROR ? std::string(r->str, r->len) : "no PONG";
   return false;
 }

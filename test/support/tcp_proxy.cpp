@@ -147,8 +147,8 @@ void TcpProxy::pump(Link& link, int from, int to) {
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) break;
     // The added latency: sleep in short steps so stop() is not held up by a long delay.
-    const auto until = std::chrono::steady_clock::now() +
-                       std::chrono::milliseconds(delay_ms_.load(std::memory_order_relaxed));
+    const auto until =
+        std::chrono::steady_clock::now() + std::chrono::milliseconds(delay_ms_.load(std::memory_order_relaxed));
     while (!stopping_.load() && std::chrono::steady_clock::now() < until) {
       std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(
           until - std::chrono::steady_clock::now(), std::chrono::milliseconds(kPollMs)));

@@ -37,7 +37,9 @@ class TcpProxy {
   [[nodiscard]] std::string nats_url() const;
 
   /// Delay added before each relayed chunk, from now on.
-  void set_delay(std::chrono::milliseconds delay) noexcept { delay_ms_.store(delay.count(), std::memory_order_relaxed); }
+  void set_delay(std::chrono::milliseconds delay) noexcept {
+    delay_ms_.store(delay.count(), std::memory_order_relaxed);
+  }
   /// Listens again on the same port (no-op when listening).
   void start();
   /// Closes the listener and every relayed connection, and joins their threads.

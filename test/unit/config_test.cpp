@@ -74,9 +74,9 @@ constexpr std::size_t field_count() {
 }
 
 const std::map<std::string, std::size_t> kSectionFields = {
-    {"nats", field_count<cdc::NatsConfig>()},     {"ingest", field_count<cdc::IngestConfig>()},
+    {"nats", field_count<cdc::NatsConfig>()},       {"ingest", field_count<cdc::IngestConfig>()},
     {"publish", field_count<cdc::PublishConfig>()}, {"dedup", field_count<cdc::DedupConfig>()},
-    {"redis", field_count<cdc::RedisConfig>()},   {"pipeline", field_count<cdc::PipelineConfig>()},
+    {"redis", field_count<cdc::RedisConfig>()},     {"pipeline", field_count<cdc::PipelineConfig>()},
     {"metrics", field_count<cdc::MetricsConfig>()}, {"health", field_count<cdc::HealthConfig>()},
     {"guard", field_count<cdc::GuardConfig>()},     {"log", field_count<cdc::LogConfig>()},
 };
@@ -186,7 +186,8 @@ const std::vector<Override> kOverrides = {
     {"nats", "tls_cert", "/etc/cert.pem", "/etc/cert.pem"},
     {"nats", "tls_key", "/etc/key.pem", "/etc/key.pem"},
     {"nats", "creds_file", "/run/secrets/nats.creds", "/run/secrets/nats.creds"},
-    {"nats", "nkey", "UAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "UAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"},
+    {"nats", "nkey", "UAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+     "UAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"},
     {"nats", "nkey_seed_file", "/run/secrets/seed", "/run/secrets/seed"},
     {"nats", "user", "u1", "u1"},
     {"nats", "password", "p1", "p1"},
@@ -490,9 +491,8 @@ TEST_CASE("environment overrides from the brief", "[config]") {
 }
 
 TEST_CASE("short names set their keys", "[config]") {
-  const Config c = cdc::load_config_text(
-      "", {"NATS_URL=nats://n1:4222,nats://n2:4222", "REDIS_ADDRESS=r1:6380", "DEDUP_TTL=2m", "JS_ACK_WAIT=1m",
-           "JS_MAX_DELIVER=7", "LOG_LEVEL=WARN"});
+  const Config c = cdc::load_config_text("", {"NATS_URL=nats://n1:4222,nats://n2:4222", "REDIS_ADDRESS=r1:6380",
+                                              "DEDUP_TTL=2m", "JS_ACK_WAIT=1m", "JS_MAX_DELIVER=7", "LOG_LEVEL=WARN"});
   CHECK(c.nats.url == "nats://n1:4222,nats://n2:4222");
   CHECK(c.redis.address == "r1:6380");
   CHECK(c.dedup.ttl == Millis{120000});
@@ -621,10 +621,15 @@ TEST_CASE("choices are case-insensitive and stored lower-case", "[config]") {
 
 TEST_CASE("parse_duration accepts units, combinations and 0", "[config]") {
   const std::vector<std::pair<std::string, long long>> good = {
-      {"0", 0},         {"0s", 0},         {"0ms", 0},          {"1ms", 1},       {"500ms", 500},
-      {"30s", 30000},   {"5m", 300000},    {"1h", 3600000},     {"1m30s", 90000}, {"1h1m1s1ms", 3661001},
-      {"1.5s", 1500},   {"0.25s", 250},    {"2000us", 2},       {"3000000ns", 3}, {" 30s ", 30000},
-      {"1000\xC2\xB5s", 1}, {"90m", 5400000}, {"48h", 172800000},
+      {"0", 0},         {"0s", 0},
+      {"0ms", 0},       {"1ms", 1},
+      {"500ms", 500},   {"30s", 30000},
+      {"5m", 300000},   {"1h", 3600000},
+      {"1m30s", 90000}, {"1h1m1s1ms", 3661001},
+      {"1.5s", 1500},   {"0.25s", 250},
+      {"2000us", 2},    {"3000000ns", 3},
+      {" 30s ", 30000}, {"1000\xC2\xB5s", 1},
+      {"90m", 5400000}, {"48h", 172800000},
   };
   for (const auto& [text, ms] : good) {
     INFO(text);
@@ -816,7 +821,10 @@ TEST_CASE("validate enforces the rules, naming the key, the problem and the valu
          c.ingest.tables = {"a.b"};
          c.ingest.key_columns["a.b"] = "id";
        }},
-      {"ingest.tables: table 'chats' is listed twice", [](Config& c) { c.ingest.tables = {"chats", "chats"}; }},
+      {"ingest.tables: table 'chats' is listed twice",
+       [](Config& c) {
+         c.ingest.tables = {"chats", "chats"};
+       }},
       {"ingest.key_columns: no key column for table 'orders' (listed in ingest.tables)",
        [](Config& c) { c.ingest.tables.push_back("orders"); }},
       {"ingest.key_columns: no key column for table 'chats' (listed in ingest.tables)",
@@ -884,8 +892,7 @@ TEST_CASE("validate enforces the rules, naming the key, the problem and the valu
       {"publish.retry_backoff_max: must be at least publish.retry_backoff (100ms), got 99ms",
        [](Config& c) { c.publish.retry_backoff_max = Millis{99}; }},
       {"publish.max_retries: must be >= 0, got -1", [](Config& c) { c.publish.max_retries = -1; }},
-      {"dedup.ttl: must be at least 1s, got 500ms",
-       [](Config& c) { c.dedup.ttl = Millis{500}; }},
+      {"dedup.ttl: must be at least 1s, got 500ms", [](Config& c) { c.dedup.ttl = Millis{500}; }},
       {"dedup.pending_ttl: must be at least 1s, got 500ms", [](Config& c) { c.dedup.pending_ttl = Millis{500}; }},
       {"", [](Config& c) { c.dedup.pending_ttl = Millis{1000}; }},
       {"log.level: must be one of trace, debug, info, warn, error, got 'verbose'",
@@ -955,9 +962,9 @@ TEST_CASE("a reload applies the reloadable keys and lists the others as needing 
   const Config running;
   const Config next = overridden_config();
   const cdc::ReloadPlan plan = cdc::plan_reload(running, next);
-  const std::vector<std::string> reloadable = {"ingest.tables",        "ingest.key_columns",
-                                               "ingest.max_message_bytes", "health.stall_timeout",
-                                               "guard.max_failure_duration", "log.level"};
+  const std::vector<std::string> reloadable = {
+      "ingest.tables",        "ingest.key_columns",         "ingest.max_message_bytes",
+      "health.stall_timeout", "guard.max_failure_duration", "log.level"};
   CHECK(plan.apply == reloadable);
   CHECK(plan.restart.size() == kOverrides.size() - reloadable.size());
   for (const auto& key : plan.restart) {
@@ -1011,7 +1018,8 @@ TEST_CASE("health, guard and backlog durations: 0 turns them off, small values a
         "DAISI_CDC_GUARD_MAX_FAILURE_DURATION: duration needs a unit (ms, s, m, h), got '10'");
   CHECK(load_error("", {"DAISI_CDC_HEALTH_STALL_TIMEOUT=100ms"}).what ==
         "DAISI_CDC_HEALTH_STALL_TIMEOUT: must be 0 (off) or at least 1s, got 100ms");
-  const Config c = cdc::load_config_text("", {"DAISI_CDC_HEALTH_STALL_TIMEOUT=3s", "DAISI_CDC_GUARD_MAX_FAILURE_DURATION=1h"});
+  const Config c =
+      cdc::load_config_text("", {"DAISI_CDC_HEALTH_STALL_TIMEOUT=3s", "DAISI_CDC_GUARD_MAX_FAILURE_DURATION=1h"});
   CHECK(c.health.stall_timeout == Millis{3000});
   CHECK(c.guard.max_failure_duration == Millis{3600000});
 }
@@ -1025,12 +1033,9 @@ TEST_CASE("nats.stream_replicas: 1-5, default 1, from YAML and DAISI_CDC_NATS_ST
   // The environment wins over the file.
   CHECK(cdc::load_config_text("nats:\n  stream_replicas: 5\n", {"DAISI_CDC_NATS_STREAM_REPLICAS=1"})
             .nats.stream_replicas == 1);
-  CHECK(load_error("nats:\n  stream_replicas: 0\n").what ==
-        "nats.stream_replicas: expected an integer 1-5, got '0'");
-  CHECK(load_error("nats:\n  stream_replicas: 6\n").what ==
-        "nats.stream_replicas: expected an integer 1-5, got '6'");
-  CHECK(load_error("nats:\n  stream_replicas: -1\n").what ==
-        "nats.stream_replicas: expected an integer 1-5, got '-1'");
+  CHECK(load_error("nats:\n  stream_replicas: 0\n").what == "nats.stream_replicas: expected an integer 1-5, got '0'");
+  CHECK(load_error("nats:\n  stream_replicas: 6\n").what == "nats.stream_replicas: expected an integer 1-5, got '6'");
+  CHECK(load_error("nats:\n  stream_replicas: -1\n").what == "nats.stream_replicas: expected an integer 1-5, got '-1'");
   CHECK(load_error("nats:\n  stream_replicas: three\n").what ==
         "nats.stream_replicas: expected an integer 1-5, got 'three'");
   CHECK(load_error("nats:\n  stream_replicas: [3]\n").what ==
@@ -1040,8 +1045,10 @@ TEST_CASE("nats.stream_replicas: 1-5, default 1, from YAML and DAISI_CDC_NATS_ST
   CHECK(load_error("", {"DAISI_CDC_NATS_STREAM_REPLICAS="}).what ==
         "DAISI_CDC_NATS_STREAM_REPLICAS: expected an integer 1-5, got ''");
   // A Config built in code is checked by validate().
-  CHECK(validate_error([](Config& c) { c.nats.stream_replicas = 0; }).what == "nats.stream_replicas: must be 1-5, got 0");
-  CHECK(validate_error([](Config& c) { c.nats.stream_replicas = 6; }).what == "nats.stream_replicas: must be 1-5, got 6");
+  CHECK(validate_error([](Config& c) { c.nats.stream_replicas = 0; }).what ==
+        "nats.stream_replicas: must be 1-5, got 0");
+  CHECK(validate_error([](Config& c) { c.nats.stream_replicas = 6; }).what ==
+        "nats.stream_replicas: must be 1-5, got 6");
   CHECK_FALSE(validate_error([](Config& c) { c.nats.stream_replicas = 5; }).thrown);
   // Only the streams' creation reads it: a change needs a restart, as every nats key.
   CHECK_FALSE(cdc::reloadable("nats.stream_replicas"));
@@ -1056,9 +1063,8 @@ TEST_CASE("security keys: pairs are validated, secret files are read, URLs are r
   CHECK(load_error("redis:\n  username: u\n").key == "redis.password");
 
   const std::string secret = temp_file("hunter2\n");
-  Config c = cdc::load_config_text("nats:\n  user: u\n  password_file: " + secret + "\nredis:\n  password_file: " +
-                                       secret + "\n",
-                                   {});
+  Config c = cdc::load_config_text(
+      "nats:\n  user: u\n  password_file: " + secret + "\nredis:\n  password_file: " + secret + "\n", {});
   CHECK(c.nats.password.empty());
   cdc::resolve_secrets(c);
   CHECK(c.nats.password == "hunter2");
@@ -1105,15 +1111,14 @@ std::vector<std::string> keys_of(const std::vector<ConfigError>& errors) {
 
 }  // namespace
 
-TEST_CASE("check_config reports every error at once, from the file, the environment and the rules",
-          "[config][check]") {
+TEST_CASE("check_config reports every error at once, from the file, the environment and the rules", "[config][check]") {
   const TempYaml file(
-      "nats:\n  conect_timeout: 5s\n"             // unknown key (typo)
-      "ingest:\n  ack_wait: soon\n"               // not a duration
+      "nats:\n  conect_timeout: 5s\n"  // unknown key (typo)
+      "ingest:\n  ack_wait: soon\n"    // not a duration
       "  tables: [messages]\n  key_columns: {messages: id}\n"
-      "pipeline:\n  ring_capacity: 1000\n"        // not a power of two
-      "publish:\n  duplicate_window: 1m\n"        // shorter than dedup.ttl
-      "bogus_section:\n  x: 1\n");                // unknown section
+      "pipeline:\n  ring_capacity: 1000\n"  // not a power of two
+      "publish:\n  duplicate_window: 1m\n"  // shorter than dedup.ttl
+      "bogus_section:\n  x: 1\n");          // unknown section
   Config out;
   const auto errors = cdc::check_config(file.path, {"DAISI_CDC_LOG_LEVL=debug", "REDIS_ADDRESS=nohostport"}, out);
   const auto keys = keys_of(errors);
@@ -1129,7 +1134,7 @@ TEST_CASE("check_config reports every error at once, from the file, the environm
   CHECK(has("publish.duplicate_window"));
   CHECK(has("bogus_section"));
   CHECK(has("DAISI_CDC_LOG_LEVL"));
-  CHECK(has("REDIS_ADDRESS"));  // named as the variable that set it
+  CHECK(has("REDIS_ADDRESS"));        // named as the variable that set it
   CHECK(has("publish.max_pending"));  // over the (invalid) ring_capacity of 1000: reported too
   CHECK(errors.size() == 8);
   // The same file through load_config stops at the first.
@@ -1152,8 +1157,8 @@ TEST_CASE("check_config on a valid file, on defaults, and on unreadable files an
   REQUIRE(errors.size() == 1);
   CHECK(errors[0].key() == "config");
   // Secret files are checked too, each one.
-  errors = cdc::check_config("", {"DAISI_CDC_NATS_TLS_CA=/nonexistent/ca.pem", "DAISI_CDC_REDIS_PASSWORD_FILE=/nonexistent/pw"},
-                             out);
+  errors = cdc::check_config(
+      "", {"DAISI_CDC_NATS_TLS_CA=/nonexistent/ca.pem", "DAISI_CDC_REDIS_PASSWORD_FILE=/nonexistent/pw"}, out);
   CHECK(keys_of(errors) == std::vector<std::string>{"nats.tls_ca", "redis.password_file"});
 }
 

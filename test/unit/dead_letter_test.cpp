@@ -144,7 +144,7 @@ TEST_CASE("rfc3339: UTC with microseconds, trailing zeros dropped", "[dead_lette
   CHECK(rfc3339(s * kNs + 120'000'000) == "2026-11-22T10:00:01.12Z");
   CHECK(rfc3339(s * kNs + 125'001'000) == "2026-11-22T10:00:01.125001Z");
   CHECK(rfc3339(s * kNs + 1'000) == "2026-11-22T10:00:01.000001Z");
-  CHECK(rfc3339(s * kNs + 999) == "2026-11-22T10:00:01Z");              // below a microsecond
+  CHECK(rfc3339(s * kNs + 999) == "2026-11-22T10:00:01Z");                 // below a microsecond
   CHECK(rfc3339(s * kNs + 999'999'999) == "2026-11-22T10:00:01.999999Z");  // truncated, never rounded up
   CHECK(rfc3339(0) == "1970-01-01T00:00:00Z");
   CHECK(rfc3339(1709251199 * kNs) == "2024-02-29T23:59:59Z");
@@ -172,10 +172,15 @@ TEST_CASE("rfc3339 agrees with gmtime_r", "[dead_letter][time]") {
 }
 
 TEST_CASE("base64: RFC 4648 vectors and round trips", "[dead_letter][base64]") {
-  const std::vector<std::pair<std::string, std::string>> vectors{
-      {"", ""},         {"f", "Zg=="},         {"fo", "Zm8="},        {"foo", "Zm9v"},
-      {"foob", "Zm9vYg=="}, {"fooba", "Zm9vYmE="}, {"foobar", "Zm9vYmFy"}, {"\xff\xfe\xfd", "//79"},
-      {"\xfb\xff", "+/8="}};
+  const std::vector<std::pair<std::string, std::string>> vectors{{"", ""},
+                                                                 {"f", "Zg=="},
+                                                                 {"fo", "Zm8="},
+                                                                 {"foo", "Zm9v"},
+                                                                 {"foob", "Zm9vYg=="},
+                                                                 {"fooba", "Zm9vYmE="},
+                                                                 {"foobar", "Zm9vYmFy"},
+                                                                 {"\xff\xfe\xfd", "//79"},
+                                                                 {"\xfb\xff", "+/8="}};
   for (const auto& [plain, encoded] : vectors) {
     INFO(encoded);
     CHECK(base64(plain) == encoded);
@@ -196,8 +201,8 @@ TEST_CASE("base64: RFC 4648 vectors and round trips", "[dead_letter][base64]") {
 }
 
 TEST_CASE("base64: decoding rejects what is not base64", "[dead_letter][base64]") {
-  for (const char* bad : {"Z", "Zg=", "Zm9v!", "Zm 9v", "Zm9v\n", "Zg==Zg==", "=Zg=", "Zg===", "====", "Z===",
-                          "Zm9-", "Zm9_"}) {
+  for (const char* bad :
+       {"Z", "Zg=", "Zm9v!", "Zm 9v", "Zm9v\n", "Zg==Zg==", "=Zg=", "Zg===", "====", "Z===", "Zm9-", "Zm9_"}) {
     INFO(bad);
     std::string out = "x";
     CHECK_FALSE(cdc::decode_base64(bad, out));

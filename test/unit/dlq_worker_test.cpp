@@ -50,10 +50,12 @@ TEST_CASE("dlq worker config: defaults, file and environment", "[unit][dlq_worke
   CHECK(d.postgres.batch_size == 1000);
   CHECK(d.postgres.flush_interval == 500ms);
 
-  const std::string yaml = "nats:\n  url: nats://x:4222\ndlq_worker:\n  max_attempts: 3\n  backoff_base: 2s\n"
-                           "  retry_kinds: [max_deliveries]\npostgres:\n  conninfo: host=db dbname=cdc\n  batch_size: 10\n";
-  const DlqWorkerSettings s = load_dlq_worker_config_text(
-      yaml, {"DAISI_CDC_DLQ_WORKER_MAX_ATTEMPTS=7", "DAISI_CDC_POSTGRES_FLUSH_INTERVAL=50ms", "DAISI_CDC_NATS_URL=nats://y:1"});
+  const std::string yaml =
+      "nats:\n  url: nats://x:4222\ndlq_worker:\n  max_attempts: 3\n  backoff_base: 2s\n"
+      "  retry_kinds: [max_deliveries]\npostgres:\n  conninfo: host=db dbname=cdc\n  batch_size: 10\n";
+  const DlqWorkerSettings s =
+      load_dlq_worker_config_text(yaml, {"DAISI_CDC_DLQ_WORKER_MAX_ATTEMPTS=7",
+                                         "DAISI_CDC_POSTGRES_FLUSH_INTERVAL=50ms", "DAISI_CDC_NATS_URL=nats://y:1"});
   CHECK(s.dlq_worker.max_attempts == 7);  // the environment wins
   CHECK(s.dlq_worker.backoff_base == 2s);
   CHECK(s.dlq_worker.retry_kinds == std::vector<std::string>{"max_deliveries"});
@@ -81,7 +83,8 @@ TEST_CASE("dlq worker config: errors name the key", "[unit][dlq_worker]") {
 
 TEST_CASE("dlq worker config: the service's loader accepts the worker's sections and variables", "[unit][dlq_worker]") {
   const std::string yaml = "dlq_worker:\n  max_attempts: 3\npostgres:\n  conninfo: host=db\nlog:\n  level: debug\n";
-  const Config c = load_config_text(yaml, {"DAISI_CDC_POSTGRES_BATCH_SIZE=5", "DAISI_CDC_DLQ_WORKER_METRICS_PORT=9000"});
+  const Config c =
+      load_config_text(yaml, {"DAISI_CDC_POSTGRES_BATCH_SIZE=5", "DAISI_CDC_DLQ_WORKER_METRICS_PORT=9000"});
   CHECK(c.log.level == "debug");
   // Still strict about its own.
   CHECK_THROWS_AS(load_config_text("postgress:\n  conninfo: x\n", {}), ConfigError);
@@ -114,7 +117,8 @@ TEST_CASE("dlq worker: conninfo passwords are redacted", "[unit][dlq_worker]") {
 TEST_CASE("dlq worker: records parse and classify", "[unit][dlq_worker]") {
   DlqWorkerConfig config;
   DlqRecord r;
-  REQUIRE(parse_dlq_record(record_json(ErrorKind::kMaxDeliveries, "no responders", {{"Nats-Msg-Id", "abc"}}, "body\x01"), r));
+  REQUIRE(parse_dlq_record(
+      record_json(ErrorKind::kMaxDeliveries, "no responders", {{"Nats-Msg-Id", "abc"}}, "body\x01"), r));
   CHECK(r.source_subject == "cdc.co1.messages");
   CHECK(r.source_seq == 12);
   CHECK(r.delivery_attempts == 3);
@@ -136,17 +140,24 @@ TEST_CASE("dlq worker: records parse and classify", "[unit][dlq_worker]") {
   CHECK(classify_dlq_record(r, config) == DlqAction::kPermanent);
 
   // publish_rejected: retried unless a size limit refused it.
-  REQUIRE(parse_dlq_record(record_json(ErrorKind::kPublishRejected, "jetstream error 400 (10077): maximum messages exceeded", {}, "x"), r));
+  REQUIRE(parse_dlq_record(
+      record_json(ErrorKind::kPublishRejected, "jetstream error 400 (10077): maximum messages exceeded", {}, "x"), r));
   CHECK(classify_dlq_record(r, config) == DlqAction::kRetry);
-  REQUIRE(parse_dlq_record(record_json(ErrorKind::kPublishRejected, "payload of 9 bytes exceeds the server's max_payload of 8", {}, "x"), r));
+  REQUIRE(parse_dlq_record(
+      record_json(ErrorKind::kPublishRejected, "payload of 9 bytes exceeds the server's max_payload of 8", {}, "x"),
+      r));
   CHECK(classify_dlq_record(r, config) == DlqAction::kPermanent);
-  REQUIRE(parse_dlq_record(record_json(ErrorKind::kPublishRejected, "jetstream error 400 (10054): message size exceeds maximum allowed", {}, "x"), r));
+  REQUIRE(parse_dlq_record(record_json(ErrorKind::kPublishRejected,
+                                       "jetstream error 400 (10054): message size exceeds maximum allowed", {}, "x"),
+                           r));
   CHECK(classify_dlq_record(r, config) == DlqAction::kPermanent);
 
   // The attempt header decides exhaustion.
-  REQUIRE(parse_dlq_record(record_json(ErrorKind::kMaxDeliveries, "x", {{std::string(kDlqAttemptHeader), "4"}}, "x"), r));
+  REQUIRE(
+      parse_dlq_record(record_json(ErrorKind::kMaxDeliveries, "x", {{std::string(kDlqAttemptHeader), "4"}}, "x"), r));
   CHECK(classify_dlq_record(r, config) == DlqAction::kRetry);
-  REQUIRE(parse_dlq_record(record_json(ErrorKind::kMaxDeliveries, "x", {{std::string(kDlqAttemptHeader), "5"}}, "x"), r));
+  REQUIRE(
+      parse_dlq_record(record_json(ErrorKind::kMaxDeliveries, "x", {{std::string(kDlqAttemptHeader), "5"}}, "x"), r));
   CHECK(dlq_attempts_done(r) == 5);
   CHECK(classify_dlq_record(r, config) == DlqAction::kExhausted);
   config.retry_kinds.clear();
@@ -172,7 +183,8 @@ TEST_CASE("dlq worker: retry identity and headers", "[unit][dlq_worker]") {
   CHECK(dlq_retry_msg_id("cdc_dlq_stream", 42, 1) == "dlq-retry:cdc_dlq_stream:42:1");
   CHECK(dlq_retry_msg_id("cdc_dlq_stream", 42, 2) != dlq_retry_msg_id("cdc_dlq_stream", 42, 1));
   DlqRecord r;
-  REQUIRE(parse_dlq_record(record_json(ErrorKind::kMaxDeliveries, "x", {{"Nats-Msg-Id", "orig"}, {"traceparent", "tp"}}, "b"), r));
+  REQUIRE(parse_dlq_record(
+      record_json(ErrorKind::kMaxDeliveries, "x", {{"Nats-Msg-Id", "orig"}, {"traceparent", "tp"}}, "b"), r));
   const HeaderList first = dlq_retry_headers(r, 1, "dlq-retry:s:1:1");
   CHECK(*find_header(first, "Nats-Msg-Id") == "dlq-retry:s:1:1");
   CHECK(*find_header(first, kDlqAttemptHeader) == "1");
@@ -222,9 +234,10 @@ TEST_CASE("dlq worker config: every key is in config.yaml and in the docs", "[un
   const std::string docs = read(std::string(CDC_SOURCE_DIR) + "/docs/configuration.md");
   REQUIRE_FALSE(docs.empty());
   const std::map<std::string, std::vector<std::string>> keys{
-      {"dlq_worker", {"consumer", "retry_kinds", "max_attempts", "backoff_base", "backoff_max", "ack_wait", "max_ack_pending",
-                      "fetch_batch", "fetch_expires", "publish_timeout", "retry_delay", "backlog_interval", "metrics_bind",
-                      "metrics_port"}},
+      {"dlq_worker",
+       {"consumer", "retry_kinds", "max_attempts", "backoff_base", "backoff_max", "ack_wait", "max_ack_pending",
+        "fetch_batch", "fetch_expires", "publish_timeout", "retry_delay", "backlog_interval", "metrics_bind",
+        "metrics_port"}},
       {"postgres", {"conninfo", "batch_size", "flush_interval", "connect_timeout", "reconnect_backoff_max"}}};
   for (const auto& [section, names] : keys) {
     CHECK(yaml.find("\n" + section + ":\n") != std::string::npos);

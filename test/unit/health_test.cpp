@@ -7,8 +7,8 @@
 namespace {
 
 constexpr std::int64_t kSec = 1'000'000'000;
-constexpr std::int64_t kStall = 120 * kSec;    // health.stall_timeout default
-constexpr std::int64_t kGuard = 900 * kSec;    // guard.max_failure_duration default
+constexpr std::int64_t kStall = 120 * kSec;  // health.stall_timeout default
+constexpr std::int64_t kGuard = 900 * kSec;  // guard.max_failure_duration default
 
 using Stall = cdc::StallDetector::Sample;
 using Guard = cdc::FailureGuard::Sample;

@@ -112,7 +112,7 @@ TEST_CASE("the rate limiter lets a few lines through and counts the rest", "[log
   // Still the same window 1 ns before its end.
   CHECK_FALSE(limiter.allow(suppressed, t0 + 200 * kMs - 1));
   CHECK(limiter.allow(suppressed, t0 + 200 * kMs));  // a new window
-  CHECK(suppressed == 11);  // the next line that passes says how many were dropped
+  CHECK(suppressed == 11);                           // the next line that passes says how many were dropped
   CHECK(limiter.allow(suppressed, t0 + 201 * kMs));
   CHECK(suppressed == 0);
   CHECK(limiter.allow(suppressed, t0 + 202 * kMs));

@@ -172,7 +172,8 @@ TEST_CASE("escaped label values render and parse back", "[metrics]") {
   ScrapeState st;
   st.version = "1.0 \"rc\\1\"\nx";
   const std::string text = m.render(st);
-  CHECK(text.find("cdc_consumer_build_info{version=\"1.0 \\\"rc\\\\1\\\"\\nx\",revision=\"unknown\"} 1\n") != std::string::npos);
+  CHECK(text.find("cdc_consumer_build_info{version=\"1.0 \\\"rc\\\\1\\\"\\nx\",revision=\"unknown\"} 1\n") !=
+        std::string::npos);
   if (have_promtool()) {
     const CommandResult r = promtool_check(text);
     INFO(r.output);
@@ -182,13 +183,13 @@ TEST_CASE("escaped label values render and parse back", "[metrics]") {
 
 TEST_CASE("histograms render cumulative buckets, _sum and _count equal to the +Inf bucket", "[metrics]") {
   Histogram h;
-  h.observe_ns(0);                 // le 5e-05
-  h.observe_ns(50'000);            // exactly on a bound: le 5e-05 (le is inclusive)
-  h.observe_ns(50'001);            // le 0.0001
-  h.observe_ns(1'000'000);         // le 0.001
-  h.observe_ns(-5);                // clamped to 0: le 5e-05
-  h.observe_ns(11 * kSec);         // only +Inf
-  h.observe_ns(3 * kSec);          // le 5
+  h.observe_ns(0);          // le 5e-05
+  h.observe_ns(50'000);     // exactly on a bound: le 5e-05 (le is inclusive)
+  h.observe_ns(50'001);     // le 0.0001
+  h.observe_ns(1'000'000);  // le 0.001
+  h.observe_ns(-5);         // clamped to 0: le 5e-05
+  h.observe_ns(11 * kSec);  // only +Inf
+  h.observe_ns(3 * kSec);   // le 5
   std::string text;
   h.render(text, "x_seconds", "table=\"messages\"");
 
@@ -239,7 +240,7 @@ TEST_CASE("histograms render cumulative buckets, _sum and _count equal to the +I
 TEST_CASE("histogram quantiles are bucket upper bounds", "[metrics]") {
   Histogram h;
   CHECK(h.quantile(0.5) == 0);
-  for (int i = 0; i < 90; ++i) h.observe_ns(80'000);  // le 0.0001
+  for (int i = 0; i < 90; ++i) h.observe_ns(80'000);      // le 0.0001
   for (int i = 0; i < 10; ++i) h.observe_ns(40'000'000);  // le 0.05
   CHECK(h.quantile(0.5) == Approx(0.0001));
   CHECK(h.quantile(0.9) == Approx(0.0001));
@@ -308,7 +309,8 @@ TEST_CASE("the exposition has HELP and TYPE once per family, before its samples"
       std::string name = line.substr(0, line.find_first_of("{ "));
       for (const char* suffix : {"_bucket", "_sum", "_count"}) {
         const std::string s(suffix);
-        if (type_of.count(name) == 0 && name.size() > s.size() && name.compare(name.size() - s.size(), s.size(), s) == 0) {
+        if (type_of.count(name) == 0 && name.size() > s.size() &&
+            name.compare(name.size() - s.size(), s.size(), s) == 0) {
           name = name.substr(0, name.size() - s.size());
         }
       }
@@ -358,7 +360,9 @@ TEST_CASE("the exposition carries the values of the registry", "[metrics]") {
   CHECK(value_of(text, "cdc_consumer_ack_pending_messages") == "56");
   CHECK(value_of(text, "cdc_consumer_failing_seconds") == "2.5");
   CHECK(value_of(text, "cdc_consumer_log_dropped_total") == "9");
-  CHECK(value_of(text, "cdc_consumer_build_info", "version=\"0.1.0\",revision=\"0123456789ab\",nats_c=\"3.3.0\",simdjson=\"3.0.1\",hiredis=\"0.14.1\",libuv=\"1.44.2\"") == "1");
+  CHECK(value_of(text, "cdc_consumer_build_info",
+                 "version=\"0.1.0\",revision=\"0123456789ab\",nats_c=\"3.3.0\",simdjson=\"3.0.1\",hiredis=\"0.14.1\","
+                 "libuv=\"1.44.2\"") == "1");
   CHECK(value_of(text, "cdc_consumer_last_completion_timestamp_seconds") == "1700000000.123");
 
   // Before the first backlog read the backlog series are absent, not a misleading 0.
@@ -436,8 +440,7 @@ TEST_CASE("Redis evictions and policy render once read, absent before", "[metric
   CHECK(value_of(text, "cdc_consumer_redis_maxmemory_policy", "policy=\"volatile-random\"") == "1");
 }
 
-TEST_CASE("build_info carries version, revision and dependency versions, and the guard limit renders",
-          "[metrics]") {
+TEST_CASE("build_info carries version, revision and dependency versions, and the guard limit renders", "[metrics]") {
   const std::string text = busy_exposition();
   CHECK(value_of(text, "cdc_consumer_build_info",
                  "version=\"0.1.0\",revision=\"0123456789ab\",nats_c=\"3.3.0\",simdjson=\"3.0.1\","
@@ -498,8 +501,8 @@ TEST_CASE("Redis INFO fields are read and every policy but noeviction can evict 
   CHECK(cdc::kRedisPolicies[cdc::redis_policy_index("volatile-ttl")] == "volatile-ttl");
   CHECK(cdc::kRedisPolicies[cdc::redis_policy_index("some-future-policy")] == "other");
   CHECK_FALSE(cdc::redis_policy_can_evict("noeviction"));
-  for (const char* p : {"allkeys-lru", "allkeys-lfu", "allkeys-random", "volatile-lru", "volatile-lfu",
-                        "volatile-ttl", "volatile-random"}) {
+  for (const char* p : {"allkeys-lru", "allkeys-lfu", "allkeys-random", "volatile-lru", "volatile-lfu", "volatile-ttl",
+                        "volatile-random"}) {
     INFO(p);
     CHECK(cdc::redis_policy_can_evict(p));  // dedup marks carry a TTL: volatile-* picks them too
   }

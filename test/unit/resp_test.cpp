@@ -6,8 +6,8 @@
 
 #include "cdc/resp.hpp"
 
-using cdc::resp_append_command;
 using cdc::RedisReply;
+using cdc::resp_append_command;
 
 TEST_CASE("RESP: a command is an array of bulk strings, appended after what is queued", "[resp]") {
   std::string out = "queued";
@@ -72,7 +72,9 @@ std::vector<std::string> decode(cdc::RespReader& reader, std::string_view bytes)
 
 TEST_CASE("RESP reader: every reply kind the service meets, in order", "[resp]") {
   cdc::RespReader reader;
-  CHECK(decode(reader, "$-1\r\n$1\r\nd\r\n$1\r\np\r\n+OK\r\n:1\r\n-WRONGPASS invalid username-password pair\r\n*2\r\n$1\r\na\r\n:5\r\n") ==
+  CHECK(decode(reader,
+               "$-1\r\n$1\r\nd\r\n$1\r\np\r\n+OK\r\n:1\r\n-WRONGPASS invalid username-password "
+               "pair\r\n*2\r\n$1\r\na\r\n:5\r\n") ==
         std::vector<std::string>{"nil", "str:d", "str:p", "status:OK", "int:1",
                                  "err:WRONGPASS invalid username-password pair", "array:2"});
 }

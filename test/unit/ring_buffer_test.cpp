@@ -67,8 +67,8 @@ StressResult stress(std::size_t capacity, std::uint64_t n) {
     Item* f = ring.front();
     if (f == nullptr) {
       if (producer_done.load(std::memory_order_acquire) && ring.front() == nullptr) break;
-      if (!not_empty.wait_for(
-              [&] { return ring.front() != nullptr || producer_done.load(std::memory_order_acquire); }, kWait)) {
+      if (!not_empty.wait_for([&] { return ring.front() != nullptr || producer_done.load(std::memory_order_acquire); },
+                              kWait)) {
         ++r.timeouts;
       }
       continue;

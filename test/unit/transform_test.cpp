@@ -16,8 +16,8 @@ namespace {
 
 using cdc::Disposition;
 using cdc::ErrorKind;
-using cdc::TransformOutput;
 using cdc::Transformer;
+using cdc::TransformOutput;
 using cdc::TransformRules;
 
 constexpr std::string_view kRecord = R"({"message_id":"m1","chat_id":"c1","agent_id":"a1","text":"hi"})";
@@ -145,8 +145,8 @@ TEST_CASE("subject layout: default cdc.{company}.{table}", "[transform][subject]
   CHECK(table == "messages");
   CHECK(layout.filter_subject() == "cdc.*.*");
 
-  for (const char* bad : {"cdc.co1", "cdc.co1.messages.x", "xyz.co1.messages", "cdc..messages", "cdc.co1.",
-                          "", "cdc", ".cdc.co1.messages", "CDC.co1.messages"}) {
+  for (const char* bad : {"cdc.co1", "cdc.co1.messages.x", "xyz.co1.messages", "cdc..messages", "cdc.co1.", "", "cdc",
+                          ".cdc.co1.messages", "CDC.co1.messages"}) {
     INFO(bad);
     CHECK_FALSE(layout.split(bad, company, table));
   }
@@ -156,8 +156,7 @@ TEST_CASE("subject layout: default cdc.{company}.{table}", "[transform][subject]
   CHECK(table == "chats");
 }
 
-TEST_CASE("subject layout: sequin.{database}.{schema}.{table}.{action} with company_prefix",
-          "[transform][subject]") {
+TEST_CASE("subject layout: sequin.{database}.{schema}.{table}.{action} with company_prefix", "[transform][subject]") {
   const cdc::SubjectLayout layout("sequin.{database}.{schema}.{table}.{action}", "daisi_");
   CHECK(layout.filter_subject() == "sequin.*.*.*.*");
   std::string_view company, table;
@@ -214,8 +213,7 @@ TEST_CASE("transformer: bad rules throw", "[transform]") {
   CHECK_THROWS_AS(Transformer(rules_with([](TransformRules& r) { r.tables.clear(); })), std::invalid_argument);
   CHECK_THROWS_WITH(Transformer(rules_with([](TransformRules& r) { r.tables.push_back("contacts"); })),
                     Catch::Contains("contacts"));
-  CHECK_THROWS_AS(Transformer(rules_with([](TransformRules& r) { r.tables.push_back("a.b"); })),
-                  std::invalid_argument);
+  CHECK_THROWS_AS(Transformer(rules_with([](TransformRules& r) { r.tables.push_back("a.b"); })), std::invalid_argument);
   CHECK_THROWS_AS(Transformer(rules_with([](TransformRules& r) { r.tables.push_back("chats"); })),
                   std::invalid_argument);
   CHECK_THROWS_AS(Transformer(rules_with([](TransformRules& r) { r.key_columns["chats"] = ""; })),
@@ -227,8 +225,7 @@ TEST_CASE("transformer: bad rules throw", "[transform]") {
   }
   CHECK_THROWS_AS(Transformer(rules_with([](TransformRules& r) { r.subject_layout = "cdc.{table}"; })),
                   std::invalid_argument);
-  CHECK_THROWS_AS(Transformer(rules_with([](TransformRules& r) { r.max_message_bytes = 0; })),
-                  std::invalid_argument);
+  CHECK_THROWS_AS(Transformer(rules_with([](TransformRules& r) { r.max_message_bytes = 0; })), std::invalid_argument);
   CHECK_NOTHROW(Transformer(rules_with([](TransformRules& r) { r.subject_prefix = "ws.v1"; })));
 }
 
@@ -345,11 +342,10 @@ TEST_CASE("transform: the contract's example", "[transform]") {
   CHECK(r.action == "insert");
   CHECK(r.company == "co1");
   CHECK(r.table == "messages");
-  CHECK(r.payload ==
-        R"({"event_id":"27635224.0:co1:messages:msg-789","company_id":"co1","agent_id":"agent-7",)"
-        R"("message_id":"msg-789","chat_id":"chat-12","table":"messages","action":"insert",)"
-        R"("committed_at":"2026-11-22T10:00:00.125001Z","row_data":)" +
-            record + "}");
+  CHECK(r.payload == R"({"event_id":"27635224.0:co1:messages:msg-789","company_id":"co1","agent_id":"agent-7",)"
+                     R"("message_id":"msg-789","chat_id":"chat-12","table":"messages","action":"insert",)"
+                     R"("committed_at":"2026-11-22T10:00:00.125001Z","row_data":)" +
+                         record + "}");
 }
 
 TEST_CASE("transform: chats and agents subjects and payloads", "[transform]") {
@@ -396,8 +392,10 @@ TEST_CASE("transform: key order of the body does not matter, unknown keys are ig
 
 TEST_CASE("transform: whitespace everywhere", "[transform]") {
   const std::string record = "{ \"message_id\" : \"m1\" ,\n\t\"chat_id\":\"c1\" , \"agent_id\" :\r\n \"a1\" }";
-  const std::string b = " \n{ \"metadata\" : { \"commit_lsn\" : 7 , \"record_pks\" : [ \"m1\" ] } ,"
-                        " \"record\" :  " + record + "  , \"action\" : \"insert\" }\n\t ";
+  const std::string b =
+      " \n{ \"metadata\" : { \"commit_lsn\" : 7 , \"record_pks\" : [ \"m1\" ] } ,"
+      " \"record\" :  " +
+      record + "  , \"action\" : \"insert\" }\n\t ";
   const Result r = published("cdc.co1.messages", b);
   CHECK(r.event_id == "7.0:co1:messages:m1");
   CHECK(row_data_of(r.payload) == record);
@@ -525,18 +523,19 @@ TEST_CASE("transform: pk from record_pks or the key column", "[transform][identi
 TEST_CASE("transform: message_id in the payload", "[transform][identity]") {
   // From the record when present (integers as decimal strings), else the pk.
   CHECK(payload_field(published("cdc.co1.messages", body()).payload, "message_id") == "m1");
-  CHECK(payload_field(published("cdc.co1.messages", body(R"({"message_id":1234,"chat_id":"c","agent_id":"a"})",
-                                                         meta("messages", "1", "0")))
+  CHECK(payload_field(published("cdc.co1.messages",
+                                body(R"({"message_id":1234,"chat_id":"c","agent_id":"a"})", meta("messages", "1", "0")))
                           .payload,
                       "message_id") == "1234");
-  const Result no_id = published(
-      "cdc.co1.messages", body(R"({"chat_id":"c","agent_id":"a"})", meta("messages", "1", "0", R"("record_pks":["p1",2])")));
+  const Result no_id = published("cdc.co1.messages", body(R"({"chat_id":"c","agent_id":"a"})",
+                                                          meta("messages", "1", "0", R"("record_pks":["p1",2])")));
   CHECK(payload_field(no_id.payload, "message_id") == "p1,2");
   const Result null_id = published("cdc.co1.messages", body(R"({"message_id":null,"chat_id":"c","agent_id":"a"})",
                                                             meta("messages", "1", "0", R"("record_pks":["p1"])")));
   CHECK(payload_field(null_id.payload, "message_id") == "p1");
   CHECK(dead("cdc.co1.messages", body(R"({"message_id":true,"chat_id":"c","agent_id":"a"})",
-                                      meta("messages", "1", "0", R"("record_pks":["p1"])"))) == ErrorKind::kInvalidToken);
+                                      meta("messages", "1", "0", R"("record_pks":["p1"])"))) ==
+        ErrorKind::kInvalidToken);
 }
 
 TEST_CASE("transform: pk errors", "[transform][identity]") {
@@ -587,7 +586,7 @@ TEST_CASE("transform: event ids", "[transform][identity]") {
   // Exact unsigned 64-bit integers, never through a double.
   CHECK(id("18446744073709551615", "18446744073709551615") ==
         "18446744073709551615.18446744073709551615:co1:messages:m1");
-  CHECK(id("9007199254740993", "0") == "9007199254740993.0:co1:messages:m1");  // 2^53 + 1
+  CHECK(id("9007199254740993", "0") == "9007199254740993.0:co1:messages:m1");        // 2^53 + 1
   CHECK(id("9223372036854775808", "0") == "9223372036854775808.0:co1:messages:m1");  // 2^63
   CHECK(id("0", "0") == "0.0:co1:messages:m1");
 }
@@ -617,8 +616,8 @@ TEST_CASE("transform: bad commit_lsn / commit_idx", "[transform][identity]") {
 TEST_CASE("transform: reads without an LSN", "[transform][identity]") {
   const std::string read = R"("read")";
   // metadata.idempotency_key first, then the Nats-Msg-Id header.
-  CHECK(published("cdc.co1.messages", body(kRecord, meta("messages", "null", "null", R"("idempotency_key":"YmFjaw==")"), read),
-                  "hdr")
+  CHECK(published("cdc.co1.messages",
+                  body(kRecord, meta("messages", "null", "null", R"("idempotency_key":"YmFjaw==")"), read), "hdr")
             .event_id == "b.YmFjaw==:co1:messages:m1");
   CHECK(published("cdc.co1.messages", body(kRecord, meta("messages", "", "", R"("idempotency_key":"YmFjaw==")"), read))
             .event_id == "b.YmFjaw==:co1:messages:m1");
@@ -708,8 +707,8 @@ TEST_CASE("transform: routing tokens", "[transform][routing]") {
 }
 
 TEST_CASE("transform: dead letters carry the event id once it is known", "[transform][routing]") {
-  const Result r = run("cdc.co1.messages", body(R"({"message_id":"m1","chat_id":"c1","agent_id":"agent.7"})",
-                                                meta("messages", "101")));
+  const Result r = run("cdc.co1.messages",
+                       body(R"({"message_id":"m1","chat_id":"c1","agent_id":"agent.7"})", meta("messages", "101")));
   REQUIRE(r.disposition == Disposition::kDeadLetter);
   CHECK(r.kind == ErrorKind::kInvalidToken);
   CHECK(r.has_event_id);
@@ -731,7 +730,8 @@ TEST_CASE("transform: tables outside the set are skipped without looking at the 
   TransformRules rules;
   rules.max_message_bytes = 16;
   Transformer t(rules);
-  for (const std::string& b : {std::string("not json"), std::string(1000, '{'), std::string("\xff\xfe"), std::string()}) {
+  for (const std::string& b :
+       {std::string("not json"), std::string(1000, '{'), std::string("\xff\xfe"), std::string()}) {
     const Result r = run(t, "cdc.co1.contacts", b);
     CHECK(r.disposition == Disposition::kSkip);
     CHECK(r.kind == ErrorKind::kNone);
@@ -839,10 +839,12 @@ TEST_CASE("transform: a key given twice in the body, record or metadata is inval
   const std::string meta1 = R"("metadata":{"commit_lsn":1,"table_name":"messages"})";
   auto kind_of = [&](const std::string& b) { return dead("cdc.co1.messages", b); };
   CHECK(kind_of(R"({"record":{"message_id":"m1","agent_id":"agent-A","agent_id":"agent-B","chat_id":"c1"},)"
-                R"("action":"insert",)" + meta1 + "}") == ErrorKind::kInvalidShape);
+                R"("action":"insert",)" +
+                meta1 + "}") == ErrorKind::kInvalidShape);
   CHECK(dead_error("cdc.co1.messages",
                    R"({"record":{"message_id":"m1","agent_id":"agent-A","agent_id":"agent-B","chat_id":"c1"},)"
-                   R"("action":"insert",)" + meta1 + "}") == R"(record has the key "agent_id" twice)");
+                   R"("action":"insert",)" +
+                       meta1 + "}") == R"(record has the key "agent_id" twice)");
   // Any column, not only the ones routing reads; the same value twice too.
   CHECK(kind_of(R"({"record":{"message_id":"m1","agent_id":"a","chat_id":"c1","x":1,"x":1},"action":"insert",)" +
                 meta1 + "}") == ErrorKind::kInvalidShape);
@@ -853,13 +855,14 @@ TEST_CASE("transform: a key given twice in the body, record or metadata is inval
   CHECK(dead_error("cdc.co1.messages", R"({"record":)" + std::string(kRecord) +
                                            R"(,"action":"insert","action":"delete","metadata":{"commit_lsn":1}})") ==
         R"(the body has the key "action" twice)");
-  CHECK(kind_of(R"({"record":null,"record":)" + std::string(kRecord) + R"(,"action":"insert","metadata":{"commit_lsn":1}})") ==
-        ErrorKind::kInvalidShape);
-  CHECK(kind_of(R"({"record":)" + std::string(kRecord) + R"(,"action":"insert","metadata":{"commit_lsn":1},"metadata":null})") ==
-        ErrorKind::kInvalidShape);
+  CHECK(kind_of(R"({"record":null,"record":)" + std::string(kRecord) +
+                R"(,"action":"insert","metadata":{"commit_lsn":1}})") == ErrorKind::kInvalidShape);
+  CHECK(kind_of(R"({"record":)" + std::string(kRecord) +
+                R"(,"action":"insert","metadata":{"commit_lsn":1},"metadata":null})") == ErrorKind::kInvalidShape);
   // Compared unescaped: "agent\u005fid" is "agent_id".
-  CHECK(kind_of(R"({"record":{"message_id":"m1","agent_id":"a","agent\u005fid":"b","chat_id":"c1"},"action":"insert",)" +
-                meta1 + "}") == ErrorKind::kInvalidShape);
+  CHECK(
+      kind_of(R"({"record":{"message_id":"m1","agent_id":"a","agent\u005fid":"b","chat_id":"c1"},"action":"insert",)" +
+              meta1 + "}") == ErrorKind::kInvalidShape);
   // A very long repeated key is not quoted in the error.
   const std::string long_key(200, 'k');
   CHECK(dead_error("cdc.co1.messages", R"({"record":{"message_id":"m1","agent_id":"a","chat_id":"c1",")" + long_key +
@@ -869,9 +872,9 @@ TEST_CASE("transform: a key given twice in the body, record or metadata is inval
   CHECK(kind_of(R"({"record":{"message_id":"m1","agent_id":"a","agent_id":"b","chat_id":"c1"},"action":"insert",)" +
                 meta1 + R"(,"x":[1,,2]})") == ErrorKind::kInvalidJson);
   // Deeper objects are copied byte for byte and not checked; the same key in different objects is fine.
-  const Result r = published("cdc.co1.messages",
-                             R"({"record":{"message_id":"m1","agent_id":"a1","chat_id":"c1","extra":{"k":1,"k":2}},)"
-                             R"("action":"insert","metadata":{"commit_lsn":1,"message_id":"m1","extra":{"a":1,"a":1}}})");
+  const Result r = published(
+      "cdc.co1.messages", R"({"record":{"message_id":"m1","agent_id":"a1","chat_id":"c1","extra":{"k":1,"k":2}},)"
+                          R"("action":"insert","metadata":{"commit_lsn":1,"message_id":"m1","extra":{"a":1,"a":1}}})");
   CHECK(r.subject == "wa.co1.a1.messages.c1");
   CHECK(row_data_of(r.payload) == R"({"message_id":"m1","agent_id":"a1","chat_id":"c1","extra":{"k":1,"k":2}})");
 }
@@ -885,10 +888,12 @@ TEST_CASE("transform: many keys in record, none repeated, still publish (the key
   CHECK(r.disposition == Disposition::kPublish);
   // The same Transformer after the big object: a small one with a repeated key is still caught,
   // a small one without is still published (the generation reset forgets the earlier keys).
-  CHECK(run(t, "cdc.co1.messages", body(R"({"message_id":"m1","agent_id":"a1","chat_id":"c1","col_1":1,"col_1":2})",
-                                        meta("messages", "4"))).kind == ErrorKind::kInvalidShape);
-  CHECK(run(t, "cdc.co1.messages", body(R"({"message_id":"m1","agent_id":"a1","chat_id":"c1","col_1":1})",
-                                        meta("messages", "5"))).disposition == Disposition::kPublish);
+  CHECK(run(t, "cdc.co1.messages",
+            body(R"({"message_id":"m1","agent_id":"a1","chat_id":"c1","col_1":1,"col_1":2})", meta("messages", "4")))
+            .kind == ErrorKind::kInvalidShape);
+  CHECK(run(t, "cdc.co1.messages",
+            body(R"({"message_id":"m1","agent_id":"a1","chat_id":"c1","col_1":1})", meta("messages", "5")))
+            .disposition == Disposition::kPublish);
   // And a repeat found only after the table grew.
   std::string big_dup = rec.substr(0, rec.size() - 1) + R"(,"col_4999":1})";
   CHECK(run(t, "cdc.co1.messages", body(big_dup, meta("messages", "6"))).kind == ErrorKind::kInvalidShape);
@@ -920,7 +925,8 @@ TEST_CASE("transform: -0 is not a routable id, other integers are", "[transform]
 
 TEST_CASE("transform: subjects that do not fit the layout are invalid_subject, company and table unknown",
           "[transform]") {
-  for (const char* subject : {"cdc.messages", "cdc.a.b.messages", "cdc", "cdc.co1.messages.extra", "other.co1.messages"}) {
+  for (const char* subject :
+       {"cdc.messages", "cdc.a.b.messages", "cdc", "cdc.co1.messages.extra", "other.co1.messages"}) {
     INFO(subject);
     const Result r = run(subject, body(kRecord, meta("messages", "1")));
     CHECK(r.kind == ErrorKind::kInvalidSubject);
@@ -942,14 +948,15 @@ TEST_CASE("transform: the company is part of the event id", "[transform][identit
   CHECK(co1.event_id == "27635224.0:co1:messages:m1");
   CHECK(co2.event_id == "27635224.0:co2:messages:m1");
   CHECK(payload_field(co2.payload, "event_id") == co2.event_id);
-  const std::string read = body(kRecord, meta("messages", "null", "null", R"("idempotency_key":"YmFjaw==")"), R"("read")");
+  const std::string read =
+      body(kRecord, meta("messages", "null", "null", R"("idempotency_key":"YmFjaw==")"), R"("read")");
   CHECK(published("cdc.co1.messages", read).event_id != published("cdc.co2.messages", read).event_id);
 }
 
 TEST_CASE("transform: escaped keys are matched unescaped", "[transform]") {
-  const Result r = published("cdc.co1.messages",
-                             R"({"rec\u006frd":{"message_id":"m1","agent\u005fid":"a1","chat_id":"c1"},)"
-                             R"("action":"insert","metadata":{"commit\u005flsn":77}})");
+  const Result r =
+      published("cdc.co1.messages", R"({"rec\u006frd":{"message_id":"m1","agent\u005fid":"a1","chat_id":"c1"},)"
+                                    R"("action":"insert","metadata":{"commit\u005flsn":77}})");
   CHECK(r.event_id == "77.0:co1:messages:m1");
   CHECK(r.subject == "wa.co1.a1.messages.c1");
 }
@@ -1038,8 +1045,7 @@ TEST_CASE("transform: nesting depth", "[transform][json]") {
   CHECK(run("cdc.co1.messages", nested(1000)).disposition == Disposition::kPublish);
   CHECK(run("cdc.co1.messages", nested(1100)).kind == ErrorKind::kInvalidJson);
   // Far deeper than any stack would take if the walk recursed.
-  CHECK(run("cdc.co1.messages", std::string(1 << 19, '[') + std::string(1 << 19, ']')).kind ==
-        ErrorKind::kInvalidJson);
+  CHECK(run("cdc.co1.messages", std::string(1 << 19, '[') + std::string(1 << 19, ']')).kind == ErrorKind::kInvalidJson);
   CHECK(run("cdc.co1.messages", std::string(1 << 20, '[')).kind == ErrorKind::kInvalidJson);
 }
 
@@ -1053,8 +1059,8 @@ TEST_CASE("transform: one Transformer reused gives the same results as fresh one
       {"cdc.co2.chats", body(R"({"chat_id":"c\u00e9","agent_id":7})", meta("chats", "2", "1"))},
       {"cdc.co1.contacts", "{}"},
       {"cdc.co1.messages", body(R"({"message_id":"m1","chat_id":"c1","agent_id":"a.b"})", meta("messages", "3"))},
-      {"cdc.co1.agents", body(R"({"agent_id":"ag\"q"})", meta("agents", "null", "null", R"("idempotency_key":"k")"),
-                              R"("read")")},
+      {"cdc.co1.agents",
+       body(R"({"agent_id":"ag\"q"})", meta("agents", "null", "null", R"("idempotency_key":"k")"), R"("read")")},
       {"cdc.co1.messages", body(std::string(R"({"message_id":"m1","chat_id":"c1","agent_id":"a1","pad":")") +
                                     std::string(5000, 'p') + "\"}",
                                 meta("messages", "18446744073709551615", "4"))},
@@ -1178,9 +1184,9 @@ TEST_CASE("transform: payload strings are escaped wherever the special byte sits
   CHECK(payload_field(u.payload, "message_id") == "\xc3\xa9\"\xc3\xa9");
   // Plain long values take the exact-size path and are copied as they are.
   const std::string long_id(200, 'x');
-  const Result r = published("cdc.co1.messages",
-                             body(R"({"message_id":")" + long_id + R"(","chat_id":"c","agent_id":"a"})",
-                                  meta("messages", "1", "0", R"("record_pks":["p"])")));
+  const Result r =
+      published("cdc.co1.messages", body(R"({"message_id":")" + long_id + R"(","chat_id":"c","agent_id":"a"})",
+                                         meta("messages", "1", "0", R"("record_pks":["p"])")));
   CHECK(r.payload.find(R"("message_id":")" + long_id + "\"") != std::string::npos);
 }
 
@@ -1191,7 +1197,9 @@ TEST_CASE("a company token that is not valid UTF-8 is dead-lettered, JSON string
   TransformOutput out;
   const std::string body =
       R"({"record":{"chat_id":"c1","agent_id":"a1"},"changes":null,"action":"insert","metadata":{"commit_lsn":5,"commit_idx":0}})";
-  REQUIRE(t.transform("cdc.co\xbf" "1.chats", body, "", out) == Disposition::kDeadLetter);
+  REQUIRE(t.transform("cdc.co\xbf"
+                      "1.chats",
+                      body, "", out) == Disposition::kDeadLetter);
   CHECK(out.error_kind == ErrorKind::kInvalidToken);
   CHECK(out.error == "company is not valid UTF-8");
   REQUIRE(t.transform("cdc.caf\xc3\xa9.chats", body, "", out) == Disposition::kPublish);  // "café" is fine
@@ -1203,9 +1211,10 @@ TEST_CASE("a company token that is not valid UTF-8 is dead-lettered, JSON string
     return o;
   };
   CHECK(json("caf\xc3\xa9 \xf0\x9f\x98\x80") == "\"caf\xc3\xa9 \xf0\x9f\x98\x80\"");  // valid UTF-8 as it is
-  CHECK(json("a\xbf" "b") == "\"a\\ufffdb\"");                                       // stray continuation byte
-  CHECK(json("\xc3") == "\"\\ufffd\"");                                              // truncated sequence
-  CHECK(json("\xed\xa0\x80") == "\"\\ufffd\\ufffd\\ufffd\"");                        // a surrogate
-  CHECK(json("\xc0\xaf") == "\"\\ufffd\\ufffd\"");                                   // overlong
-  CHECK(json("\xf4\x90\x80\x80") == "\"\\ufffd\\ufffd\\ufffd\\ufffd\"");             // beyond U+10FFFF
+  CHECK(json("a\xbf"
+             "b") == "\"a\\ufffdb\"");                                    // stray continuation byte
+  CHECK(json("\xc3") == "\"\\ufffd\"");                                   // truncated sequence
+  CHECK(json("\xed\xa0\x80") == "\"\\ufffd\\ufffd\\ufffd\"");             // a surrogate
+  CHECK(json("\xc0\xaf") == "\"\\ufffd\\ufffd\"");                        // overlong
+  CHECK(json("\xf4\x90\x80\x80") == "\"\\ufffd\\ufffd\\ufffd\\ufffd\"");  // beyond U+10FFFF
 }

@@ -9,8 +9,8 @@
 
 namespace {
 
-using cdc::WaitKind;
 using cdc::Waiter;
+using cdc::WaitKind;
 using Clock = std::chrono::steady_clock;
 using namespace std::chrono_literals;
 

@@ -27,7 +27,7 @@ struct ExhaustedOptions {
   std::string url = "nats://127.0.0.1:4222";
   std::vector<std::string> companies, tables, kinds;
   std::vector<long long> ids;
-  std::string since, until;  ///< last_failed_at bounds (timestamptz text)
+  std::string since, until;     ///< last_failed_at bounds (timestamptz text)
   std::string requeued = "no";  ///< list: no|yes|any; requeue: rows not requeued yet unless --again
   bool again = false;
   bool all = false;
@@ -93,15 +93,19 @@ std::string where(const ExhaustedOptions& o, std::vector<std::optional<std::stri
 std::vector<Row> select_rows(PgConnection& pg, const ExhaustedOptions& o, bool requeue) {
   std::vector<std::optional<std::string>> params;
   const char* ts = "'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'";
-  std::string sql = std::string("SELECT id, dlq_stream, dlq_seq, source_stream, source_subject, source_seq, company, table_name, "
-                                "error_kind, error, event_id, attempts, delivery_attempts, to_char(first_failed_at, ") + ts +
-                    "), to_char(last_failed_at, " + ts + "), to_char(stored_at, " + ts + "), to_char(requeued_at, " + ts +
-                    "), requeue_count, headers::text, encode(body, 'base64'), body_truncated FROM exhausted_events" +
-                    where(o, params, requeue) + " ORDER BY last_failed_at, id";
+  std::string sql =
+      std::string(
+          "SELECT id, dlq_stream, dlq_seq, source_stream, source_subject, source_seq, company, table_name, "
+          "error_kind, error, event_id, attempts, delivery_attempts, to_char(first_failed_at, ") +
+      ts + "), to_char(last_failed_at, " + ts + "), to_char(stored_at, " + ts + "), to_char(requeued_at, " + ts +
+      "), requeue_count, headers::text, encode(body, 'base64'), body_truncated FROM exhausted_events" +
+      where(o, params, requeue) + " ORDER BY last_failed_at, id";
   if (o.limit > 0) sql += " LIMIT " + std::to_string(o.limit);
   const PgResultPtr r = pg.query(sql, params);
   std::vector<Row> rows;
-  const auto text = [&](int row, int col) { return std::string(PQgetvalue(r.get(), row, col), PQgetlength(r.get(), row, col)); };
+  const auto text = [&](int row, int col) {
+    return std::string(PQgetvalue(r.get(), row, col), PQgetlength(r.get(), row, col));
+  };
   const auto optional = [&](int row, int col) -> std::optional<std::string> {
     if (PQgetisnull(r.get(), row, col) != 0) return std::nullopt;
     return text(row, col);
@@ -130,7 +134,8 @@ std::vector<Row> select_rows(PgConnection& pg, const ExhaustedOptions& o, bool r
     std::string b64 = text(i, 19);
     // encode(..., 'base64') wraps lines at 76 characters.
     std::erase(b64, '\n');
-    if (!decode_base64(b64, row.body)) throw std::runtime_error("row " + std::to_string(row.id) + ": body does not decode");
+    if (!decode_base64(b64, row.body))
+      throw std::runtime_error("row " + std::to_string(row.id) + ": body does not decode");
     row.truncated = text(i, 20) == "t";
     rows.push_back(std::move(row));
   }
@@ -190,8 +195,8 @@ int run_list(PgConnection& pg, const ExhaustedOptions& o) {
   const auto rows = select_rows(pg, o, false);
   if (o.format == "table") {
     char line[512];
-    std::snprintf(line, sizeof line, "%-8s %-27s %-16s %-8s %-28s %s\n", "id", "last_failed_at", "error_kind", "attempts",
-                  "source_subject", "error");
+    std::snprintf(line, sizeof line, "%-8s %-27s %-16s %-8s %-28s %s\n", "id", "last_failed_at", "error_kind",
+                  "attempts", "source_subject", "error");
     std::cout << line;
     for (const auto& r : rows) {
       std::snprintf(line, sizeof line, "%-8lld %-27s %-16s %-8s %-28s %s\n", r.id, r.last_failed_at.c_str(),
@@ -208,7 +213,8 @@ int run_list(PgConnection& pg, const ExhaustedOptions& o) {
 int run_requeue(PgConnection& pg, const ExhaustedOptions& o) {
   if (!o.all && o.ids.empty() && o.companies.empty() && o.tables.empty() && o.kinds.empty() && o.since.empty() &&
       o.until.empty()) {
-    std::cerr << "cdc-replay exhausted requeue: choose rows with --id, --company, --table, --kind, --since, --until, or --all\n";
+    std::cerr << "cdc-replay exhausted requeue: choose rows with --id, --company, --table, --kind, --since, --until, "
+                 "or --all\n";
     return kExitUsage;
   }
   const auto rows = select_rows(pg, o, true);
@@ -238,8 +244,7 @@ int run_requeue(PgConnection& pg, const ExhaustedOptions& o) {
       ++done;
       continue;
     }
-    const std::string msg_id =
-        "requeue:" + r.dlq_stream + ":" + r.dlq_seq + ":" + std::to_string(r.requeue_count + 1);
+    const std::string msg_id = "requeue:" + r.dlq_stream + ":" + r.dlq_seq + ":" + std::to_string(r.requeue_count + 1);
     natsMsg* raw = nullptr;
     check(natsMsg_Create(&raw, r.source_subject.c_str(), nullptr, r.body.data(), static_cast<int>(r.body.size())),
           "natsMsg_Create");
@@ -255,9 +260,10 @@ int run_requeue(PgConnection& pg, const ExhaustedOptions& o) {
     }
     // A duplicate PubAck: an interrupted earlier run stored this very requeue; mark it now.
     try {
-      pg.query("UPDATE exhausted_events SET requeued_at = now(), requeue_count = requeue_count + 1 "
-               "WHERE id = $1::bigint AND requeue_count = $2::integer",
-               {std::to_string(r.id), std::to_string(r.requeue_count)});
+      pg.query(
+          "UPDATE exhausted_events SET requeued_at = now(), requeue_count = requeue_count + 1 "
+          "WHERE id = $1::bigint AND requeue_count = $2::integer",
+          {std::to_string(r.id), std::to_string(r.requeue_count)});
     } catch (const PgError& e) {
       fail(std::string("published (") + ack->Stream + " seq " + std::to_string(ack->Sequence) +
            ") but not marked requeued: " + e.what());
@@ -277,7 +283,8 @@ int run_requeue(PgConnection& pg, const ExhaustedOptions& o) {
 }  // namespace
 
 void add_exhausted_command(CLI::App& app, int& exit_code) {
-  CLI::App* cmd = app.add_subcommand("exhausted", "List and requeue the dead letters daisi-dlq-worker kept in PostgreSQL");
+  CLI::App* cmd =
+      app.add_subcommand("exhausted", "List and requeue the dead letters daisi-dlq-worker kept in PostgreSQL");
   cmd->require_subcommand(1);
   const auto common = [](CLI::App* c, ExhaustedOptions& o) {
     c->add_option("--postgres", o.postgres, "libpq connection string or URI (default: libpq's PG* variables)");
@@ -296,7 +303,9 @@ void add_exhausted_command(CLI::App& app, int& exit_code) {
       ->check(CLI::IsMember({"no", "yes", "any"}))
       ->capture_default_str();
   l->add_option("--limit", list->limit, "At most this many rows (0 = all)")->capture_default_str();
-  l->add_option("--format", list->format, "jsonl or table")->check(CLI::IsMember({"jsonl", "table"}))->capture_default_str();
+  l->add_option("--format", list->format, "jsonl or table")
+      ->check(CLI::IsMember({"jsonl", "table"}))
+      ->capture_default_str();
   l->callback([list, &exit_code] {
     try {
       PgConnection pg(list->postgres, std::chrono::seconds(10));
@@ -307,7 +316,8 @@ void add_exhausted_command(CLI::App& app, int& exit_code) {
     }
   });
   auto requeue = std::make_shared<ExhaustedOptions>();
-  CLI::App* q = cmd->add_subcommand("requeue", "Publish exhausted events back to their source subject; mark them requeued");
+  CLI::App* q =
+      cmd->add_subcommand("requeue", "Publish exhausted events back to their source subject; mark them requeued");
   common(q, *requeue);
   q->add_option("--url", requeue->url, "NATS server URL")->capture_default_str();
   q->add_flag("--all", requeue->all, "Every row not requeued yet (or those the filters select)");

@@ -38,8 +38,8 @@ struct GenOptions {
   double bad_pct = 0;
   double skip_pct = 15;
   double txn_pct = 5;
-  bool no_oversized = true;  ///< the > 1 MiB body only with --oversized: a default server refuses it
-  bool oversized = false;    ///< --oversized
+  bool no_oversized = true;          ///< the > 1 MiB body only with --oversized: a default server refuses it
+  bool oversized = false;            ///< --oversized
   bool legacy_no_oversized = false;  ///< --no-oversized, now the default
   std::uint64_t start_lsn = 9'000'000'000;
   std::string start_time = "2026-11-22T10:00:00Z";
@@ -116,13 +116,12 @@ constexpr std::array<std::string_view, kBadCases> kBadCaseNames{
     "missing_chat_id", "table_mismatch", "agent_id_float",    "duplicate_key",      "agent_id_negative_zero",
     "invalid_subject", "oversized"};
 constexpr std::array<ErrorKind, kBadCases> kBadCaseKinds{
-    ErrorKind::kInvalidJson,   ErrorKind::kInvalidJson,  ErrorKind::kInvalidShape,   ErrorKind::kMissingField,
-    ErrorKind::kInvalidToken,  ErrorKind::kMissingField, ErrorKind::kTableMismatch,  ErrorKind::kInvalidToken,
-    ErrorKind::kInvalidShape,  ErrorKind::kInvalidToken, ErrorKind::kInvalidSubject, ErrorKind::kOversized};
-constexpr std::array<ErrorKind, 7> kDeadLetterKinds{ErrorKind::kInvalidJson,   ErrorKind::kInvalidShape,
-                                                    ErrorKind::kMissingField,  ErrorKind::kInvalidToken,
-                                                    ErrorKind::kTableMismatch, ErrorKind::kInvalidSubject,
-                                                    ErrorKind::kOversized};
+    ErrorKind::kInvalidJson,  ErrorKind::kInvalidJson,  ErrorKind::kInvalidShape,   ErrorKind::kMissingField,
+    ErrorKind::kInvalidToken, ErrorKind::kMissingField, ErrorKind::kTableMismatch,  ErrorKind::kInvalidToken,
+    ErrorKind::kInvalidShape, ErrorKind::kInvalidToken, ErrorKind::kInvalidSubject, ErrorKind::kOversized};
+constexpr std::array<ErrorKind, 7> kDeadLetterKinds{
+    ErrorKind::kInvalidJson,   ErrorKind::kInvalidShape,   ErrorKind::kMissingField, ErrorKind::kInvalidToken,
+    ErrorKind::kTableMismatch, ErrorKind::kInvalidSubject, ErrorKind::kOversized};
 
 std::string quote(std::string_view s) {
   std::string out;
@@ -573,9 +572,7 @@ class Generator {
         body = build_body(c, f);
         break;
       }
-      case BadCase::kInvalidSubject:
-        body = build_body(c, f);
-        break;
+      case BadCase::kInvalidSubject: body = build_body(c, f); break;
       case BadCase::kOversized: {
         MessageRow row = new_message_row();
         row.text = std::string(kOversizedBytes + rng_.below(4096), 'x');

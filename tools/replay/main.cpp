@@ -13,7 +13,8 @@
 #include "nats_helper.hpp"
 
 int main(int argc, char** argv) {  // NOLINT(bugprone-exception-escape): an escaping error ends the tool
-  CLI::App app{"cdc-replay: generate, publish, capture and transform Sequin CDC captures; inspect and redrive dead letters"};
+  CLI::App app{
+      "cdc-replay: generate, publish, capture and transform Sequin CDC captures; inspect and redrive dead letters"};
   app.require_subcommand(1);
   app.set_version_flag("--version", std::string("cdc-replay ") + CDC_VERSION);
   int exit_code = cdc::replay::kExitOk;

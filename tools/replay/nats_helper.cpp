@@ -69,7 +69,10 @@ void check(natsStatus status, const std::string& what, jsErrCode code) {
 
 void add_connection_options(CLI::App* cmd, ConnectionOptions& o) {
   const char* group = "Connection (as the service: its nats section, DAISI_CDC_NATS_* and NATS_URL, then these)";
-  cmd->add_option("--url", o.url, "NATS server URL(s), comma-separated (default: $NATS_URL, else the config's, else nats://127.0.0.1:4222)")->group(group);
+  cmd->add_option(
+         "--url", o.url,
+         "NATS server URL(s), comma-separated (default: $NATS_URL, else the config's, else nats://127.0.0.1:4222)")
+      ->group(group);
   cmd->add_option("--config", o.config_path, "The service's config.yaml: take its nats section")->group(group);
   cmd->add_option("--creds", o.creds_file, "Credentials file (JWT + NKey seed)")->group(group);
   cmd->add_option("--nkey", o.nkey, "Public user NKey (with --nkey-seed-file)")->group(group);

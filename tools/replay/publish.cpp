@@ -507,8 +507,7 @@ void add_publish_command(CLI::App& app, int& exit_code) {
   cmd->add_option("--stream-subject", options->stream_subjects, "Subjects of the created stream; repeatable")
       ->needs(create)
       ->capture_default_str();
-  cmd->add_flag("--quiet,-q", options->quiet,
-                "No summary and no progress line (failures are still listed on stderr)");
+  cmd->add_flag("--quiet,-q", options->quiet, "No summary and no progress line (failures are still listed on stderr)");
   cmd->add_flag("--json", options->json, "Print the summary as one JSON object");
   cmd->callback([options, &exit_code] { exit_code = run_publish(*options); });
 }

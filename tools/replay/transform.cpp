@@ -162,7 +162,10 @@ int run_transform(const TransformCommandOptions& options) {
         continue;
       }
       // subject, headers and data as in a capture line, so the publish lines can be replayed.
-      text.append("{\"line\":").append(line_number).append(",\"outcome\":\"").append(duplicate ? "duplicate" : "publish");
+      text.append("{\"line\":")
+          .append(line_number)
+          .append(",\"outcome\":\"")
+          .append(duplicate ? "duplicate" : "publish");
       text.append("\",\"source_subject\":");
       append_json_string(r.subject, text);
       text.append(",\"event_id\":");
@@ -180,8 +183,8 @@ int run_transform(const TransformCommandOptions& options) {
   }
 
   std::string summary = std::to_string(records.size()) + " message(s): " + std::to_string(counts.publish) +
-                        " publish, " + std::to_string(counts.duplicate) + " duplicate, " +
-                        std::to_string(counts.skip) + " skip, " + std::to_string(counts.dead_letter) + " dead_letter";
+                        " publish, " + std::to_string(counts.duplicate) + " duplicate, " + std::to_string(counts.skip) +
+                        " skip, " + std::to_string(counts.dead_letter) + " dead_letter";
   if (!counts.kinds.empty()) {
     summary += " (";
     bool first_kind = true;
