@@ -574,7 +574,7 @@ void apply_yaml(Config& config, const YAML::Node& root, const std::string& origi
     collect(errors, [&] {
       if (!entry.first.IsScalar()) throw ConfigError("config", origin + ": section names must be plain strings");
       const std::string section = entry.first.Scalar();
-      if (is_dlq_worker_section(section)) continue;  // daisi-dlq-worker's (dlq_worker_config.cpp)
+      if (is_dlq_worker_section(section)) return;  // daisi-dlq-worker's (dlq_worker_config.cpp)
       if (std::find(sections.begin(), sections.end(), section) == sections.end()) {
         const std::vector<std::string_view> names(sections.begin(), sections.end());
         throw ConfigError(section,
@@ -1166,7 +1166,7 @@ std::vector<std::string> process_environment() {
 std::map<std::string, std::string> env_sources(const std::vector<std::string>& env) {
   Config scratch;
   Sources sources;
-  apply_env(scratch, env, sources);
+  apply_env(scratch, env, sources, nullptr);
   return sources;
 }
 

@@ -326,9 +326,13 @@ std::string Metrics::render(const ScrapeState& state) const {
   sample(out, "cdc_consumer_log_dropped_total", "", state.log_dropped);
   family(out, "cdc_consumer_build_info", "gauge",
          "Build information: version, git revision and dependency versions; the value is always 1.");
-  std::string build = label("version", state.version) + "," + label("revision", state.revision);
+  std::string build = label("version", state.version);
+  build += ',';
+  build += label("revision", state.revision);
   for (const auto& [name, version] : state.dependencies) {
-    if (!name.empty()) build += "," + label(name, version);
+    if (name.empty()) continue;
+    build += ',';  // appended piecewise: `"," + label(...)` trips GCC 12's -Wrestrict at -O3 (bug 105329)
+    build += label(name, version);
   }
   sample(out, "cdc_consumer_build_info", build, 1);
   if (state.process) render_process(out);

@@ -550,13 +550,15 @@ TEST_CASE("dlq worker: PostgreSQL stopped mid-batch, nothing acked or lost, each
   Worker worker =
       start_worker(nats, pg, {{"DAISI_CDC_POSTGRES_BATCH_SIZE", "20"}, {"DAISI_CDC_DLQ_WORKER_ACK_WAIT", "2s"}});
   for (std::uint64_t i = 1; i <= 30; ++i)
-    publish_dead_letter(probe, config, i, ErrorKind::kInvalidJson, "not JSON", "x" + std::to_string(i));
+    publish_dead_letter(probe, config, i, ErrorKind::kInvalidJson, "not JSON",
+                        std::string("x").append(std::to_string(i)));
   REQUIRE(eventually([&] { return count_rows(pg) == 30; }, 20s));
   REQUIRE(eventually([&] { return worker_idle(probe, config); }, 10s));
 
   pg.kill();  // a crash, in the middle of whatever the worker does
   for (std::uint64_t i = 31; i <= 60; ++i)
-    publish_dead_letter(probe, config, i, ErrorKind::kInvalidJson, "not JSON", "x" + std::to_string(i));
+    publish_dead_letter(probe, config, i, ErrorKind::kInvalidJson, "not JSON",
+                        std::string("x").append(std::to_string(i)));
   REQUIRE(eventually(
       [&] { return metric(http_get(worker.port, "/metrics").second, "cdc_dlq_worker_batch_failures_total") >= 1; },
       20s));
