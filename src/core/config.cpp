@@ -628,7 +628,9 @@ void apply_env(Config& config, const std::vector<std::string>& env, Sources& sou
 
   std::vector<std::string> known;
   for (const auto& f : fields()) known.push_back(env_name(f));
-  for (const auto& [name, value] : vars) {
+  for (const auto& var : vars) {
+    const auto& name = var.first;  // not a structured binding: clang 14 (tidy) cannot capture one
+    const auto& value = var.second;
     if (name.compare(0, kEnvPrefix.size(), kEnvPrefix) != 0) continue;
     if (is_dlq_worker_variable(name)) continue;  // daisi-dlq-worker's
     collect(errors, [&] {
