@@ -40,11 +40,14 @@ void RedisInfoProbe::tick(std::int64_t now_ns, std::int64_t interval_ns) noexcep
     started_ = true;
   }
   uv_run(loop_.get(), UV_RUN_NOWAIT);  // connect, AUTH, replies, reconnect timers
+  // Not ready: connecting or in the AUTH/SELECT/PING handshake, whose commands are outstanding
+  // too and bounded by the connection's own timeout, not by this INFO deadline.
+  if (!redis_->ready()) return;
   if (redis_->outstanding() > 0) {
     if (now_ns - sent_ns_ > config_.command_timeout.count() * 1'000'000) redis_->reset("INFO reply overdue");
     return;
   }
-  if (!redis_->ready() || now_ns < next_ns_) return;
+  if (now_ns < next_ns_) return;
   // Two commands: Redis before 7 takes one section per INFO.
   if (redis_->command({"INFO", "stats"}, &g_stats_tag) && redis_->command({"INFO", "memory"}, &g_memory_tag)) {
     sent_ns_ = now_ns;
