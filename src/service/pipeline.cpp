@@ -289,8 +289,12 @@ void Pipeline::monitor() noexcept {
       next_backlog_ns = now + backlog_interval_ns;
       now = now_ns();
     }
-    // Redis INFO (evictions, maxmemory-policy): never blocks, replies come on a later tick.
-    if (redis_info_ && backlog_interval_ns > 0) redis_info_->tick(now, backlog_interval_ns);
+    // Redis INFO (evictions, maxmemory-policy): never blocks, replies come on a later tick. Only
+    // while the dedup connection is up: a Redis that is down or refuses our credentials is
+    // already reported by it, once, and a third connection would only repeat that.
+    if (redis_info_ && backlog_interval_ns > 0 && (dedup_ == nullptr || dedup_->redis_up())) {
+      redis_info_->tick(now, backlog_interval_ns);
+    }
     const HealthReport h = base_health();
     // Pending: in flight here, not yet delivered, or delivered and not yet acked (NAKed with a
     // delay and waiting for redelivery counts: that work is not done).
