@@ -135,7 +135,7 @@ TEST_CASE("a key given twice in record, metadata or the body is dead-lettered in
   for (const auto& m : probe.read_stream(config.publish.stream)) CHECK(m.subject == "wa.co1.agent-A.messages.chat-12");
 }
 
-TEST_CASE("-0 as a routing id is dead-lettered invalid_token while 0 and -7 route", "[integration][faults][contract]") {
+TEST_CASE("a routing id of -0 is dead-lettered invalid_token while 0 and -7 route", "[integration][faults][contract]") {
   NatsServer nats;
   RedisServer redis;
   const Config config = test_config(nats, redis);
