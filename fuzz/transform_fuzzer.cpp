@@ -25,8 +25,8 @@
 #include <utility>
 #include <vector>
 
-#include "cdc/dead_letter.hpp"
-#include "cdc/transform.hpp"
+#include "cdc/core/dead_letter.hpp"
+#include "cdc/core/transform.hpp"
 
 namespace {
 

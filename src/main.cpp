@@ -20,12 +20,12 @@
 #include <string>
 #include <vector>
 
-#include "cdc/config.hpp"
-#include "cdc/http_server.hpp"
-#include "cdc/pipeline_http.hpp"
-#include "cdc/log.hpp"
-#include "cdc/nats_client.hpp"
-#include "cdc/pipeline.hpp"
+#include "cdc/core/config.hpp"
+#include "cdc/adapters/http/http_server.hpp"
+#include "cdc/adapters/http/pipeline_routes.hpp"
+#include "cdc/core/log.hpp"
+#include "cdc/adapters/nats/nats_connection.hpp"
+#include "cdc/pipeline/pipeline.hpp"
 
 namespace {
 

@@ -6,7 +6,7 @@
 #include <limits>
 #include <stdexcept>
 
-#include "cdc/capture.hpp"
+#include "cdc/core/capture.hpp"
 
 namespace cdc::bench {
 namespace {

@@ -9,7 +9,7 @@
 #include <cstdlib>
 #include <string>
 
-#include "cdc/resp.hpp"
+#include "cdc/adapters/redis/resp.hpp"
 #include "micro/alloc_hook.hpp"
 
 namespace cdc::bench {

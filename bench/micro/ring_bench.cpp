@@ -1,7 +1,7 @@
 // Hand-off between two threads, named by topology like the Disruptor's perf tests:
 //   OneToOneThroughput  one producer pushes as fast as it can, one consumer pops (items/s)
 //   PingPongLatency     a message goes to the other thread and back (time = one round trip)
-// Each for our RingBuffer (spinning, and with the pipeline's park Waiter) and for
+// Each for our RingBuffer (spinning, and with the pipeline's park WaitStrategy) and for
 // moodycamel::ConcurrentQueue with producer/consumer tokens as the baseline.
 // Threads are pinned to two different CPUs when the process may use two (CDC_BENCH_PIN=0: not).
 
@@ -17,8 +17,8 @@
 #include <string_view>
 #include <thread>
 
-#include "cdc/ring_buffer.hpp"
-#include "cdc/wait_strategy.hpp"
+#include "cdc/core/ring_buffer.hpp"
+#include "cdc/core/wait_strategy.hpp"
 
 namespace cdc::bench {
 namespace {
@@ -92,7 +92,7 @@ struct SpinRing {
 /// producer notifies after each push (a fence and a load unless the consumer is parked).
 struct ParkRing {
   RingBuffer<std::uint64_t> ring{kCapacity};
-  Waiter waiter{WaitKind::kPark};
+  WaitStrategy waiter{WaitStrategyKind::kBlocking};
   bool push(std::uint64_t v) noexcept { return ring.try_push(v); }
   bool pop(std::uint64_t& v) noexcept { return ring.try_pop(v); }
   void notify() noexcept { waiter.notify(); }

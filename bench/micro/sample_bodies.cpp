@@ -4,7 +4,7 @@
 #include <fstream>
 #include <string_view>
 
-#include "cdc/capture.hpp"
+#include "cdc/core/capture.hpp"
 
 namespace cdc::bench {
 namespace {

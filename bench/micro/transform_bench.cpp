@@ -7,7 +7,7 @@
 #include <charconv>
 #include <string>
 
-#include "cdc/transform.hpp"
+#include "cdc/core/transform.hpp"
 #include "micro/alloc_hook.hpp"
 #include "micro/sample_bodies.hpp"
 

@@ -23,9 +23,9 @@
 #include <optional>
 #include <thread>
 
-#include "cdc/log.hpp"
-#include "cdc/pipeline.hpp"
-#include "cdc/stage.hpp"
+#include "cdc/core/log.hpp"
+#include "cdc/pipeline/pipeline.hpp"
+#include "cdc/pipeline/stage.hpp"
 #include "common/report.hpp"
 #include "pipeline/harness.hpp"
 #include "pipeline/js_tools.hpp"

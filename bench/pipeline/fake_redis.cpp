@@ -18,7 +18,7 @@
 #include <system_error>
 #include <vector>
 
-#include "cdc/stage.hpp"
+#include "cdc/pipeline/stage.hpp"
 
 namespace cdc::bench {
 namespace {

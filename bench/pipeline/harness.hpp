@@ -14,7 +14,7 @@
 #include <string>
 #include <vector>
 
-#include "cdc/config.hpp"
+#include "cdc/core/config.hpp"
 #include "common/corpus.hpp"
 
 namespace cdc::bench {

@@ -8,9 +8,9 @@
 #include <memory>
 #include <thread>
 
-#include "cdc/log.hpp"
-#include "cdc/pipeline.hpp"
-#include "cdc/stage.hpp"
+#include "cdc/core/log.hpp"
+#include "cdc/pipeline/pipeline.hpp"
+#include "cdc/pipeline/stage.hpp"
 #include "common/report.hpp"
 #include "pipeline/fake_redis.hpp"
 #include "pipeline/harness.hpp"

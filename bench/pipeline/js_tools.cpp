@@ -7,7 +7,7 @@
 #include <stdexcept>
 #include <thread>
 
-#include "cdc/stage.hpp"
+#include "cdc/pipeline/stage.hpp"
 
 namespace cdc::bench {
 namespace {

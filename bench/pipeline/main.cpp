@@ -8,7 +8,7 @@
 #include <cstdio>
 #include <exception>
 
-#include "cdc/log.hpp"
+#include "cdc/core/log.hpp"
 #include "pipeline/harness.hpp"
 
 int main(int argc, char** argv) {  // NOLINT(bugprone-exception-escape): an escaping error ends the tool

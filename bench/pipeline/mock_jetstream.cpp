@@ -10,10 +10,10 @@
 #include <cstdlib>
 #include <cstring>
 
-#include "cdc/jetstream_meta.hpp"
-#include "cdc/ring_buffer.hpp"
-#include "cdc/stage.hpp"
-#include "cdc/wait_strategy.hpp"
+#include "cdc/core/jetstream_meta.hpp"
+#include "cdc/core/ring_buffer.hpp"
+#include "cdc/pipeline/stage.hpp"
+#include "cdc/core/wait_strategy.hpp"
 
 namespace cdc::bench {
 namespace {
@@ -200,7 +200,7 @@ constexpr std::size_t kPendingCapacity = 1 << 16;  // above any publish.max_pend
 struct MockPublisher::Impl {
   Options options;
   RingBuffer<PendingPubAck> ring{kPendingCapacity};
-  Waiter waiter{WaitKind::kPark};
+  WaitStrategy waiter{WaitStrategyKind::kBlocking};
   std::atomic<bool> stop{false};
   std::uint64_t rng = 0x5eed;
   HashSet seen;

@@ -20,7 +20,7 @@
 #include <thread>
 #include <vector>
 
-#include "cdc/ports.hpp"
+#include "cdc/pipeline/ports.hpp"
 #include "common/corpus.hpp"
 #include "common/log_histogram.hpp"
 

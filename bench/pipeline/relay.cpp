@@ -5,7 +5,7 @@
 #include <chrono>
 #include <cstdio>
 
-#include "cdc/stage.hpp"
+#include "cdc/pipeline/stage.hpp"
 
 namespace cdc::bench {
 namespace {

@@ -15,7 +15,7 @@
 #include <thread>
 #include <vector>
 
-#include "cdc/wait_strategy.hpp"
+#include "cdc/core/wait_strategy.hpp"
 #include "pipeline/js_tools.hpp"
 
 namespace cdc::bench {
@@ -67,7 +67,7 @@ class Relay {
   // Both indices are written by the relay thread only; the PubAck thread reads them.
   alignas(64) std::atomic<std::uint64_t> tail_{0};
   alignas(64) std::atomic<std::uint64_t> head_{0};
-  Waiter puback_waiter_{WaitKind::kPark};  // the relay thread waits here for PubAcks
+  WaitStrategy puback_waiter_{WaitStrategyKind::kBlocking};  // the relay thread waits here for PubAcks
   std::atomic<std::uint64_t> acked_{0};
   std::atomic<std::int64_t> last_ack_ns_{0};
   std::atomic<std::uint64_t> publish_errors_{0};

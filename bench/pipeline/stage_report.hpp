@@ -6,7 +6,7 @@
 #include <utility>
 #include <vector>
 
-#include "cdc/metrics.hpp"
+#include "cdc/core/metrics.hpp"
 #include "common/report.hpp"
 
 namespace cdc::bench {

@@ -1,4 +1,4 @@
-#include "cdc/capture.hpp"
+#include "cdc/core/capture.hpp"
 
 #include <simdjson.h>
 

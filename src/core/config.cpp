@@ -1,5 +1,7 @@
-#include "cdc/config.hpp"
-#include "cdc/dlq_worker_config.hpp"
+#include "cdc/core/config.hpp"
+
+#include "cdc/core/subject.hpp"
+#include "cdc/core/dlq_worker_config.hpp"
 
 #include <unistd.h>  // environ
 
@@ -116,16 +118,6 @@ std::string format_bytes(std::size_t n) {
   return std::to_string(n);
 }
 
-/// A NATS subject token: non-empty, at most 128 bytes, no '.', '*', '>', whitespace or control.
-bool valid_token(std::string_view s) noexcept {
-  if (s.empty() || s.size() > 128) return false;
-  for (const char ch : s) {
-    const auto c = static_cast<unsigned char>(ch);
-    if (c == '.' || c == '*' || c == '>' || c <= 0x20 || c == 0x7f) return false;
-  }
-  return true;
-}
-
 /// A subject, wildcards allowed: '.'-separated tokens, '*' a whole token, '>' the whole last one.
 bool valid_subject(std::string_view s) noexcept {
   if (s.empty()) return false;
@@ -134,7 +126,7 @@ bool valid_subject(std::string_view s) noexcept {
     const auto t = tokens[i];
     if (t == "*") continue;
     if (t == ">" && i + 1 == tokens.size()) continue;
-    if (!valid_token(t)) return false;
+    if (!is_valid_token(t)) return false;
   }
   return true;
 }
@@ -142,7 +134,7 @@ bool valid_subject(std::string_view s) noexcept {
 /// Stream and durable consumer names: no '.', '*', '>', whitespace, control, or path separators
 /// (the server uses stream names as directory names).
 bool valid_name(std::string_view s) noexcept {
-  return valid_token(s) && s.find_first_of("/\\") == std::string_view::npos;
+  return is_valid_token(s) && s.find_first_of("/\\") == std::string_view::npos;
 }
 
 bool has_whitespace(std::string_view s) noexcept {
@@ -372,7 +364,7 @@ void assign(RedisErrorPolicy& out, const Value& v) {
                                            {"block", static_cast<int>(RedisErrorPolicy::kBlock)}});
 }
 
-void assign(WaitKind& out, const Value& v) {
+void assign(WaitStrategyKind& out, const Value& v) {
   const std::string text = scalar(v, "one of busy_spin, yield, sleep, park");
   if (!parse_wait_kind(lower(text), out)) {
     fail(v, "expected one of busy_spin, yield, sleep, park, got " + quoted(text));
@@ -402,7 +394,7 @@ const T& yaml_value(const T& v) {
 std::string yaml_value(Millis d) { return format_duration(d); }
 std::string yaml_value(IngestMode m) { return m == IngestMode::kPush ? "push" : "pull"; }
 std::string yaml_value(RedisErrorPolicy p) { return p == RedisErrorPolicy::kPublish ? "publish" : "block"; }
-std::string yaml_value(WaitKind k) { return std::string(to_string(k)); }
+std::string yaml_value(WaitStrategyKind k) { return std::string(to_string(k)); }
 
 struct Field {
   std::string_view section;
@@ -685,7 +677,7 @@ class Checker {
     }
   }
   void token(const std::string& key, const std::string& value) const {
-    if (!valid_token(value)) {
+    if (!is_valid_token(value)) {
       fail(key,
            "must be a valid subject token (non-empty, at most 128 bytes, no '.', '*', '>', "
            "whitespace or control characters), got " +
@@ -846,7 +838,7 @@ void validate_pipeline(const Checker& check, const PipelineConfig& p) {
     check.fail("pipeline.batch_size",
                "must be 1-" + std::to_string(cap) + " (pipeline.ring_capacity), got " + std::to_string(p.batch_size));
   }
-  WaitKind parsed{};
+  WaitStrategyKind parsed{};
   if (!parse_wait_kind(to_string(p.wait_strategy), parsed) || parsed != p.wait_strategy) {
     check.fail("pipeline.wait_strategy", "unknown wait strategy " + std::to_string(static_cast<int>(p.wait_strategy)));
   }

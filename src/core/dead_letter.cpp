@@ -1,6 +1,6 @@
 // Dead-letter records (CONTRACT.md section 6).
 
-#include "cdc/dead_letter.hpp"
+#include "cdc/core/dead_letter.hpp"
 
 #include <array>
 #include <charconv>

@@ -1,14 +1,14 @@
 // Decisions of daisi-dlq-worker about one dead-letter record (docs/dlq-worker.md).
 
-#include "cdc/dlq_record.hpp"
+#include "cdc/core/dlq_record.hpp"
 
 #include <simdjson.h>
 
 #include <algorithm>
 #include <charconv>
 
-#include "cdc/dead_letter.hpp"
-#include "cdc/transform.hpp"
+#include "cdc/core/dead_letter.hpp"
+#include "cdc/core/transform.hpp"
 
 namespace cdc {
 namespace {

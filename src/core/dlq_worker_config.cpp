@@ -3,7 +3,7 @@
 // environment variables DAISI_CDC_<SECTION>_<KEY> override the file, lists from the
 // environment are comma-separated.
 
-#include "cdc/dlq_worker_config.hpp"
+#include "cdc/core/dlq_worker_config.hpp"
 
 #include <yaml-cpp/yaml.h>
 

@@ -1,4 +1,4 @@
-#include "cdc/health.hpp"
+#include "cdc/core/health.hpp"
 
 namespace cdc {
 

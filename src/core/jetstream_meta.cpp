@@ -1,4 +1,4 @@
-#include "cdc/jetstream_meta.hpp"
+#include "cdc/core/jetstream_meta.hpp"
 
 #include <array>
 #include <charconv>

@@ -1,4 +1,4 @@
-#include "cdc/log.hpp"
+#include "cdc/core/log.hpp"
 
 #include <concurrentqueue/concurrentqueue.h>
 #include <unistd.h>
@@ -13,8 +13,8 @@
 #include <mutex>
 #include <thread>
 
-#include "cdc/dead_letter.hpp"
-#include "cdc/transform.hpp"
+#include "cdc/core/dead_letter.hpp"
+#include "cdc/core/transform.hpp"
 
 namespace cdc::log {
 namespace {

@@ -1,4 +1,4 @@
-#include "cdc/metrics.hpp"
+#include "cdc/core/metrics.hpp"
 
 #include <dirent.h>
 #include <sys/resource.h>

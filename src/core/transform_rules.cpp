@@ -1,5 +1,5 @@
-#include "cdc/config.hpp"
-#include "cdc/transform.hpp"
+#include "cdc/core/config.hpp"
+#include "cdc/core/transform.hpp"
 
 namespace cdc {
 

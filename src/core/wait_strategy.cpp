@@ -1,4 +1,4 @@
-#include "cdc/wait_strategy.hpp"
+#include "cdc/core/wait_strategy.hpp"
 
 #include <linux/futex.h>
 #include <sched.h>
@@ -11,46 +11,46 @@
 
 namespace cdc {
 
-bool parse_wait_kind(std::string_view text, WaitKind& out) noexcept {
-  if (text == "busy_spin") out = WaitKind::kBusySpin;
-  else if (text == "yield") out = WaitKind::kYield;
-  else if (text == "sleep") out = WaitKind::kSleep;
-  else if (text == "park") out = WaitKind::kPark;
+bool parse_wait_kind(std::string_view text, WaitStrategyKind& out) noexcept {
+  if (text == "busy_spin") out = WaitStrategyKind::kBusySpin;
+  else if (text == "yield") out = WaitStrategyKind::kYield;
+  else if (text == "sleep") out = WaitStrategyKind::kSleep;
+  else if (text == "park") out = WaitStrategyKind::kBlocking;
   else return false;
   return true;
 }
 
-std::string_view to_string(WaitKind kind) noexcept {
+std::string_view to_string(WaitStrategyKind kind) noexcept {
   switch (kind) {
-    case WaitKind::kBusySpin: return "busy_spin";
-    case WaitKind::kYield: return "yield";
-    case WaitKind::kSleep: return "sleep";
-    case WaitKind::kPark: return "park";
+    case WaitStrategyKind::kBusySpin: return "busy_spin";
+    case WaitStrategyKind::kYield: return "yield";
+    case WaitStrategyKind::kSleep: return "sleep";
+    case WaitStrategyKind::kBlocking: return "park";
   }
   return "park";
 }
 
-std::chrono::nanoseconds Waiter::sleep_step(int rounds) noexcept {
+std::chrono::nanoseconds WaitStrategy::sleep_step(int rounds) noexcept {
   // 50 us growing to 1 ms: short naps while work trickles in, ~1000 wake-ups/s when idle.
   const auto step = std::chrono::microseconds(50) * (1 << std::min(rounds - 64, 5));
   return std::min<std::chrono::nanoseconds>(step, std::chrono::milliseconds(1));
 }
 
-void Waiter::yield() noexcept { sched_yield(); }
+void WaitStrategy::yield() noexcept { sched_yield(); }
 
-void Waiter::nap(std::chrono::nanoseconds d) noexcept {
+void WaitStrategy::nap(std::chrono::nanoseconds d) noexcept {
   timespec ts{static_cast<time_t>(d.count() / 1000000000), static_cast<long>(d.count() % 1000000000)};
   nanosleep(&ts, nullptr);
 }
 
-void Waiter::park(std::uint32_t epoch, std::chrono::nanoseconds d) noexcept {
+void WaitStrategy::park(std::uint32_t epoch, std::chrono::nanoseconds d) noexcept {
   timespec ts{static_cast<time_t>(d.count() / 1000000000), static_cast<long>(d.count() % 1000000000)};
   // FUTEX_WAIT returns at once if epoch_ moved since we read it, so a notify() between our
   // predicate check and this call is never lost.
   syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&epoch_), FUTEX_WAIT_PRIVATE, epoch, &ts, nullptr, 0);
 }
 
-void Waiter::wake() noexcept {
+void WaitStrategy::wake() noexcept {
   epoch_.fetch_add(1, std::memory_order_release);
   syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&epoch_), FUTEX_WAKE_PRIVATE, 1, nullptr, nullptr, 0);
 }

@@ -14,11 +14,11 @@
 #include <thread>
 #include <vector>
 
-#include "cdc/config.hpp"
-#include "cdc/dlq_worker.hpp"
-#include "cdc/dlq_worker_config.hpp"
-#include "cdc/http_server.hpp"
-#include "cdc/log.hpp"
+#include "cdc/core/config.hpp"
+#include "cdc/dlq_worker/worker.hpp"
+#include "cdc/core/dlq_worker_config.hpp"
+#include "cdc/adapters/http/http_server.hpp"
+#include "cdc/core/log.hpp"
 
 namespace {
 

@@ -1,6 +1,6 @@
 // exhausted_events in PostgreSQL through libpq (docs/dlq-worker.md).
 
-#include "cdc/dlq_postgres.hpp"
+#include "cdc/dlq_worker/postgres.hpp"
 
 #include <algorithm>
 #include <cstdlib>

@@ -6,13 +6,13 @@
 // blocks one due earlier), buffer the others and write them to PostgreSQL in one transaction
 // per batch, acking them only after COMMIT. Nothing here is a hot path: dead letters are rare.
 
-#include "cdc/dlq_worker.hpp"
+#include "cdc/dlq_worker/worker.hpp"
 
 #include <algorithm>
 #include <thread>
 
-#include "cdc/dead_letter.hpp"
-#include "cdc/log.hpp"
+#include "cdc/core/dead_letter.hpp"
+#include "cdc/core/log.hpp"
 
 namespace cdc {
 namespace {

@@ -23,7 +23,7 @@
 #include <thread>
 #include <vector>
 
-#include "cdc/dead_letter.hpp"
+#include "cdc/core/dead_letter.hpp"
 #include "feeder.hpp"
 #include "pipeline_fixture.hpp"
 #include "tcp_proxy.hpp"

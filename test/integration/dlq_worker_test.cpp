@@ -25,9 +25,9 @@
 #include <thread>
 #include <vector>
 
-#include "cdc/dead_letter.hpp"
-#include "cdc/dlq_postgres.hpp"
-#include "cdc/dlq_record.hpp"
+#include "cdc/core/dead_letter.hpp"
+#include "cdc/dlq_worker/postgres.hpp"
+#include "cdc/core/dlq_record.hpp"
 #include "pipeline_fixture.hpp"
 #include "postgres.hpp"
 

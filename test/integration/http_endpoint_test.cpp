@@ -18,7 +18,7 @@
 #include <thread>
 #include <vector>
 
-#include "cdc/http_server.hpp"
+#include "cdc/adapters/http/http_server.hpp"
 #include "servers.hpp"
 
 namespace {

@@ -11,10 +11,10 @@
 #include <thread>
 #include <vector>
 
-#include "cdc/capture.hpp"
-#include "cdc/config.hpp"
-#include "cdc/parse_stage.hpp"
-#include "cdc/transform.hpp"
+#include "cdc/core/capture.hpp"
+#include "cdc/core/config.hpp"
+#include "cdc/pipeline/parse_stage.hpp"
+#include "cdc/core/transform.hpp"
 #include "jetstream_probe.hpp"
 #include "servers.hpp"
 

@@ -7,7 +7,7 @@
 #include <map>
 #include <set>
 
-#include "cdc/pipeline.hpp"
+#include "cdc/pipeline/pipeline.hpp"
 #include "pipeline_fixture.hpp"
 
 using namespace cdc;

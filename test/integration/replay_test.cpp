@@ -7,7 +7,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "cdc/pipeline.hpp"
+#include "cdc/pipeline/pipeline.hpp"
 #include "pipeline_fixture.hpp"
 
 using namespace cdc;

@@ -4,7 +4,7 @@
 
 #include <memory>
 
-#include "cdc/nats_handles.hpp"
+#include "cdc/adapters/nats/nats_handles.hpp"
 #include "jetstream_probe.hpp"
 
 namespace cdc::test {

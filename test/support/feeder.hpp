@@ -16,7 +16,7 @@
 #include <thread>
 #include <vector>
 
-#include "cdc/capture.hpp"
+#include "cdc/core/capture.hpp"
 
 namespace cdc::test {
 

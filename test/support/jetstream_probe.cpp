@@ -1,6 +1,6 @@
 #include "jetstream_probe.hpp"
 
-#include "cdc/nats_handles.hpp"
+#include "cdc/adapters/nats/nats_handles.hpp"
 
 #include <algorithm>
 #include <cstdlib>

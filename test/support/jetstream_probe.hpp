@@ -16,7 +16,7 @@
 
 #include <nats/nats.h>
 
-#include "cdc/capture.hpp"
+#include "cdc/core/capture.hpp"
 
 namespace cdc::test {
 

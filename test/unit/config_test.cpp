@@ -1,4 +1,4 @@
-#include "cdc/config.hpp"
+#include "cdc/core/config.hpp"
 
 #include <stdlib.h>  // setenv, mkstemp
 #include <unistd.h>
@@ -317,7 +317,7 @@ Config overridden_config() {
   c.redis.password_file = "/run/secrets/rp";
   c.pipeline.ring_capacity = 1024;
   c.pipeline.batch_size = 128;
-  c.pipeline.wait_strategy = cdc::WaitKind::kSleep;
+  c.pipeline.wait_strategy = cdc::WaitStrategyKind::kSleep;
   c.pipeline.drain_timeout = Millis{30000};
   c.pipeline.cpu["ingest"] = 0;
   c.pipeline.cpu["ack"] = 1;
@@ -607,12 +607,12 @@ TEST_CASE("choices are case-insensitive and stored lower-case", "[config]") {
       "dedup:\n  on_redis_error: Block\nmetrics:\n  enabled: No\n",
       {});
   CHECK(c.ingest.mode == cdc::IngestMode::kPull);
-  CHECK(c.pipeline.wait_strategy == cdc::WaitKind::kBusySpin);
+  CHECK(c.pipeline.wait_strategy == cdc::WaitStrategyKind::kBusySpin);
   CHECK(c.log.level == "warn");
   CHECK(c.dedup.on_redis_error == cdc::RedisErrorPolicy::kBlock);
   CHECK_FALSE(c.metrics.enabled);
   for (const char* kind : {"busy_spin", "yield", "sleep", "park"}) {
-    cdc::WaitKind expected{};
+    cdc::WaitStrategyKind expected{};
     REQUIRE(cdc::parse_wait_kind(kind, expected));
     CHECK(cdc::load_config_text(std::string("pipeline:\n  wait_strategy: ") + kind + "\n", {}).pipeline.wait_strategy ==
           expected);

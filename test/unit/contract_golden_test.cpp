@@ -1,8 +1,8 @@
 // Golden files of the contract (test/contracts/*.jsonl, format in test/contracts/README.md) and
 // the sample captures (tools/samples/, the repository's copies of ../shared/samples/).
 
-#include "cdc/dead_letter.hpp"
-#include "cdc/transform.hpp"
+#include "cdc/core/dead_letter.hpp"
+#include "cdc/core/transform.hpp"
 
 #include <catch2/catch.hpp>
 #include <simdjson.h>

@@ -1,6 +1,6 @@
 // Unit tests of dead-letter records (CONTRACT.md section 6).
 
-#include "cdc/dead_letter.hpp"
+#include "cdc/core/dead_letter.hpp"
 
 #include <catch2/catch.hpp>
 #include <simdjson.h>

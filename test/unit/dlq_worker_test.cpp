@@ -8,10 +8,10 @@
 #include <map>
 #include <sstream>
 
-#include "cdc/config.hpp"
-#include "cdc/dead_letter.hpp"
-#include "cdc/dlq_record.hpp"
-#include "cdc/dlq_worker_config.hpp"
+#include "cdc/core/config.hpp"
+#include "cdc/core/dead_letter.hpp"
+#include "cdc/core/dlq_record.hpp"
+#include "cdc/core/dlq_worker_config.hpp"
 
 using namespace cdc;
 using namespace std::chrono_literals;

@@ -1,6 +1,6 @@
 // Liveness (StallDetector) and the panic guard (FailureGuard) as state machines on made-up time.
 
-#include "cdc/health.hpp"
+#include "cdc/core/health.hpp"
 
 #include <catch2/catch.hpp>
 

@@ -1,7 +1,7 @@
 // Structured logs (CONTRACT.md section 8): one JSON object per line with the contract's fields,
 // a writer thread that never makes a caller wait, drops counted, and the rate limiter.
 
-#include "cdc/log.hpp"
+#include "cdc/core/log.hpp"
 
 #include <fcntl.h>
 #include <unistd.h>

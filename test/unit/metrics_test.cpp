@@ -1,8 +1,8 @@
 // The metrics registry and its Prometheus text exposition (format 0.0.4): label escaping,
 // histogram rendering, the lag window, and the whole exposition checked by `promtool check metrics`.
 
-#include "cdc/metrics.hpp"
-#include "cdc/redis_info.hpp"
+#include "cdc/core/metrics.hpp"
+#include "cdc/adapters/redis/redis_info_probe.hpp"
 
 #include <stdlib.h>  // mkstemp
 #include <sys/wait.h>

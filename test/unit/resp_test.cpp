@@ -4,7 +4,7 @@
 #include <string_view>
 #include <vector>
 
-#include "cdc/resp.hpp"
+#include "cdc/adapters/redis/resp.hpp"
 
 using cdc::RedisReply;
 using cdc::resp_append_command;

@@ -1,4 +1,4 @@
-#include "cdc/ring_buffer.hpp"
+#include "cdc/core/ring_buffer.hpp"
 
 #include <atomic>
 #include <catch2/catch.hpp>
@@ -10,7 +10,7 @@
 #include <string>
 #include <thread>
 
-#include "cdc/wait_strategy.hpp"
+#include "cdc/core/wait_strategy.hpp"
 
 namespace {
 
@@ -43,8 +43,8 @@ struct StressResult {
 /// full, the consumer when it is empty. Every value must arrive exactly once and in order.
 StressResult stress(std::size_t capacity, std::uint64_t n) {
   RingBuffer<Item> ring(capacity);
-  cdc::Waiter not_empty(cdc::WaitKind::kPark);  // consumer waits on it, producer notifies
-  cdc::Waiter not_full(cdc::WaitKind::kPark);   // producer waits on it, consumer notifies
+  cdc::WaitStrategy not_empty(cdc::WaitStrategyKind::kBlocking);  // consumer waits on it, producer notifies
+  cdc::WaitStrategy not_full(cdc::WaitStrategyKind::kBlocking);   // producer waits on it, consumer notifies
   std::atomic<bool> producer_done{false};
   std::atomic<std::uint64_t> producer_timeouts{0};
   constexpr auto kWait = std::chrono::seconds(5);

@@ -1,6 +1,6 @@
 // Unit tests of the pure transform (CONTRACT.md sections 1-4 and 6).
 
-#include "cdc/transform.hpp"
+#include "cdc/core/transform.hpp"
 
 #include <catch2/catch.hpp>
 #include <simdjson.h>

@@ -1,4 +1,4 @@
-#include "cdc/wait_strategy.hpp"
+#include "cdc/core/wait_strategy.hpp"
 
 #include <atomic>
 #include <catch2/catch.hpp>
@@ -9,52 +9,53 @@
 
 namespace {
 
-using cdc::Waiter;
-using cdc::WaitKind;
+using cdc::WaitStrategy;
+using cdc::WaitStrategyKind;
 using Clock = std::chrono::steady_clock;
 using namespace std::chrono_literals;
 
-constexpr WaitKind kAllKinds[] = {WaitKind::kBusySpin, WaitKind::kYield, WaitKind::kSleep, WaitKind::kPark};
+constexpr WaitStrategyKind kAllKinds[] = {WaitStrategyKind::kBusySpin, WaitStrategyKind::kYield,
+                                          WaitStrategyKind::kSleep, WaitStrategyKind::kBlocking};
 
 /// Generous bound for "returned because of the notify, not because the timeout ran out": the
 /// waits below use a 10 s timeout, and a wake-up takes microseconds.
 constexpr auto kLongTimeout = 10s;
 constexpr auto kPrompt = 5s;
 
-std::string name(WaitKind k) { return std::string(cdc::to_string(k)); }
+std::string name(WaitStrategyKind k) { return std::string(cdc::to_string(k)); }
 
 }  // namespace
 
 TEST_CASE("parse_wait_kind and to_string round-trip", "[wait]") {
-  CHECK(cdc::to_string(WaitKind::kBusySpin) == "busy_spin");
-  CHECK(cdc::to_string(WaitKind::kYield) == "yield");
-  CHECK(cdc::to_string(WaitKind::kSleep) == "sleep");
-  CHECK(cdc::to_string(WaitKind::kPark) == "park");
-  for (const WaitKind k : kAllKinds) {
+  CHECK(cdc::to_string(WaitStrategyKind::kBusySpin) == "busy_spin");
+  CHECK(cdc::to_string(WaitStrategyKind::kYield) == "yield");
+  CHECK(cdc::to_string(WaitStrategyKind::kSleep) == "sleep");
+  CHECK(cdc::to_string(WaitStrategyKind::kBlocking) == "park");
+  for (const WaitStrategyKind k : kAllKinds) {
     INFO(name(k));
     // Start from a different kind so a parse that does not write `out` fails.
-    WaitKind out = k == WaitKind::kPark ? WaitKind::kBusySpin : WaitKind::kPark;
+    WaitStrategyKind out = k == WaitStrategyKind::kBlocking ? WaitStrategyKind::kBusySpin : WaitStrategyKind::kBlocking;
     REQUIRE(cdc::parse_wait_kind(cdc::to_string(k), out));
     CHECK(out == k);
   }
   for (const std::string_view bad :
        {"", "Park", "PARK", "busy-spin", "busyspin", "spin", "park ", " yield", "sleeping"}) {
     INFO("'" << bad << "'");
-    WaitKind out = WaitKind::kYield;
+    WaitStrategyKind out = WaitStrategyKind::kYield;
     CHECK_FALSE(cdc::parse_wait_kind(bad, out));
-    CHECK(out == WaitKind::kYield);  // untouched on failure
+    CHECK(out == WaitStrategyKind::kYield);  // untouched on failure
   }
 }
 
-TEST_CASE("a Waiter keeps its kind, park is the default", "[wait]") {
-  CHECK(Waiter().kind() == WaitKind::kPark);
-  for (const WaitKind k : kAllKinds) CHECK(Waiter(k).kind() == k);
+TEST_CASE("a WaitStrategy keeps its kind, park is the default", "[wait]") {
+  CHECK(WaitStrategy().kind() == WaitStrategyKind::kBlocking);
+  for (const WaitStrategyKind k : kAllKinds) CHECK(WaitStrategy(k).kind() == k);
 }
 
 TEST_CASE("wait_for returns at once when there is already work", "[wait]") {
-  for (const WaitKind k : kAllKinds) {
+  for (const WaitStrategyKind k : kAllKinds) {
     INFO(name(k));
-    Waiter w(k);
+    WaitStrategy w(k);
     int calls = 0;
     const auto start = Clock::now();
     CHECK(w.wait_for([&] { return ++calls > 0; }, 1h));
@@ -64,9 +65,9 @@ TEST_CASE("wait_for returns at once when there is already work", "[wait]") {
 }
 
 TEST_CASE("wait_for returns true when work arrives with a notify from another thread", "[wait]") {
-  for (const WaitKind k : kAllKinds) {
+  for (const WaitStrategyKind k : kAllKinds) {
     INFO(name(k));
-    Waiter w(k);
+    WaitStrategy w(k);
     std::atomic<bool> work{false};
     std::atomic<int> checks{0};
     bool blocked = false;  // the waiter stopped checking: it is asleep in the kernel
@@ -107,14 +108,14 @@ TEST_CASE("wait_for returns true when work arrives with a notify from another th
     // Woken by the notify, not by the timeout running out (wait_for re-checks at the deadline).
     CHECK(elapsed < kPrompt);
     // park must actually block when idle (~0 % CPU), and notify() must be what ends the block.
-    if (k == WaitKind::kPark) CHECK(blocked);
+    if (k == WaitStrategyKind::kBlocking) CHECK(blocked);
   }
 }
 
 TEST_CASE("wait_for returns false after the timeout when there is nothing to do", "[wait]") {
-  for (const WaitKind k : kAllKinds) {
+  for (const WaitStrategyKind k : kAllKinds) {
     INFO(name(k));
-    Waiter w(k);
+    WaitStrategy w(k);
     w.notify();  // a stale notify must not turn into a spurious true
     const auto start = Clock::now();
     const bool got = w.wait_for([] { return false; }, 20ms);
@@ -126,7 +127,7 @@ TEST_CASE("wait_for returns false after the timeout when there is nothing to do"
 }
 
 TEST_CASE("park: a stray notify does not end a wait whose work has not arrived", "[wait]") {
-  Waiter w(WaitKind::kPark);
+  WaitStrategy w(WaitStrategyKind::kBlocking);
   std::atomic<bool> stop{false};
   std::thread noisy([&] {
     while (!stop.load()) {
@@ -145,11 +146,11 @@ TEST_CASE("park: a stray notify does not end a wait whose work has not arrived",
 }
 
 TEST_CASE("ping-pong: no wake-up is lost over many hand-offs", "[wait]") {
-  for (const WaitKind k : kAllKinds) {
+  for (const WaitStrategyKind k : kAllKinds) {
     INFO(name(k));
     constexpr int kRounds = 20'000;
-    Waiter ping_waiter(k);  // the responder waits on it
-    Waiter pong_waiter(k);  // the initiator waits on it
+    WaitStrategy ping_waiter(k);  // the responder waits on it
+    WaitStrategy pong_waiter(k);  // the initiator waits on it
     std::atomic<int> ping{0};
     std::atomic<int> pong{0};
     std::atomic<int> slow{0};  // waits that ran into the timeout: lost wake-ups

@@ -10,8 +10,8 @@
 #include <string>
 #include <vector>
 
-#include "cdc/capture.hpp"
-#include "cdc/dead_letter.hpp"
+#include "cdc/core/capture.hpp"
+#include "cdc/core/dead_letter.hpp"
 #include "commands.hpp"
 #include "nats_helper.hpp"
 #include "progress.hpp"

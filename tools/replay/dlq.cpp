@@ -14,8 +14,8 @@
 #include <string>
 #include <vector>
 
-#include "cdc/dead_letter.hpp"
-#include "cdc/transform.hpp"
+#include "cdc/core/dead_letter.hpp"
+#include "cdc/core/transform.hpp"
 #include "commands.hpp"
 #include "nats_helper.hpp"
 

@@ -12,10 +12,10 @@
 #include <string>
 #include <vector>
 
-#include "cdc/dead_letter.hpp"
-#include "cdc/dlq_postgres.hpp"
-#include "cdc/dlq_record.hpp"
-#include "cdc/transform.hpp"
+#include "cdc/core/dead_letter.hpp"
+#include "cdc/dlq_worker/postgres.hpp"
+#include "cdc/core/dlq_record.hpp"
+#include "cdc/core/transform.hpp"
 #include "commands.hpp"
 #include "nats_helper.hpp"
 

@@ -20,9 +20,9 @@
 #include <string>
 #include <vector>
 
-#include "cdc/capture.hpp"
-#include "cdc/dead_letter.hpp"
-#include "cdc/transform.hpp"
+#include "cdc/core/capture.hpp"
+#include "cdc/core/dead_letter.hpp"
+#include "cdc/core/transform.hpp"
 #include "commands.hpp"
 #include "nats_helper.hpp"
 

@@ -8,7 +8,7 @@
 #include <cstdlib>
 #include <iostream>
 
-#include "cdc/nats_client.hpp"
+#include "cdc/adapters/nats/nats_connection.hpp"
 
 namespace cdc::replay {
 namespace {

@@ -14,8 +14,8 @@
 
 #include <nats/nats.h>
 
-#include "cdc/config.hpp"
-#include "cdc/nats_handles.hpp"
+#include "cdc/core/config.hpp"
+#include "cdc/adapters/nats/nats_handles.hpp"
 
 namespace CLI {
 class App;

@@ -16,7 +16,7 @@
 #include <thread>
 #include <unordered_map>
 
-#include "cdc/capture.hpp"
+#include "cdc/core/capture.hpp"
 #include "commands.hpp"
 #include "nats_helper.hpp"
 #include "progress.hpp"

@@ -12,10 +12,10 @@
 #include <string>
 #include <unordered_map>
 
-#include "cdc/capture.hpp"
-#include "cdc/config.hpp"
-#include "cdc/dead_letter.hpp"
-#include "cdc/transform.hpp"
+#include "cdc/core/capture.hpp"
+#include "cdc/core/config.hpp"
+#include "cdc/core/dead_letter.hpp"
+#include "cdc/core/transform.hpp"
 #include "commands.hpp"
 
 namespace cdc::replay {

@@ -1,0 +1,84 @@
+#pragma once
+/// NATS adapter: the only place besides the stages' .cpp files that includes nats.c. Wraps its
+/// handles in RAII and turns its status codes into exceptions (start-up) or values (hot path).
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <stdexcept>
+#include <string>
+
+#include <nats/nats.h>
+
+#include "cdc/core/config.hpp"
+#include "cdc/adapters/nats/nats_handles.hpp"
+
+namespace cdc {
+
+/// Start-up failure talking to NATS; what() carries nats.c's own message.
+class NatsError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+/// "<status text>: <nats_GetLastError>" for the calling thread's last error.
+std::string nats_error_text(natsStatus status);
+
+/// nats.c options for `config`'s servers (comma-separated nats.url), timeouts, reconnects, TLS
+/// and authentication (secrets already resolved by resolve_secrets()), named `name`. What the
+/// service's connections and cdc-replay share. Throws NatsError naming the key that failed.
+NatsOptionsPtr make_nats_options(const NatsConfig& config, const std::string& name);
+
+/// One NATS connection with its JetStream context. Thread-safe as nats.c is: publishes, acks
+/// and subscriptions may be used from any thread.
+class NatsConnection {
+ public:
+  /// Connects (throws NatsError after nats.connect_timeout). `role` names the connection
+  /// ("consume", "publish") in the server's connection list and in logs.
+  NatsConnection(const NatsConfig& config, const std::string& role);
+  ~NatsConnection();
+  NatsConnection(const NatsConnection&) = delete;
+  NatsConnection& operator=(const NatsConnection&) = delete;
+
+  [[nodiscard]] natsConnection* get() const noexcept { return conn_; }
+  [[nodiscard]] jsCtx* js() const noexcept { return js_; }
+  /// Connected right now (not reconnecting, not closed).
+  [[nodiscard]] bool connected() const noexcept;
+  [[nodiscard]] std::uint64_t reconnects() const noexcept { return reconnects_.load(std::memory_order_relaxed); }
+  [[nodiscard]] std::uint64_t disconnects() const noexcept { return disconnects_.load(std::memory_order_relaxed); }
+  /// Server's max_payload, bytes.
+  [[nodiscard]] std::int64_t max_payload() const noexcept;
+  [[nodiscard]] const std::string& role() const noexcept { return role_; }
+
+ private:
+  static void on_disconnected(natsConnection* nc, void* self) noexcept;
+  static void on_reconnected(natsConnection* nc, void* self) noexcept;
+  static void on_closed(natsConnection* nc, void* self) noexcept;
+
+  std::string role_;
+  natsConnection* conn_ = nullptr;
+  jsCtx* js_ = nullptr;
+  std::atomic<std::uint64_t> reconnects_{0};
+  std::atomic<std::uint64_t> disconnects_{0};
+  std::atomic<bool> closed_{false};
+};
+
+/// Creates the three streams and the durable consumer when missing; accepts existing ones and
+/// logs where they differ from the configuration. Throws NatsError.
+void ensure_jetstream_objects(NatsConnection& nats, const Config& config, const std::string& filter_subject);
+
+/// The deliver subject of the push consumer (outside every stream's subjects).
+std::string push_deliver_subject(const Config& config);
+
+/// Where the durable consumer stands (JetStream consumer info).
+struct ConsumerBacklog {
+  std::uint64_t num_pending = 0;     ///< matching messages not yet delivered
+  std::int64_t num_ack_pending = 0;  ///< delivered, not yet acknowledged
+};
+/// Reads ingest.consumer's info with one JetStream API request that waits at most `timeout`.
+/// Any thread. False with `error` set when the request fails.
+bool read_consumer_backlog(NatsConnection& nats, const Config& config, std::chrono::milliseconds timeout,
+                           ConsumerBacklog& out, std::string& error) noexcept;
+
+}  // namespace cdc

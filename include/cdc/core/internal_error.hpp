@@ -1,0 +1,18 @@
+#pragma once
+/// The one way the service reacts to a broken invariant of its own (a bug: a ring that cannot
+/// be full is full, an index out of its pool, a writer past a buffer sized for it). Bad input
+/// and failed dependencies are never internal errors: they have error codes, dead letters and
+/// retries. An internal error writes one log line (level error, msg "internal error", the
+/// invariant and the file:line) straight to stderr, bypassing the asynchronous log queue that
+/// would die with the process, and aborts: the core dump and the supervisor's restart follow,
+/// and JetStream redelivers what was not acked.
+
+#include <source_location>
+
+namespace cdc {
+
+/// Never returns. `what` names the invariant, e.g. "ring full while pushing an event".
+[[noreturn]] void on_internal_error(const char* what,
+                                    std::source_location where = std::source_location::current()) noexcept;
+
+}  // namespace cdc

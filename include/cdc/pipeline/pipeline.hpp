@@ -1,0 +1,140 @@
+#pragma once
+/// The wiring: event pool, rings, stages, threads and the NATS/Redis adapters they use.
+/// See src/service/pipeline.cpp for the topology.
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "cdc/core/config.hpp"
+#include "cdc/core/health.hpp"
+#include "cdc/core/metrics.hpp"
+#include "cdc/pipeline/ports.hpp"
+#include "cdc/pipeline/stage.hpp"
+
+namespace cdc {
+
+class NatsConnection;
+class IngestStage;
+class ParseStage;
+class DedupStage;
+class PublishStage;
+class AckStage;
+class RedisInfoProbe;
+
+/// What /healthz and /readyz report.
+struct HealthReport {
+  bool running = false;                 ///< stage threads started and not finished
+  bool nats_connected = false;          ///< both NATS connections up
+  bool redis_up = false;                ///< dedup connection up (true when dedup is disabled)
+  bool redis_degraded_ok = false;       ///< Redis down but on_redis_error=publish keeps events flowing
+  std::uint64_t completed = 0;          ///< source messages completed
+  std::size_t in_flight = 0;            ///< events between intake and completion
+  std::int64_t last_completion_ns = 0;  ///< steady clock, 0 = none
+  std::int64_t backlog = -1;            ///< consumer num_pending as last read (-1 = not known)
+  bool stalled = false;                 ///< liveness fails: work pending, nothing completed for health.stall_timeout
+  std::int64_t waiting_ms = 0;          ///< how long work has been pending without a completion
+  std::int64_t failing_ms = 0;          ///< how long processing has been failing (panic guard)
+
+  /// /readyz: running, NATS connected, Redis up or the degraded policy declared.
+  [[nodiscard]] bool ready() const noexcept { return running && nats_connected && (redis_up || redis_degraded_ok); }
+};
+
+/// The JetStream side of a pipeline (bench/ passes in-process mocks).
+struct Ports {
+  std::unique_ptr<MessageSource> source;
+  std::unique_ptr<Completer> completer;
+  std::unique_ptr<Publisher> publisher;
+};
+
+class Pipeline {
+ public:
+  /// Connects to NATS, creates/binds the streams and the consumer, and builds the stages.
+  /// Start-up zone: throws NatsError / ConfigError / std::runtime_error with a precise message.
+  explicit Pipeline(Config config);
+  /// The same stages and rings on the given ports (no NATS connection of its own).
+  Pipeline(Config config, Ports ports);
+  ~Pipeline();
+  Pipeline(const Pipeline&) = delete;
+  Pipeline& operator=(const Pipeline&) = delete;
+
+  /// Starts one thread per stage.
+  void start();
+  /// Stops intake; in-flight work finishes until drain_timeout, then the rest is NAKed. Blocks
+  /// until every stage has finished and the threads are joined. Idempotent.
+  void stop();
+  /// Any thread: true once every stage has finished (after stop(), or after a fatal error).
+  [[nodiscard]] bool finished() const noexcept;
+
+  [[nodiscard]] const Config& config() const noexcept { return config_; }
+  [[nodiscard]] Metrics& metrics() noexcept { return *metrics_; }
+  /// Any thread: the Prometheus text exposition (all families, including ring occupancy).
+  [[nodiscard]] std::string render_metrics() const;
+  /// Any thread.
+  [[nodiscard]] HealthReport health() const noexcept;
+
+  /// Any thread (SIGHUP): the liveness and panic-guard limits, from the monitor's next tick; 0 = off.
+  void set_stall_timeout(Millis timeout) noexcept;
+  void set_max_failure_duration(Millis limit) noexcept;
+  /// Signal thread (SIGHUP): builds a Transformer from `config`'s ingest rules and hands it to
+  /// the parse stage. Throws std::invalid_argument (nothing changes) when the rules are invalid.
+  void set_transform_rules(const Config& config);
+  /// Any thread: true once the panic guard has tripped (the service should exit with code 3).
+  [[nodiscard]] bool guard_tripped() const noexcept { return guard_tripped_.load(std::memory_order_acquire); }
+  /// Why the guard tripped ("" before).
+  [[nodiscard]] std::string guard_reason() const;
+
+ private:
+  Config config_;
+  std::unique_ptr<Metrics> metrics_;
+  std::unique_ptr<NatsConnection> consume_;
+  std::unique_ptr<NatsConnection> publish_;
+  Ports ports_;
+  std::unique_ptr<Event[]> pool_;
+  std::size_t pool_size_;
+  // Rings, each able to hold the whole pool: free -> ingest -> parse -> dedup -> publish -> ack -> free.
+  EventRing free_ring_, parse_ring_, dedup_ring_, publish_ring_, ack_ring_;
+  WaitStrategy ingest_waiter_, parse_waiter_, dedup_waiter_, publish_waiter_, ack_waiter_;
+  std::atomic<bool> ingest_done_{false}, parse_done_{false}, dedup_done_{false}, publish_done_{false}, ack_done_{false};
+  std::atomic<bool> never_{false};  // the free ring's producer (ack) is "done" only at the end
+  Lifecycle life_;
+  std::unique_ptr<IngestStage> ingest_;
+  std::unique_ptr<ParseStage> parse_;
+  std::unique_ptr<DedupStage> dedup_;
+  std::unique_ptr<PublishStage> publish_stage_;
+  std::unique_ptr<AckStage> ack_;
+  std::vector<std::thread> threads_;
+  std::atomic<bool> started_{false};
+  std::atomic<bool> stopped_{false};
+
+  // Monitor thread: consumer backlog, liveness, panic guard (one tick every kMonitorTick).
+  std::thread monitor_;
+  std::mutex monitor_mutex_;
+  std::condition_variable monitor_cv_;
+  bool monitor_stop_ = false;  // guarded by monitor_mutex_
+  std::atomic<std::int64_t> stall_timeout_ms_;
+  std::atomic<std::int64_t> max_failure_ms_;
+  std::atomic<bool> stalled_{false};
+  std::atomic<std::int64_t> waiting_ms_{0};
+  std::atomic<bool> guard_tripped_{false};
+  mutable std::mutex guard_mutex_;
+  std::string guard_reason_;                    // guarded by guard_mutex_
+  ProgressTracker progress_;                    // monitor thread only
+  StallDetector stall_;                         // monitor thread only
+  FailureGuard guard_;                          // monitor thread only
+  std::unique_ptr<RedisInfoProbe> redis_info_;  // monitor thread only (after construction); null without dedup
+
+  void build();
+  void monitor() noexcept;
+  void read_backlog() noexcept;
+  /// Inputs of health() that do not depend on the monitor.
+  [[nodiscard]] HealthReport base_health() const noexcept;
+};
+
+}  // namespace cdc

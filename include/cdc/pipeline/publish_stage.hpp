@@ -1,0 +1,74 @@
+#pragma once
+/// Publish stage: publishes enriched events to the output stream and dead letters to the DLQ
+/// with Nats-Msg-Id, asynchronously, and decides each source message's completion.
+///
+/// JetStream publishes go out as core NATS publishes whose reply subject is
+/// "<inbox>.<event index>.<generation>": the PubAck comes back on one subscription of ours and
+/// names its event directly, so the callback thread settles it with one compare-and-swap on
+/// Event::pub (no map, no lock). Events leave this stage in the order they came, only once
+/// their outcome is final; a transient failure at the head is retried in place with
+/// exponential backoff, holding newer events back until the retried ones are stored.
+
+#include <atomic>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "cdc/core/config.hpp"
+#include "cdc/core/metrics.hpp"
+#include "cdc/pipeline/ports.hpp"
+#include "cdc/pipeline/stage.hpp"
+
+namespace cdc {
+
+class PublishStage final : public PubAckSink {
+ public:
+  /// `pool` is the event pool (PubAcks address events by index). Registers as the
+  /// publisher's PubAck sink.
+  /// `completer` (may be null) sends in-progress signals for events held long (retries).
+  PublishStage(const Config& config, Publisher& publisher, Event* pool, std::size_t pool_size, Link in, Link out,
+               std::atomic<bool>& done, Lifecycle& life, Metrics& metrics, Completer* completer = nullptr);
+  void run() noexcept;
+  /// PubAck callback thread: settles the attempt named by the reply subject.
+  void on_puback(std::string_view reply_subject, std::string_view body, bool no_responders) noexcept override;
+
+ private:
+  void admit(Event& ev) noexcept;
+  void publish(Event& ev) noexcept;
+  bool advance_head() noexcept;
+  void retry_round(std::int64_t now) noexcept;
+  void give_up(Event& ev, std::string_view why) noexcept;
+  /// Was `event_id` published by this stage within the last 2 x pool-size publishes?
+  [[nodiscard]] bool published_recently(std::string_view event_id) const noexcept;
+  void remember(std::string_view event_id) noexcept;
+  void finish_all_with_nak() noexcept;
+  void complete(Event& ev, Completion completion, EventResult result) noexcept;
+  [[nodiscard]] std::size_t fifo_size() const noexcept { return tail_ - head_; }
+  [[nodiscard]] Event* fifo_at(std::size_t i) const noexcept { return fifo_[i & (fifo_.size() - 1)]; }
+
+  const Config& config_;
+  Publisher& publisher_;
+  Event* pool_;
+  std::size_t pool_size_;
+  Link in_;
+  Link out_;
+  std::atomic<bool>& done_;
+  Lifecycle& life_;
+  Metrics& metrics_;
+  std::string error_;   // scratch
+  std::string reply_;   // scratch
+  std::string msg_id_;  // scratch
+  std::uint64_t generation_ = 0;
+  std::vector<Event*> fifo_;  // taken, not yet final, in order
+  std::size_t head_ = 0;
+  std::size_t tail_ = 0;
+  std::size_t hold_until_ = 0;  // no new events until the head passes this position
+  std::int64_t retry_at_ns_ = 0;
+  std::int64_t max_payload_ = 0;
+  // Hashes of recently published event ids (a ring): tells our own 'p' marks from others'.
+  std::vector<std::uint64_t> recent_;
+  std::uint64_t recent_pos_ = 0;
+  KeepAlive keep_alive_;
+};
+
+}  // namespace cdc

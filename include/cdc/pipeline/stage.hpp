@@ -1,0 +1,97 @@
+#pragma once
+/// What every stage shares: the ring it reads, the ring it writes, the WaitStrategy of each, and the
+/// pipeline's lifecycle flags. A stage is a class with one run() loop on one thread.
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+
+#include "cdc/pipeline/event.hpp"
+#include "cdc/core/ring_buffer.hpp"
+#include "cdc/core/wait_strategy.hpp"
+
+namespace cdc {
+
+using EventRing = RingBuffer<Event*>;
+
+/// A ring and the WaitStrategy of the stage that consumes it.
+struct Link {
+  EventRing* ring = nullptr;
+  WaitStrategy* waiter = nullptr;
+  /// Set (release) by the producing stage once it will push nothing more.
+  std::atomic<bool>* producer_done = nullptr;
+
+  /// Consumer side: nothing queued and nothing will come.
+  [[nodiscard]] bool drained() const noexcept {
+    return producer_done->load(std::memory_order_acquire) && ring->front() == nullptr;
+  }
+};
+
+/// Pipeline-wide lifecycle, read by every stage.
+struct Lifecycle {
+  /// Stop taking new messages (SIGTERM); in-flight work continues.
+  std::atomic<bool> stop_intake{false};
+  /// Drain deadline passed: finish now, NAK what is not final.
+  std::atomic<bool> abort{false};
+};
+
+/// Steady-clock nanoseconds.
+inline std::int64_t now_ns() noexcept {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+class Completer;
+
+/// Keeps messages a stage holds for long (retries, Redis down with on_redis_error=block) from
+/// being redelivered: once an event has been held for half of AckWait since delivery or the last
+/// signal, it sends JetStream an in-progress signal. Used by the stage that owns the events (its
+/// own queue and its input ring); scans at most once a second.
+class KeepAlive {
+ public:
+  KeepAlive(Completer* completer, std::chrono::milliseconds ack_wait) noexcept
+      : completer_(completer),
+        half_ack_wait_ns_(std::chrono::duration_cast<std::chrono::nanoseconds>(ack_wait).count() / 2),
+        // An event crosses the half-AckWait mark up to one scan period before a scan sees it:
+        // scanning every quarter of AckWait (at most every second) signals it by 3/4 of AckWait.
+        // A fixed 1 s period signalled at up to half AckWait + 1 s, too late for AckWait <= 2 s.
+        scan_period_ns_(std::min<std::int64_t>(1'000'000'000LL, half_ack_wait_ns_ / 2)) {}
+  /// True when a scan is due (every quarter of AckWait, at most once a second).
+  bool due(std::int64_t now) noexcept {
+    if (completer_ == nullptr || now - last_scan_ns_ < scan_period_ns_) return false;
+    last_scan_ns_ = now;
+    return true;
+  }
+  /// Signals `ev` if it has been held for half of AckWait. Returns true when it did.
+  bool touch(Event& ev, std::int64_t now) noexcept;
+  /// Scans every event queued in `ring` (consumer side).
+  void touch_ring(EventRing& ring, std::int64_t now) noexcept {
+    for (std::size_t i = 0;; ++i) {
+      Event** e = ring.peek(i);
+      if (e == nullptr) break;
+      touch(**e, now);
+    }
+  }
+  [[nodiscard]] std::uint64_t signals() const noexcept { return signals_; }
+
+ private:
+  Completer* completer_;
+  std::int64_t half_ack_wait_ns_;
+  std::int64_t scan_period_ns_;
+  std::int64_t last_scan_ns_ = 0;
+  std::uint64_t signals_ = 0;
+};
+
+/// Pushes into a ring that by construction always has room (every ring holds the whole pool);
+/// a failure is a broken invariant.
+void push_or_die(EventRing& ring, Event* event) noexcept;
+
+/// Names the calling thread and pins it to `cpu` (-1 = leave it to the scheduler).
+void setup_stage_thread(const char* name, int cpu) noexcept;
+
+/// The trace id of the event's source message (its W3C `traceparent` header), or "" when it has
+/// none; the `trace_id` of log lines about one event. Reads the headers: for log lines only.
+std::string_view trace_id(const Event& ev) noexcept;
+
+}  // namespace cdc

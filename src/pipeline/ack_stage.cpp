@@ -1,0 +1,163 @@
+#include "cdc/pipeline/ack_stage.hpp"
+
+#include <nats/nats.h>
+#include <uv.h>
+
+#include "cdc/core/log.hpp"
+#include "cdc/adapters/redis/redis_connection.hpp"
+
+namespace cdc {
+namespace {
+// Marks sent and not yet answered, at most (a few seconds of traffic at full rate).
+constexpr std::size_t kMaxOutstandingMarks = 1 << 16;
+}  // namespace
+AckStage::AckStage(const Config& config, Completer& completer, Link in, Link free_slots, std::atomic<bool>& done,
+                   Lifecycle& life, Metrics& metrics)
+    : config_(config),
+      completer_(completer),
+      in_(in),
+      free_(free_slots),
+      done_(done),
+      life_(life),
+      metrics_(metrics),
+      loop_(std::make_unique<uv_loop_t>()) {
+  uv_loop_init(loop_.get());
+  if (config.dedup.enabled)
+    redis_ = std::make_unique<RedisConnection>(config.redis, loop_.get(), "mark", &AckStage::on_reply, this);
+  ttl_seconds_ = std::to_string(std::max<std::int64_t>(1, (config.dedup.ttl.count() + 999) / 1000));
+  key_.reserve(256);
+}
+
+AckStage::~AckStage() {
+  redis_.reset();
+  while (uv_run(loop_.get(), UV_RUN_NOWAIT) != 0) {
+  }
+  uv_loop_close(loop_.get());
+}
+
+void AckStage::on_reply(void* owner, void*, const RedisReply& r) {
+  auto* self = static_cast<AckStage*>(owner);
+  if (r.failed()) {
+    self->metrics_.ack.redis_mark_errors.inc();
+    static thread_local log::RateLimiter limiter;
+    std::uint64_t suppressed = 0;
+    if (limiter.allow(suppressed)) {
+      log::warn("dedup mark failed",
+                {{"error", r.error_text()}, {"suppressed", static_cast<unsigned long long>(suppressed)}});
+    }
+  }
+}
+
+void AckStage::redis_mark(const Event& ev) noexcept {
+  if (!redis_ || !(ev.mark_done || ev.unmark) || !ev.out.has_event_id) return;
+  if (redis_->outstanding() >= kMaxOutstandingMarks) {
+    // Redis is connected but not answering: marks are never awaited, so without a bound they
+    // would pile up in memory for as long as it hangs. A mark not written degrades like a failed
+    // one (the 'p' key expires; Nats-Msg-Id still stops a duplicate).
+    metrics_.ack.redis_mark_errors.inc();
+    return;
+  }
+  key_.assign(config_.dedup.key_prefix);
+  key_ += ev.out.event_id;
+  bool sent = false;
+  if (ev.unmark) {
+    // The redelivery must not look like a duplicate (CONTRACT.md section 5, step 4).
+    sent = redis_->command({"DEL", key_}, nullptr);
+  } else {
+    sent = redis_->command({"SET", key_, "d", "EX", ttl_seconds_}, nullptr);
+  }
+  if (!sent) metrics_.ack.redis_mark_errors.inc();
+}
+
+void AckStage::complete(Event& ev) noexcept {
+  // Redis first: for a NAK the DEL is on the wire before the redelivery can be asked for.
+  redis_mark(ev);
+  bool sent = true;
+  switch (ev.completion) {
+    case Completion::kAck:
+      sent = completer_.ack(ev.msg);
+      metrics_.ack.acks.inc();
+      break;
+    case Completion::kNak:
+      sent = completer_.nak(ev.msg, ev.nak_delay_ms);
+      metrics_.ack.naks.inc();
+      break;
+    case Completion::kTerm:
+      sent = completer_.term(ev.msg);
+      metrics_.ack.terms.inc();
+      break;
+  }
+  if (!sent) {
+    // The connection is down: JetStream redelivers after AckWait, and dedup keeps it single.
+    metrics_.ack.completion_errors.inc();
+    static thread_local log::RateLimiter limiter;
+    std::uint64_t suppressed = 0;
+    if (limiter.allow(suppressed)) {
+      log::warn("source completion not sent",
+                {{"subject", ev.subject}, {"suppressed", static_cast<unsigned long long>(suppressed)}});
+    }
+  }
+  const std::int64_t now = now_ns();
+  const std::int64_t latency = now - ev.received_ns;
+  const std::size_t table = metrics_.table_index(ev.out.table);
+  metrics_.ack.events[table][static_cast<std::size_t>(ev.result)].inc();
+  if (ev.result != EventResult::kRetried) metrics_.ack.processing[table].observe_ns(latency);
+  if (ev.result == EventResult::kDeadLettered)
+    metrics_.ack.dead_letters[static_cast<std::size_t>(ev.out.error_kind)].inc();
+  metrics_.ack.stage.observe_ns(latency);
+  metrics_.ack.lag.observe(now, latency);
+  if (log::enabled(log::Level::kDebug)) {
+    log::debug("event completed", {{"trace_id", trace_id(ev)},
+                                   {"event_id", ev.out.event_id},
+                                   {"company", ev.out.company},
+                                   {"table", ev.out.table},
+                                   {"result", to_string(ev.result)},
+                                   {"latency_ms", static_cast<double>(latency) / 1e6},
+                                   {"redis_hit", ev.dedup == DedupResult::kDone || ev.dedup == DedupResult::kInFlight},
+                                   {"delivery_attempt", static_cast<unsigned>(ev.deliveries)}});
+  }
+  natsMsg_Destroy(ev.msg);
+  ev.reset();
+  push_or_die(*free_.ring, &ev);
+  completed_.store(completed_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  last_completion_ns_.store(now, std::memory_order_relaxed);
+}
+
+void AckStage::run() noexcept {
+  setup_stage_thread("cdc-ack", config_.pipeline.cpu.at("ack"));
+  if (redis_) redis_->start();
+  const int batch = config_.pipeline.batch_size;
+  while (true) {
+    int n = 0;
+    Event* ev = nullptr;
+    while (n < batch && in_.ring->try_pop(ev)) {
+      complete(*ev);
+      ++n;
+    }
+    if (n > 0) {
+      free_.waiter->notify();  // end of batch: slots back to ingest
+      if (redis_) uv_run(loop_.get(), UV_RUN_NOWAIT);
+      metrics_.ack.last_completion_unix_ms.set(
+          std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+              .count());
+      continue;
+    }
+    if (in_.drained()) break;
+    in_.waiter->wait_for(
+        [this] { return in_.ring->front() != nullptr || in_.producer_done->load(std::memory_order_acquire); },
+        std::chrono::milliseconds(50));
+    if (redis_) uv_run(loop_.get(), UV_RUN_NOWAIT);  // reconnect timers, replies
+  }
+  // Send what is buffered: acks to NATS, marks to Redis (bounded wait).
+  completer_.flush(std::chrono::milliseconds(2000));
+  const std::int64_t deadline = now_ns() + 1'000'000'000LL;
+  while (redis_ && redis_->outstanding() > 0 && redis_->ready() && now_ns() < deadline)
+    uv_run(loop_.get(), UV_RUN_NOWAIT);
+  if (redis_) redis_->close();
+  while (uv_run(loop_.get(), UV_RUN_NOWAIT) != 0) {
+  }
+  (void)life_;
+  done_.store(true, std::memory_order_release);
+}
+
+}  // namespace cdc

@@ -1,0 +1,197 @@
+#include "cdc/pipeline/parse_stage.hpp"
+
+#include <nats/nats.h>
+
+#include <cstdlib>
+
+#include <chrono>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "cdc/core/dead_letter.hpp"
+#include "cdc/core/log.hpp"
+
+namespace cdc {
+
+void prepare_dead_letter(const Config& config, Event& ev, ErrorKind kind, std::string_view error,
+                         std::size_t max_bytes) noexcept {
+  try {
+    std::vector<std::pair<std::string, std::string>> headers;
+    const char** keys = nullptr;
+    int count = 0;
+    if (ev.msg != nullptr && natsMsgHeader_Keys(ev.msg, &keys, &count) == NATS_OK) {
+      for (int i = 0; i < count; ++i) {
+        const char* value = nullptr;
+        if (natsMsgHeader_Get(ev.msg, keys[i], &value) == NATS_OK && value != nullptr)
+          headers.emplace_back(keys[i], value);
+      }
+      free(static_cast<void*>(keys));
+    }
+    if (ev.out.error_kind != kind || ev.out.error.data() != error.data()) {
+      ev.out.error_kind = kind;
+      ev.out.error.assign(error);
+    }
+    DeadLetter letter;
+    letter.source_subject = ev.subject;
+    letter.source_stream = config.ingest.stream;
+    letter.source_seq = ev.stream_seq;
+    letter.delivery_attempts = ev.deliveries;
+    letter.error_kind = kind;
+    letter.error = ev.out.error;
+    letter.has_event_id = ev.out.has_event_id;
+    letter.event_id = ev.out.event_id;
+    letter.failed_at_unix_ns =
+        std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
+            .count();
+    letter.headers = &headers;
+    letter.data = ev.body;
+    letter.max_bytes = max_bytes;
+    build_dead_letter_payload(letter, ev.dlq_payload);
+    std::string_view company = ev.out.company;
+    std::string_view table = ev.out.table;
+    build_dead_letter_subject(config.publish.dlq_subject_prefix, company.empty() ? "_" : company,
+                              table.empty() ? "_" : table, ev.dlq_subject);
+    ev.target = Target::kDeadLetter;
+  } catch (const std::exception& e) {
+    // Out of memory building a record: leave the target as it is; the publish stage NAKs.
+    log::error("cannot build dead letter", {{"error", e.what()}});
+  }
+}
+
+void log_dead_letter(log::Level level, std::string_view msg, const Event& ev, ErrorKind kind, std::string_view error,
+                     std::uint64_t suppressed) noexcept {
+  if (!log::enabled(level)) return;
+  const std::string_view trace = trace_id(ev);
+  const std::string_view kind_name = to_string(kind);
+  const auto seq = static_cast<unsigned long long>(ev.stream_seq);
+  const auto attempt = static_cast<unsigned>(ev.deliveries);
+  const auto dropped = static_cast<unsigned long long>(suppressed);
+  // Known means: the subject fit the layout (company, table) and the transform got as far as
+  // the position (event_id). A field that is not known is left out rather than written empty.
+  if (ev.out.has_event_id) {
+    log::write(level, msg,
+               {{"trace_id", trace},
+                {"company", ev.out.company},
+                {"table", ev.out.table},
+                {"event_id", ev.out.event_id},
+                {"error_kind", kind_name},
+                {"error", error},
+                {"subject", ev.subject},
+                {"stream_seq", seq},
+                {"delivery_attempt", attempt},
+                {"suppressed", dropped}});
+  } else if (!ev.out.company.empty() || !ev.out.table.empty()) {
+    log::write(level, msg,
+               {{"trace_id", trace},
+                {"company", ev.out.company},
+                {"table", ev.out.table},
+                {"error_kind", kind_name},
+                {"error", error},
+                {"subject", ev.subject},
+                {"stream_seq", seq},
+                {"delivery_attempt", attempt},
+                {"suppressed", dropped}});
+  } else {
+    log::write(level, msg,
+               {{"trace_id", trace},
+                {"error_kind", kind_name},
+                {"error", error},
+                {"subject", ev.subject},
+                {"stream_seq", seq},
+                {"delivery_attempt", attempt},
+                {"suppressed", dropped}});
+  }
+}
+
+ParseStage::ParseStage(const Config& config, Link in, Link out, std::atomic<bool>& done, Lifecycle& life,
+                       Metrics& metrics)
+    : config_(config),
+      transformer_(std::make_unique<Transformer>(transform_rules(config))),
+      timer_(metrics.parse.stage, static_cast<std::size_t>(config.pipeline.batch_size)),
+      in_(in),
+      out_(out),
+      done_(done),
+      life_(life),
+      metrics_(metrics) {}
+
+ParseStage::~ParseStage() { delete offered_.exchange(nullptr, std::memory_order_acquire); }
+
+void ParseStage::offer(std::unique_ptr<Transformer> next) noexcept {
+  // acq_rel: release the new Transformer's construction to the stage; acquire an untaken
+  // earlier offer, which is ours to delete.
+  delete offered_.exchange(next.release(), std::memory_order_acq_rel);
+}
+
+void ParseStage::take_offer() noexcept {
+  // relaxed: a new offer may be seen a batch late; the exchange below acquires it.
+  if (offered_.load(std::memory_order_relaxed) == nullptr) return;
+  Transformer* next = offered_.exchange(nullptr, std::memory_order_acquire);
+  if (next == nullptr) return;
+  // Events parsed with the old rules only hold views into their own subject, never into the
+  // Transformer, so it can go now.
+  transformer_.reset(next);
+  log::info("parse stage took the reloaded rules",
+            {{"tables", static_cast<unsigned long long>(next->rules().tables.size())}});
+}
+
+void ParseStage::process(Event& ev) noexcept {
+  const char* msg_id = nullptr;
+  if (ev.msg != nullptr && natsMsgHeader_Get(ev.msg, "Nats-Msg-Id", &msg_id) == NATS_OK && msg_id != nullptr) {
+    ev.msg_id_header = msg_id;
+  } else {
+    ev.msg_id_header = {};
+  }
+  switch (transformer_->transform(ev.subject, ev.body, ev.msg_id_header, ev.out)) {
+    case Disposition::kSkip:
+      ev.target = Target::kNone;
+      // By name, so a table the filter misses shows up (bounded label set, no allocation).
+      metrics_.parse.skipped_tables.inc(ev.out.table);
+      break;
+    case Disposition::kPublish:
+      ev.target = Target::kOutput;
+      metrics_.parse.parsed.inc();
+      break;
+    case Disposition::kDeadLetter: {
+      metrics_.parse.invalid.inc();
+      static thread_local log::RateLimiter limiter;
+      std::uint64_t suppressed = 0;
+      if (limiter.allow(suppressed)) {
+        log_dead_letter(log::Level::kWarn, "invalid message dead-lettered", ev, ev.out.error_kind, ev.out.error,
+                        suppressed);
+      }
+      prepare_dead_letter(config_, ev, ev.out.error_kind, ev.out.error);
+      break;
+    }
+  }
+}
+
+void ParseStage::run() noexcept {
+  setup_stage_thread("cdc-parse", config_.pipeline.cpu.at("parse"));
+  const int batch = config_.pipeline.batch_size;
+  while (true) {
+    take_offer();
+    int n = 0;
+    Event* ev = nullptr;
+    while (n < batch && in_.ring->try_pop(ev)) {
+      process(*ev);
+      timer_.note(ev->received_ns);
+      push_or_die(*out_.ring, ev);
+      ++n;
+    }
+    if (n > 0) {
+      out_.waiter->notify();  // end of batch
+      timer_.flush(now_ns());
+      continue;
+    }
+    if (in_.drained()) break;
+    in_.waiter->wait_for(
+        [this] { return in_.ring->front() != nullptr || in_.producer_done->load(std::memory_order_acquire); },
+        std::chrono::milliseconds(100));
+  }
+  (void)life_;
+  done_.store(true, std::memory_order_release);
+  out_.waiter->notify();
+}
+
+}  // namespace cdc

@@ -1,0 +1,381 @@
+// Topology (one thread per stage; every arrow is a bounded SPSC RingBuffer<Event*>):
+//
+//   JetStream consumer                                                   JetStream wa_stream / DLQ
+//          |                                                                     ^       |
+//          v                                                             publish |       | PubAcks (own
+//   +--------+    +-------+    +-------+   SET NX GET   +---------+--------------+       |  subscription,
+//   | Ingest |--->| Parse |--->| Dedup |<-------------->| Publish |<---------------------+  CAS on Event)
+//   +--------+    +-------+    +-------+    (Redis)     +---------+
+//        ^                                                   |
+//        |  free slots          +-----+                      |
+//        +----------------------| Ack |<---------------------+
+//                               +-----+--> ack / nak / term (JetStream), SET d / DEL (Redis)
+//
+// Events are pre-allocated slots (the pool); a slot pointer moves around the loop, so at most
+// pool-size messages are in flight and a full pool is the back-pressure that reaches ingest.
+
+#include "cdc/pipeline/pipeline.hpp"
+
+#include <pthread.h>
+
+#include <algorithm>
+
+#include "cdc/pipeline/ack_stage.hpp"
+#include "cdc/pipeline/dedup_stage.hpp"
+#include "cdc/pipeline/ingest_stage.hpp"
+#include "cdc/core/log.hpp"
+#include "cdc/adapters/nats/nats_connection.hpp"
+#include "cdc/adapters/nats/jetstream_ports.hpp"
+#include "cdc/pipeline/parse_stage.hpp"
+#include "cdc/pipeline/publish_stage.hpp"
+#include "cdc/adapters/redis/redis_connection.hpp"
+#include "cdc/adapters/redis/redis_info_probe.hpp"
+
+namespace cdc {
+namespace {
+constexpr auto kMonitorTick = std::chrono::milliseconds(500);
+constexpr std::int64_t kNsPerMs = 1'000'000;
+
+std::string format_ms(std::int64_t ms) {
+  if (ms % 60000 == 0) return std::to_string(ms / 60000) + "m";
+  if (ms % 1000 == 0) return std::to_string(ms / 1000) + "s";
+  return std::to_string(ms) + "ms";
+}
+}  // namespace
+
+Pipeline::Pipeline(Config config, Ports ports)
+    : config_(std::move(config)),
+      metrics_(std::make_unique<Metrics>(config_.ingest.tables)),
+      ports_(std::move(ports)),
+      pool_size_(config_.pipeline.ring_capacity),
+      free_ring_(pool_size_),
+      parse_ring_(pool_size_),
+      dedup_ring_(pool_size_),
+      publish_ring_(pool_size_),
+      ack_ring_(pool_size_),
+      ingest_waiter_(config_.pipeline.wait_strategy),
+      parse_waiter_(config_.pipeline.wait_strategy),
+      dedup_waiter_(config_.pipeline.wait_strategy),
+      publish_waiter_(config_.pipeline.wait_strategy),
+      ack_waiter_(config_.pipeline.wait_strategy) {
+  validate(config_);
+  // relaxed: no thread runs yet; start() publishes them with the threads it creates.
+  stall_timeout_ms_.store(config_.health.stall_timeout.count(), std::memory_order_relaxed);
+  max_failure_ms_.store(config_.guard.max_failure_duration.count(), std::memory_order_relaxed);
+  if (config_.dedup.enabled) redis_info_ = std::make_unique<RedisInfoProbe>(config_.redis, *metrics_);
+  if (ports_.source) build();  // the NATS constructor builds once its ports exist
+}
+
+Pipeline::Pipeline(Config config) : Pipeline(std::move(config), Ports{}) {
+  // Empty: no filter, the consumer takes every subject of the stream, so a message whose subject
+  // does not fit the layout is dead-lettered (invalid_subject) instead of sitting unconsumed.
+  const std::string& filter = config_.ingest.filter_subject;
+  consume_ = std::make_unique<NatsConnection>(config_.nats, "consume");
+  NatsConfig publish_nats = config_.nats;
+  publish_nats.send_asap = config_.publish.send_asap;  // the publish connection has its own
+  publish_ = std::make_unique<NatsConnection>(publish_nats, "publish");
+  ensure_jetstream_objects(*consume_, config_, filter);
+  ports_.publisher = make_nats_publisher(*publish_);
+  ports_.completer = make_nats_completer(*consume_);
+  ports_.source = make_nats_source(*consume_, config_, filter);
+  build();
+}
+
+void Pipeline::build() {
+  pool_ = std::make_unique<Event[]>(pool_size_);
+  for (std::size_t i = 0; i < pool_size_; ++i) {
+    Event& ev = pool_[i];
+    ev.index = static_cast<std::uint32_t>(i);
+    // Grow the buffers once so the steady state does not allocate.
+    ev.out.event_id.reserve(128);
+    ev.out.subject.reserve(128);
+    ev.out.payload.reserve(2048);
+    ev.out.error.reserve(128);
+    push_or_die(free_ring_, &ev);
+  }
+
+  const Link free_link{&free_ring_, &ingest_waiter_, &never_};
+  const Link parse_link{&parse_ring_, &parse_waiter_, &ingest_done_};
+  const Link dedup_link{&dedup_ring_, &dedup_waiter_, &parse_done_};
+  const Link publish_link{&publish_ring_, &publish_waiter_, &dedup_done_};
+  const Link ack_link{&ack_ring_, &ack_waiter_, &publish_done_};
+
+  parse_ = std::make_unique<ParseStage>(config_, parse_link, dedup_link, parse_done_, life_, *metrics_);
+  dedup_ = std::make_unique<DedupStage>(config_, dedup_link, publish_link, dedup_done_, life_, *metrics_,
+                                        ports_.completer.get());
+  publish_stage_ = std::make_unique<PublishStage>(config_, *ports_.publisher, pool_.get(), pool_size_, publish_link,
+                                                  ack_link, publish_done_, life_, *metrics_, ports_.completer.get());
+  ack_ = std::make_unique<AckStage>(config_, *ports_.completer, ack_link, free_link, ack_done_, life_, *metrics_);
+  ingest_ =
+      std::make_unique<IngestStage>(config_, *ports_.source, free_link, parse_link, ingest_done_, life_, *metrics_);
+}
+
+Pipeline::~Pipeline() {
+  stop();
+  redis_info_.reset();
+  ingest_.reset();
+  ports_.source.reset();
+  ports_.publisher.reset();  // unsubscribes from PubAcks before the stage goes
+  publish_stage_.reset();
+  ack_.reset();
+  ports_.completer.reset();
+  dedup_.reset();
+  parse_.reset();
+  publish_.reset();
+  consume_.reset();
+}
+
+void Pipeline::start() {
+  if (started_.exchange(true)) return;
+  threads_.emplace_back([this] { ack_->run(); });
+  threads_.emplace_back([this] { publish_stage_->run(); });
+  threads_.emplace_back([this] { dedup_->run(); });
+  threads_.emplace_back([this] { parse_->run(); });
+  threads_.emplace_back([this] { ingest_->run(); });
+  monitor_ = std::thread([this] { monitor(); });
+  log::info("pipeline started", {{"ring_capacity", static_cast<unsigned long long>(pool_size_)},
+                                 {"wait_strategy", to_string(config_.pipeline.wait_strategy)},
+                                 {"mode", config_.ingest.mode == IngestMode::kPush ? "push" : "pull"}});
+}
+
+void Pipeline::stop() {
+  if (!started_.load() || stopped_.exchange(true)) return;
+  {
+    // The monitor goes first: a drain is not a stall, nor a failure for the guard.
+    std::lock_guard<std::mutex> lock(monitor_mutex_);
+    monitor_stop_ = true;
+  }
+  monitor_cv_.notify_all();
+  if (monitor_.joinable()) monitor_.join();
+  log::info("draining", {{"drain_timeout_ms", static_cast<long long>(config_.pipeline.drain_timeout.count())}});
+  life_.stop_intake.store(true, std::memory_order_relaxed);
+  ingest_waiter_.notify();
+  const auto deadline = std::chrono::steady_clock::now() + config_.pipeline.drain_timeout;
+  while (!ack_done_.load(std::memory_order_acquire)) {
+    if (std::chrono::steady_clock::now() >= deadline && !life_.abort.load()) {
+      log::warn("drain timeout; NAKing what is not final");
+      life_.abort.store(true, std::memory_order_relaxed);
+      dedup_waiter_.notify();
+      publish_waiter_.notify();
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  for (auto& t : threads_) t.join();
+  threads_.clear();
+  const HealthReport h = health();
+  log::info("pipeline stopped", {{"completed", static_cast<unsigned long long>(h.completed)}});
+}
+
+bool Pipeline::finished() const noexcept { return ack_done_.load(std::memory_order_acquire); }
+
+HealthReport Pipeline::health() const noexcept {
+  HealthReport h = base_health();
+  // relaxed: independent flags of the monitor's last tick.
+  h.stalled = stalled_.load(std::memory_order_relaxed);
+  h.waiting_ms = waiting_ms_.load(std::memory_order_relaxed);
+  h.failing_ms = metrics_->monitor.failing_ms.value();
+  return h;
+}
+
+HealthReport Pipeline::base_health() const noexcept {
+  HealthReport h;
+  h.backlog = metrics_->monitor.backlog.value();
+  h.running = started_.load() && !ack_done_.load(std::memory_order_acquire);
+  h.nats_connected = !consume_ || (consume_->connected() && publish_->connected());
+  h.redis_up = dedup_ ? dedup_->redis_up() : true;
+  h.redis_degraded_ok = !h.redis_up && config_.dedup.on_redis_error == RedisErrorPolicy::kPublish;
+  h.completed = ack_ ? ack_->completed() : 0;
+  h.last_completion_ns = ack_ ? ack_->last_completion_ns() : 0;
+  h.in_flight = pool_size_ - free_ring_.size();
+  return h;
+}
+
+std::string Pipeline::render_metrics() const {
+  ScrapeState st;
+  const EventRing* rings[] = {&free_ring_, &parse_ring_, &dedup_ring_, &publish_ring_, &ack_ring_};
+  for (std::size_t i = 0; i < st.ring_occupancy.size(); ++i) st.ring_occupancy[i] = rings[i]->size();
+  st.ring_capacity = pool_size_;
+  const HealthReport h = health();
+  st.in_flight = h.in_flight;
+  st.running = h.running;
+  st.ready = h.ready();
+  st.stalled = h.stalled;
+  const NatsConnection* nats[] = {consume_.get(), publish_.get()};
+  for (std::size_t i = 0; i < st.nats.size(); ++i) {
+    if (nats[i] == nullptr) continue;
+    st.nats[i].present = true;
+    st.nats[i].up = nats[i]->connected();
+    st.nats[i].reconnects = nats[i]->reconnects();
+    st.nats[i].failures = nats[i]->disconnects();
+  }
+  const RedisConnection* redis[] = {dedup_ ? dedup_->redis() : nullptr, ack_ ? ack_->redis() : nullptr};
+  for (std::size_t i = 0; i < st.redis.size(); ++i) {
+    if (redis[i] == nullptr) continue;
+    st.redis[i].present = true;
+    st.redis[i].up = redis[i]->up();
+    st.redis[i].reconnects = redis[i]->reconnects();
+    st.redis[i].failures = redis[i]->failures();
+  }
+  st.log_dropped = log::dropped();
+  st.version = CDC_VERSION;
+  st.revision = CDC_GIT_REVISION;
+  st.dependencies = {{{"nats_c", CDC_NATS_VERSION},
+                      {"simdjson", CDC_SIMDJSON_VERSION},
+                      {"hiredis", CDC_HIREDIS_VERSION},
+                      {"libuv", CDC_LIBUV_VERSION}}};
+  st.guard_max_failure_ms = max_failure_ms_.load(std::memory_order_relaxed);
+  return metrics_->render(st);
+}
+
+void Pipeline::set_stall_timeout(Millis timeout) noexcept {
+  // relaxed: an independent setting, read by the monitor on its next tick.
+  stall_timeout_ms_.store(timeout.count(), std::memory_order_relaxed);
+}
+
+void Pipeline::set_max_failure_duration(Millis limit) noexcept {
+  // relaxed: as above.
+  max_failure_ms_.store(limit.count(), std::memory_order_relaxed);
+}
+
+void Pipeline::set_transform_rules(const Config& next) {
+  if (!parse_) throw std::logic_error("pipeline has no parse stage");
+  // Only the reloadable rules change; the subject layout and prefixes stay as started.
+  TransformRules rules = transform_rules(config_);
+  rules.tables = next.ingest.tables;
+  rules.key_columns = next.ingest.key_columns;
+  rules.max_message_bytes = next.ingest.max_message_bytes;
+  parse_->offer(std::make_unique<Transformer>(std::move(rules)));
+}
+
+std::string Pipeline::guard_reason() const {
+  std::lock_guard<std::mutex> lock(guard_mutex_);
+  return guard_reason_;
+}
+
+void Pipeline::read_backlog() noexcept {
+  if (!consume_->connected()) return;  // a request would only wait for its timeout
+  ConsumerBacklog backlog;
+  std::string error;
+  const Millis timeout = std::min(Millis{2000}, config_.metrics.backlog_interval);
+  if (read_consumer_backlog(*consume_, config_, timeout, backlog, error)) {
+    metrics_->monitor.backlog.set(static_cast<std::int64_t>(backlog.num_pending));
+    metrics_->monitor.ack_pending.set(backlog.num_ack_pending);
+    metrics_->monitor.backlog_unix_ms.set(
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+            .count());
+    return;
+  }
+  metrics_->monitor.backlog_errors.inc();
+  static thread_local log::RateLimiter limiter(60'000'000'000LL, 1);
+  std::uint64_t suppressed = 0;
+  if (limiter.allow(suppressed)) {
+    log::warn("cannot read the consumer backlog", {{"consumer", config_.ingest.consumer},
+                                                   {"error", error},
+                                                   {"suppressed", static_cast<unsigned long long>(suppressed)}});
+  }
+}
+
+void Pipeline::monitor() noexcept {
+  pthread_setname_np(pthread_self(), "cdc-monitor");
+  const bool block = config_.dedup.enabled && config_.dedup.on_redis_error == RedisErrorPolicy::kBlock;
+  const std::int64_t backlog_interval_ns = config_.metrics.backlog_interval.count() * kNsPerMs;
+  std::int64_t next_backlog_ns = 0;
+  std::unique_lock<std::mutex> lock(monitor_mutex_);
+  while (!monitor_stop_) {
+    lock.unlock();
+    std::int64_t now = now_ns();
+    if (consume_ && backlog_interval_ns > 0 && now >= next_backlog_ns) {
+      read_backlog();
+      next_backlog_ns = now + backlog_interval_ns;
+      now = now_ns();
+    }
+    // Redis INFO (evictions, maxmemory-policy): never blocks, replies come on a later tick. Only
+    // while the dedup connection is up: a Redis that is down or refuses our credentials is
+    // already reported by it, once, and a third connection would only repeat that.
+    if (redis_info_ && backlog_interval_ns > 0 && (dedup_ == nullptr || dedup_->redis_up())) {
+      redis_info_->tick(now, backlog_interval_ns);
+    }
+    const HealthReport h = base_health();
+    // Pending: in flight here, not yet delivered, or delivered and not yet acked (NAKed with a
+    // delay and waiting for redelivery counts: that work is not done).
+    const bool pending = h.in_flight > 0 || h.backlog > 0 || metrics_->monitor.ack_pending.value() > 0;
+
+    // What counts as progress (health.hpp): an event stored in the output; other final
+    // outcomes only while the output is not failing. Dead-letter counters are read before the
+    // event counters the ack stage increments first.
+    const Metrics& m = *metrics_;
+    const std::uint64_t output_dead = m.ack.dead_letters[static_cast<std::size_t>(ErrorKind::kMaxDeliveries)].value() +
+                                      m.ack.dead_letters[static_cast<std::size_t>(ErrorKind::kPublishRejected)].value();
+    const std::uint64_t publish_errors =
+        m.publish.publish_errors.value() + m.publish.timeouts.value() + m.puback.errors.value();
+    ProgressTracker::Sample ps;
+    std::uint64_t dead_lettered = 0;
+    for (const auto& table : m.ack.events) {
+      ps.output_ok += table[static_cast<std::size_t>(EventResult::kProcessed)].value() +
+                      table[static_cast<std::size_t>(EventResult::kDuplicate)].value();
+      ps.other_final += table[static_cast<std::size_t>(EventResult::kSkipped)].value();
+      dead_lettered += table[static_cast<std::size_t>(EventResult::kDeadLettered)].value();
+    }
+    ps.other_final += dead_lettered > output_dead ? dead_lettered - output_dead : 0;
+    ps.output_failures = publish_errors + output_dead;
+    ps.pending = pending;
+    const std::uint64_t progress = progress_.update(ps);
+
+    // Liveness: time without progress while work is pending, whatever happens meanwhile (a
+    // dependency outage or reconnects included: readiness reports those, and a pod that makes
+    // no progress for stall_timeout is not alive).
+    StallDetector::Sample ss;
+    ss.pending = pending;
+    ss.progress = progress;
+    const bool stalled = stall_.update(now, ss, stall_timeout_ms_.load(std::memory_order_relaxed) * kNsPerMs);
+    const std::int64_t waiting_ms = stall_.waiting_ns(now) / kNsPerMs;
+    if (stalled != stalled_.load(std::memory_order_relaxed)) {
+      if (stalled) {
+        log::error("liveness failing: work pending and no progress",
+                   {{"waiting_ms", static_cast<long long>(waiting_ms)},
+                    {"in_flight", static_cast<unsigned long long>(h.in_flight)},
+                    {"backlog", static_cast<long long>(h.backlog)}});
+      } else {
+        log::info("liveness restored");
+      }
+    }
+    // relaxed: the HTTP thread reads independent values; a tick late is fine.
+    stalled_.store(stalled, std::memory_order_relaxed);
+    waiting_ms_.store(waiting_ms, std::memory_order_relaxed);
+
+    // Panic guard: failures keep being counted and nothing succeeds.
+    const RedisConnection* dedup_redis = dedup_ ? dedup_->redis() : nullptr;
+    const std::uint64_t naks = m.ack.naks.value();
+    const std::uint64_t redis_errors =
+        block ? m.dedup.errors.value() + (dedup_redis != nullptr ? dedup_redis->failures() : 0) : 0;
+    FailureGuard::Sample gs;
+    gs.successes = progress;
+    gs.failures = naks + publish_errors + redis_errors + m.ack.completion_errors.value();
+    gs.pending = pending;
+    const std::int64_t limit_ms = max_failure_ms_.load(std::memory_order_relaxed);
+    const bool trip = guard_.update(now, gs, limit_ms * kNsPerMs);
+    metrics_->monitor.failing_ms.set(guard_.failing_ns(now) / kNsPerMs);
+    if (trip && !guard_tripped_.load(std::memory_order_relaxed)) {
+      std::string reason = "processing has failed continuously for " + format_ms(guard_.failing_ns(now) / kNsPerMs) +
+                           " (guard.max_failure_duration " + format_ms(limit_ms) +
+                           "): " + std::to_string(guard_.failures_since_success()) +
+                           " failures and no progress since the first of them; totals: " + std::to_string(naks) +
+                           " NAKs, " + std::to_string(publish_errors) + " publish errors, " +
+                           std::to_string(redis_errors) +
+                           " Redis errors holding work; nats_connected=" + (h.nats_connected ? "true" : "false") +
+                           ", redis_up=" + (h.redis_up ? "true" : "false");
+      {
+        std::lock_guard<std::mutex> guard_lock(guard_mutex_);
+        guard_reason_ = std::move(reason);
+      }
+      // release: guard_reason_ is written before main sees the flag.
+      guard_tripped_.store(true, std::memory_order_release);
+    }
+    lock.lock();
+    monitor_cv_.wait_for(lock, kMonitorTick, [this] { return monitor_stop_; });
+  }
+  lock.unlock();
+  if (redis_info_) redis_info_->close();
+}
+
+}  // namespace cdc

@@ -1,0 +1,448 @@
+#include "cdc/pipeline/publish_stage.hpp"
+
+#include <algorithm>
+#include <charconv>
+#include <cstring>
+
+#include "cdc/core/jetstream_meta.hpp"
+#include "cdc/core/log.hpp"
+#include "cdc/pipeline/parse_stage.hpp"
+
+namespace cdc {
+namespace {
+
+constexpr std::int64_t kNsPerMs = 1'000'000;
+/// The header block of a publish besides the Nats-Msg-Id value ("NATS/1.0\r\nNats-Msg-Id: \r\n\r\n"
+/// is 27 bytes), with room to spare: the broker counts headers against max_payload too.
+constexpr std::size_t kHeaderBytes = 64;
+
+bool parse_reply_tail(std::string_view subject, std::uint32_t& index, std::uint64_t& generation) noexcept {
+  const std::size_t last = subject.rfind('.');
+  if (last == std::string_view::npos || last == 0) return false;
+  const std::size_t prev = subject.rfind('.', last - 1);
+  if (prev == std::string_view::npos) return false;
+  const char* b1 = subject.data() + prev + 1;
+  const char* e1 = subject.data() + last;
+  const char* b2 = subject.data() + last + 1;
+  const char* e2 = subject.data() + subject.size();
+  return std::from_chars(b1, e1, index).ptr == e1 && std::from_chars(b2, e2, generation).ptr == e2;
+}
+
+/// Wins the event's current attempt for the calling thread: kInFlight -> kSettling.
+bool claim(Event& ev, std::uint64_t generation) noexcept {
+  std::uint64_t expected = pub_word(generation, PubState::kInFlight);
+  // acq_rel: acquire the publish stage's writes of the attempt; release nothing yet.
+  return ev.pub.compare_exchange_strong(expected, pub_word(generation, PubState::kSettling), std::memory_order_acq_rel,
+                                        std::memory_order_acquire);
+}
+
+void finish_claim(Event& ev, std::uint64_t generation, PubState state, std::string_view why) noexcept {
+  const std::size_t n = std::min(why.size(), sizeof ev.pub_error - 1);
+  std::memcpy(ev.pub_error, why.data(), n);
+  ev.pub_error[n] = '\0';
+  // release: pub_error is visible to whoever acquires the final state.
+  ev.pub.store(pub_word(generation, state), std::memory_order_release);
+}
+
+}  // namespace
+
+PublishStage::PublishStage(const Config& config, Publisher& publisher, Event* pool, std::size_t pool_size, Link in,
+                           Link out, std::atomic<bool>& done, Lifecycle& life, Metrics& metrics, Completer* completer)
+    : config_(config),
+      publisher_(publisher),
+      pool_(pool),
+      pool_size_(pool_size),
+      in_(in),
+      out_(out),
+      done_(done),
+      life_(life),
+      metrics_(metrics),
+      fifo_(pool_size, nullptr),
+      recent_(pool_size * 2, 0),
+      keep_alive_(completer, config.ingest.ack_wait) {
+  publisher_.set_sink(this);
+  max_payload_ = publisher_.max_payload();
+  reply_.reserve(publisher_.reply_prefix().size() + 32);
+  msg_id_.reserve(128);
+  error_.reserve(256);
+}
+
+void PublishStage::on_puback(std::string_view reply_subject, std::string_view body, bool no_responders) noexcept {
+  std::uint32_t index = 0;
+  std::uint64_t generation = 0;
+  if (!parse_reply_tail(reply_subject, index, generation) || index >= pool_size_) {
+    metrics_.puback.stale.inc();
+    return;
+  }
+  Event& ev = pool_[index];
+  if (!claim(ev, generation)) {
+    metrics_.puback.stale.inc();  // answered too late: the attempt timed out or was abandoned
+    return;
+  }
+  metrics_.puback.latency.observe_ns(
+      now_ns() - (ev.pub_deadline_ns - static_cast<std::int64_t>(config_.publish.ack_timeout.count()) * kNsPerMs));
+  if (no_responders) {
+    metrics_.puback.errors.inc();
+    finish_claim(ev, generation, PubState::kTransient,
+                 "no responders: no stream for the subject, or it is unavailable");
+  } else {
+    PubAckInfo info;
+    if (!parse_pub_ack(body, info)) {
+      metrics_.puback.errors.inc();
+      finish_claim(ev, generation, PubState::kTransient, "unexpected PubAck");
+    } else if (info.ok) {
+      if (info.duplicate) metrics_.puback.duplicates.inc();
+      else metrics_.puback.acks.inc();
+      finish_claim(ev, generation, info.duplicate ? PubState::kDuplicate : PubState::kOk, {});
+    } else {
+      metrics_.puback.errors.inc();
+      // 503: the stream is temporarily unable to store (leader election, storage); anything
+      // else is JetStream refusing this message.
+      const PubState st = info.error_code == 503 || info.error_code == 0 ? PubState::kTransient : PubState::kRejected;
+      char why[sizeof ev.pub_error];
+      std::snprintf(why, sizeof why, "jetstream error %d (%d): %.*s", info.error_code, info.error_err_code,
+                    static_cast<int>(info.description.size()), info.description.data());
+      finish_claim(ev, generation, st, why);
+    }
+  }
+  in_.waiter->notify();
+}
+
+void PublishStage::complete(Event& ev, Completion completion, EventResult result) noexcept {
+  ev.completion = completion;
+  ev.result = result;
+  ev.final = true;
+}
+
+bool PublishStage::published_recently(std::string_view event_id) const noexcept {
+  const std::uint64_t h = std::hash<std::string_view>{}(event_id) | 1;  // 0 marks an empty entry
+  return std::find(recent_.begin(), recent_.end(), h) != recent_.end();
+}
+
+void PublishStage::remember(std::string_view event_id) noexcept {
+  recent_[recent_pos_++ & (recent_.size() - 1)] = std::hash<std::string_view>{}(event_id) | 1;
+}
+
+void PublishStage::publish(Event& ev) noexcept {
+  const bool output = ev.target == Target::kOutput;
+  if (output && ev.attempts == 0) remember(ev.out.event_id);
+  const std::string& subject = output ? ev.out.subject : ev.dlq_subject;
+  const std::string& payload = output ? ev.out.payload : ev.dlq_payload;
+  if (output) {
+    msg_id_.assign(ev.out.event_id);
+  } else {
+    // One dead letter per source message and delivery outcome, even across crashes.
+    msg_id_.assign("dlq:");
+    msg_id_ += config_.ingest.stream;
+    msg_id_ += ':';
+    msg_id_ += std::to_string(ev.stream_seq);
+  }
+  if (!output && max_payload_ > 0 &&
+      static_cast<std::int64_t>(payload.size() + msg_id_.size() + kHeaderBytes) > max_payload_) {
+    // The record carries the body in base64 (4/3 of it): over max_payload it would be refused
+    // for good and its source NAKed until JetStream gives up on it, neither dead-lettered nor
+    // published. Rebuild it with data_base64 cut to fit (docs/decisions.md).
+    const auto room = max_payload_ - static_cast<std::int64_t>(msg_id_.size() + kHeaderBytes);
+    prepare_dead_letter(config_, ev, ev.out.error_kind, ev.out.error,
+                        static_cast<std::size_t>(std::max<std::int64_t>(room, 1)));
+  }
+  const std::uint64_t generation = ++generation_;
+  ++ev.attempts;
+  const std::int64_t now = now_ns();
+  ev.pub_deadline_ns = now + static_cast<std::int64_t>(config_.publish.ack_timeout.count()) * kNsPerMs;
+  // release: the deadline is visible to the PubAck callback that acquires this word.
+  ev.pub.store(pub_word(generation, PubState::kInFlight), std::memory_order_release);
+  if (max_payload_ > 0 && static_cast<std::int64_t>(payload.size()) > max_payload_) {
+    if (claim(ev, generation)) {
+      char why[sizeof ev.pub_error];
+      std::snprintf(why, sizeof why, "payload of %zu bytes exceeds the server's max_payload of %lld", payload.size(),
+                    static_cast<long long>(max_payload_));
+      finish_claim(ev, generation, PubState::kRejected, why);
+    }
+    metrics_.publish.publish_errors.inc();
+    return;
+  }
+  reply_.assign(publisher_.reply_prefix());
+  reply_ += '.';
+  reply_ += std::to_string(ev.index);
+  reply_ += '.';
+  reply_ += std::to_string(generation);
+  const Publisher::Status st = publisher_.publish(subject, reply_, payload, msg_id_, error_);
+  if (st == Publisher::Status::kOk) {
+    metrics_.publish.published.inc();
+    return;
+  }
+  metrics_.publish.publish_errors.inc();
+  if (claim(ev, generation)) {
+    finish_claim(ev, generation, st == Publisher::Status::kTooLarge ? PubState::kRejected : PubState::kTransient,
+                 error_);
+  }
+}
+
+void PublishStage::admit(Event& ev) noexcept {
+  ev.attempts = 0;
+  ev.final = false;
+  switch (ev.target) {
+    case Target::kNone: complete(ev, Completion::kAck, EventResult::kSkipped); return;
+    case Target::kDeadLetter: publish(ev); return;
+    case Target::kOutput: break;
+  }
+  switch (ev.dedup) {
+    case DedupResult::kDone: complete(ev, Completion::kAck, EventResult::kDuplicate); return;
+    case DedupResult::kInFlight:
+      if (published_recently(ev.out.event_id)) {
+        // The 'p' is our own: an earlier copy of this event is in this pipeline right now. Not
+        // "another delivery elsewhere": publish with the same Nats-Msg-Id and let JetStream's
+        // duplicate window answer (PubAck duplicate), instead of a pending_ttl NAK.
+        publish(ev);
+        return;
+      }
+      if (ev.last_delivery) {
+        static constexpr std::string_view kWhy =
+            "another delivery of this event was still in flight at the last allowed delivery";
+        static thread_local log::RateLimiter in_flight_limiter;
+        std::uint64_t suppressed = 0;
+        if (in_flight_limiter.allow(suppressed)) {
+          log_dead_letter(log::Level::kError, "event still in flight elsewhere at its last delivery; dead-lettering",
+                          ev, ErrorKind::kMaxDeliveries, kWhy, suppressed);
+        }
+        prepare_dead_letter(config_, ev, ErrorKind::kMaxDeliveries, kWhy);
+        publish(ev);
+      } else {
+        ev.nak_delay_ms = config_.pending_ttl().count();
+        complete(ev, Completion::kNak, EventResult::kRetried);
+      }
+      return;
+    default: publish(ev);
+  }
+}
+
+void PublishStage::give_up(Event& ev, std::string_view why) noexcept {
+  static thread_local log::RateLimiter limiter;
+  std::uint64_t suppressed = 0;
+  if (ev.target == Target::kOutput && ev.last_delivery) {
+    if (limiter.allow(suppressed)) {
+      log_dead_letter(log::Level::kError, "publish failed on the last delivery; dead-lettering", ev,
+                      ErrorKind::kMaxDeliveries, why, suppressed);
+    }
+    const std::string reason(why);
+    prepare_dead_letter(config_, ev, ErrorKind::kMaxDeliveries, reason);
+    ev.attempts = 0;
+    publish(ev);
+    return;
+  }
+  if (limiter.allow(suppressed)) {
+    log::error(ev.target == Target::kDeadLetter ? "dead-letter publish failed; NAK" : "publish failed; NAK",
+               {{"trace_id", trace_id(ev)},
+                {"event_id", ev.out.event_id},
+                {"subject", ev.subject},
+                {"error", why},
+                {"attempts", static_cast<unsigned>(ev.attempts)},
+                {"delivery_attempt", static_cast<unsigned>(ev.deliveries)},
+                {"suppressed", static_cast<unsigned long long>(suppressed)}});
+  }
+  ev.unmark = ev.dedup == DedupResult::kFirstSeen;
+  ev.nak_delay_ms = config_.publish.nak_delay.count();
+  complete(ev, Completion::kNak, EventResult::kRetried);
+}
+
+bool PublishStage::advance_head() noexcept {
+  int forwarded = 0;
+  const std::int64_t now = now_ns();
+  while (head_ != tail_) {
+    Event& ev = *fifo_at(head_);
+    if (!ev.final) {
+      const std::uint64_t word = ev.pub.load(std::memory_order_acquire);
+      const std::uint64_t generation = pub_generation(word);
+      switch (pub_state(word)) {
+        case PubState::kInFlight:
+          if (now > ev.pub_deadline_ns && claim(ev, generation)) {
+            metrics_.publish.timeouts.inc();
+            finish_claim(ev, generation, PubState::kTransient, "no PubAck within publish.ack_timeout");
+            continue;
+          }
+          [[fallthrough]];
+        case PubState::kSettling: goto blocked;
+        case PubState::kOk:
+        case PubState::kDuplicate: {
+          // After a retry, "duplicate" most likely means our own earlier attempt was stored and
+          // only its PubAck was lost: that is still the one publish of this event.
+          const bool duplicate = pub_state(word) == PubState::kDuplicate && ev.attempts == 1;
+          retry_at_ns_ = 0;
+          if (ev.target == Target::kOutput) {
+            ev.mark_done = config_.dedup.enabled;
+            complete(ev, Completion::kAck, duplicate ? EventResult::kDuplicate : EventResult::kProcessed);
+          } else {
+            ev.unmark = ev.dedup == DedupResult::kFirstSeen;
+            complete(ev, Completion::kTerm, EventResult::kDeadLettered);
+          }
+          break;
+        }
+        case PubState::kTransient:
+          if (ev.attempts > static_cast<std::uint32_t>(config_.publish.max_retries)) {
+            retry_at_ns_ = 0;
+            give_up(ev, ev.pub_error);
+            continue;
+          }
+          if (retry_at_ns_ == 0) {
+            const std::int64_t backoff = std::min<std::int64_t>(config_.publish.retry_backoff.count()
+                                                                    << std::min<std::uint32_t>(ev.attempts - 1, 20),
+                                                                config_.publish.retry_backoff_max.count());
+            retry_at_ns_ = now + backoff * kNsPerMs;
+          }
+          goto blocked;
+        case PubState::kRejected:
+          if (ev.target == Target::kOutput) {
+            static thread_local log::RateLimiter limiter;
+            std::uint64_t suppressed = 0;
+            if (limiter.allow(suppressed)) {
+              log_dead_letter(log::Level::kError, "publish rejected; dead-lettering", ev, ErrorKind::kPublishRejected,
+                              ev.pub_error, suppressed);
+            }
+            const std::string reason(ev.pub_error);
+            prepare_dead_letter(config_, ev, ErrorKind::kPublishRejected, reason);
+            ev.attempts = 0;
+            publish(ev);
+            continue;
+          }
+          give_up(ev, ev.pub_error);
+          continue;
+        case PubState::kNone:
+          // Not published and not final: cannot happen (admit() decides one or the other).
+          log::error("internal error: event neither published nor final", {{"event_id", ev.out.event_id}});
+          std::abort();
+      }
+    }
+    metrics_.publish.stage.observe_ns(now - ev.received_ns);
+    push_or_die(*out_.ring, &ev);
+    ++head_;
+    ++forwarded;
+  }
+blocked:
+  if (forwarded > 0) out_.waiter->notify();
+  return forwarded > 0;
+}
+
+void PublishStage::retry_round(std::int64_t now) noexcept {
+  // Republish, in order, every attempt that failed or timed out; newer events wait until these
+  // are stored (hold_until_), so a retried event never lands after a later one of its subject.
+  for (std::size_t i = head_; i != tail_; ++i) {
+    Event& ev = *fifo_at(i);
+    if (ev.final) continue;
+    const std::uint64_t word = ev.pub.load(std::memory_order_acquire);
+    PubState st = pub_state(word);
+    if (st == PubState::kInFlight && now > ev.pub_deadline_ns && claim(ev, pub_generation(word))) {
+      metrics_.publish.timeouts.inc();
+      finish_claim(ev, pub_generation(word), PubState::kTransient, "no PubAck within publish.ack_timeout");
+      st = PubState::kTransient;
+    }
+    if (st == PubState::kTransient && ev.attempts <= static_cast<std::uint32_t>(config_.publish.max_retries)) {
+      metrics_.publish.retries.inc();
+      publish(ev);
+    }
+  }
+  hold_until_ = tail_;
+  retry_at_ns_ = 0;
+}
+
+void PublishStage::finish_all_with_nak() noexcept {
+  auto abandon = [this](Event& ev) {
+    if (ev.final) return;
+    // Take the attempt away from the PubAck callback before giving the slot up.
+    while (true) {
+      const std::uint64_t word = ev.pub.load(std::memory_order_acquire);
+      const PubState st = pub_state(word);
+      if (st == PubState::kSettling) continue;  // the callback is finishing; a few instructions
+      if (st == PubState::kInFlight && !claim(ev, pub_generation(word))) continue;
+      if (st == PubState::kInFlight) finish_claim(ev, pub_generation(word), PubState::kTransient, "shutting down");
+      break;
+    }
+    const std::uint64_t word = ev.pub.load(std::memory_order_acquire);
+    if ((pub_state(word) == PubState::kOk || pub_state(word) == PubState::kDuplicate) && ev.target == Target::kOutput) {
+      ev.mark_done = config_.dedup.enabled;
+      complete(ev, Completion::kAck,
+               pub_state(word) == PubState::kDuplicate ? EventResult::kDuplicate : EventResult::kProcessed);
+      return;
+    }
+    ev.unmark = ev.dedup == DedupResult::kFirstSeen;
+    ev.nak_delay_ms = 0;  // redeliver at once, to another replica
+    complete(ev, Completion::kNak, EventResult::kRetried);
+  };
+  for (std::size_t i = head_; i != tail_; ++i) abandon(*fifo_at(i));
+  Event* ev = nullptr;
+  while (in_.ring->try_pop(ev)) {
+    ev->final = false;
+    if (ev->target == Target::kNone) complete(*ev, Completion::kAck, EventResult::kSkipped);
+    else if (ev->target == Target::kOutput && ev->dedup == DedupResult::kDone)
+      complete(*ev, Completion::kAck, EventResult::kDuplicate);
+    fifo_[tail_ & (fifo_.size() - 1)] = ev;
+    ++tail_;
+    abandon(*ev);
+  }
+  advance_head();
+}
+
+void PublishStage::run() noexcept {
+  setup_stage_thread("cdc-publish", config_.pipeline.cpu.at("publish"));
+  const int batch = config_.pipeline.batch_size;
+  const auto max_pending = static_cast<std::size_t>(config_.publish.max_pending);
+  while (true) {
+    if (life_.abort.load(std::memory_order_relaxed)) {
+      finish_all_with_nak();
+      if (in_.drained()) break;
+      in_.waiter->wait_for(
+          [this] { return in_.ring->front() != nullptr || in_.producer_done->load(std::memory_order_acquire); },
+          std::chrono::milliseconds(20));
+      continue;
+    }
+    bool progressed = advance_head();
+    const std::int64_t now = now_ns();
+    if (retry_at_ns_ != 0 && now >= retry_at_ns_) {
+      retry_round(now);
+      progressed = true;
+    }
+    int taken = 0;
+    Event* ev = nullptr;
+    while (retry_at_ns_ == 0 && head_ >= hold_until_ && fifo_size() < max_pending && taken < batch &&
+           in_.ring->try_pop(ev)) {
+      fifo_[tail_ & (fifo_.size() - 1)] = ev;
+      ++tail_;
+      admit(*ev);
+      ++taken;
+    }
+    if (taken > 0) {
+      advance_head();
+      progressed = true;
+    }
+    metrics_.publish.in_flight.set(static_cast<std::int64_t>(fifo_size()));
+    if (keep_alive_.due(now)) {
+      // Held by retries or behind them: keep JetStream from redelivering them meanwhile.
+      for (std::size_t i = head_; i != tail_; ++i) keep_alive_.touch(*fifo_at(i), now);
+      keep_alive_.touch_ring(*in_.ring, now);
+    }
+    if (progressed) continue;
+    if (head_ == tail_ && in_.drained()) break;
+    // Wait for new input (when we may take it), the head's PubAck, its deadline or the retry time.
+    std::int64_t wait_ns = 50 * kNsPerMs;
+    if (head_ != tail_) {
+      const Event& h = *fifo_at(head_);
+      if (retry_at_ns_ != 0) wait_ns = std::min(wait_ns, retry_at_ns_ - now);
+      else if (!h.final) wait_ns = std::min(wait_ns, h.pub_deadline_ns - now);
+    }
+    wait_ns = std::max<std::int64_t>(wait_ns, 0);
+    in_.waiter->wait_for(
+        [this, max_pending] {
+          const bool can_take = retry_at_ns_ == 0 && head_ >= hold_until_ && fifo_size() < max_pending;
+          if (can_take && (in_.ring->front() != nullptr || in_.producer_done->load(std::memory_order_acquire)))
+            return true;
+          if (head_ == tail_ || retry_at_ns_ != 0) return false;
+          const PubState st = pub_state(fifo_at(head_)->pub.load(std::memory_order_acquire));
+          return st != PubState::kInFlight && st != PubState::kSettling;
+        },
+        std::chrono::nanoseconds(wait_ns));
+  }
+  done_.store(true, std::memory_order_release);
+  out_.waiter->notify();
+}
+
+}  // namespace cdc
