@@ -2,102 +2,21 @@
 
 #include <simdjson.h>
 
-#include <array>
 #include <cstddef>
+
+#include "cdc/core/json_writer.hpp"
 
 namespace cdc {
 namespace {
 
-constexpr std::string_view kBase64Alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-void append_base64(std::string_view data, std::string& out) {
-  const auto* p = reinterpret_cast<const unsigned char*>(data.data());
-  const std::size_t n = data.size();
-  out.reserve(out.size() + (n + 2) / 3 * 4);
-  std::size_t i = 0;
-  for (; i + 3 <= n; i += 3) {
-    const std::uint32_t v = (std::uint32_t{p[i]} << 16) | (std::uint32_t{p[i + 1]} << 8) | p[i + 2];
-    out += kBase64Alphabet[(v >> 18) & 63];
-    out += kBase64Alphabet[(v >> 12) & 63];
-    out += kBase64Alphabet[(v >> 6) & 63];
-    out += kBase64Alphabet[v & 63];
-  }
-  if (const std::size_t rest = n - i; rest > 0) {
-    std::uint32_t v = std::uint32_t{p[i]} << 16;
-    if (rest == 2) v |= std::uint32_t{p[i + 1]} << 8;
-    out += kBase64Alphabet[(v >> 18) & 63];
-    out += kBase64Alphabet[(v >> 12) & 63];
-    out += rest == 2 ? kBase64Alphabet[(v >> 6) & 63] : '=';
-    out += '=';
-  }
-}
-
-// Standard alphabet, padding required (length a multiple of 4), no whitespace.
-bool decode_base64(std::string_view text, std::string& out) {
-  static constexpr auto kDecode = [] {
-    std::array<signed char, 256> table{};
-    table.fill(-1);
-    for (std::size_t i = 0; i < kBase64Alphabet.size(); ++i) {
-      table[static_cast<unsigned char>(kBase64Alphabet[i])] = static_cast<signed char>(i);
-    }
-    return table;
-  }();
-  if (text.size() % 4 != 0) return false;
-  std::size_t padding = 0;
-  if (!text.empty() && text.back() == '=') padding = text[text.size() - 2] == '=' ? 2 : 1;
-  out.clear();
-  out.reserve(text.size() / 4 * 3);
-  for (std::size_t i = 0; i < text.size(); i += 4) {
-    const bool last = i + 4 == text.size();
-    std::uint32_t v = 0;
-    for (std::size_t j = 0; j < 4; ++j) {
-      const char c = text[i + j];
-      if (c == '=' && last && j >= 4 - padding) {
-        v <<= 6;
-        continue;
-      }
-      const signed char d = kDecode[static_cast<unsigned char>(c)];
-      if (d < 0) return false;
-      v = (v << 6) | static_cast<std::uint32_t>(d);
-    }
-    out += static_cast<char>((v >> 16) & 0xff);
-    if (!last || padding < 2) out += static_cast<char>((v >> 8) & 0xff);
-    if (!last || padding < 1) out += static_cast<char>(v & 0xff);
-  }
-  return true;
-}
-
-// JSON string literal. With `latin1_fallback`, bytes >= 0x80 are written as \u00XX: used for
-// subjects and header values that are not valid UTF-8, which a JSON text cannot carry as they
-// are (lossy, but the line stays parseable; bodies use data_base64 instead).
-void append_json_string(std::string_view s, std::string& out, bool latin1_fallback = false) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  out += '"';
-  for (const char ch : s) {
-    const auto c = static_cast<unsigned char>(ch);
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\b': out += "\\b"; break;
-      case '\f': out += "\\f"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (c < 0x20 || (latin1_fallback && c >= 0x80)) {
-          out += "\\u00";
-          out += kHex[c >> 4];
-          out += kHex[c & 15];
-        } else {
-          out += ch;
-        }
-    }
-  }
-  out += '"';
-}
-
+/// A subject or header: JSON text cannot carry bytes that are not UTF-8 as they are, so such a
+/// value is read as Latin-1 (lossy, but the line stays parseable; bodies use data_base64 instead).
 void append_text(std::string_view s, std::string& out) {
-  append_json_string(s, out, !simdjson::validate_utf8(s.data(), s.size()));
+  if (simdjson::validate_utf8(s.data(), s.size())) {
+    append_json_string(s, out);
+  } else {
+    append_json_string_latin1(s, out);
+  }
 }
 
 std::string quoted(std::string_view key) {
@@ -206,7 +125,9 @@ bool parse_capture_line(std::string_view line, CaptureRecord& out, std::string& 
         error = "\"data_base64\" is not a string";
         return false;
       }
-      if (!decode_base64(text, out.data)) {
+      // Capture files pad every quad (what format_capture_line writes); decode_base64 alone
+      // would also take unpadded text.
+      if (text.size() % 4 != 0 || !decode_base64(text, out.data)) {
         error = "data_base64 is not valid base64";
         return false;
       }

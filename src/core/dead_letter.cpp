@@ -2,140 +2,25 @@
 
 #include "cdc/core/dead_letter.hpp"
 
-#include <array>
-#include <charconv>
+#include "cdc/core/json_writer.hpp"
+#include "cdc/core/subject.hpp"
 
 namespace cdc {
-namespace {
 
-constexpr char kBase64Alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-constexpr std::array<std::int8_t, 256> make_base64_decode_table() {
-  std::array<std::int8_t, 256> table{};
-  for (auto& v : table) v = -1;
-  for (int i = 0; i < 64; ++i) table[static_cast<unsigned char>(kBase64Alphabet[i])] = static_cast<std::int8_t>(i);
-  return table;
-}
-constexpr std::array<std::int8_t, 256> kBase64Decode = make_base64_decode_table();
-
-void append_uint(std::uint64_t v, std::string& out) {
-  char buf[24];
-  auto [end, ec] = std::to_chars(buf, buf + sizeof(buf), v);
-  (void)ec;
-  out.append(buf, static_cast<std::size_t>(end - buf));
-}
-
-void append_padded(std::int64_t v, int width, std::string& out) {
-  char buf[24];
-  auto [end, ec] = std::to_chars(buf, buf + sizeof(buf), v < 0 ? -v : v);
-  (void)ec;
-  if (v < 0) out.push_back('-');
-  for (auto n = end - buf; n < width; ++n) out.push_back('0');
-  out.append(buf, static_cast<std::size_t>(end - buf));
-}
-
-std::int64_t floor_div(std::int64_t a, std::int64_t b) noexcept {
-  const std::int64_t q = a / b;
-  return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q;
-}
-
-/// Howard Hinnant's civil_from_days: days since 1970-01-01 to a proleptic Gregorian date.
-void civil_from_days(std::int64_t z, std::int64_t& y, unsigned& m, unsigned& d) noexcept {
-  z += 719468;
-  const std::int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-  const auto doe = static_cast<unsigned>(z - era * 146097);
-  const unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-  y = static_cast<std::int64_t>(yoe) + era * 400;
-  const unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-  const unsigned mp = (5 * doy + 2) / 153;
-  d = doy - (153 * mp + 2) / 5 + 1;
-  m = mp < 10 ? mp + 3 : mp - 9;
-  if (m <= 2) ++y;
-}
-
-}  // namespace
-
-void append_rfc3339(std::int64_t unix_ns, std::string& out) {
-  // Truncate to microseconds towards the past, so 10:00:00.9999999 never becomes 10:00:01.
-  const std::int64_t us = floor_div(unix_ns, 1000);
-  const std::int64_t secs = floor_div(us, 1000000);
-  std::int64_t frac = us - secs * 1000000;
-  const std::int64_t days = floor_div(secs, 86400);
-  const std::int64_t sod = secs - days * 86400;
-  std::int64_t year = 0;
-  unsigned month = 0, day = 0;
-  civil_from_days(days, year, month, day);
-  append_padded(year, 4, out);
-  out.push_back('-');
-  append_padded(month, 2, out);
-  out.push_back('-');
-  append_padded(day, 2, out);
-  out.push_back('T');
-  append_padded(sod / 3600, 2, out);
-  out.push_back(':');
-  append_padded(sod / 60 % 60, 2, out);
-  out.push_back(':');
-  append_padded(sod % 60, 2, out);
-  if (frac != 0) {
-    int digits = 6;
-    while (frac % 10 == 0) {
-      frac /= 10;
-      --digits;
-    }
-    out.push_back('.');
-    append_padded(frac, digits, out);
+std::string_view to_string(ErrorKind kind) noexcept {
+  switch (kind) {
+    case ErrorKind::kNone: return "none";
+    case ErrorKind::kInvalidJson: return "invalid_json";
+    case ErrorKind::kInvalidShape: return "invalid_shape";
+    case ErrorKind::kMissingField: return "missing_field";
+    case ErrorKind::kInvalidToken: return "invalid_token";
+    case ErrorKind::kTableMismatch: return "table_mismatch";
+    case ErrorKind::kOversized: return "oversized";
+    case ErrorKind::kMaxDeliveries: return "max_deliveries";
+    case ErrorKind::kPublishRejected: return "publish_rejected";
+    case ErrorKind::kInvalidSubject: return "invalid_subject";
   }
-  out.push_back('Z');
-}
-
-void append_base64(std::string_view data, std::string& out) {
-  const auto* p = reinterpret_cast<const unsigned char*>(data.data());
-  const std::size_t n = data.size();
-  std::size_t i = 0;
-  for (; i + 3 <= n; i += 3) {
-    const std::uint32_t v = (std::uint32_t{p[i]} << 16) | (std::uint32_t{p[i + 1]} << 8) | p[i + 2];
-    const char quad[4] = {kBase64Alphabet[v >> 18], kBase64Alphabet[(v >> 12) & 63], kBase64Alphabet[(v >> 6) & 63],
-                          kBase64Alphabet[v & 63]};
-    out.append(quad, 4);
-  }
-  if (const std::size_t rest = n - i; rest > 0) {
-    std::uint32_t v = std::uint32_t{p[i]} << 16;
-    if (rest == 2) v |= std::uint32_t{p[i + 1]} << 8;
-    const char quad[4] = {kBase64Alphabet[v >> 18], kBase64Alphabet[(v >> 12) & 63],
-                          rest == 2 ? kBase64Alphabet[(v >> 6) & 63] : '=', '='};
-    out.append(quad, 4);
-  }
-}
-
-// `out` is overwritten (left empty on failure). Padding is optional; when present it must
-// complete the last quad. No whitespace, no URL-safe alphabet.
-bool decode_base64(std::string_view text, std::string& out) {
-  out.clear();
-  std::size_t len = text.size();
-  std::size_t pad = 0;
-  while (len > 0 && text[len - 1] == '=' && pad < 2) {
-    --len;
-    ++pad;
-  }
-  if (pad > 0 && text.size() % 4 != 0) return false;
-  if (len % 4 == 1) return false;
-  out.reserve(len / 4 * 3 + 2);
-  std::uint32_t acc = 0;
-  int bits = 0;
-  for (std::size_t i = 0; i < len; ++i) {
-    const std::int8_t v = kBase64Decode[static_cast<unsigned char>(text[i])];
-    if (v < 0) {
-      out.clear();
-      return false;
-    }
-    acc = (acc << 6) | static_cast<std::uint32_t>(v);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out.push_back(static_cast<char>((acc >> bits) & 0xff));
-    }
-  }
-  return true;
+  return "none";
 }
 
 void build_dead_letter_subject(std::string_view prefix, std::string_view company, std::string_view table,

@@ -7,8 +7,7 @@
 #include <algorithm>
 #include <charconv>
 
-#include "cdc/core/dead_letter.hpp"
-#include "cdc/core/transform.hpp"
+#include "cdc/core/json_writer.hpp"
 
 namespace cdc {
 namespace {
@@ -72,7 +71,7 @@ std::optional<std::int64_t> parse_rfc3339_utc(std::string_view text) noexcept {
   return ((days * 86400 + hour * 3600 + minute * 60 + second) * 1'000'000'000) + nanos;
 }
 
-bool parse_dlq_record(std::string_view json, DlqRecord& out) {
+bool read_dlq_record(std::string_view json, DlqRecord& out) {
   out = DlqRecord{};
   thread_local simdjson::dom::parser parser;
   simdjson::dom::element root;
@@ -122,7 +121,14 @@ bool parse_dlq_record(std::string_view json, DlqRecord& out) {
     out.problem = "record has no source_subject";
     return false;
   }
+  out.parsed = true;
+  return true;
+}
+
+bool parse_dlq_record(std::string_view json, DlqRecord& out) {
+  if (!read_dlq_record(json, out)) return false;
   if (out.error_kind.empty()) {
+    out.parsed = false;
     out.problem = "record has no error_kind";
     return false;
   }

@@ -6,15 +6,13 @@
 #include <pthread.h>
 
 #include <cerrno>
-#include <charconv>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <mutex>
 #include <thread>
 
-#include "cdc/core/dead_letter.hpp"
-#include "cdc/core/transform.hpp"
+#include "cdc/core/json_writer.hpp"
 
 namespace cdc::log {
 namespace {
@@ -121,21 +119,17 @@ void format(std::string& line, std::int64_t unix_ns, Level l, std::string_view m
   line += to_string(l);
   line += "\",\"msg\":";
   append_json_string(msg, line);
-  char buf[32];
   for (const Field& f : fields) {
     line += ',';
     append_json_string(f.key, line);
     line += ':';
     switch (f.kind) {
       case Field::Kind::kString: append_json_string(f.s, line); break;
-      case Field::Kind::kInt:
-        line.append(buf, static_cast<std::size_t>(std::to_chars(buf, buf + sizeof buf, f.i).ptr - buf));
-        break;
-      case Field::Kind::kUint:
-        line.append(buf, static_cast<std::size_t>(std::to_chars(buf, buf + sizeof buf, f.u).ptr - buf));
-        break;
+      case Field::Kind::kInt: append_int(f.i, line); break;
+      case Field::Kind::kUint: append_uint(f.u, line); break;
       case Field::Kind::kDouble:
         if (std::isfinite(f.d)) {
+          char buf[32];
           std::snprintf(buf, sizeof buf, "%.3f", f.d);
           line += buf;
         } else {

@@ -2,6 +2,8 @@
 
 #include <array>
 
+#include "cdc/core/json_writer.hpp"
+
 namespace cdc {
 namespace {
 
@@ -15,12 +17,6 @@ constexpr std::array<bool, 256> make_token_bytes() {
   return ok;
 }
 constexpr std::array<bool, 256> kTokenByteOk = make_token_bytes();
-
-void append_hex(unsigned char c, std::string& out) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  out.append("0x").push_back(kHex[c >> 4]);
-  out.push_back(kHex[c & 0xf]);
-}
 
 }  // namespace
 
@@ -70,7 +66,7 @@ bool describe_invalid_token(std::string_view name, std::string_view token, std::
       error.append(" contains a space");
     } else {
       error.append(" contains control character ");
-      append_hex(c, error);
+      append_hex_byte(c, error);
     }
     return true;
   }

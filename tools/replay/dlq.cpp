@@ -14,8 +14,8 @@
 #include <string>
 #include <vector>
 
-#include "cdc/core/dead_letter.hpp"
-#include "cdc/core/transform.hpp"
+#include "cdc/core/dlq_record.hpp"
+#include "cdc/core/json_writer.hpp"
 #include "commands.hpp"
 #include "nats_helper.hpp"
 
@@ -38,24 +38,12 @@ struct DlqOptions {
   bool quiet = false;
 };
 
-/// One message of the DLQ stream with its decoded record.
-struct DeadLetterMessage {
+/// One message of the DLQ stream with its decoded record (the core's reading, as the worker's).
+struct DeadLetterMessage : DlqRecord {
   std::uint64_t seq = 0;
   std::string subject;  ///< cdc_dlq.<company>.<table>
   std::string company;  ///< the DLQ subject's tokens (sanitised as the service wrote them)
   std::string table;
-  bool parsed = false;  ///< false: not a dead-letter record; `problem` says why
-  std::string problem;
-  std::string source_subject;
-  std::string source_stream;
-  std::uint64_t source_seq = 0;
-  std::uint64_t delivery_attempts = 0;
-  std::string error_kind;
-  std::string error;
-  std::optional<std::string> event_id;
-  std::string failed_at;
-  Headers headers;
-  std::string body;  ///< decoded data_base64
 };
 
 void split_subject(DeadLetterMessage& m) {
@@ -64,54 +52,6 @@ void split_subject(DeadLetterMessage& m) {
   const auto second = m.subject.find('.', first + 1);
   m.company = m.subject.substr(first + 1, second == std::string::npos ? std::string::npos : second - first - 1);
   if (second != std::string::npos) m.table = m.subject.substr(second + 1);
-}
-
-void decode(simdjson::dom::parser& parser, const std::string& data, DeadLetterMessage& m) {
-  simdjson::dom::element root;
-  if (parser.parse(data).get(root) != simdjson::SUCCESS) {
-    m.problem = "record is not JSON";
-    return;
-  }
-  simdjson::dom::object object;
-  if (root.get_object().get(object) != simdjson::SUCCESS) {
-    m.problem = "record is not a JSON object";
-    return;
-  }
-  const auto text = [&](const char* key, std::string& out) {
-    std::string_view v;
-    if (object[key].get_string().get(v) == simdjson::SUCCESS) out.assign(v);
-  };
-  text("source_subject", m.source_subject);
-  text("source_stream", m.source_stream);
-  text("error_kind", m.error_kind);
-  text("error", m.error);
-  text("failed_at", m.failed_at);
-  // Absent or not a number: left 0.
-  if (object["source_seq"].get_uint64().get(m.source_seq) != simdjson::SUCCESS) m.source_seq = 0;
-  if (object["delivery_attempts"].get_uint64().get(m.delivery_attempts) != simdjson::SUCCESS) m.delivery_attempts = 0;
-  std::string_view event_id;
-  if (object["event_id"].get_string().get(event_id) == simdjson::SUCCESS) m.event_id = std::string(event_id);
-  simdjson::dom::object headers;
-  if (object["headers"].get_object().get(headers) == simdjson::SUCCESS) {
-    for (const auto field : headers) {
-      std::string_view value;
-      if (field.value.get_string().get(value) == simdjson::SUCCESS) m.headers.emplace_back(field.key, value);
-    }
-  }
-  std::string_view base64;
-  if (object["data_base64"].get_string().get(base64) != simdjson::SUCCESS) {
-    m.problem = "record has no data_base64";
-    return;
-  }
-  if (!decode_base64(base64, m.body)) {
-    m.problem = "data_base64 is not valid base64";
-    return;
-  }
-  if (m.source_subject.empty()) {
-    m.problem = "record has no source_subject";
-    return;
-  }
-  m.parsed = true;
 }
 
 /// Every message of the stream, in sequence order, through an ephemeral ordered consumer.
@@ -139,7 +79,6 @@ std::optional<std::vector<DeadLetterMessage>> read_dlq(jsCtx* js, const std::str
   check(js_SubscribeSync(&raw_sub, js, subject.c_str(), nullptr, &sub_options, &code), "ordered consumer on " + stream,
         code);
   const SubscriptionPtr sub(raw_sub);
-  simdjson::dom::parser parser;
   int idle = 0;
   while (!stop_requested()) {
     natsMsg* raw = nullptr;
@@ -166,8 +105,9 @@ std::optional<std::vector<DeadLetterMessage>> read_dlq(jsCtx* js, const std::str
     m.subject = natsMsg_GetSubject(msg.get());
     split_subject(m);
     const char* data = natsMsg_GetData(msg.get());
-    decode(parser, std::string(data != nullptr ? data : "", static_cast<std::size_t>(natsMsg_GetDataLength(msg.get()))),
-           m);
+    // False leaves m.parsed false with m.problem saying why; such a record is listed, not redriven.
+    read_dlq_record(std::string_view(data != nullptr ? data : "", static_cast<std::size_t>(natsMsg_GetDataLength(msg.get()))),
+                    m);
     out.push_back(std::move(m));
     if (meta->NumPending == 0) break;
   }

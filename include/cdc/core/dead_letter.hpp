@@ -7,7 +7,8 @@
 #include <utility>
 #include <vector>
 
-#include "cdc/core/transform.hpp"
+#include "cdc/core/error_kind.hpp"
+#include "cdc/core/json_writer.hpp"  // append_rfc3339, append_base64, decode_base64: callers of this header use them
 
 namespace cdc {
 
@@ -37,12 +38,5 @@ void build_dead_letter_payload(const DeadLetter& letter, std::string& out);
 /// Writes "<prefix>.<company>.<table>" with both tokens sanitised into `out` (cleared first).
 void build_dead_letter_subject(std::string_view prefix, std::string_view company, std::string_view table,
                                std::string& out);
-/// Appends an RFC 3339 UTC timestamp with microseconds, trailing zeros of the fraction dropped
-/// ("2026-11-22T10:00:01.5Z", "2026-11-22T10:00:01Z").
-void append_rfc3339(std::int64_t unix_ns, std::string& out);
-/// Appends standard base64 (with padding) of `data`.
-void append_base64(std::string_view data, std::string& out);
-/// Decodes standard base64; false on invalid input.
-bool decode_base64(std::string_view text, std::string& out);
 
 }  // namespace cdc

@@ -44,8 +44,11 @@ struct DlqRecord {
 };
 
 /// Decodes `json` into `out` (reset first). False (with out.problem) when it is not a record the
-/// worker can act on: not JSON, no source_subject, no or invalid data_base64.
+/// worker can act on: not JSON, no source_subject, no or invalid data_base64, no error_kind.
 bool parse_dlq_record(std::string_view json, DlqRecord& out);
+/// As parse_dlq_record, without asking for error_kind: what `cdc-replay dlq` lists and redrives
+/// (a redrive needs only the source subject and body).
+bool read_dlq_record(std::string_view json, DlqRecord& out);
 
 /// First value of header `name`, or nullptr.
 [[nodiscard]] const std::string* find_header(const HeaderList& headers, std::string_view name) noexcept;

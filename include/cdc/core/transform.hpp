@@ -1,6 +1,7 @@
 #pragma once
 /// The pure core of the contract (CONTRACT.md sections 1-4 and 6): subject layout, filter,
 /// identity (pk, event_id), routing tokens, output subject and payload. No I/O, no servers.
+/// Implemented in src/core/transform/ (its transform.cpp maps the parts).
 ///
 /// Thread contract: a Transformer owns a simdjson parser and a padded scratch buffer, so each
 /// thread uses its own instance. transform() is noexcept, allocates nothing once the output
@@ -14,36 +15,16 @@
 #include <string_view>
 #include <vector>
 
+#include "cdc/core/error_kind.hpp"
 #include "cdc/core/subject.hpp"
 
 namespace cdc {
-
-/// Why a message is dead-lettered (CONTRACT.md section 6). Names via to_string().
-enum class ErrorKind : std::uint8_t {
-  kNone,
-  kInvalidJson,
-  kInvalidShape,
-  kMissingField,
-  kInvalidToken,
-  kTableMismatch,
-  kOversized,
-  kMaxDeliveries,
-  kPublishRejected,
-  kInvalidSubject,  ///< the subject does not fit ingest.subject_layout (too few or too many tokens)
-};
-/// "invalid_json", "invalid_shape", ... ; "none" for kNone.
-std::string_view to_string(ErrorKind kind) noexcept;
 
 enum class Disposition : std::uint8_t {
   kSkip,        ///< table not in the allowed set: ack without parsing
   kPublish,     ///< out.subject / out.payload / out.event_id are set
   kDeadLetter,  ///< out.error_kind / out.error are set (out.event_id when it was known)
 };
-
-/// Appends `s` as a JSON string literal (with quotes), escaping '"', '\\' and control
-/// characters (\b \f \n \r \t, others as \u00XX). Valid UTF-8 is copied as it is; a byte that
-/// is not part of a valid UTF-8 sequence becomes \ufffd, so the result is always valid JSON.
-void append_json_string(std::string_view s, std::string& out);
 
 /// The rules a Transformer applies; built from Config by transform_rules().
 struct TransformRules {
@@ -63,7 +44,7 @@ struct TransformRules {
 struct Config;
 /// The service's transform rules from its configuration (ingest.subject_layout, company_prefix,
 /// tables, key_columns, max_message_bytes; publish.subject_prefix). Defined in
-/// src/core/transform_rules.cpp; used by the parse stage and by `cdc-replay transform`.
+/// src/core/transform/rules.cpp; used by the parse stage and by `cdc-replay transform`.
 TransformRules transform_rules(const Config& config);
 
 /// A parsed subject layout. Construction throws std::invalid_argument with a precise message
