@@ -1,6 +1,7 @@
 // Unit tests of the pure transform (CONTRACT.md sections 1-4 and 6).
 
 #include "cdc/core/transform.hpp"
+#include "cdc/core/json_writer.hpp"
 
 #include <catch2/catch.hpp>
 #include <simdjson.h>

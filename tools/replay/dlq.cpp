@@ -106,8 +106,8 @@ std::optional<std::vector<DeadLetterMessage>> read_dlq(jsCtx* js, const std::str
     split_subject(m);
     const char* data = natsMsg_GetData(msg.get());
     // False leaves m.parsed false with m.problem saying why; such a record is listed, not redriven.
-    read_dlq_record(std::string_view(data != nullptr ? data : "", static_cast<std::size_t>(natsMsg_GetDataLength(msg.get()))),
-                    m);
+    read_dlq_record(
+        std::string_view(data != nullptr ? data : "", static_cast<std::size_t>(natsMsg_GetDataLength(msg.get()))), m);
     out.push_back(std::move(m));
     if (meta->NumPending == 0) break;
   }

@@ -80,8 +80,7 @@ bool reject_u64(std::string_view name, const U64Fact& fact, TransformOutput& out
 /// "<commit_lsn>.<commit_idx>" (commit_idx 0 when absent or null).
 bool lsn_position(const Facts& facts, Identity& id, TransformOutput& out) {
   const U64Fact& idx = facts.commit_idx;
-  if (idx.state != U64Fact::State::kOk && idx.state != U64Fact::State::kAbsent &&
-      idx.state != U64Fact::State::kNull) {
+  if (idx.state != U64Fact::State::kOk && idx.state != U64Fact::State::kAbsent && idx.state != U64Fact::State::kNull) {
     return reject_u64("metadata.commit_idx", idx, out);
   }
   char* const digits = id.digits;
@@ -154,8 +153,8 @@ bool resolve_position(const Facts& facts, std::string_view msg_id_header, Identi
 void write_event_id(const Table& table, const Identity& id, TransformOutput& out) {
   // The company is part of the id: tenants in different databases have independent LSNs, and
   // the Redis key and Nats-Msg-Id derive from the id (CONTRACT.md section 3).
-  ExactWriter w(out.event_id, (id.backfill ? 2 : 0) + id.position.size() + out.company.size() + table.name.size() +
-                                  id.pk.size() + 3);
+  ExactWriter w(out.event_id,
+                (id.backfill ? 2 : 0) + id.position.size() + out.company.size() + table.name.size() + id.pk.size() + 3);
   if (id.backfill) w.put("b.");
   w.put(id.position);
   w.put(':');

@@ -36,10 +36,10 @@ struct BodyKeys {
 /// What identifies the event, resolved from the facts (identity.cpp). Views point into the
 /// facts, the body scratch, the Impl's pk buffer or `digits`: lives on run()'s stack.
 struct Identity {
-  std::string_view pk;        ///< record_pks joined, or the key column's value
-  char digits[48] = {};       ///< "<commit_lsn>.<commit_idx>": two uint64 and a dot
-  std::string_view position;  ///< into `digits`, or the idempotency key
-  bool backfill = false;      ///< a read without commit_lsn: the id starts with "b."
+  std::string_view pk;          ///< record_pks joined, or the key column's value
+  char digits[48] = {};         ///< "<commit_lsn>.<commit_idx>": two uint64 and a dot
+  std::string_view position;    ///< into `digits`, or the idempotency key
+  bool backfill = false;        ///< a read without commit_lsn: the id starts with "b."
   std::string_view message_id;  ///< "messages" only: message_id, or the pk when absent
 };
 
