@@ -58,6 +58,77 @@ bool parse_headers(simdjson::dom::element value, CaptureRecord& out, std::string
   return true;
 }
 
+/// Which of the keys that may appear once a line has had so far.
+struct CaptureKeys {
+  bool subject = false;
+  bool headers = false;
+  bool data = false;
+  bool data_base64 = false;
+};
+
+/// One member of a capture line into `out`; false (with `error`) when it is invalid.
+bool read_capture_field(std::string_view key, simdjson::dom::element value, CaptureKeys& seen, CaptureRecord& out,
+                        std::string& error) {
+  const auto once = [&](bool& was_seen) {
+    if (was_seen) error = "duplicate " + quoted(key);
+    was_seen = true;
+    return error.empty();
+  };
+  std::string_view text;
+  if (key == "subject") {
+    if (!once(seen.subject)) return false;
+    if (value.get_string().get(text) != simdjson::SUCCESS) {
+      error = "\"subject\" is not a string";
+      return false;
+    }
+    if (text.empty()) {
+      error = "\"subject\" is empty";
+      return false;
+    }
+    out.subject = text;
+  } else if (key == "headers") {
+    if (!once(seen.headers)) return false;
+    if (value.is_null()) return true;
+    if (!parse_headers(value, out, error)) return false;
+  } else if (key == "data") {
+    if (!once(seen.data)) return false;
+    if (value.get_string().get(text) != simdjson::SUCCESS) {
+      error = "\"data\" is not a string";
+      return false;
+    }
+    out.data = text;
+  } else if (key == "data_base64") {
+    if (!once(seen.data_base64)) return false;
+    if (value.get_string().get(text) != simdjson::SUCCESS) {
+      error = "\"data_base64\" is not a string";
+      return false;
+    }
+    // Capture files pad every quad (what format_capture_line writes); decode_base64 alone
+    // would also take unpadded text.
+    if (text.size() % 4 != 0 || !decode_base64(text, out.data)) {
+      error = "data_base64 is not valid base64";
+      return false;
+    }
+  } else if (key == "stream_seq") {
+    if (value.is_null()) return true;
+    std::uint64_t seq = 0;
+    if (value.get_uint64().get(seq) != simdjson::SUCCESS) {
+      error = "\"stream_seq\" is not an unsigned integer";
+      return false;
+    }
+    out.stream_seq = seq;
+  } else if (key == "time") {
+    if (value.is_null()) return true;
+    if (value.get_string().get(text) != simdjson::SUCCESS) {
+      error = "\"time\" is not a string";
+      return false;
+    }
+    out.time = std::string(text);
+  }
+  // Unknown keys are ignored, like unknown keys of the body (CONTRACT.md section 1).
+  return true;
+}
+
 }  // namespace
 
 std::string_view CaptureRecord::header(std::string_view name) const noexcept {
@@ -84,81 +155,20 @@ bool parse_capture_line(std::string_view line, CaptureRecord& out, std::string& 
     return false;
   }
 
-  bool has_subject = false;
-  bool has_headers = false;
-  bool has_data = false;
-  bool has_data_base64 = false;
+  CaptureKeys seen;
   for (const auto field : object) {
-    const std::string_view key = field.key;
-    const simdjson::dom::element value = field.value;
-    const auto once = [&](bool& seen) {
-      if (seen) error = "duplicate " + quoted(key);
-      seen = true;
-      return error.empty();
-    };
-    std::string_view text;
-    if (key == "subject") {
-      if (!once(has_subject)) return false;
-      if (value.get_string().get(text) != simdjson::SUCCESS) {
-        error = "\"subject\" is not a string";
-        return false;
-      }
-      if (text.empty()) {
-        error = "\"subject\" is empty";
-        return false;
-      }
-      out.subject = text;
-    } else if (key == "headers") {
-      if (!once(has_headers)) return false;
-      if (value.is_null()) continue;
-      if (!parse_headers(value, out, error)) return false;
-    } else if (key == "data") {
-      if (!once(has_data)) return false;
-      if (value.get_string().get(text) != simdjson::SUCCESS) {
-        error = "\"data\" is not a string";
-        return false;
-      }
-      out.data = text;
-    } else if (key == "data_base64") {
-      if (!once(has_data_base64)) return false;
-      if (value.get_string().get(text) != simdjson::SUCCESS) {
-        error = "\"data_base64\" is not a string";
-        return false;
-      }
-      // Capture files pad every quad (what format_capture_line writes); decode_base64 alone
-      // would also take unpadded text.
-      if (text.size() % 4 != 0 || !decode_base64(text, out.data)) {
-        error = "data_base64 is not valid base64";
-        return false;
-      }
-    } else if (key == "stream_seq") {
-      if (value.is_null()) continue;
-      std::uint64_t seq = 0;
-      if (value.get_uint64().get(seq) != simdjson::SUCCESS) {
-        error = "\"stream_seq\" is not an unsigned integer";
-        return false;
-      }
-      out.stream_seq = seq;
-    } else if (key == "time") {
-      if (value.is_null()) continue;
-      if (value.get_string().get(text) != simdjson::SUCCESS) {
-        error = "\"time\" is not a string";
-        return false;
-      }
-      out.time = std::string(text);
-    }
-    // Unknown keys are ignored, like unknown keys of the body (CONTRACT.md section 1).
+    if (!read_capture_field(field.key, field.value, seen, out, error)) return false;
   }
 
-  if (!has_subject) {
+  if (!seen.subject) {
     error = "missing \"subject\"";
     return false;
   }
-  if (has_data && has_data_base64) {
+  if (seen.data && seen.data_base64) {
     error = "both \"data\" and \"data_base64\" are present";
     return false;
   }
-  if (!has_data && !has_data_base64) {
+  if (!seen.data && !seen.data_base64) {
     error = "missing \"data\" (or \"data_base64\")";
     return false;
   }

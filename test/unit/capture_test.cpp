@@ -232,3 +232,20 @@ TEST_CASE("capture: every sample line parses and round-trips", "[capture]") {
   CHECK(lines >= 2080);  // 2075 + 5
   CHECK(base64_bodies >= 1);
 }
+
+TEST_CASE("capture: a subject or header that is not UTF-8 is written as Latin-1", "[capture]") {
+  cdc::CaptureRecord record;
+  record.subject = "cdc.caf\xe9.messages";
+  record.headers = {{"X-Raw", "\xff\x01"}, {"X-Ok", "caf\xc3\xa9"}};
+  record.data = "{}";
+  CHECK(cdc::format_capture_line(record) ==
+        R"({"subject":"cdc.caf\u00e9.messages","headers":{"X-Raw":"\u00ff\u0001","X-Ok":")"
+        "caf\xc3\xa9"
+        R"("},"data":"{}"})");
+}
+
+TEST_CASE("capture: data_base64 must be padded", "[capture]") {
+  CHECK(parse_ok(R"({"subject":"a","data_base64":"eA=="})").data == "x");
+  CHECK(parse_error(R"({"subject":"a","data_base64":"eA"})") == "data_base64 is not valid base64");
+  CHECK(parse_error(R"({"subject":"a","data_base64":"eA="})") == "data_base64 is not valid base64");
+}

@@ -7,6 +7,8 @@
 #include <fstream>
 #include <map>
 #include <sstream>
+#include <utility>
+#include <vector>
 
 #include "cdc/core/config.hpp"
 #include "cdc/core/dead_letter.hpp"
@@ -249,5 +251,33 @@ TEST_CASE("dlq worker config: every key is in config.yaml and in the docs", "[un
       for (char& c : env) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
       CHECK(docs.find("`" + env + "`") != std::string::npos);
     }
+  }
+}
+
+TEST_CASE("dlq record: cdc-replay's reading needs no error_kind, the worker's does", "[unit][dlq_worker]") {
+  // cdc-replay dlq lists and redrives with read_dlq_record (a redrive needs the source subject
+  // and the body); the worker classifies by error_kind, so parse_dlq_record requires it.
+  const std::string no_kind = R"({"source_subject":"cdc.co1.messages","source_seq":7,"data_base64":"eyJ9"})";
+  DlqRecord r;
+  REQUIRE(read_dlq_record(no_kind, r));
+  CHECK(r.parsed);
+  CHECK(r.source_subject == "cdc.co1.messages");
+  CHECK(r.source_seq == 7);
+  CHECK(r.body == "{\"}");
+  CHECK_FALSE(parse_dlq_record(no_kind, r));
+  CHECK_FALSE(r.parsed);
+  CHECK(r.problem == "record has no error_kind");
+
+  // Both refuse what cannot be redriven, with the same reasons.
+  for (const auto& [json, problem] : std::vector<std::pair<std::string, std::string>>{
+           {"[]", "record is not a JSON object"},
+           {R"({"source_subject":"cdc.a.b"})", "record has no data_base64"},
+           {R"({"source_subject":"cdc.a.b","data_base64":"!!"})", "data_base64 is not valid base64"},
+           {R"({"data_base64":"eA=="})", "record has no source_subject"}}) {
+    INFO(json);
+    CHECK_FALSE(read_dlq_record(json, r));
+    CHECK(r.problem == problem);
+    CHECK_FALSE(parse_dlq_record(json, r));
+    CHECK(r.problem == problem);
   }
 }

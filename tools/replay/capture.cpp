@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "cdc/core/capture.hpp"
-#include "cdc/core/dead_letter.hpp"
+#include "cdc/core/json_writer.hpp"
 #include "commands.hpp"
 #include "nats_helper.hpp"
 #include "progress.hpp"

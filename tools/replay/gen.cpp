@@ -21,8 +21,8 @@
 #include <vector>
 
 #include "cdc/core/capture.hpp"
-#include "cdc/core/dead_letter.hpp"
-#include "cdc/core/transform.hpp"
+#include "cdc/core/error_kind.hpp"
+#include "cdc/core/json_writer.hpp"
 #include "commands.hpp"
 #include "nats_helper.hpp"
 

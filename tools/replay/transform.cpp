@@ -15,6 +15,7 @@
 #include "cdc/core/capture.hpp"
 #include "cdc/core/config.hpp"
 #include "cdc/core/dead_letter.hpp"
+#include "cdc/core/json_writer.hpp"
 #include "cdc/core/transform.hpp"
 #include "commands.hpp"
 

@@ -101,6 +101,42 @@ bool unescape(std::string_view content, std::string* out) {
   return true;
 }
 
+namespace {
+
+/// Is bit `k` of `bits` set (the k-th open container an object)?
+[[gnu::always_inline]] inline bool bit_set(const std::uint64_t* bits, int k) noexcept {
+  return (bits[k >> 6] >> (k & 63) & 1) != 0;
+}
+
+/// Why the scalar token at index `i` is not one JSON literal or number; nullptr when it is.
+/// A token runs to the next index, less trailing whitespace.
+[[gnu::always_inline]] inline const char* scalar_error(const char* buf, const std::uint32_t* idx,
+                                                       std::uint32_t i) noexcept {
+  const char c = buf[idx[i]];
+  const bool number = c == '-' || is_digit(c);
+  if (!number && c != 't' && c != 'f' && c != 'n') return "expected a value";
+  const char* e = buf + idx[i + 1];
+  while (is_json_ws(e[-1])) --e;  // stops at the token's first byte at the latest
+  const std::string_view t(buf + idx[i], static_cast<std::size_t>(e - (buf + idx[i])));
+  if (number) return classify_number(t) == NumberForm::kInvalid ? "invalid number" : nullptr;
+  return eq(t, "true") || eq(t, "false") || eq(t, "null") ? nullptr : "invalid literal";
+}
+
+}  // namespace
+
+bool Walker::skip_string_at(std::uint32_t& i) {
+  if (!may_escape_) {
+    ++i;
+    return true;
+  }
+  i_ = i;
+  std::string_view content;
+  bool escaped;
+  if (!read_string(content, escaped)) return false;
+  i = i_;
+  return true;
+}
+
 bool Walker::skip_value(int depth) {
   // Hot loop: the cursor lives in locals (stores through char pointers would otherwise make
   // the compiler reload the members after every write), and the open containers are bits.
@@ -110,26 +146,6 @@ bool Walker::skip_value(int depth) {
   std::uint64_t* const objects = stack_;  // bit k set: the k-th open container is an object
   int top = 0;
   const char* why = nullptr;
-  auto trimmed_end = [&](std::uint32_t at) {
-    const char* e = buf + idx[at + 1];
-    while (is_json_ws(e[-1])) --e;  // stops at the token's first byte at the latest
-    return e;
-  };
-  auto is_object = [&]() { return (objects[(top - 1) >> 6] >> ((top - 1) & 63) & 1) != 0; };
-  // Past the string at index i (key or value). Without a backslash in the body, stage 1 has
-  // checked all a string can get wrong; with one, read_string validates its escapes.
-  auto skip_string = [&](std::uint32_t& i) {
-    if (!may_escape_) {
-      ++i;
-      return true;
-    }
-    i_ = i;
-    std::string_view content;
-    bool escaped;
-    if (!read_string(content, escaped)) return false;
-    i = i_;
-    return true;
-  };
   enum class State : std::uint8_t { kValue, kKey, kAfter };
   State state = State::kValue;
   for (;;) {
@@ -141,42 +157,23 @@ bool Walker::skip_value(int depth) {
           break;
         }
         const std::uint64_t bit = std::uint64_t{1} << (top & 63);
-        if (c == '{') {
-          objects[top >> 6] |= bit;
-        } else {
-          objects[top >> 6] &= ~bit;
-        }
-        ++top;
+        objects[top >> 6] = c == '{' ? objects[top >> 6] | bit : objects[top >> 6] & ~bit;
         ++i;
-        const char next = buf[idx[i]];
-        if (next == (c == '{' ? '}' : ']')) {
+        if (buf[idx[i]] == (c == '{' ? '}' : ']')) {  // empty: closed at once
           ++i;
-          --top;
           state = State::kAfter;
         } else {
+          ++top;
           state = c == '{' ? State::kKey : State::kValue;
         }
         continue;
       }
       if (c == '"') {
-        if (!skip_string(i)) return false;
-      } else if (c == 't' || c == 'f' || c == 'n') {
-        const std::string_view t(buf + idx[i], static_cast<std::size_t>(trimmed_end(i) - (buf + idx[i])));
-        if (!eq(t, "true") && !eq(t, "false") && !eq(t, "null")) {
-          why = "invalid literal";
-          break;
-        }
-        ++i;
-      } else if (c == '-' || is_digit(c)) {
-        const std::string_view t(buf + idx[i], static_cast<std::size_t>(trimmed_end(i) - (buf + idx[i])));
-        if (classify_number(t) == NumberForm::kInvalid) {
-          why = "invalid number";
-          break;
-        }
-        ++i;
+        if (!skip_string_at(i)) return false;
       } else {
-        why = "expected a value";
-        break;
+        why = scalar_error(buf, idx, i);
+        if (why != nullptr) break;
+        ++i;
       }
       state = State::kAfter;
     } else if (state == State::kKey) {
@@ -184,7 +181,7 @@ bool Walker::skip_value(int depth) {
         why = "expected a string key";
         break;
       }
-      if (!skip_string(i)) return false;
+      if (!skip_string_at(i)) return false;
       if (buf[idx[i]] != ':') {
         why = "expected ':'";
         break;
@@ -196,7 +193,7 @@ bool Walker::skip_value(int depth) {
         i_ = i;
         return true;
       }
-      const bool object = is_object();
+      const bool object = bit_set(objects, top - 1);
       if (c == ',') {
         ++i;
         state = object ? State::kKey : State::kValue;

@@ -231,6 +231,10 @@ class Walker {
   }
 
  private:
+  /// Past the string at index `i` (key or value). Without a backslash in the body, stage 1 has
+  /// checked all a string can get wrong; with one, read_string validates its escapes.
+  bool skip_string_at(std::uint32_t& i);
+
   const char* buf_;
   const std::uint32_t* idx_;
   std::uint32_t n_;
