@@ -35,35 +35,57 @@ struct PayloadValues {
   std::string_view row_data;   ///< the record object, byte for byte
 };
 
+/// Writes the payload's pieces, in the contract's order, to `sink`: sink.raw(text) copies JSON
+/// as it is, sink.string(value) writes a string literal. One order for both writers below.
+template <class Sink>
+void emit_payload(const PayloadValues& v, const Table& table, Sink& sink) {
+  sink.raw(kEventIdKey);
+  sink.string(v.event_id);
+  sink.raw(kCompanyKey);
+  sink.string(v.company);
+  sink.raw(kAgentKey);
+  sink.string(v.agent);
+  if (table.has_message_id) {
+    sink.raw(kMessageKey);
+    sink.string(v.message_id);
+  }
+  if (table.has_chat_id) {
+    sink.raw(kChatKey);
+    sink.string(v.chat);
+  }
+  sink.raw(kTableKey);
+  sink.string(v.table);
+  sink.raw(kActionKey);
+  sink.raw(v.action);
+  sink.raw(kCommittedKey);
+  sink.raw(v.committed);
+  sink.raw(kRowDataKey);
+  sink.raw(v.row_data);
+  sink.raw("}");
+}
+
+/// Nothing to escape: every size is known, one ExactWriter.
+struct PlainSink {
+  ExactWriter& w;
+  [[gnu::always_inline]] void raw(std::string_view s) noexcept { w.put(s); }
+  [[gnu::always_inline]] void string(std::string_view s) noexcept { w.quoted(s); }
+};
+
+/// Something to escape (rare): appended piece by piece.
+struct EscapingSink {
+  std::string& p;
+  void raw(std::string_view s) { p.append(s); }
+  void string(std::string_view s) { append_json_string(s, p); }
+};
+
 void write_plain_payload(const PayloadValues& v, const Table& table, std::string& p) {
   ExactWriter w(p, kEventIdKey.size() + v.event_id.size() + kCompanyKey.size() + v.company.size() + kAgentKey.size() +
                        v.agent.size() + (table.has_message_id ? kMessageKey.size() + v.message_id.size() + 2 : 0) +
                        (table.has_chat_id ? kChatKey.size() + v.chat.size() + 2 : 0) + kTableKey.size() +
                        v.table.size() + kActionKey.size() + v.action.size() + kCommittedKey.size() +
                        v.committed.size() + kRowDataKey.size() + v.row_data.size() + 9);
-  w.put(kEventIdKey);
-  w.quoted(v.event_id);
-  w.put(kCompanyKey);
-  w.quoted(v.company);
-  w.put(kAgentKey);
-  w.quoted(v.agent);
-  if (table.has_message_id) {
-    w.put(kMessageKey);
-    w.quoted(v.message_id);
-  }
-  if (table.has_chat_id) {
-    w.put(kChatKey);
-    w.quoted(v.chat);
-  }
-  w.put(kTableKey);
-  w.quoted(v.table);
-  w.put(kActionKey);
-  w.put(v.action);
-  w.put(kCommittedKey);
-  w.put(v.committed);
-  w.put(kRowDataKey);
-  w.put(v.row_data);
-  w.put('}');
+  PlainSink sink{w};
+  emit_payload(v, table, sink);
 }
 
 void write_escaped_payload(const PayloadValues& v, const Table& table, std::string& p) {
@@ -71,24 +93,8 @@ void write_escaped_payload(const PayloadValues& v, const Table& table, std::stri
             6 * (v.event_id.size() + v.company.size() + v.agent.size() + v.message_id.size() + v.chat.size() +
                  v.table.size()) +
             160);
-  p.append(kEventIdKey);
-  append_json_string(v.event_id, p);
-  p.append(kCompanyKey);
-  append_json_string(v.company, p);
-  p.append(kAgentKey);
-  append_json_string(v.agent, p);
-  if (table.has_message_id) {
-    p.append(kMessageKey);
-    append_json_string(v.message_id, p);
-  }
-  if (table.has_chat_id) {
-    p.append(kChatKey);
-    append_json_string(v.chat, p);
-  }
-  p.append(kTableKey);
-  append_json_string(v.table, p);
-  p.append(kActionKey).append(v.action).append(kCommittedKey).append(v.committed);
-  p.append(kRowDataKey).append(v.row_data).push_back('}');
+  EscapingSink sink{p};
+  emit_payload(v, table, sink);
 }
 
 }  // namespace
