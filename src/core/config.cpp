@@ -365,9 +365,10 @@ void assign(RedisErrorPolicy& out, const Value& v) {
 }
 
 void assign(WaitStrategyKind& out, const Value& v) {
-  const std::string text = scalar(v, "one of busy_spin, yield, sleep, park");
+  const std::string expected = "one of busy_spin, yield, sleep, blocking (or its old name park)";
+  const std::string text = scalar(v, expected);
   if (!parse_wait_kind(lower(text), out)) {
-    fail(v, "expected one of busy_spin, yield, sleep, park, got " + quoted(text));
+    fail(v, "expected " + expected + ", got " + quoted(text));
   }
 }
 

@@ -583,7 +583,7 @@ TEST_CASE("type errors name the key and the expected type", "[config]") {
       {"ingest:\n  mode: stream\n", "ingest.mode: expected one of push, pull, got 'stream'"},
       {"dedup:\n  on_redis_error: drop\n", "dedup.on_redis_error: expected one of publish, block, got 'drop'"},
       {"pipeline:\n  wait_strategy: spin\n",
-       "pipeline.wait_strategy: expected one of busy_spin, yield, sleep, park, got 'spin'"},
+       "pipeline.wait_strategy: expected one of busy_spin, yield, sleep, blocking (or its old name park), got 'spin'"},
       {"log:\n  level: verbose\n", "log.level: expected one of trace, debug, info, warn, error, got 'verbose'"},
       {"ingest:\n  ack_wait: 30\n", "ingest.ack_wait: duration needs a unit (ms, s, m, h), got '30'"},
       {"ingest:\n  max_message_bytes: 1MB\n",
@@ -611,7 +611,11 @@ TEST_CASE("choices are case-insensitive and stored lower-case", "[config]") {
   CHECK(c.log.level == "warn");
   CHECK(c.dedup.on_redis_error == cdc::RedisErrorPolicy::kBlock);
   CHECK_FALSE(c.metrics.enabled);
-  for (const char* kind : {"busy_spin", "yield", "sleep", "park"}) {
+  // park is the old name of blocking: existing files keep loading, --print-config says blocking.
+  const Config parked = cdc::load_config_text("pipeline:\n  wait_strategy: PARK\n", {});
+  CHECK(parked.pipeline.wait_strategy == cdc::WaitStrategyKind::kBlocking);
+  CHECK(cdc::config_to_yaml(parked).find("wait_strategy: blocking") != std::string::npos);
+  for (const char* kind : {"busy_spin", "yield", "sleep", "blocking", "park"}) {
     cdc::WaitStrategyKind expected{};
     REQUIRE(cdc::parse_wait_kind(kind, expected));
     CHECK(cdc::load_config_text(std::string("pipeline:\n  wait_strategy: ") + kind + "\n", {}).pipeline.wait_strategy ==
