@@ -1,5 +1,7 @@
 #include "cdc/core/config.hpp"
 
+#include "cdc/core/dlq_worker_config.hpp"
+
 #include <stdlib.h>  // setenv, mkstemp
 #include <unistd.h>
 
@@ -1291,4 +1293,32 @@ TEST_CASE("pipeline.threads needs a restart, and --print-config reads back", "[c
     CHECK(cdc::load_config_text(yaml, {}).pipeline.threads == c.pipeline.threads);
   }
   CHECK(cdc::config_to_yaml(running).find("threads: []") != std::string::npos);
+}
+
+TEST_CASE("daisi-dlq-worker's sections are read by the service's parsers and loader", "[config][dlq_worker]") {
+  const auto error_of = [](const std::string& yaml, const std::vector<std::string>& env = {}) {
+    try {
+      (void)cdc::load_dlq_worker_config_text(yaml, env);
+    } catch (const ConfigError& e) {
+      return std::string(e.what());
+    }
+    return std::string("<no error>");
+  };
+  // The service's messages: did-you-mean suggestions, ranges, types, positions of syntax errors.
+  CHECK(error_of("dlq_worker:\n  max_attemps: 3\n") ==
+        "dlq_worker.max_attemps: unknown key (did you mean 'max_attempts'?)");
+  CHECK(error_of("", {"DAISI_CDC_POSTGRES_BATCHSIZE=3"}) ==
+        "DAISI_CDC_POSTGRES_BATCHSIZE: unknown variable: no configuration key has this name (did you mean "
+        "'DAISI_CDC_POSTGRES_BATCH_SIZE'?)");
+  CHECK(error_of("postgres:\n  batch_size: 0\n") == "postgres.batch_size: expected an integer 1-100000, got '0'");
+  CHECK(error_of("dlq_worker:\n  metrics_port: [1]\n") ==
+        "dlq_worker.metrics_port: expected an integer 0-65535, got a list");
+  CHECK(error_of("dlq_worker:\n  backoff_base: 90\n") ==
+        "dlq_worker.backoff_base: duration needs a unit (ms, s, m, h), got '90'");
+  CHECK(error_of("dlq_worker:\n  consumer: [a\n").rfind("config: <text>:", 0) == 0);
+  CHECK(error_of("dlq_worker:\n  max_attempts: 3\n  max_attempts: 4\n") == "dlq_worker.max_attempts: duplicate key");
+  // Lists as everywhere: YAML sequences, or comma-separated from the environment.
+  CHECK(cdc::load_dlq_worker_config_text("", {"DAISI_CDC_DLQ_WORKER_RETRY_KINDS= max_deliveries "})
+            .dlq_worker.retry_kinds == std::vector<std::string>{"max_deliveries"});
+  CHECK(cdc::load_dlq_worker_config_text("dlq_worker:\n  retry_kinds: []\n", {}).dlq_worker.retry_kinds.empty());
 }
