@@ -1,21 +1,13 @@
 // The dead-letter worker's sections of config.yaml (docs/configuration.md, "dlq_worker" and
-// "postgres"). Same rules as the service's loader: unknown keys are errors naming the key,
-// environment variables DAISI_CDC_<SECTION>_<KEY> override the file, lists from the
-// environment are comma-separated.
+// "postgres"). The service's loading machinery (config/load.hpp, config/values.hpp), so the same
+// rules: unknown keys are errors naming the key, environment variables
+// DAISI_CDC_<SECTION>_<KEY> override the file, lists from the environment are comma-separated.
 
 #include "cdc/core/dlq_worker_config.hpp"
 
-#include <yaml-cpp/yaml.h>
-
 #include <algorithm>
-#include <cctype>
-#include <cerrno>
-#include <charconv>
-#include <cstdio>
-#include <cstring>
-#include <functional>
-#include <map>
-#include <set>
+
+#include "config/load.hpp"
 
 namespace cdc {
 namespace {
@@ -28,112 +20,51 @@ constexpr std::string_view kKinds[] = {"invalid_json",  "invalid_shape",  "missi
                                        "invalid_token", "table_mismatch", "invalid_subject",
                                        "oversized",     "max_deliveries", "publish_rejected"};
 
-std::string trimmed(std::string_view s) {
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front())) != 0) s.remove_prefix(1);
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back())) != 0) s.remove_suffix(1);
-  return std::string(s);
-}
-
-std::string upper(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-  return out;
-}
-
-/// One value: a YAML node (from the file) or an environment string.
-struct Raw {
-  const YAML::Node* node = nullptr;
-  std::string env;
-  std::string name;  ///< "section.key" or the variable name
-};
-
-std::string scalar(const Raw& v, const char* expected) {
-  if (v.node == nullptr) return trimmed(v.env);
-  if (!v.node->IsScalar()) throw ConfigError(v.name, std::string("expected ") + expected);
-  return trimmed(v.node->Scalar());
-}
-
-int to_int(const Raw& v, long long min, long long max) {
-  const std::string text = scalar(v, "an integer");
-  long long n = 0;
-  const auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
-  if (text.empty() || ec != std::errc() || ptr != text.data() + text.size()) {
-    throw ConfigError(v.name, "expected an integer, got '" + text + "'");
-  }
-  if (n < min || n > max) {
-    throw ConfigError(v.name, "must be " + std::to_string(min) + "-" + std::to_string(max) + ", got " + text);
-  }
-  return static_cast<int>(n);
-}
-
-Millis to_duration(const Raw& v) { return parse_duration(v.name, scalar(v, "a duration like 500ms, 30s, 5m or 1h")); }
-
-std::string to_text(const Raw& v) { return scalar(v, "a string"); }
-
-std::vector<std::string> to_list(const Raw& v) {
-  std::vector<std::string> out;
-  if (v.node != nullptr && v.node->IsSequence()) {
-    for (const auto& item : *v.node) {
-      if (!item.IsScalar()) throw ConfigError(v.name, "expected a list of strings");
-      out.push_back(trimmed(item.Scalar()));
-    }
-    return out;
-  }
-  if (v.node != nullptr && v.node->IsNull()) return out;
-  const std::string text = scalar(v, "a list");
-  std::size_t start = 0;
-  while (start <= text.size()) {
-    const auto comma = text.find(',', start);
-    std::string item =
-        trimmed(std::string_view(text).substr(start, comma == std::string::npos ? std::string::npos : comma - start));
-    if (!item.empty()) out.push_back(std::move(item));
-    if (comma == std::string::npos) break;
-    start = comma + 1;
-  }
-  return out;
-}
+using config_detail::Value;
 
 struct Key {
   std::string_view section;
   std::string_view key;
-  std::function<void(DlqWorkerSettings&, const Raw&)> set;
+  void (*set)(DlqWorkerSettings&, const Value&);
 };
 
+// The same parsers as the service's keys (config/values.hpp), picked by the member's type.
+#define CDC_WORKER_KEY(SECTION, KEY, ...)                                                                              \
+  Key {                                                                                                                \
+#SECTION, #KEY, [](DlqWorkerSettings & s, const Value& v) { assign(s.SECTION.KEY, v __VA_OPT__(, ) __VA_ARGS__); } \
+  }
+
 const std::vector<Key>& keys() {
+  using config_detail::IntRange;
   static const std::vector<Key> table = {
-      {"dlq_worker", "consumer", [](auto& s, const Raw& v) { s.dlq_worker.consumer = to_text(v); }},
-      {"dlq_worker", "retry_kinds", [](auto& s, const Raw& v) { s.dlq_worker.retry_kinds = to_list(v); }},
-      {"dlq_worker", "max_attempts", [](auto& s, const Raw& v) { s.dlq_worker.max_attempts = to_int(v, 0, 1000); }},
-      {"dlq_worker", "backoff_base", [](auto& s, const Raw& v) { s.dlq_worker.backoff_base = to_duration(v); }},
-      {"dlq_worker", "backoff_max", [](auto& s, const Raw& v) { s.dlq_worker.backoff_max = to_duration(v); }},
-      {"dlq_worker", "ack_wait", [](auto& s, const Raw& v) { s.dlq_worker.ack_wait = to_duration(v); }},
-      {"dlq_worker", "max_ack_pending",
-       [](auto& s, const Raw& v) { s.dlq_worker.max_ack_pending = to_int(v, 1, 10000000); }},
-      {"dlq_worker", "fetch_batch", [](auto& s, const Raw& v) { s.dlq_worker.fetch_batch = to_int(v, 1, 10000); }},
-      {"dlq_worker", "fetch_expires", [](auto& s, const Raw& v) { s.dlq_worker.fetch_expires = to_duration(v); }},
-      {"dlq_worker", "publish_timeout", [](auto& s, const Raw& v) { s.dlq_worker.publish_timeout = to_duration(v); }},
-      {"dlq_worker", "retry_delay", [](auto& s, const Raw& v) { s.dlq_worker.retry_delay = to_duration(v); }},
-      {"dlq_worker", "backlog_interval", [](auto& s, const Raw& v) { s.dlq_worker.backlog_interval = to_duration(v); }},
-      {"dlq_worker", "metrics_bind", [](auto& s, const Raw& v) { s.dlq_worker.metrics_bind = to_text(v); }},
-      {"dlq_worker", "metrics_port", [](auto& s, const Raw& v) { s.dlq_worker.metrics_port = to_int(v, 0, 65535); }},
-      {"postgres", "conninfo", [](auto& s, const Raw& v) { s.postgres.conninfo = to_text(v); }},
-      {"postgres", "batch_size", [](auto& s, const Raw& v) { s.postgres.batch_size = to_int(v, 1, 100000); }},
-      {"postgres", "flush_interval", [](auto& s, const Raw& v) { s.postgres.flush_interval = to_duration(v); }},
-      {"postgres", "connect_timeout", [](auto& s, const Raw& v) { s.postgres.connect_timeout = to_duration(v); }},
-      {"postgres", "reconnect_backoff_max",
-       [](auto& s, const Raw& v) { s.postgres.reconnect_backoff_max = to_duration(v); }},
+      CDC_WORKER_KEY(dlq_worker, consumer),
+      CDC_WORKER_KEY(dlq_worker, retry_kinds),
+      CDC_WORKER_KEY(dlq_worker, max_attempts, IntRange{0, 1000}),
+      CDC_WORKER_KEY(dlq_worker, backoff_base),
+      CDC_WORKER_KEY(dlq_worker, backoff_max),
+      CDC_WORKER_KEY(dlq_worker, ack_wait),
+      CDC_WORKER_KEY(dlq_worker, max_ack_pending, IntRange{1, 10000000}),
+      CDC_WORKER_KEY(dlq_worker, fetch_batch, IntRange{1, 10000}),
+      CDC_WORKER_KEY(dlq_worker, fetch_expires),
+      CDC_WORKER_KEY(dlq_worker, publish_timeout),
+      CDC_WORKER_KEY(dlq_worker, retry_delay),
+      CDC_WORKER_KEY(dlq_worker, backlog_interval),
+      CDC_WORKER_KEY(dlq_worker, metrics_bind),
+      CDC_WORKER_KEY(dlq_worker, metrics_port, IntRange{0, 65535}),
+      CDC_WORKER_KEY(postgres, conninfo),
+      CDC_WORKER_KEY(postgres, batch_size, IntRange{1, 100000}),
+      CDC_WORKER_KEY(postgres, flush_interval),
+      CDC_WORKER_KEY(postgres, connect_timeout),
+      CDC_WORKER_KEY(postgres, reconnect_backoff_max),
   };
   return table;
 }
 
-const Key* find_key(std::string_view section, std::string_view key) {
-  for (const auto& k : keys()) {
-    if (k.section == section && k.key == key) return &k;
-  }
-  return nullptr;
-}
+#undef CDC_WORKER_KEY
 
-std::string env_name(const Key& k) { return "DAISI_CDC_" + upper(k.section) + "_" + upper(k.key); }
+std::string env_name(const Key& k) {
+  return "DAISI_CDC_" + config_detail::upper(k.section) + "_" + config_detail::upper(k.key);
+}
 
 void apply_yaml(DlqWorkerSettings& s, const YAML::Node& root) {
   if (!root.IsMap()) return;  // the service's loader reports the shape of the file
@@ -141,43 +72,21 @@ void apply_yaml(DlqWorkerSettings& s, const YAML::Node& root) {
     if (!entry.first.IsScalar()) continue;
     const std::string section = entry.first.Scalar();
     if (!is_dlq_worker_section(section)) continue;
-    const YAML::Node& body = entry.second;
-    if (body.IsNull()) continue;
-    if (!body.IsMap()) throw ConfigError(section, "expected a map of keys");
-    std::set<std::string> seen;
-    for (const auto& kv : body) {
-      const std::string key = kv.first.Scalar();
-      const std::string name = section + "." + key;
-      const Key* k = find_key(section, key);
-      if (k == nullptr) {
-        std::string known;
-        for (const auto& candidate : keys()) {
-          if (candidate.section == section) known += (known.empty() ? "" : ", ") + std::string(candidate.key);
-        }
-        throw ConfigError(name, "unknown key; keys of " + section + " are " + known);
-      }
-      if (!seen.insert(key).second) throw ConfigError(name, "duplicate key");
-      const YAML::Node node = kv.second;
-      k->set(s, Raw{&node, {}, name});
-    }
+    config_detail::apply_section(s, section, entry.second, keys(), nullptr);
   }
 }
 
 void apply_env(DlqWorkerSettings& s, const std::vector<std::string>& env) {
-  std::map<std::string, std::string> vars;  // first occurrence wins, as with getenv()
-  for (const auto& entry : env) {
-    const auto eq = entry.find('=');
-    if (eq == std::string::npos || eq == 0) continue;
-    vars.emplace(entry.substr(0, eq), entry.substr(eq + 1));
-  }
-  for (const auto& [name, value] : vars) {
+  std::vector<std::string> known;
+  for (const auto& k : keys()) known.push_back(env_name(k));
+  for (const auto& [name, value] : config_detail::environment_variables(env)) {
     if (!is_dlq_worker_variable(name)) continue;
-    const Key* found = nullptr;
-    for (const auto& k : keys()) {
-      if (env_name(k) == name) found = &k;
+    const auto it = std::find(known.begin(), known.end(), name);
+    if (it == known.end()) {
+      throw ConfigError(
+          name, "unknown variable: no configuration key has this name" + config_detail::suggestion(name, known));
     }
-    if (found == nullptr) throw ConfigError(name, "unknown variable: no configuration key has this name");
-    found->set(s, Raw{nullptr, value, name});
+    keys()[static_cast<std::size_t>(it - known.begin())].set(s, Value{nullptr, value, name});
   }
 }
 
@@ -219,7 +128,7 @@ void validate(const DlqWorkerSettings& s) {
   }
   if (w.metrics_bind.empty()) throw ConfigError("dlq_worker.metrics_bind", "must not be empty");
   const PostgresConfig& p = s.postgres;
-  if (trimmed(p.conninfo).empty()) throw ConfigError("postgres.conninfo", "must not be empty");
+  if (config_detail::trim(p.conninfo).empty()) throw ConfigError("postgres.conninfo", "must not be empty");
   if (p.flush_interval < Millis{1}) throw ConfigError("postgres.flush_interval", "must be at least 1ms");
   // The batch waits unacknowledged: it must be written well within the consumer's AckWait
   // (in-progress signals keep it alive meanwhile, but a flush interval that long is a mistake).
@@ -234,13 +143,7 @@ void validate(const DlqWorkerSettings& s) {
 
 DlqWorkerSettings load(const std::string& text, const std::string& origin, const std::vector<std::string>& env) {
   DlqWorkerSettings s;
-  YAML::Node root;
-  try {
-    root = YAML::Load(text);
-  } catch (const YAML::Exception& e) {
-    throw ConfigError("config", origin + ":" + std::to_string(e.mark.line + 1) + ": " + e.msg);
-  }
-  apply_yaml(s, root);
+  apply_yaml(s, config_detail::parse_yaml(text, origin));
   apply_env(s, env);
   validate(s);
   return s;
@@ -297,14 +200,7 @@ DlqWorkerSettings load_dlq_worker_config_text(const std::string& yaml_text, cons
 
 DlqWorkerSettings load_dlq_worker_config(const std::string& path, const std::vector<std::string>& env) {
   if (path.empty()) return load(std::string(), "<defaults>", env);
-  std::FILE* file = std::fopen(path.c_str(), "rb");
-  if (file == nullptr) throw ConfigError("config", "cannot read " + path + ": " + std::strerror(errno));
-  std::string text;
-  char buf[8192];
-  std::size_t n = 0;
-  while ((n = std::fread(buf, 1, sizeof buf, file)) > 0) text.append(buf, n);
-  std::fclose(file);
-  return load(text, path, env);
+  return load(config_detail::read_file("config", path), path, env);
 }
 
 }  // namespace cdc

@@ -15,7 +15,8 @@ bool parse_wait_kind(std::string_view text, WaitStrategyKind& out) noexcept {
   if (text == "busy_spin") out = WaitStrategyKind::kBusySpin;
   else if (text == "yield") out = WaitStrategyKind::kYield;
   else if (text == "sleep") out = WaitStrategyKind::kSleep;
-  else if (text == "park") out = WaitStrategyKind::kBlocking;
+  // "park" is the name before the Disruptor's vocabulary: existing config files keep working.
+  else if (text == "blocking" || text == "park") out = WaitStrategyKind::kBlocking;
   else return false;
   return true;
 }
@@ -25,9 +26,9 @@ std::string_view to_string(WaitStrategyKind kind) noexcept {
     case WaitStrategyKind::kBusySpin: return "busy_spin";
     case WaitStrategyKind::kYield: return "yield";
     case WaitStrategyKind::kSleep: return "sleep";
-    case WaitStrategyKind::kBlocking: return "park";
+    case WaitStrategyKind::kBlocking: return "blocking";
   }
-  return "park";
+  return "blocking";
 }
 
 std::chrono::nanoseconds WaitStrategy::sleep_step(int rounds) noexcept {
@@ -43,7 +44,7 @@ void WaitStrategy::nap(std::chrono::nanoseconds d) noexcept {
   nanosleep(&ts, nullptr);
 }
 
-void WaitStrategy::park(std::uint32_t epoch, std::chrono::nanoseconds d) noexcept {
+void WaitStrategy::block(std::uint32_t epoch, std::chrono::nanoseconds d) noexcept {
   timespec ts{static_cast<time_t>(d.count() / 1000000000), static_cast<long>(d.count() % 1000000000)};
   // FUTEX_WAIT returns at once if epoch_ moved since we read it, so a notify() between our
   // predicate check and this call is never lost.

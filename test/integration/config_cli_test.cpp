@@ -51,3 +51,23 @@ TEST_CASE("the service's --print-config prints the effective configuration with 
   CHECK(out.find("pa55word-xyz") == std::string::npos);
   CHECK(out.find("redis-secret-xyz") == std::string::npos);
 }
+
+TEST_CASE("the service's --check-config names a bad pipeline.threads, --print-config shows the thread layout",
+          "[integration][config]") {
+  {
+    ServiceProcess p(CDC_BINARY, {"--check-config"}, {{"DAISI_CDC_PIPELINE_THREADS", "ingest,parse/dedup,publish"}});
+    REQUIRE(p.wait(20s) == 2);
+    const std::string out = p.output();
+    INFO(out);
+    CHECK(out.find("DAISI_CDC_PIPELINE_THREADS: missing stage 'ack'") != std::string::npos);
+  }
+  // park, the wait strategy's earlier name, still loads and prints as blocking.
+  ServiceProcess p(
+      CDC_BINARY, {"--print-config"},
+      {{"DAISI_CDC_PIPELINE_THREADS", "ingest,parse/dedup,publish,ack"}, {"DAISI_CDC_PIPELINE_WAIT_STRATEGY", "park"}});
+  REQUIRE(p.wait(20s) == 0);
+  const std::string out = p.output();
+  INFO(out);
+  CHECK(out.find("threads: [[ingest, parse], [dedup, publish, ack]]") != std::string::npos);
+  CHECK(out.find("wait_strategy: blocking") != std::string::npos);
+}

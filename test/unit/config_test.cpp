@@ -1,5 +1,7 @@
 #include "cdc/core/config.hpp"
 
+#include "cdc/core/dlq_worker_config.hpp"
+
 #include <stdlib.h>  // setenv, mkstemp
 #include <unistd.h>
 
@@ -154,6 +156,7 @@ void check_same(const Config& actual, const Config& expected) {
   SAME(pipeline.wait_strategy);
   SAME(pipeline.drain_timeout);
   SAME(pipeline.cpu);
+  SAME(pipeline.threads);
   SAME(metrics.enabled);
   SAME(metrics.bind);
   SAME(metrics.port);
@@ -163,7 +166,7 @@ void check_same(const Config& actual, const Config& expected) {
   SAME(log.level);
 }
 #undef SAME
-constexpr std::size_t kKeysCompared = 73;
+constexpr std::size_t kKeysCompared = 74;
 
 /// A non-default value for every key, as YAML and as an environment value, and the Config
 /// they must both produce.
@@ -243,6 +246,7 @@ const std::vector<Override> kOverrides = {
     {"pipeline", "wait_strategy", "sleep", "sleep"},
     {"pipeline", "drain_timeout", "30s", "30s"},
     {"pipeline", "cpu", "{ingest: 0, ack: 1}", "ingest=0,ack=1"},
+    {"pipeline", "threads", "[[ingest, parse], [dedup, publish, ack]]", "ingest,parse/dedup,publish,ack"},
     {"metrics", "enabled", "false", "false"},
     {"metrics", "bind", "127.0.0.1", "127.0.0.1"},
     {"metrics", "port", "9100", "9100"},
@@ -321,6 +325,7 @@ Config overridden_config() {
   c.pipeline.drain_timeout = Millis{30000};
   c.pipeline.cpu["ingest"] = 0;
   c.pipeline.cpu["ack"] = 1;
+  c.pipeline.threads = {{"ingest", "parse"}, {"dedup", "publish", "ack"}};
   c.metrics.enabled = false;
   c.metrics.bind = "127.0.0.1";
   c.metrics.port = 9100;
@@ -583,7 +588,7 @@ TEST_CASE("type errors name the key and the expected type", "[config]") {
       {"ingest:\n  mode: stream\n", "ingest.mode: expected one of push, pull, got 'stream'"},
       {"dedup:\n  on_redis_error: drop\n", "dedup.on_redis_error: expected one of publish, block, got 'drop'"},
       {"pipeline:\n  wait_strategy: spin\n",
-       "pipeline.wait_strategy: expected one of busy_spin, yield, sleep, park, got 'spin'"},
+       "pipeline.wait_strategy: expected one of busy_spin, yield, sleep, blocking (or its old name park), got 'spin'"},
       {"log:\n  level: verbose\n", "log.level: expected one of trace, debug, info, warn, error, got 'verbose'"},
       {"ingest:\n  ack_wait: 30\n", "ingest.ack_wait: duration needs a unit (ms, s, m, h), got '30'"},
       {"ingest:\n  max_message_bytes: 1MB\n",
@@ -611,7 +616,11 @@ TEST_CASE("choices are case-insensitive and stored lower-case", "[config]") {
   CHECK(c.log.level == "warn");
   CHECK(c.dedup.on_redis_error == cdc::RedisErrorPolicy::kBlock);
   CHECK_FALSE(c.metrics.enabled);
-  for (const char* kind : {"busy_spin", "yield", "sleep", "park"}) {
+  // park is the old name of blocking: existing files keep loading, --print-config says blocking.
+  const Config parked = cdc::load_config_text("pipeline:\n  wait_strategy: PARK\n", {});
+  CHECK(parked.pipeline.wait_strategy == cdc::WaitStrategyKind::kBlocking);
+  CHECK(cdc::config_to_yaml(parked).find("wait_strategy: blocking") != std::string::npos);
+  for (const char* kind : {"busy_spin", "yield", "sleep", "blocking", "park"}) {
     cdc::WaitStrategyKind expected{};
     REQUIRE(cdc::parse_wait_kind(kind, expected));
     CHECK(cdc::load_config_text(std::string("pipeline:\n  wait_strategy: ") + kind + "\n", {}).pipeline.wait_strategy ==
@@ -1186,4 +1195,130 @@ TEST_CASE("config_to_yaml prints every key in a form the loader reads back, secr
   CHECK(printed.find("/run/secrets/token") != std::string::npos);  // a path, not the secret
   // Unset secrets stay empty rather than looking set.
   CHECK(cdc::config_to_yaml(Config{}).find("<redacted>") == std::string::npos);
+}
+
+TEST_CASE("pipeline.threads: groups from YAML and from DAISI_CDC_PIPELINE_THREADS, empty by default",
+          "[config][threads]") {
+  using Groups = std::vector<std::vector<std::string>>;
+  CHECK(Config{}.pipeline.threads.empty());
+  CHECK(cdc::load_config_text("pipeline:\n  threads: []\n", {}).pipeline.threads.empty());
+  CHECK(cdc::load_config_text("pipeline:\n  threads:\n", {}).pipeline.threads.empty());
+  CHECK(cdc::load_config_text("", {"DAISI_CDC_PIPELINE_THREADS="}).pipeline.threads.empty());
+  CHECK(cdc::load_config_text("pipeline:\n  threads: [[ingest, parse, dedup, publish, ack]]\n", {}).pipeline.threads ==
+        Groups{{"ingest", "parse", "dedup", "publish", "ack"}});
+  CHECK(cdc::load_config_text("pipeline:\n  threads:\n    - [ingest]\n    - [parse, dedup]\n    - [publish, ack]\n", {})
+            .pipeline.threads == Groups{{"ingest"}, {"parse", "dedup"}, {"publish", "ack"}});
+  // The environment wins over the file; blanks around names are dropped.
+  CHECK(cdc::load_config_text("pipeline:\n  threads: [[ingest, parse, dedup, publish, ack]]\n",
+                              {"DAISI_CDC_PIPELINE_THREADS= ingest , parse / dedup,publish,ack "})
+            .pipeline.threads == Groups{{"ingest", "parse"}, {"dedup", "publish", "ack"}});
+  CHECK(cdc::load_config_text("", {"DAISI_CDC_PIPELINE_THREADS=ingest/parse/dedup/publish/ack"}).pipeline.threads ==
+        Groups{{"ingest"}, {"parse"}, {"dedup"}, {"publish"}, {"ack"}});
+}
+
+TEST_CASE("pipeline.threads: every stage once, in pipeline order, no empty group, one CPU per thread",
+          "[config][threads]") {
+  struct Case {
+    std::string yaml;
+    std::string what;  ///< expected what(), or "" for a configuration that must load
+  };
+  const std::string all = "stages are ingest, parse, dedup, publish, ack";
+  const std::vector<Case> cases = {
+      {"threads: [[ingest, parse], [dedup, publish, ack]]", ""},
+      {"threads: [[ingest, parse, dedup, publish, ack]]", ""},
+      {"threads: [[ingest], [parse], [dedup], [publish], [ack]]", ""},
+      {"threads: [[ingest, parse], [dedup, publish, ak]]",
+       "pipeline.threads: unknown stage 'ak' (did you mean 'ack'?); " + all},
+      {"threads: [[ingest, parse], [dedup, publish, ack, render]]", "pipeline.threads: unknown stage 'render'; " + all},
+      {"threads: [[ingest, parse], [parse, dedup, publish, ack]]",
+       "pipeline.threads: stage 'parse' is listed twice: each stage runs on exactly one thread"},
+      {"threads: [[ingest, parse], [dedup, publish]]",
+       "pipeline.threads: missing stage 'ack': when pipeline.threads is set, every stage (ingest, parse, dedup, "
+       "publish, ack) appears exactly once"},
+      {"threads: [[ingest, parse], [], [dedup, publish, ack]]",
+       "pipeline.threads: group 2 is empty: each thread runs at least one stage"},
+      {"threads: [[parse, ingest], [dedup, publish, ack]]",
+       "pipeline.threads: list the stages in pipeline order (ingest, parse, dedup, publish, ack), got [[parse, "
+       "ingest], [dedup, publish, ack]]"},
+      {"threads: [[ingest, parse, ack], [dedup, publish]]",
+       "pipeline.threads: list the stages in pipeline order (ingest, parse, dedup, publish, ack), got [[ingest, "
+       "parse, ack], [dedup, publish]]"},
+      // CPUs: -1 mixes with N, two different CPUs on one thread do not.
+      {"cpu: {ingest: 1}\n  threads: [[ingest, parse], [dedup, publish, ack]]", ""},
+      {"cpu: {ingest: 1, parse: 1, dedup: 0}\n  threads: [[ingest, parse], [dedup, publish, ack]]", ""},
+      {"cpu: {ingest: 1, parse: 0}\n  threads: [[ingest], [parse], [dedup], [publish], [ack]]", ""},
+      {"cpu: {dedup: 0, ack: 1}\n  threads: [[ingest, parse], [dedup, publish, ack]]",
+       "pipeline.threads: stages 'dedup' and 'ack' share a thread but pipeline.cpu pins them to different CPUs (0 "
+       "and 1); give them the same CPU, or -1"},
+      // Type errors.
+      {"threads: ingest", "pipeline.threads: expected a list of lists, got 'ingest'"},
+      {"threads: [ingest, parse]", "pipeline.threads: expected a list of lists, got an element that is 'ingest'"},
+      {"threads: [[ingest, [parse]]]", "pipeline.threads: expected lists of names, got an element that is a list"},
+  };
+  for (const auto& c : cases) {
+    INFO(c.yaml);
+    const Outcome e = load_error("pipeline:\n  " + c.yaml + "\n");
+    CHECK(e.what == (c.what.empty() ? "<no error>" : c.what));
+  }
+  // From the environment: errors name the variable.
+  CHECK(load_error("", {"DAISI_CDC_PIPELINE_THREADS=ingest,parse//dedup,publish,ack"}).what ==
+        "DAISI_CDC_PIPELINE_THREADS: empty name in group 2 of 'ingest,parse//dedup,publish,ack' (groups are "
+        "separated by '/', names by ',')");
+  CHECK(load_error("", {"DAISI_CDC_PIPELINE_THREADS=ingest,,parse/dedup,publish,ack"}).key ==
+        "DAISI_CDC_PIPELINE_THREADS");
+  CHECK(load_error("", {"DAISI_CDC_PIPELINE_THREADS=ingest,parse/dedup,publish"}).what ==
+        "DAISI_CDC_PIPELINE_THREADS: missing stage 'ack': when pipeline.threads is set, every stage (ingest, parse, "
+        "dedup, publish, ack) appears exactly once");
+  // validate() on a Config built in code applies the same rules.
+  CHECK(validate_error([](Config& c) {
+          c.pipeline.threads = {{"ingest", "parse", "dedup", "publish"}};
+        }).key == "pipeline.threads");
+  CHECK(validate_error([](Config& c) {
+          c.pipeline.threads = {{"ingest", "parse"}, {"dedup", "publish", "ack"}};
+        }).what == "<no error>");
+}
+
+TEST_CASE("pipeline.threads needs a restart, and --print-config reads back", "[config][threads][reload]") {
+  CHECK_FALSE(cdc::reloadable("pipeline.threads"));
+  const Config running;
+  const Config next = cdc::load_config_text("pipeline:\n  threads: [[ingest, parse], [dedup, publish, ack]]\n", {});
+  const cdc::ReloadPlan plan = cdc::plan_reload(running, next);
+  CHECK(plan.apply.empty());
+  CHECK(plan.restart == std::vector<std::string>{"pipeline.threads"});
+  CHECK(plan.result.pipeline.threads.empty());  // the running layout stays until a restart
+
+  for (const Config& c : {running, next}) {
+    const std::string yaml = cdc::config_to_yaml(c);
+    INFO(yaml);
+    CHECK(cdc::load_config_text(yaml, {}).pipeline.threads == c.pipeline.threads);
+  }
+  CHECK(cdc::config_to_yaml(running).find("threads: []") != std::string::npos);
+}
+
+TEST_CASE("daisi-dlq-worker's sections are read by the service's parsers and loader", "[config][dlq_worker]") {
+  const auto error_of = [](const std::string& yaml, const std::vector<std::string>& env = {}) {
+    try {
+      (void)cdc::load_dlq_worker_config_text(yaml, env);
+    } catch (const ConfigError& e) {
+      return std::string(e.what());
+    }
+    return std::string("<no error>");
+  };
+  // The service's messages: did-you-mean suggestions, ranges, types, positions of syntax errors.
+  CHECK(error_of("dlq_worker:\n  max_attemps: 3\n") ==
+        "dlq_worker.max_attemps: unknown key (did you mean 'max_attempts'?)");
+  CHECK(error_of("", {"DAISI_CDC_POSTGRES_BATCHSIZE=3"}) ==
+        "DAISI_CDC_POSTGRES_BATCHSIZE: unknown variable: no configuration key has this name (did you mean "
+        "'DAISI_CDC_POSTGRES_BATCH_SIZE'?)");
+  CHECK(error_of("postgres:\n  batch_size: 0\n") == "postgres.batch_size: expected an integer 1-100000, got '0'");
+  CHECK(error_of("dlq_worker:\n  metrics_port: [1]\n") ==
+        "dlq_worker.metrics_port: expected an integer 0-65535, got a list");
+  CHECK(error_of("dlq_worker:\n  backoff_base: 90\n") ==
+        "dlq_worker.backoff_base: duration needs a unit (ms, s, m, h), got '90'");
+  CHECK(error_of("dlq_worker:\n  consumer: [a\n").rfind("config: <text>:", 0) == 0);
+  CHECK(error_of("dlq_worker:\n  max_attempts: 3\n  max_attempts: 4\n") == "dlq_worker.max_attempts: duplicate key");
+  // Lists as everywhere: YAML sequences, or comma-separated from the environment.
+  CHECK(cdc::load_dlq_worker_config_text("", {"DAISI_CDC_DLQ_WORKER_RETRY_KINDS= max_deliveries "})
+            .dlq_worker.retry_kinds == std::vector<std::string>{"max_deliveries"});
+  CHECK(cdc::load_dlq_worker_config_text("dlq_worker:\n  retry_kinds: []\n", {}).dlq_worker.retry_kinds.empty());
 }

@@ -30,7 +30,7 @@ TEST_CASE("parse_wait_kind and to_string round-trip", "[wait]") {
   CHECK(cdc::to_string(WaitStrategyKind::kBusySpin) == "busy_spin");
   CHECK(cdc::to_string(WaitStrategyKind::kYield) == "yield");
   CHECK(cdc::to_string(WaitStrategyKind::kSleep) == "sleep");
-  CHECK(cdc::to_string(WaitStrategyKind::kBlocking) == "park");
+  CHECK(cdc::to_string(WaitStrategyKind::kBlocking) == "blocking");
   for (const WaitStrategyKind k : kAllKinds) {
     INFO(name(k));
     // Start from a different kind so a parse that does not write `out` fails.
@@ -39,7 +39,7 @@ TEST_CASE("parse_wait_kind and to_string round-trip", "[wait]") {
     CHECK(out == k);
   }
   for (const std::string_view bad :
-       {"", "Park", "PARK", "busy-spin", "busyspin", "spin", "park ", " yield", "sleeping"}) {
+       {"", "Park", "PARK", "Blocking", "block", "busy-spin", "busyspin", "spin", "park ", " yield", "sleeping"}) {
     INFO("'" << bad << "'");
     WaitStrategyKind out = WaitStrategyKind::kYield;
     CHECK_FALSE(cdc::parse_wait_kind(bad, out));
@@ -47,7 +47,13 @@ TEST_CASE("parse_wait_kind and to_string round-trip", "[wait]") {
   }
 }
 
-TEST_CASE("a WaitStrategy keeps its kind, park is the default", "[wait]") {
+TEST_CASE("park is accepted as the old name of blocking", "[wait]") {
+  WaitStrategyKind out = WaitStrategyKind::kBusySpin;
+  REQUIRE(cdc::parse_wait_kind("park", out));
+  CHECK(out == WaitStrategyKind::kBlocking);
+}
+
+TEST_CASE("a WaitStrategy keeps its kind, blocking is the default", "[wait]") {
   CHECK(WaitStrategy().kind() == WaitStrategyKind::kBlocking);
   for (const WaitStrategyKind k : kAllKinds) CHECK(WaitStrategy(k).kind() == k);
 }
@@ -107,7 +113,7 @@ TEST_CASE("wait_for returns true when work arrives with a notify from another th
     CHECK(woke);
     // Woken by the notify, not by the timeout running out (wait_for re-checks at the deadline).
     CHECK(elapsed < kPrompt);
-    // park must actually block when idle (~0 % CPU), and notify() must be what ends the block.
+    // blocking must actually block when idle (~0 % CPU), and notify() must be what ends the block.
     if (k == WaitStrategyKind::kBlocking) CHECK(blocked);
   }
 }
@@ -126,7 +132,7 @@ TEST_CASE("wait_for returns false after the timeout when there is nothing to do"
   }
 }
 
-TEST_CASE("park: a stray notify does not end a wait whose work has not arrived", "[wait]") {
+TEST_CASE("blocking: a stray notify does not end a wait whose work has not arrived", "[wait]") {
   WaitStrategy w(WaitStrategyKind::kBlocking);
   std::atomic<bool> stop{false};
   std::thread noisy([&] {

@@ -123,6 +123,9 @@ struct PipelineConfig {
   Millis drain_timeout{10000};
   /// CPU per stage; -1 = no affinity. Keys: ingest, parse, dedup, publish, ack.
   std::map<std::string, int> cpu{{"ingest", -1}, {"parse", -1}, {"dedup", -1}, {"publish", -1}, {"ack", -1}};
+  /// Which stages share a thread, in pipeline order: e.g. {{"ingest","parse"},{"dedup","publish","ack"}}.
+  /// Empty = one thread per stage (the default). When set, every stage appears exactly once.
+  std::vector<std::vector<std::string>> threads;
 };
 
 struct MetricsConfig {
@@ -166,6 +169,12 @@ struct Config {
   }
 };
 
+// The functions below are implemented by concern under src/core/config/ (docs/configuration.md,
+// "Where the code is"): load.cpp, validate.cpp, values.cpp (parse_duration), secrets.cpp,
+// print.cpp and reload.cpp, all reading the one field table of schema.cpp.
+
+// Loading and validation (load.cpp, validate.cpp).
+
 /// Loads a YAML file (path may be empty: defaults only) and applies the environment `env`
 /// (NAME=VALUE strings, as in environ). Validates everything. Throws ConfigError.
 Config load_config(const std::string& path, const std::vector<std::string>& env);
@@ -181,6 +190,8 @@ std::vector<std::string> process_environment();
 /// NAME; a DAISI_CDC_* variable wins over a short name, as in load_config). SIGHUP uses it to
 /// name the keys of the reloaded file that the environment pins. Throws ConfigError like load_config.
 std::map<std::string, std::string> env_sources(const std::vector<std::string>& env);
+
+// Secrets (secrets.cpp) and the operator's command-line checks (load.cpp, print.cpp).
 
 /// Start-up (and reload): reads nats.password_file, nats.token_file and redis.password_file into
 /// nats.password, nats.token and redis.password (one trailing newline dropped), and checks that
@@ -198,12 +209,15 @@ std::string config_to_yaml(const Config& config);
 /// `url` (comma-separated list allowed) with any user:password@ removed, for logs.
 std::string redact_url(std::string_view url);
 
+// Reload on SIGHUP (reload.cpp).
+
 /// Every key ("section.key", in declaration order) whose value differs between `a` and `b`.
 std::vector<std::string> changed_keys(const Config& a, const Config& b);
 
 /// Keys SIGHUP applies to the running service (log.level, health.stall_timeout,
 /// guard.max_failure_duration and the parse stage's rules: ingest.tables, ingest.key_columns,
-/// ingest.max_message_bytes). Every other key needs a restart.
+/// ingest.max_message_bytes). Every other key needs a restart (the thread layout among them:
+/// pipeline.threads and pipeline.cpu; threads are created once, at start-up).
 [[nodiscard]] bool reloadable(std::string_view key) noexcept;
 
 /// What a reload would do: the changed keys it applies and those it ignores until a restart.

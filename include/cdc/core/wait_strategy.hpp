@@ -7,8 +7,8 @@
 ///  - yield:     spins briefly, then sched_yield() in a loop (burns a core while idle)
 ///  - sleep:     spins, yields, then sleeps with growing naps up to 1 ms (~0 % CPU idle, no
 ///               producer-side cost)
-///  - park:      spins, yields, then blocks on a futex until notify() or the timeout (default;
-///               ~0 % CPU idle, wakes in microseconds)
+///  - blocking:  spins, yields, then blocks on a futex until notify() or the timeout (default;
+///               ~0 % CPU idle, wakes in microseconds). "park" is accepted as an alias.
 
 #include <atomic>
 #include <chrono>
@@ -22,8 +22,10 @@ namespace cdc {
 
 enum class WaitStrategyKind : std::uint8_t { kBusySpin, kYield, kSleep, kBlocking };
 
-/// Parses "busy_spin" | "yield" | "sleep" | "park"; returns false on anything else.
+/// Parses "busy_spin" | "yield" | "sleep" | "blocking" (or its old name "park", an alias);
+/// returns false on anything else and leaves `out` untouched.
 bool parse_wait_kind(std::string_view text, WaitStrategyKind& out) noexcept;
+/// The configuration name of `kind`: "busy_spin", "yield", "sleep" or "blocking".
 std::string_view to_string(WaitStrategyKind kind) noexcept;
 
 class WaitStrategy {
@@ -32,13 +34,13 @@ class WaitStrategy {
   WaitStrategy(const WaitStrategy&) = delete;
   WaitStrategy& operator=(const WaitStrategy&) = delete;
 
-  /// Any producer thread, after publishing work. Costs one load unless the consumer is parked.
+  /// Any producer thread, after publishing work. Costs one load unless the consumer is blocked.
   void notify() noexcept {
     if (kind_ != WaitStrategyKind::kBlocking) return;
-    // seq_cst pairs with the consumer's seq_cst store of parked_ (Dekker): either we see it parked
+    // seq_cst pairs with the consumer's seq_cst store of blocked_ (Dekker): either we see it blocked
     // and wake it, or it sees our work before it sleeps.
     std::atomic_thread_fence(std::memory_order_seq_cst);
-    if (parked_.load(std::memory_order_relaxed)) wake();
+    if (blocked_.load(std::memory_order_relaxed)) wake();
   }
 
   /// Consumer thread only. Returns when pred() is true or timeout elapsed; returns pred().
@@ -71,9 +73,9 @@ class WaitStrategy {
             break;
           }
           const std::uint32_t epoch = epoch_.load(std::memory_order_acquire);
-          parked_.store(true, std::memory_order_seq_cst);
-          if (!pred()) park(epoch, deadline - now);
-          parked_.store(false, std::memory_order_relaxed);
+          blocked_.store(true, std::memory_order_seq_cst);
+          if (!pred()) block(epoch, deadline - now);
+          blocked_.store(false, std::memory_order_relaxed);
           break;
         }
       }
@@ -94,11 +96,11 @@ class WaitStrategy {
   static std::chrono::nanoseconds sleep_step(int rounds) noexcept;
   static void yield() noexcept;
   static void nap(std::chrono::nanoseconds d) noexcept;
-  void park(std::uint32_t epoch, std::chrono::nanoseconds d) noexcept;
+  void block(std::uint32_t epoch, std::chrono::nanoseconds d) noexcept;
   void wake() noexcept;
 
   const WaitStrategyKind kind_;
-  alignas(kCacheLine) std::atomic<bool> parked_{false};
+  alignas(kCacheLine) std::atomic<bool> blocked_{false};
   std::atomic<std::uint32_t> epoch_{0};
 };
 

@@ -13,8 +13,9 @@
 #include <vector>
 
 #include "cdc/core/config.hpp"
-#include "cdc/core/health.hpp"
+#include "cdc/core/failure_guard.hpp"
 #include "cdc/core/metrics.hpp"
+#include "cdc/core/stall_detector.hpp"
 #include "cdc/pipeline/ports.hpp"
 #include "cdc/pipeline/stage.hpp"
 
