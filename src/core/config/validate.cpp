@@ -314,10 +314,10 @@ void validate_pipeline(const Checker& check, const PipelineConfig& p) {
     check.fail("pipeline.wait_strategy", "unknown wait strategy " + std::to_string(static_cast<int>(p.wait_strategy)));
   }
   check.non_negative("pipeline.drain_timeout", p.drain_timeout);
-  const auto& kStages = stage_names();
+  const auto& stages = stage_names();
   for (const auto& [stage, cpu] : p.cpu) {
-    if (std::find(kStages.begin(), kStages.end(), stage) == kStages.end()) {
-      check.fail("pipeline.cpu", "unknown stage " + quoted(stage) + suggestion(stage, kStages) +
+    if (std::find(stages.begin(), stages.end(), stage) == stages.end()) {
+      check.fail("pipeline.cpu", "unknown stage " + quoted(stage) + suggestion(stage, stages) +
                                      "; stages are ingest, parse, dedup, publish, ack");
     }
     if (!kCpuRange.contains(cpu)) {
@@ -327,7 +327,7 @@ void validate_pipeline(const Checker& check, const PipelineConfig& p) {
   }
   // The stages look their entry up with at(); the loader merges into the defaults, so only a
   // Config built in code can miss one.
-  for (const auto& stage : kStages) {
+  for (const auto& stage : stages) {
     if (p.cpu.count(stage) == 0) check.fail("pipeline.cpu", "missing stage " + quoted(stage) + " (-1 = no affinity)");
   }
   validate_threads(check, p);
