@@ -66,7 +66,7 @@ TEST_CASE("json writer: valid UTF-8 is copied, a stray byte becomes U+FFFD", "[j
   CHECK(json("\xf4\x90\x80\x80") == R"("\ufffd\ufffd\ufffd\ufffd")");  // above U+10FFFF
 }
 
-TEST_CASE("json writer: the Latin-1 reading writes every high byte as \\u00XX", "[json_writer]") {
+TEST_CASE("json writer: the Latin-1 reading escapes every high byte as a code point below 256", "[json_writer]") {
   CHECK(latin1("a\xe9\xff") == R"("a\u00e9\u00ff")");
   CHECK(latin1("\"\\\n\x01") == R"("\"\\\n\u0001")");
   CHECK(parse_back(latin1("\xe9")) == "\xc3\xa9");  // read back as U+00E9

@@ -3,7 +3,10 @@
 
 #include "cdc/core/log.hpp"
 
+#include "cdc/core/internal_error.hpp"
+
 #include <fcntl.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
@@ -11,6 +14,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <csignal>
 #include <string>
 #include <thread>
 #include <vector>
@@ -177,4 +181,40 @@ TEST_CASE("a full log queue drops and counts lines instead of blocking the calle
     start = end + 1;
   }
   CHECK(lines + dropped == static_cast<std::size_t>(kLines));
+}
+
+TEST_CASE("internal error: one error line on stderr naming the invariant and the call site, then abort",
+          "[log][internal_error]") {
+  int fds[2];
+  REQUIRE(::pipe(fds) == 0);
+  const pid_t child = ::fork();
+  REQUIRE(child >= 0);
+  constexpr int kCallLine = __LINE__ + 5;  // the line of the call below
+  if (child == 0) {
+    ::dup2(fds[1], STDERR_FILENO);
+    // Catch's handler would report a failed test from the child.
+    std::signal(SIGABRT, SIG_DFL);
+    cdc::on_internal_error("test invariant");  // never returns
+  }
+  ::close(fds[1]);
+  std::string text;
+  char buf[512];
+  for (ssize_t n; (n = ::read(fds[0], buf, sizeof buf)) > 0;) text.append(buf, static_cast<std::size_t>(n));
+  ::close(fds[0]);
+  int status = 0;
+  REQUIRE(::waitpid(child, &status, 0) == child);
+  CHECK(WIFSIGNALED(status));
+  CHECK(WTERMSIG(status) == SIGABRT);
+  INFO(text);
+  REQUIRE(!text.empty());
+  CHECK(text.back() == '\n');
+  simdjson::dom::parser parser;
+  simdjson::dom::object obj;
+  REQUIRE(parser.parse(text).get(obj) == simdjson::SUCCESS);
+  CHECK(std::string_view(obj["level"].get_string().value_unsafe()) == "error");
+  CHECK(std::string_view(obj["msg"].get_string().value_unsafe()) == "internal error");
+  CHECK(std::string_view(obj["invariant"].get_string().value_unsafe()) == "test invariant");
+  const std::string at(obj["at"].get_string().value_unsafe());
+  CHECK(at.find("log_test.cpp:" + std::to_string(kCallLine)) != std::string::npos);
+  CHECK_FALSE(std::string_view(obj["function"].get_string().value_unsafe()).empty());
 }
