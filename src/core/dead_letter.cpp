@@ -55,22 +55,13 @@ void build_dead_letter_payload(const DeadLetter& letter, std::string& out) {
   }
   out.append(",\"failed_at\":\"");
   append_rfc3339(letter.failed_at_unix_ns, out);
-  out.append("\",\"headers\":{");
+  out.append("\",\"headers\":");
   if (letter.headers != nullptr) {
-    const auto& headers = *letter.headers;
-    bool first = true;
-    for (std::size_t i = 0; i < headers.size(); ++i) {
-      bool repeated = false;  // a repeated key keeps its first value; header lists are short
-      for (std::size_t j = 0; j < i && !repeated; ++j) repeated = headers[j].first == headers[i].first;
-      if (repeated) continue;
-      if (!first) out.push_back(',');
-      first = false;
-      append_json_string(headers[i].first, out);
-      out.push_back(':');
-      append_json_string(headers[i].second, out);
-    }
+    append_json_headers(*letter.headers, out);
+  } else {
+    out.append("{}");
   }
-  out.append("},\"data_base64\":\"");
+  out.append(",\"data_base64\":\"");
   const std::size_t encoded = (letter.data.size() + 2) / 3 * 4;
   if (letter.max_bytes == 0 || out.size() + encoded + 2 <= letter.max_bytes) {
     append_base64(letter.data, out);

@@ -230,19 +230,8 @@ HeaderList dlq_requeue_headers(const HeaderList& headers, std::string_view msg_i
 }
 
 std::string headers_to_json(const HeaderList& headers) {
-  std::string out = "{";
-  bool first = true;
-  for (std::size_t i = 0; i < headers.size(); ++i) {
-    bool repeated = false;
-    for (std::size_t j = 0; j < i && !repeated; ++j) repeated = headers[j].first == headers[i].first;
-    if (repeated) continue;
-    if (!first) out.push_back(',');
-    first = false;
-    append_json_string(headers[i].first, out);
-    out.push_back(':');
-    append_json_string(headers[i].second, out);
-  }
-  out.push_back('}');
+  std::string out;
+  append_json_headers(headers, out);
   return out;
 }
 

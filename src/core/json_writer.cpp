@@ -127,6 +127,22 @@ void append_json_string_latin1(std::string_view s, std::string& out) {
   out.push_back('"');
 }
 
+void append_json_headers(const std::vector<std::pair<std::string, std::string>>& headers, std::string& out) {
+  out.push_back('{');
+  bool first = true;
+  for (std::size_t i = 0; i < headers.size(); ++i) {
+    bool repeated = false;
+    for (std::size_t j = 0; j < i && !repeated; ++j) repeated = headers[j].first == headers[i].first;
+    if (repeated) continue;
+    if (!first) out.push_back(',');
+    first = false;
+    append_json_string(headers[i].first, out);
+    out.push_back(':');
+    append_json_string(headers[i].second, out);
+  }
+  out.push_back('}');
+}
+
 void append_uint(std::uint64_t v, std::string& out) {
   char buf[24];
   const auto result = std::to_chars(buf, buf + sizeof(buf), v);  // 24 bytes hold any uint64

@@ -119,3 +119,12 @@ TEST_CASE("json writer: numbers and hex bytes", "[json_writer]") {
   cdc::append_hex_byte(0xff, out);
   CHECK(out == "0 18446744073709551615 -9223372036854775808 42 0x000x1f0xff");
 }
+
+TEST_CASE("json writer: headers become one object, the first value of a repeated name wins", "[json_writer]") {
+  std::string out;
+  cdc::append_json_headers({}, out);
+  CHECK(out == "{}");
+  out.clear();
+  cdc::append_json_headers({{"Nats-Msg-Id", "a"}, {"X-Tag", "1"}, {"Nats-Msg-Id", "b"}, {"X-\"q\"", "\n"}}, out);
+  CHECK(out == R"({"Nats-Msg-Id":"a","X-Tag":"1","X-\"q\"":"\n"})");
+}

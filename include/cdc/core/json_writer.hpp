@@ -11,6 +11,8 @@
 #include <cstring>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 namespace cdc {
 
@@ -49,6 +51,11 @@ void append_json_string_latin1(std::string_view s, std::string& out);
   }
   return false;
 }
+
+/// Appends `headers` (NATS headers in order, a multimap) as one JSON object: a name given more
+/// than once keeps its first value (header lists are short: quadratic is fine). For dead-letter
+/// records and the DLQ worker's jsonb column.
+void append_json_headers(const std::vector<std::pair<std::string, std::string>>& headers, std::string& out);
 
 /// Appends `v` in decimal.
 void append_uint(std::uint64_t v, std::string& out);
