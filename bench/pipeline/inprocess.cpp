@@ -8,6 +8,7 @@
 #include <memory>
 #include <thread>
 
+#include "cdc/adapters/redis/redis_dedup_store.hpp"
 #include "cdc/core/log.hpp"
 #include "cdc/pipeline/pipeline.hpp"
 #include "cdc/pipeline/stage.hpp"
@@ -67,6 +68,10 @@ InprocessRun run_once(const HarnessOptions& o, const Config& base, const Corpus&
   ports.source = std::move(source);
   ports.completer = std::move(completer);
   ports.publisher = std::move(publisher);
+  if (config.dedup.enabled) {
+    ports.claims = make_redis_dedup_store(config.redis, "dedup");
+    ports.marks = make_redis_dedup_store(config.redis, "mark");
+  }
   Pipeline pipeline(config, std::move(ports));
   pipeline.start();
   // Start once the dedup connection is up: events meeting a Redis still connecting would skip

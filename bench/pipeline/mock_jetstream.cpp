@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "cdc/adapters/nats/nats_message.hpp"
 #include "cdc/core/jetstream_meta.hpp"
 #include "cdc/core/ring_buffer.hpp"
 #include "cdc/pipeline/stage.hpp"
@@ -123,7 +124,7 @@ natsMsg* MockSource::make(std::uint64_t i, std::int64_t stamp) noexcept {
   return m;
 }
 
-int MockSource::next_batch(natsMsg** out, int max, std::chrono::milliseconds wait) noexcept {
+int MockSource::next_batch(SourceMessage* out, int max, std::chrono::milliseconds wait) noexcept {
   if (!go_.load(std::memory_order_acquire)) {
     sleep_until_ns(now_ns() + 1'000'000);
     return 0;
@@ -142,7 +143,7 @@ int MockSource::next_batch(natsMsg** out, int max, std::chrono::milliseconds wai
   if (period_ns_ == 0) {
     const std::int64_t cpu0 = thread_cpu_now_ns();
     while (n < max && next_ < events_) {
-      out[n++] = make(next_, now_ns());
+      out[n++] = to_source_message(make(next_, now_ns()));
       ++next_;
     }
     make_ns_ += thread_cpu_now_ns() - cpu0;
@@ -156,7 +157,7 @@ int MockSource::next_batch(natsMsg** out, int max, std::chrono::milliseconds wai
     }
     const std::int64_t cpu0 = thread_cpu_now_ns();
     while (n < max && next_ < events_ && due(next_) <= now) {
-      out[n++] = make(next_, due(next_));
+      out[n++] = to_source_message(make(next_, due(next_)));
       ++next_;
     }
     make_ns_ += thread_cpu_now_ns() - cpu0;
@@ -168,11 +169,10 @@ int MockSource::next_batch(natsMsg** out, int max, std::chrono::milliseconds wai
 // ---------------------------------------------------------------------------------------------
 // MockCompleter
 
-bool MockCompleter::complete(natsMsg* msg, std::atomic<std::uint64_t>& counter) noexcept {
+bool MockCompleter::complete(const SourceMessage& msg, std::atomic<std::uint64_t>& counter) noexcept {
   const std::int64_t now = now_ns();
   AckSubjectInfo info;
-  const char* reply = natsMsg_GetReply(msg);
-  if (reply != nullptr && parse_ack_subject(reply, info)) {
+  if (!msg.reply.empty() && parse_ack_subject(msg.reply, info)) {
     // Latency of final outcomes only; a NAK is a retry, not a result.
     if (&counter != &naks_) latency_.record(now - times_.get(info.stream_seq));
   }

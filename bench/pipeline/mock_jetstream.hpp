@@ -21,6 +21,8 @@
 #include <vector>
 
 #include "cdc/pipeline/ports.hpp"
+
+typedef struct __natsMsg natsMsg;  // NOLINT: nats.c's own typedef (the mock's messages are natsMsg)
 #include "common/corpus.hpp"
 #include "common/log_histogram.hpp"
 
@@ -43,7 +45,7 @@ class MockSource final : public MessageSource {
  public:
   /// `rate` messages/s; 0 = as fast as ingest takes them.
   MockSource(const Corpus& corpus, std::uint64_t first_pass, std::uint64_t events, double rate, SendTimes& times);
-  int next_batch(natsMsg** out, int max, std::chrono::milliseconds wait) noexcept override;
+  int next_batch(SourceMessage* out, int max, std::chrono::milliseconds wait) noexcept override;
   void stop() noexcept override {}
 
   /// Any thread: starts delivering (until then next_batch() returns nothing), so the run starts
@@ -76,10 +78,10 @@ class MockSource final : public MessageSource {
 class MockCompleter final : public Completer {
  public:
   MockCompleter(const SendTimes& times, LogHistogram& latency) : times_(times), latency_(latency) {}
-  bool ack(natsMsg* msg) noexcept override { return complete(msg, acks_); }
-  bool nak(natsMsg* msg, std::int64_t) noexcept override { return complete(msg, naks_); }
-  bool term(natsMsg* msg) noexcept override { return complete(msg, terms_); }
-  bool in_progress(natsMsg*) noexcept override {
+  bool ack(const SourceMessage& msg) noexcept override { return complete(msg, acks_); }
+  bool nak(const SourceMessage& msg, std::int64_t) noexcept override { return complete(msg, naks_); }
+  bool term(const SourceMessage& msg) noexcept override { return complete(msg, terms_); }
+  bool in_progress(const SourceMessage&) noexcept override {
     in_progress_.fetch_add(1, std::memory_order_relaxed);
     return true;
   }
@@ -96,7 +98,7 @@ class MockCompleter final : public Completer {
   }
 
  private:
-  bool complete(natsMsg* msg, std::atomic<std::uint64_t>& counter) noexcept;
+  bool complete(const SourceMessage& msg, std::atomic<std::uint64_t>& counter) noexcept;
 
   const SendTimes& times_;
   LogHistogram& latency_;  // written on the ack thread only

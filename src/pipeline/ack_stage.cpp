@@ -1,18 +1,16 @@
 #include "cdc/pipeline/ack_stage.hpp"
 
-#include <nats/nats.h>
-#include <uv.h>
+#include <stdexcept>
 
 #include "cdc/core/log.hpp"
-#include "cdc/adapters/redis/redis_connection.hpp"
 
 namespace cdc {
 namespace {
 // Marks sent and not yet answered, at most (a few seconds of traffic at full rate).
 constexpr std::size_t kMaxOutstandingMarks = 1 << 16;
 }  // namespace
-AckStage::AckStage(const Config& config, Completer& completer, Link in, Link free_slots, std::atomic<bool>& done,
-                   Lifecycle& life, Metrics& metrics)
+AckStage::AckStage(const Config& config, Completer& completer, DedupStore* store, Link in, Link free_slots,
+                   std::atomic<bool>& done, Lifecycle& life, Metrics& metrics)
     : config_(config),
       completer_(completer),
       in_(in),
@@ -20,19 +18,11 @@ AckStage::AckStage(const Config& config, Completer& completer, Link in, Link fre
       done_(done),
       life_(life),
       metrics_(metrics),
-      loop_(std::make_unique<uv_loop_t>()) {
-  uv_loop_init(loop_.get());
-  if (config.dedup.enabled)
-    redis_ = std::make_unique<RedisConnection>(config.redis, loop_.get(), "mark", &AckStage::on_reply, this);
-  ttl_seconds_ = std::to_string(std::max<std::int64_t>(1, (config.dedup.ttl.count() + 999) / 1000));
-  key_.reserve(256);
-}
-
-AckStage::~AckStage() {
-  redis_.reset();
-  while (uv_run(loop_.get(), UV_RUN_NOWAIT) != 0) {
-  }
-  uv_loop_close(loop_.get());
+      store_(config.dedup.enabled ? store : nullptr),
+      protocol_(config.dedup.key_prefix, config.pending_ttl(), config.dedup.ttl) {
+  if (config.dedup.enabled && store_ == nullptr)
+    throw std::invalid_argument("dedup is enabled but the pipeline has no mark store");
+  if (store_ != nullptr) store_->set_handler(&AckStage::on_reply, this);
 }
 
 void AckStage::on_reply(void* owner, void*, const RedisReply& r) {
@@ -49,23 +39,17 @@ void AckStage::on_reply(void* owner, void*, const RedisReply& r) {
 }
 
 void AckStage::redis_mark(const Event& ev) noexcept {
-  if (!redis_ || !(ev.mark_done || ev.unmark) || !ev.out.has_event_id) return;
-  if (redis_->outstanding() >= kMaxOutstandingMarks) {
+  if (!store_ || !(ev.mark_done || ev.unmark) || !ev.out.has_event_id) return;
+  if (store_->awaiting_reply() >= kMaxOutstandingMarks) {
     // Redis is connected but not answering: marks are never awaited, so without a bound they
     // would pile up in memory for as long as it hangs. A mark not written degrades like a failed
     // one (the 'p' key expires; Nats-Msg-Id still stops a duplicate).
     metrics_.ack.redis_mark_errors.inc();
     return;
   }
-  key_.assign(config_.dedup.key_prefix);
-  key_ += ev.out.event_id;
-  bool sent = false;
-  if (ev.unmark) {
-    // The redelivery must not look like a duplicate (CONTRACT.md section 5, step 4).
-    sent = redis_->command({"DEL", key_}, nullptr);
-  } else {
-    sent = redis_->command({"SET", key_, "d", "EX", ttl_seconds_}, nullptr);
-  }
+  // An unmark: the redelivery must not look like a duplicate (CONTRACT.md section 5, step 4).
+  const bool sent =
+      store_->send(ev.unmark ? protocol_.unmark(ev.out.event_id) : protocol_.mark_done(ev.out.event_id), nullptr);
   if (!sent) metrics_.ack.redis_mark_errors.inc();
 }
 
@@ -75,15 +59,15 @@ void AckStage::complete(Event& ev) noexcept {
   bool sent = true;
   switch (ev.completion) {
     case Completion::kAck:
-      sent = completer_.ack(ev.msg);
+      sent = completer_.ack(ev.source);
       metrics_.ack.acks.inc();
       break;
     case Completion::kNak:
-      sent = completer_.nak(ev.msg, ev.nak_delay_ms);
+      sent = completer_.nak(ev.source, ev.nak_delay_ms);
       metrics_.ack.naks.inc();
       break;
     case Completion::kTerm:
-      sent = completer_.term(ev.msg);
+      sent = completer_.term(ev.source);
       metrics_.ack.terms.inc();
       break;
   }
@@ -94,7 +78,7 @@ void AckStage::complete(Event& ev) noexcept {
     std::uint64_t suppressed = 0;
     if (limiter.allow(suppressed)) {
       log::warn("source completion not sent",
-                {{"subject", ev.subject}, {"suppressed", static_cast<unsigned long long>(suppressed)}});
+                {{"subject", ev.source.subject}, {"suppressed", static_cast<unsigned long long>(suppressed)}});
     }
   }
   const std::int64_t now = now_ns();
@@ -116,7 +100,7 @@ void AckStage::complete(Event& ev) noexcept {
                                    {"redis_hit", ev.dedup == DedupResult::kDone || ev.dedup == DedupResult::kInFlight},
                                    {"delivery_attempt", static_cast<unsigned>(ev.deliveries)}});
   }
-  natsMsg_Destroy(ev.msg);
+  ev.source.release();
   ev.reset();
   push_or_die(*free_.ring, &ev);
   completed_.store(completed_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
@@ -125,7 +109,7 @@ void AckStage::complete(Event& ev) noexcept {
 
 void AckStage::run() noexcept {
   setup_stage_thread("cdc-ack", config_.pipeline.cpu.at("ack"));
-  if (redis_) redis_->start();
+  if (store_) store_->start();
   const int batch = config_.pipeline.batch_size;
   while (true) {
     int n = 0;
@@ -136,7 +120,7 @@ void AckStage::run() noexcept {
     }
     if (n > 0) {
       free_.waiter->notify();  // end of batch: slots back to ingest
-      if (redis_) uv_run(loop_.get(), UV_RUN_NOWAIT);
+      if (store_) store_->poll();
       metrics_.ack.last_completion_unix_ms.set(
           std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
               .count());
@@ -146,16 +130,13 @@ void AckStage::run() noexcept {
     in_.waiter->wait_for(
         [this] { return in_.ring->front() != nullptr || in_.producer_done->load(std::memory_order_acquire); },
         std::chrono::milliseconds(50));
-    if (redis_) uv_run(loop_.get(), UV_RUN_NOWAIT);  // reconnect timers, replies
+    if (store_) store_->poll();  // reconnect timers, replies
   }
   // Send what is buffered: acks to NATS, marks to Redis (bounded wait).
   completer_.flush(std::chrono::milliseconds(2000));
   const std::int64_t deadline = now_ns() + 1'000'000'000LL;
-  while (redis_ && redis_->outstanding() > 0 && redis_->ready() && now_ns() < deadline)
-    uv_run(loop_.get(), UV_RUN_NOWAIT);
-  if (redis_) redis_->close();
-  while (uv_run(loop_.get(), UV_RUN_NOWAIT) != 0) {
-  }
+  while (store_ && store_->awaiting_reply() > 0 && store_->ready() && now_ns() < deadline) store_->poll();
+  if (store_) store_->close();
   (void)life_;
   done_.store(true, std::memory_order_release);
 }

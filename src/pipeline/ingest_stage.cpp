@@ -1,9 +1,8 @@
 #include "cdc/pipeline/ingest_stage.hpp"
 
-#include <nats/nats.h>
-
 #include <algorithm>
 
+#include "cdc/core/internal_error.hpp"
 #include "cdc/core/jetstream_meta.hpp"
 
 namespace cdc {
@@ -21,21 +20,16 @@ IngestStage::IngestStage(const Config& config, MessageSource& source, Link free_
       life_(life),
       metrics_(metrics),
       max_deliver_(config.ingest.max_deliver),
-      batch_(static_cast<std::size_t>(config.pipeline.batch_size), nullptr) {}
+      batch_(static_cast<std::size_t>(config.pipeline.batch_size)) {}
 
-void IngestStage::take(natsMsg* msg) noexcept {
+void IngestStage::take(const SourceMessage& msg) noexcept {
   Event* ev = nullptr;
-  if (!free_.ring->try_pop(ev)) {
-    // The batch was sized to the free slots; nothing else pops this ring.
-    std::abort();
-  }
-  ev->msg = msg;
+  // The batch was sized to the free slots; nothing else pops this ring.
+  if (!free_.ring->try_pop(ev)) on_internal_error("no free slot for a message the batch was sized for");
+  ev->source = msg;
   ev->received_ns = ev->progress_ns = now_ns();
-  ev->subject = natsMsg_GetSubject(msg);
-  ev->body = std::string_view(natsMsg_GetData(msg), static_cast<std::size_t>(natsMsg_GetDataLength(msg)));
   AckSubjectInfo info;
-  const char* reply = natsMsg_GetReply(msg);
-  if (reply != nullptr && parse_ack_subject(reply, info)) {
+  if (!msg.reply.empty() && parse_ack_subject(msg.reply, info)) {
     ev->stream_seq = info.stream_seq;
     ev->deliveries = info.deliveries;
   }

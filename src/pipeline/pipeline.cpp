@@ -28,7 +28,7 @@
 #include "cdc/adapters/nats/jetstream_ports.hpp"
 #include "cdc/pipeline/parse_stage.hpp"
 #include "cdc/pipeline/publish_stage.hpp"
-#include "cdc/adapters/redis/redis_connection.hpp"
+#include "cdc/adapters/redis/redis_dedup_store.hpp"
 #include "cdc/adapters/redis/redis_info_probe.hpp"
 
 namespace cdc {
@@ -78,6 +78,10 @@ Pipeline::Pipeline(Config config) : Pipeline(std::move(config), Ports{}) {
   ports_.publisher = make_nats_publisher(*publish_);
   ports_.completer = make_nats_completer(*consume_);
   ports_.source = make_nats_source(*consume_, config_, filter);
+  if (config_.dedup.enabled) {
+    ports_.claims = make_redis_dedup_store(config_.redis, "dedup");
+    ports_.marks = make_redis_dedup_store(config_.redis, "mark");
+  }
   build();
 }
 
@@ -101,11 +105,12 @@ void Pipeline::build() {
   const Link ack_link{&ack_ring_, &ack_waiter_, &publish_done_};
 
   parse_ = std::make_unique<ParseStage>(config_, parse_link, dedup_link, parse_done_, life_, *metrics_);
-  dedup_ = std::make_unique<DedupStage>(config_, dedup_link, publish_link, dedup_done_, life_, *metrics_,
-                                        ports_.completer.get());
+  dedup_ = std::make_unique<DedupStage>(config_, ports_.claims.get(), dedup_link, publish_link, dedup_done_, life_,
+                                        *metrics_, ports_.completer.get());
   publish_stage_ = std::make_unique<PublishStage>(config_, *ports_.publisher, pool_.get(), pool_size_, publish_link,
                                                   ack_link, publish_done_, life_, *metrics_, ports_.completer.get());
-  ack_ = std::make_unique<AckStage>(config_, *ports_.completer, ack_link, free_link, ack_done_, life_, *metrics_);
+  ack_ = std::make_unique<AckStage>(config_, *ports_.completer, ports_.marks.get(), ack_link, free_link, ack_done_,
+                                    life_, *metrics_);
   ingest_ =
       std::make_unique<IngestStage>(config_, *ports_.source, free_link, parse_link, ingest_done_, life_, *metrics_);
 }
@@ -120,6 +125,8 @@ Pipeline::~Pipeline() {
   ack_.reset();
   ports_.completer.reset();
   dedup_.reset();
+  ports_.claims.reset();
+  ports_.marks.reset();
   parse_.reset();
   publish_.reset();
   consume_.reset();
@@ -208,7 +215,7 @@ std::string Pipeline::render_metrics() const {
     st.nats[i].reconnects = nats[i]->reconnects();
     st.nats[i].failures = nats[i]->disconnects();
   }
-  const RedisConnection* redis[] = {dedup_ ? dedup_->redis() : nullptr, ack_ ? ack_->redis() : nullptr};
+  const DedupStore* redis[] = {dedup_ ? dedup_->store() : nullptr, ack_ ? ack_->store() : nullptr};
   for (std::size_t i = 0; i < st.redis.size(); ++i) {
     if (redis[i] == nullptr) continue;
     st.redis[i].present = true;
@@ -344,7 +351,7 @@ void Pipeline::monitor() noexcept {
     waiting_ms_.store(waiting_ms, std::memory_order_relaxed);
 
     // Panic guard: failures keep being counted and nothing succeeds.
-    const RedisConnection* dedup_redis = dedup_ ? dedup_->redis() : nullptr;
+    const DedupStore* dedup_redis = dedup_ ? dedup_->store() : nullptr;
     const std::uint64_t naks = m.ack.naks.value();
     const std::uint64_t redis_errors =
         block ? m.dedup.errors.value() + (dedup_redis != nullptr ? dedup_redis->failures() : 0) : 0;

@@ -235,7 +235,7 @@ void PublishStage::give_up(Event& ev, std::string_view why) noexcept {
     log::error(ev.target == Target::kDeadLetter ? "dead-letter publish failed; NAK" : "publish failed; NAK",
                {{"trace_id", trace_id(ev)},
                 {"event_id", ev.out.event_id},
-                {"subject", ev.subject},
+                {"subject", ev.source.subject},
                 {"error", why},
                 {"attempts", static_cast<unsigned>(ev.attempts)},
                 {"delivery_attempt", static_cast<unsigned>(ev.deliveries)},

@@ -1,12 +1,9 @@
 #include "cdc/pipeline/stage.hpp"
 
-#include <nats/nats.h>
 #include <pthread.h>
 #include <sched.h>
 
-#include <cstdio>
-#include <cstdlib>
-
+#include "cdc/core/internal_error.hpp"
 #include "cdc/core/log.hpp"
 #include "cdc/pipeline/ports.hpp"
 
@@ -15,14 +12,13 @@ namespace cdc {
 void push_or_die(EventRing& ring, Event* event) noexcept {
   if (!ring.try_push(event)) {
     // Every ring can hold the whole pool, so a full ring means an event was duplicated.
-    std::fprintf(stderr, "internal error: ring full while pushing event %u\n", event->index);
-    std::abort();
+    on_internal_error("ring full while pushing an event (an event is in two places)");
   }
 }
 
 bool KeepAlive::touch(Event& ev, std::int64_t now) noexcept {
-  if (ev.msg == nullptr || now - ev.progress_ns < half_ack_wait_ns_) return false;
-  completer_->in_progress(ev.msg);
+  if (ev.source.empty() || now - ev.progress_ns < half_ack_wait_ns_) return false;
+  completer_->in_progress(ev.source);
   ev.progress_ns = now;
   ++signals_;
   return true;
@@ -40,8 +36,8 @@ void setup_stage_thread(const char* name, int cpu) noexcept {
 }
 
 std::string_view trace_id(const Event& ev) noexcept {
-  const char* value = nullptr;
-  if (ev.msg == nullptr || natsMsgHeader_Get(ev.msg, "traceparent", &value) != NATS_OK || value == nullptr) return {};
+  const std::string_view value = ev.source.header("traceparent");
+  if (value.empty()) return {};
   return log::trace_id_from_traceparent(value);
 }
 

@@ -1,8 +1,7 @@
 #pragma once
 /// Dedup stage: the first phase of CONTRACT.md section 5. For each publishable event it sends
-/// `SET <prefix><event_id> p NX GET EX <pending_ttl>` on its own Redis connection, pipelined
-/// over the batch, on a libuv loop this thread owns, and forwards events in order once their
-/// replies are in.
+/// a claim (`SET <prefix><event_id> p NX GET EX <pending_ttl>`, dedup_protocol.hpp) on its own
+/// DedupStore, pipelined over the batch, and forwards events in order once their replies are in.
 
 #include <atomic>
 #include <cstdint>
@@ -12,26 +11,23 @@
 
 #include "cdc/core/config.hpp"
 #include "cdc/core/metrics.hpp"
-#include "cdc/adapters/redis/resp.hpp"
+#include "cdc/core/dedup_protocol.hpp"
+#include "cdc/pipeline/ports.hpp"
 #include "cdc/pipeline/stage.hpp"
-
-struct uv_loop_s;
 
 namespace cdc {
 
-class RedisConnection;
-
 class DedupStage {
  public:
+  /// `store` (null when dedup is disabled) is the stage's own connection, used on its thread.
   /// `completer` (may be null) sends in-progress signals for events held long (Redis down).
-  DedupStage(const Config& config, Link in, Link out, std::atomic<bool>& done, Lifecycle& life, Metrics& metrics,
-             Completer* completer = nullptr);
-  ~DedupStage();
+  DedupStage(const Config& config, DedupStore* store, Link in, Link out, std::atomic<bool>& done, Lifecycle& life,
+             Metrics& metrics, Completer* completer = nullptr);
   void run() noexcept;
   /// Any thread: is the dedup connection up (or dedup disabled)?
   [[nodiscard]] bool redis_up() const noexcept;
   /// Any thread: the dedup connection, for its up/reconnect counters (nullptr when dedup is off).
-  [[nodiscard]] const RedisConnection* redis() const noexcept { return redis_.get(); }
+  [[nodiscard]] const DedupStore* store() const noexcept { return store_; }
 
  private:
   static void on_reply(void* owner, void* tag, const RedisReply& reply);
@@ -47,10 +43,8 @@ class DedupStage {
   std::atomic<bool>& done_;
   Lifecycle& life_;
   Metrics& metrics_;
-  std::unique_ptr<uv_loop_s> loop_;
-  std::unique_ptr<RedisConnection> redis_;
-  std::string ttl_seconds_;
-  std::string key_;
+  DedupStore* store_;
+  DedupProtocol protocol_;
   // Events taken from `in` and not yet forwarded, in order (a ring of the pool's size).
   std::vector<Event*> fifo_;
   std::size_t head_ = 0;

@@ -22,7 +22,7 @@ class IngestStage {
   void run() noexcept;
 
  private:
-  void take(natsMsg* msg) noexcept;
+  void take(const SourceMessage& msg) noexcept;
 
   const Config& config_;
   MessageSource& source_;
@@ -32,7 +32,7 @@ class IngestStage {
   Lifecycle& life_;
   Metrics& metrics_;
   int max_deliver_;
-  std::vector<natsMsg*> batch_;
+  std::vector<SourceMessage> batch_;
 };
 
 }  // namespace cdc

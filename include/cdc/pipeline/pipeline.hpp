@@ -46,11 +46,14 @@ struct HealthReport {
   [[nodiscard]] bool ready() const noexcept { return running && nats_connected && (redis_up || redis_degraded_ok); }
 };
 
-/// The JetStream side of a pipeline (bench/ passes in-process mocks).
+/// The outside of a pipeline: JetStream and the dedup store (tests and bench/ pass in-process
+/// mocks; the stores may be null when dedup is disabled).
 struct Ports {
   std::unique_ptr<MessageSource> source;
   std::unique_ptr<Completer> completer;
   std::unique_ptr<Publisher> publisher;
+  std::unique_ptr<DedupStore> claims;  ///< the dedup stage's connection
+  std::unique_ptr<DedupStore> marks;   ///< the ack stage's connection
 };
 
 class Pipeline {
