@@ -18,7 +18,7 @@
 #include <system_error>
 #include <vector>
 
-#include "cdc/pipeline/stage.hpp"
+#include "cdc/pipeline/link.hpp"
 
 namespace cdc::bench {
 namespace {

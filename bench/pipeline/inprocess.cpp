@@ -11,7 +11,7 @@
 #include "cdc/adapters/redis/redis_dedup_store.hpp"
 #include "cdc/core/log.hpp"
 #include "cdc/pipeline/pipeline.hpp"
-#include "cdc/pipeline/stage.hpp"
+#include "cdc/pipeline/link.hpp"
 #include "common/report.hpp"
 #include "pipeline/fake_redis.hpp"
 #include "pipeline/harness.hpp"
@@ -222,6 +222,7 @@ int run_inprocess(const HarnessOptions& o) {
       config.pipeline.ring_capacity, config.pipeline.batch_size,
       std::string(to_string(config.pipeline.wait_strategy)).c_str(), config.publish.max_pending, o.puback_delay_us,
       o.fail_pct, o.redis_rtt_us);
+  std::printf("threads         %s\n", thread_mapping_text(config).c_str());
 
   std::vector<InprocessRun> runs;
   std::uint64_t pass = 0;
@@ -266,6 +267,7 @@ int run_inprocess(const HarnessOptions& o) {
     j.field("ring_capacity", static_cast<std::uint64_t>(config.pipeline.ring_capacity));
     j.field("batch_size", config.pipeline.batch_size);
     j.field("wait_strategy", to_string(config.pipeline.wait_strategy));
+    j.field("threads", thread_mapping_text(config));
     j.field("max_pending", config.publish.max_pending);
     j.field("puback_delay_us", o.puback_delay_us).field("fail_pct", o.fail_pct).field("redis_rtt_us", o.redis_rtt_us);
     j.end_object();

@@ -13,7 +13,7 @@
 #include "cdc/adapters/nats/nats_message.hpp"
 #include "cdc/core/jetstream_meta.hpp"
 #include "cdc/core/ring_buffer.hpp"
-#include "cdc/pipeline/stage.hpp"
+#include "cdc/pipeline/link.hpp"
 #include "cdc/core/wait_strategy.hpp"
 
 namespace cdc::bench {

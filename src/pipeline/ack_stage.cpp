@@ -9,18 +9,12 @@ namespace {
 // Marks sent and not yet answered, at most (a few seconds of traffic at full rate).
 constexpr std::size_t kMaxOutstandingMarks = 1 << 16;
 }  // namespace
-AckStage::AckStage(const Config& config, Completer& completer, DedupStore* store, Link in, Link free_slots,
-                   std::atomic<bool>& done, Lifecycle& life, Metrics& metrics)
-    : config_(config),
+AckStage::AckStage(StageContext& ctx, Completer& completer, DedupStore* store)
+    : ctx_(ctx),
       completer_(completer),
-      in_(in),
-      free_(free_slots),
-      done_(done),
-      life_(life),
-      metrics_(metrics),
-      store_(config.dedup.enabled ? store : nullptr),
-      protocol_(config.dedup.key_prefix, config.pending_ttl(), config.dedup.ttl) {
-  if (config.dedup.enabled && store_ == nullptr)
+      store_(ctx.config.dedup.enabled ? store : nullptr),
+      protocol_(ctx.config.dedup.key_prefix, ctx.config.pending_ttl(), ctx.config.dedup.ttl) {
+  if (ctx.config.dedup.enabled && store_ == nullptr)
     throw std::invalid_argument("dedup is enabled but the pipeline has no mark store");
   if (store_ != nullptr) store_->set_handler(&AckStage::on_reply, this);
 }
@@ -28,7 +22,7 @@ AckStage::AckStage(const Config& config, Completer& completer, DedupStore* store
 void AckStage::on_reply(void* owner, void*, const RedisReply& r) {
   auto* self = static_cast<AckStage*>(owner);
   if (r.failed()) {
-    self->metrics_.ack.redis_mark_errors.inc();
+    self->ctx_.metrics.ack.redis_mark_errors.inc();
     static thread_local log::RateLimiter limiter;
     std::uint64_t suppressed = 0;
     if (limiter.allow(suppressed)) {
@@ -44,13 +38,13 @@ void AckStage::redis_mark(const Event& ev) noexcept {
     // Redis is connected but not answering: marks are never awaited, so without a bound they
     // would pile up in memory for as long as it hangs. A mark not written degrades like a failed
     // one (the 'p' key expires; Nats-Msg-Id still stops a duplicate).
-    metrics_.ack.redis_mark_errors.inc();
+    ctx_.metrics.ack.redis_mark_errors.inc();
     return;
   }
   // An unmark: the redelivery must not look like a duplicate (CONTRACT.md section 5, step 4).
   const bool sent =
       store_->send(ev.unmark ? protocol_.unmark(ev.out.event_id) : protocol_.mark_done(ev.out.event_id), nullptr);
-  if (!sent) metrics_.ack.redis_mark_errors.inc();
+  if (!sent) ctx_.metrics.ack.redis_mark_errors.inc();
 }
 
 void AckStage::complete(Event& ev) noexcept {
@@ -60,20 +54,20 @@ void AckStage::complete(Event& ev) noexcept {
   switch (ev.completion) {
     case Completion::kAck:
       sent = completer_.ack(ev.source);
-      metrics_.ack.acks.inc();
+      ctx_.metrics.ack.acks.inc();
       break;
     case Completion::kNak:
       sent = completer_.nak(ev.source, ev.nak_delay_ms);
-      metrics_.ack.naks.inc();
+      ctx_.metrics.ack.naks.inc();
       break;
     case Completion::kTerm:
       sent = completer_.term(ev.source);
-      metrics_.ack.terms.inc();
+      ctx_.metrics.ack.terms.inc();
       break;
   }
   if (!sent) {
     // The connection is down: JetStream redelivers after AckWait, and dedup keeps it single.
-    metrics_.ack.completion_errors.inc();
+    ctx_.metrics.ack.completion_errors.inc();
     static thread_local log::RateLimiter limiter;
     std::uint64_t suppressed = 0;
     if (limiter.allow(suppressed)) {
@@ -83,13 +77,13 @@ void AckStage::complete(Event& ev) noexcept {
   }
   const std::int64_t now = now_ns();
   const std::int64_t latency = now - ev.received_ns;
-  const std::size_t table = metrics_.table_index(ev.out.table);
-  metrics_.ack.events[table][static_cast<std::size_t>(ev.result)].inc();
-  if (ev.result != EventResult::kRetried) metrics_.ack.processing[table].observe_ns(latency);
+  const std::size_t table = ctx_.metrics.table_index(ev.out.table);
+  ctx_.metrics.ack.events[table][static_cast<std::size_t>(ev.result)].inc();
+  if (ev.result != EventResult::kRetried) ctx_.metrics.ack.processing[table].observe_ns(latency);
   if (ev.result == EventResult::kDeadLettered)
-    metrics_.ack.dead_letters[static_cast<std::size_t>(ev.out.error_kind)].inc();
-  metrics_.ack.stage.observe_ns(latency);
-  metrics_.ack.lag.observe(now, latency);
+    ctx_.metrics.ack.dead_letters[static_cast<std::size_t>(ev.out.error_kind)].inc();
+  ctx_.metrics.ack.stage.observe_ns(latency);
+  ctx_.metrics.ack.lag.observe(now, latency);
   if (log::enabled(log::Level::kDebug)) {
     log::debug("event completed", {{"trace_id", trace_id(ev)},
                                    {"event_id", ev.out.event_id},
@@ -102,43 +96,34 @@ void AckStage::complete(Event& ev) noexcept {
   }
   ev.source.release();
   ev.reset();
-  push_or_die(*free_.ring, &ev);
+  ctx_.emit(ev);
   completed_.store(completed_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
   last_completion_ns_.store(now, std::memory_order_relaxed);
 }
 
-void AckStage::run() noexcept {
-  setup_stage_thread("cdc-ack", config_.pipeline.cpu.at("ack"));
+void AckStage::on_start() noexcept {
   if (store_) store_->start();
-  const int batch = config_.pipeline.batch_size;
-  while (true) {
-    int n = 0;
-    Event* ev = nullptr;
-    while (n < batch && in_.ring->try_pop(ev)) {
-      complete(*ev);
-      ++n;
-    }
-    if (n > 0) {
-      free_.waiter->notify();  // end of batch: slots back to ingest
-      if (store_) store_->poll();
-      metrics_.ack.last_completion_unix_ms.set(
-          std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-              .count());
-      continue;
-    }
-    if (in_.drained()) break;
-    in_.waiter->wait_for(
-        [this] { return in_.ring->front() != nullptr || in_.producer_done->load(std::memory_order_acquire); },
-        std::chrono::milliseconds(50));
-    if (store_) store_->poll();  // reconnect timers, replies
-  }
+}
+
+void AckStage::on_event(Event& ev, bool end_of_batch) noexcept {
+  complete(ev);
+  if (!end_of_batch) return;
+  ctx_.metrics.ack.last_completion_unix_ms.set(
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+          .count());
+}
+
+bool AckStage::on_idle(std::int64_t) noexcept {
+  if (store_) store_->poll();  // after a batch its marks leave in one write; replies, reconnect timers
+  return false;
+}
+
+void AckStage::on_shutdown() noexcept {
   // Send what is buffered: acks to NATS, marks to Redis (bounded wait).
   completer_.flush(std::chrono::milliseconds(2000));
   const std::int64_t deadline = now_ns() + 1'000'000'000LL;
   while (store_ && store_->awaiting_reply() > 0 && store_->ready() && now_ns() < deadline) store_->poll();
   if (store_) store_->close();
-  (void)life_;
-  done_.store(true, std::memory_order_release);
 }
 
 }  // namespace cdc

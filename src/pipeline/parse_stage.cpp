@@ -91,16 +91,10 @@ void log_dead_letter(log::Level level, std::string_view msg, const Event& ev, Er
   }
 }
 
-ParseStage::ParseStage(const Config& config, Link in, Link out, std::atomic<bool>& done, Lifecycle& life,
-                       Metrics& metrics)
-    : config_(config),
-      transformer_(std::make_unique<Transformer>(transform_rules(config))),
-      timer_(metrics.parse.stage, static_cast<std::size_t>(config.pipeline.batch_size)),
-      in_(in),
-      out_(out),
-      done_(done),
-      life_(life),
-      metrics_(metrics) {}
+ParseStage::ParseStage(StageContext& ctx)
+    : ctx_(ctx),
+      transformer_(std::make_unique<Transformer>(transform_rules(ctx.config))),
+      timer_(ctx.metrics.parse.stage, static_cast<std::size_t>(ctx.config.pipeline.batch_size)) {}
 
 ParseStage::~ParseStage() { delete offered_.exchange(nullptr, std::memory_order_acquire); }
 
@@ -128,52 +122,33 @@ void ParseStage::process(Event& ev) noexcept {
     case Disposition::kSkip:
       ev.target = Target::kNone;
       // By name, so a table the filter misses shows up (bounded label set, no allocation).
-      metrics_.parse.skipped_tables.inc(ev.out.table);
+      ctx_.metrics.parse.skipped_tables.inc(ev.out.table);
       break;
     case Disposition::kPublish:
       ev.target = Target::kOutput;
-      metrics_.parse.parsed.inc();
+      ctx_.metrics.parse.parsed.inc();
       break;
     case Disposition::kDeadLetter: {
-      metrics_.parse.invalid.inc();
+      ctx_.metrics.parse.invalid.inc();
       static thread_local log::RateLimiter limiter;
       std::uint64_t suppressed = 0;
       if (limiter.allow(suppressed)) {
         log_dead_letter(log::Level::kWarn, "invalid message dead-lettered", ev, ev.out.error_kind, ev.out.error,
                         suppressed);
       }
-      prepare_dead_letter(config_, ev, ev.out.error_kind, ev.out.error);
+      prepare_dead_letter(ctx_.config, ev, ev.out.error_kind, ev.out.error);
       break;
     }
   }
 }
 
-void ParseStage::run() noexcept {
-  setup_stage_thread("cdc-parse", config_.pipeline.cpu.at("parse"));
-  const int batch = config_.pipeline.batch_size;
-  while (true) {
-    take_offer();
-    int n = 0;
-    Event* ev = nullptr;
-    while (n < batch && in_.ring->try_pop(ev)) {
-      process(*ev);
-      timer_.note(ev->received_ns);
-      push_or_die(*out_.ring, ev);
-      ++n;
-    }
-    if (n > 0) {
-      out_.waiter->notify();  // end of batch
-      timer_.flush(now_ns());
-      continue;
-    }
-    if (in_.drained()) break;
-    in_.waiter->wait_for(
-        [this] { return in_.ring->front() != nullptr || in_.producer_done->load(std::memory_order_acquire); },
-        std::chrono::milliseconds(100));
-  }
-  (void)life_;
-  done_.store(true, std::memory_order_release);
-  out_.waiter->notify();
+void ParseStage::on_batch_start(std::size_t) noexcept { take_offer(); }
+
+void ParseStage::on_event(Event& ev, bool end_of_batch) noexcept {
+  process(ev);
+  timer_.note(ev.received_ns);
+  ctx_.emit(ev);
+  if (end_of_batch) timer_.flush(now_ns());
 }
 
 }  // namespace cdc

@@ -123,6 +123,9 @@ struct PipelineConfig {
   Millis drain_timeout{10000};
   /// CPU per stage; -1 = no affinity. Keys: ingest, parse, dedup, publish, ack.
   std::map<std::string, int> cpu{{"ingest", -1}, {"parse", -1}, {"dedup", -1}, {"publish", -1}, {"ack", -1}};
+  /// Which stages share a thread, in pipeline order: e.g. {{"ingest","parse"},{"dedup","publish","ack"}}.
+  /// Empty = one thread per stage (the default). When set, every stage appears exactly once.
+  std::vector<std::vector<std::string>> threads;
 };
 
 struct MetricsConfig {

@@ -7,20 +7,25 @@
 #include <atomic>
 #include <cstdint>
 
-#include "cdc/core/config.hpp"
-#include "cdc/core/metrics.hpp"
-#include "cdc/pipeline/ports.hpp"
 #include "cdc/core/dedup_protocol.hpp"
-#include "cdc/pipeline/stage.hpp"
+#include "cdc/pipeline/ports.hpp"
+#include "cdc/pipeline/stage_runner.hpp"
 
 namespace cdc {
 
-class AckStage {
+class AckStage final : public StageHandler {
  public:
-  /// `store` (null when dedup is disabled) is the stage's own mark connection.
-  AckStage(const Config& config, Completer& completer, DedupStore* store, Link in, Link free_slots,
-           std::atomic<bool>& done, Lifecycle& life, Metrics& metrics);
-  void run() noexcept;
+  /// `ctx.out` is the ring of free slots. `store` (null when dedup is disabled) is the stage's
+  /// own mark connection. Throws std::invalid_argument when dedup is enabled without a store.
+  AckStage(StageContext& ctx, Completer& completer, DedupStore* store);
+
+  void on_start() noexcept override;
+  void on_event(Event& ev, bool end_of_batch) noexcept override;
+  /// Reconnect timers and mark replies.
+  bool on_idle(std::int64_t now) noexcept override;
+  /// Sends what is buffered: completions to JetStream, marks to Redis (bounded waits).
+  void on_shutdown() noexcept override;
+
   /// Any thread: source messages completed so far.
   [[nodiscard]] std::uint64_t completed() const noexcept { return completed_.load(std::memory_order_relaxed); }
   /// Any thread: steady-clock ns of the last completion (0 = none yet).
@@ -35,13 +40,8 @@ class AckStage {
   void redis_mark(const Event& ev) noexcept;
   static void on_reply(void* owner, void* tag, const RedisReply& reply);
 
-  const Config& config_;
+  StageContext& ctx_;
   Completer& completer_;
-  Link in_;
-  Link free_;
-  std::atomic<bool>& done_;
-  Lifecycle& life_;
-  Metrics& metrics_;
   DedupStore* store_;
   DedupProtocol protocol_;
   std::atomic<std::uint64_t> completed_{0};

@@ -2,6 +2,7 @@
 /// The wiring: event pool, rings, stages, threads and the NATS/Redis adapters they use.
 /// See src/service/pipeline.cpp for the topology.
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -15,8 +16,9 @@
 #include "cdc/core/config.hpp"
 #include "cdc/core/health.hpp"
 #include "cdc/core/metrics.hpp"
+#include "cdc/pipeline/link.hpp"
 #include "cdc/pipeline/ports.hpp"
-#include "cdc/pipeline/stage.hpp"
+#include "cdc/pipeline/stage_runner.hpp"
 
 namespace cdc {
 
@@ -27,6 +29,14 @@ class DedupStage;
 class PublishStage;
 class AckStage;
 class RedisInfoProbe;
+
+/// The stages in pipeline order, as pipeline.threads and pipeline.cpu name them.
+inline constexpr std::array<const char*, 5> kStageNames{"ingest", "parse", "dedup", "publish", "ack"};
+
+/// pipeline.threads resolved: for each thread, the indexes (into kStageNames) of its stages;
+/// empty `threads` gives one thread per stage. Throws std::invalid_argument when a stage is
+/// unknown, missing or named twice.
+std::vector<std::vector<std::size_t>> stage_threads(const std::vector<std::vector<std::string>>& threads);
 
 /// What /healthz and /readyz report.
 struct HealthReport {
@@ -67,7 +77,7 @@ class Pipeline {
   Pipeline(const Pipeline&) = delete;
   Pipeline& operator=(const Pipeline&) = delete;
 
-  /// Starts one thread per stage.
+  /// Starts the stage threads (pipeline.threads: one per stage by default).
   void start();
   /// Stops intake; in-flight work finishes until drain_timeout, then the rest is NAKed. Blocks
   /// until every stage has finished and the threads are joined. Idempotent.
@@ -103,7 +113,11 @@ class Pipeline {
   std::size_t pool_size_;
   // Rings, each able to hold the whole pool: free -> ingest -> parse -> dedup -> publish -> ack -> free.
   EventRing free_ring_, parse_ring_, dedup_ring_, publish_ring_, ack_ring_;
-  WaitStrategy ingest_waiter_, parse_waiter_, dedup_waiter_, publish_waiter_, ack_waiter_;
+  // One WaitStrategy per stage thread; every ring into a thread's stages names it.
+  std::vector<std::unique_ptr<WaitStrategy>> waiters_;
+  std::array<WaitStrategy*, kStageNames.size()> waiter_of_{};  // by stage index
+  std::vector<std::unique_ptr<StageContext>> contexts_;        // by stage index
+  std::vector<std::unique_ptr<StageRunner>> runners_;
   std::atomic<bool> ingest_done_{false}, parse_done_{false}, dedup_done_{false}, publish_done_{false}, ack_done_{false};
   std::atomic<bool> never_{false};  // the free ring's producer (ack) is "done" only at the end
   Lifecycle life_;

@@ -111,8 +111,11 @@ class PullSource final : public MessageSource {
   int next_batch(SourceMessage* out, int max, std::chrono::milliseconds wait) noexcept override {
     jsFetchRequest req;
     jsFetchRequest_Init(&req);
-    req.Batch = idle_ ? 1 : std::max(1, std::min(max, fetch_batch_));
-    req.NoWait = !idle_;
+    // A caller that must not wait (a stage sharing its thread polls between other work) gets a
+    // no-wait fetch too: an expiry of 0 would mean none.
+    const bool poll = idle_ && wait.count() <= 0;
+    req.Batch = idle_ && !poll ? 1 : std::max(1, std::min(max, fetch_batch_));
+    req.NoWait = !idle_ || poll;
     req.Expires = std::min<std::int64_t>(expires_ms_, wait.count()) * 1'000'000;
     natsMsgList list{nullptr, 0};
     const natsStatus s = natsSubscription_FetchRequest(&list, sub_.get(), &req);
