@@ -13,15 +13,52 @@
 #include "cdc/pipeline/pipeline.hpp"
 #include "cdc/pipeline/link.hpp"
 #include "common/report.hpp"
-#include "pipeline/fake_redis.hpp"
+#include "fake_redis.hpp"
+#include "mock_jetstream.hpp"
 #include "pipeline/harness.hpp"
 #include "pipeline/local_servers.hpp"
-#include "pipeline/mock_jetstream.hpp"
 #include "pipeline/stage_report.hpp"
 #include "pipeline/thread_cpu.hpp"
 
 namespace cdc::bench {
 namespace {
+
+using mocks::FakeRedis;
+using mocks::MockCompleter;
+using mocks::MockPublisher;
+using mocks::MockSource;
+using mocks::SendTimes;
+
+/// The capture corpus as the mock source's feed (endless replay with fresh ids from `first_pass`).
+class CorpusFeed final : public mocks::MessageFeed {
+ public:
+  CorpusFeed(const Corpus& corpus, std::uint64_t first_pass) : corpus_(corpus), first_pass_(first_pass) {
+    msg_.body.reserve(1 << 16);
+    msg_.msg_id.reserve(128);
+  }
+  void message(std::uint64_t i, std::string_view& subject, std::string_view& body,
+               std::string_view& msg_id) noexcept override {
+    corpus_.materialize(i, first_pass_, -1, msg_);
+    subject = msg_.subject;
+    body = msg_.body;
+    msg_id = msg_.msg_id;
+  }
+
+ private:
+  const Corpus& corpus_;
+  std::uint64_t first_pass_;
+  Message msg_;
+};
+
+/// Final outcomes' latency into the run's histogram (ack thread only).
+class HistogramSink final : public mocks::LatencySink {
+ public:
+  explicit HistogramSink(LogHistogram& h) : h_(h) {}
+  void record(std::int64_t ns) noexcept override { h_.record(ns); }
+
+ private:
+  LogHistogram& h_;
+};
 
 struct InprocessRun {
   std::string label;
@@ -53,8 +90,10 @@ InprocessRun run_once(const HarnessOptions& o, const Config& base, const Corpus&
   config.redis.address = redis.address();
 
   SendTimes times(events);
-  auto source = std::make_unique<MockSource>(corpus, first_pass, events, rate, times);
-  auto completer = std::make_unique<MockCompleter>(times, *r.latency);
+  CorpusFeed feed(corpus, first_pass);
+  HistogramSink sink(*r.latency);
+  auto source = std::make_unique<MockSource>(feed, events, rate, times);
+  auto completer = std::make_unique<MockCompleter>(times, &sink);
   MockPublisher::Options po;
   po.puback_delay = std::chrono::microseconds(o.puback_delay_us);
   po.fail_pct = o.fail_pct;
