@@ -35,7 +35,11 @@ class ParseStage final : public StageHandler {
   /// Takes reloaded rules before the batch.
   void on_batch_start(std::size_t count) noexcept override;
   void on_event(Event& ev, bool end_of_batch) noexcept override;
-  bool on_idle(std::int64_t) noexcept override { return false; }
+  /// Takes reloaded rules also while no events come (one relaxed load).
+  bool on_idle(std::int64_t) noexcept override {
+    take_offer();
+    return false;
+  }
   /// One event (also used by tests and the bench without threads).
   void process(Event& ev) noexcept;
   /// Any thread (SIGHUP): hands the stage new rules, which run() takes before its next batch
