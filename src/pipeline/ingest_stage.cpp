@@ -32,6 +32,7 @@ void IngestStage::take(const SourceMessage& msg) noexcept {
 
 bool IngestStage::intake(std::chrono::milliseconds wait) noexcept {
   const std::size_t free_slots = ctx_.in.ring->size();
+  starved_ = free_slots == 0;
   if (free_slots == 0 || stopping()) return false;  // back-pressure: every slot is in flight
   const int max = static_cast<int>(std::min(free_slots, batch_.size()));
   const int n = source_.next_batch(batch_.data(), max, wait);
@@ -46,7 +47,11 @@ bool IngestStage::intake(std::chrono::milliseconds wait) noexcept {
 
 bool IngestStage::on_idle(std::int64_t) noexcept { return intake(std::chrono::milliseconds(0)); }
 
-bool IngestStage::ready() const noexcept { return stopping() || ctx_.in.ring->front() != nullptr; }
+bool IngestStage::ready() const noexcept {
+  // Only a slot coming back after the pool ran dry is news: with free slots, whether there is
+  // work depends on the source, which wait_outside() (or the next turn's poll) asks.
+  return stopping() || (starved_ && ctx_.in.ring->front() != nullptr);
+}
 
 bool IngestStage::waits_outside() const noexcept { return !stopping() && ctx_.in.ring->front() != nullptr; }
 

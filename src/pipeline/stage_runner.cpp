@@ -62,7 +62,9 @@ bool StageRunner::has_work(const Slot& slot) const noexcept {
   if (h.ready()) return true;
   if (h.pops_own_input()) return false;
   if (h.accepting() == 0) return false;
-  return in.ring->front() != nullptr || in.producer_done->load(std::memory_order_acquire);
+  // A finished producer is news only to a stage that can finish now; one still holding events
+  // waits for what releases them (ready(), its outside wait, a timer).
+  return in.ring->front() != nullptr || (!h.holding() && in.producer_done->load(std::memory_order_acquire));
 }
 
 void StageRunner::wait(std::int64_t now) noexcept {

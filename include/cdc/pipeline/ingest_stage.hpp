@@ -20,7 +20,7 @@ class IngestStage final : public StageHandler {
   void on_event(Event&, bool) noexcept override {}
   /// Takes what the source has now, without waiting.
   bool on_idle(std::int64_t now) noexcept override;
-  /// A free slot came back (the source may have messages), or intake stops.
+  /// A free slot came back after the pool ran dry, or intake stops.
   [[nodiscard]] bool ready() const noexcept override;
   /// With free slots the stage waits in the source.
   [[nodiscard]] bool waits_outside() const noexcept override;
@@ -40,6 +40,7 @@ class IngestStage final : public StageHandler {
   MessageSource& source_;
   int max_deliver_;
   std::vector<SourceMessage> batch_;
+  bool starved_ = false;  // the last intake found no free slot
 };
 
 }  // namespace cdc
