@@ -32,8 +32,8 @@ using cdc::SourceMessage;
 using namespace std::chrono_literals;
 
 constexpr std::uint64_t kSubjects = 8;
-constexpr std::uint64_t kNearRepeatEvery = 50;   // a redelivery of the message 25 before: still in flight
-constexpr std::uint64_t kFarRepeatEvery = 997;   // a redelivery of the message 5 000 before: done ('d')
+constexpr std::uint64_t kNearRepeatEvery = 50;  // a redelivery of the message 25 before: still in flight
+constexpr std::uint64_t kFarRepeatEvery = 997;  // a redelivery of the message 5 000 before: done ('d')
 
 std::uint64_t deliveries_wanted() {
   if (const char* env = std::getenv("CDC_STRESS_EVENTS"); env != nullptr && *env != '\0') return std::stoull(env);
@@ -107,7 +107,9 @@ class StressCompleter final : public cdc::Completer {
   std::atomic<std::uint64_t>& naks_;
 };
 
-void on_stored(void* context, std::uint64_t hash) { static_cast<std::vector<std::uint64_t>*>(context)->push_back(hash); }
+void on_stored(void* context, std::uint64_t hash) {
+  static_cast<std::vector<std::uint64_t>*>(context)->push_back(hash);
+}
 
 void run_stress(const std::vector<std::vector<std::string>>& threads) {
   cdc::log::set_level(cdc::log::Level::kError);
