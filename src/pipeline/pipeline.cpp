@@ -137,8 +137,7 @@ void Pipeline::build() {
       if (cpu < 0 && it != config_.pipeline.cpu.end()) cpu = it->second;
     }
     runners_.push_back(std::make_unique<StageRunner>(stage_thread_name(names), cpu, *waiters_[g],
-                                                     static_cast<std::size_t>(config_.pipeline.batch_size),
-                                                     std::move(stages)));
+                                                     static_cast<std::size_t>(config_.pipeline.batch_size), stages));
   }
 }
 

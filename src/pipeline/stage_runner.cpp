@@ -22,7 +22,7 @@ constexpr std::int64_t kSharedPollNs = 200'000;
 }  // namespace
 
 StageRunner::StageRunner(std::string thread_name, int cpu, WaitStrategy& waiter, std::size_t batch_size,
-                         std::vector<RunnerStage> stages)
+                         const std::vector<RunnerStage>& stages)
     : thread_name_(std::move(thread_name)),
       cpu_(cpu),
       waiter_(waiter),

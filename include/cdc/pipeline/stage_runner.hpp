@@ -103,7 +103,7 @@ class StageRunner {
   /// `waiter`: the WaitStrategy every input ring of `stages` names as its consumer's.
   /// `thread_name` (<= 15 characters) and `cpu` (-1 = unpinned) are applied by run().
   StageRunner(std::string thread_name, int cpu, WaitStrategy& waiter, std::size_t batch_size,
-              std::vector<RunnerStage> stages);
+              const std::vector<RunnerStage>& stages);
   /// The thread's body. Returns once every stage has finished.
   void run() noexcept;
   [[nodiscard]] const std::string& thread_name() const noexcept { return thread_name_; }

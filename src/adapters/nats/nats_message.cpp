@@ -31,16 +31,16 @@ class NatsMessageAccess final : public MessageAccess {
   void release(void* handle) const noexcept override { natsMsg_Destroy(static_cast<natsMsg*>(handle)); }
 };
 
-const NatsMessageAccess g_access;
+const NatsMessageAccess kAccess;
 
 }  // namespace
 
-const MessageAccess& nats_message_access() noexcept { return g_access; }
+const MessageAccess& nats_message_access() noexcept { return kAccess; }
 
 SourceMessage to_source_message(natsMsg* msg) noexcept {
   SourceMessage m;
   m.handle = msg;
-  m.access = &g_access;
+  m.access = &kAccess;
   m.subject = natsMsg_GetSubject(msg);
   m.body = std::string_view(natsMsg_GetData(msg), static_cast<std::size_t>(natsMsg_GetDataLength(msg)));
   const char* reply = natsMsg_GetReply(msg);
