@@ -25,7 +25,7 @@
 
 #include "cdc/core/log.hpp"
 #include "cdc/pipeline/pipeline.hpp"
-#include "cdc/pipeline/stage.hpp"
+#include "cdc/pipeline/link.hpp"
 #include "common/report.hpp"
 #include "pipeline/harness.hpp"
 #include "pipeline/js_tools.hpp"
@@ -374,6 +374,7 @@ int run_e2e(const HarnessOptions& o) {
       config.pipeline.batch_size, std::string(to_string(config.pipeline.wait_strategy)).c_str(),
       config.publish.max_pending, config.nats.send_asap ? "true" : "false",
       config.publish.send_asap ? "true" : "false");
+  std::printf("threads         %s\n", thread_mapping_text(config).c_str());
   std::fflush(stdout);
 
   E2e e2e(o, servers, corpus, config);
@@ -446,6 +447,7 @@ int run_e2e(const HarnessOptions& o) {
     j.field("ingest_mode", config.ingest.mode == IngestMode::kPush ? "push" : "pull");
     j.field("ring_capacity", static_cast<std::uint64_t>(config.pipeline.ring_capacity));
     j.field("batch_size", config.pipeline.batch_size).field("wait_strategy", to_string(config.pipeline.wait_strategy));
+    j.field("threads", thread_mapping_text(config));
     j.field("max_pending", config.publish.max_pending)
         .field("send_asap", config.nats.send_asap)
         .field("publish_send_asap", config.publish.send_asap);

@@ -8,6 +8,8 @@
 #include <fstream>
 #include <stdexcept>
 
+#include "cdc/pipeline/pipeline.hpp"
+
 namespace cdc::bench {
 
 Config service_config(const HarnessOptions& o) {
@@ -31,8 +33,38 @@ Config service_config(const HarnessOptions& o) {
     }
     c.pipeline.cpu[kv.substr(0, eq)] = std::stoi(kv.substr(eq + 1));
   }
+  if (!o.threads.empty()) c.pipeline.threads = parse_thread_mapping(o.threads);
   validate(c);
+  (void)stage_threads(c.pipeline.threads);  // std::invalid_argument names a bad mapping
   return c;
+}
+
+std::vector<std::vector<std::string>> parse_thread_mapping(const std::string& text) {
+  std::vector<std::vector<std::string>> threads;
+  std::size_t from = 0;
+  while (from <= text.size()) {
+    const std::size_t slash = std::min(text.find('/', from), text.size());
+    std::vector<std::string> group;
+    std::size_t at = from;
+    while (at < slash) {
+      const std::size_t comma = std::min(text.find(',', at), slash);
+      if (comma > at) group.push_back(text.substr(at, comma - at));
+      at = comma + 1;
+    }
+    threads.push_back(std::move(group));
+    from = slash + 1;
+  }
+  return threads;
+}
+
+std::string thread_mapping_text(const Config& c) {
+  if (c.pipeline.threads.empty()) return "one thread per stage";
+  std::string out;
+  for (const auto& group : c.pipeline.threads) {
+    if (!out.empty()) out += " / ";
+    for (std::size_t i = 0; i < group.size(); ++i) out += (i > 0 ? "," : "") + group[i];
+  }
+  return out;
 }
 
 Corpus prepare_corpus(const HarnessOptions& o, const std::string& tmp_dir) {

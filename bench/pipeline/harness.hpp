@@ -45,6 +45,7 @@ struct HarnessOptions {
   int send_asap = -1;             ///< nats.send_asap: 0 or 1
   int publish_send_asap = -1;     ///< publish.send_asap: 0 or 1
   std::vector<std::string> cpus;  ///< stage=cpu, e.g. parse=1
+  std::string threads;            ///< pipeline.threads as "ingest,parse/dedup,publish,ack" ("" = one per stage)
 
   // end to end
   std::string nats_url;       ///< empty: start nats-server -js
@@ -66,6 +67,10 @@ struct HarnessOptions {
 
 /// Loads the configuration (or defaults) and applies the overrides; validates.
 Config service_config(const HarnessOptions& options);
+/// "ingest,parse/dedup,publish,ack" -> {{ingest, parse}, {dedup, publish, ack}} (--threads).
+std::vector<std::vector<std::string>> parse_thread_mapping(const std::string& text);
+/// pipeline.threads for reports: "ingest,parse / dedup,publish,ack" or "one thread per stage".
+std::string thread_mapping_text(const Config& config);
 
 /// The corpus: --capture, else one generated with cdc-replay gen into `tmp_dir`, else the sample.
 Corpus prepare_corpus(const HarnessOptions& options, const std::string& tmp_dir);

@@ -8,19 +8,57 @@
 #include <memory>
 #include <thread>
 
+#include "cdc/adapters/redis/redis_dedup_store.hpp"
 #include "cdc/core/log.hpp"
 #include "cdc/pipeline/pipeline.hpp"
-#include "cdc/pipeline/stage.hpp"
+#include "cdc/pipeline/link.hpp"
 #include "common/report.hpp"
-#include "pipeline/fake_redis.hpp"
+#include "fake_redis.hpp"
+#include "mock_jetstream.hpp"
 #include "pipeline/harness.hpp"
 #include "pipeline/local_servers.hpp"
-#include "pipeline/mock_jetstream.hpp"
 #include "pipeline/stage_report.hpp"
 #include "pipeline/thread_cpu.hpp"
 
 namespace cdc::bench {
 namespace {
+
+using mocks::FakeRedis;
+using mocks::MockCompleter;
+using mocks::MockPublisher;
+using mocks::MockSource;
+using mocks::SendTimes;
+
+/// The capture corpus as the mock source's feed (endless replay with fresh ids from `first_pass`).
+class CorpusFeed final : public mocks::MessageFeed {
+ public:
+  CorpusFeed(const Corpus& corpus, std::uint64_t first_pass) : corpus_(corpus), first_pass_(first_pass) {
+    msg_.body.reserve(1 << 16);
+    msg_.msg_id.reserve(128);
+  }
+  void message(std::uint64_t i, std::string_view& subject, std::string_view& body,
+               std::string_view& msg_id) noexcept override {
+    corpus_.materialize(i, first_pass_, -1, msg_);
+    subject = msg_.subject;
+    body = msg_.body;
+    msg_id = msg_.msg_id;
+  }
+
+ private:
+  const Corpus& corpus_;
+  std::uint64_t first_pass_;
+  Message msg_;
+};
+
+/// Final outcomes' latency into the run's histogram (ack thread only).
+class HistogramSink final : public mocks::LatencySink {
+ public:
+  explicit HistogramSink(LogHistogram& h) : h_(h) {}
+  void record(std::int64_t ns) noexcept override { h_.record(ns); }
+
+ private:
+  LogHistogram& h_;
+};
 
 struct InprocessRun {
   std::string label;
@@ -52,8 +90,10 @@ InprocessRun run_once(const HarnessOptions& o, const Config& base, const Corpus&
   config.redis.address = redis.address();
 
   SendTimes times(events);
-  auto source = std::make_unique<MockSource>(corpus, first_pass, events, rate, times);
-  auto completer = std::make_unique<MockCompleter>(times, *r.latency);
+  CorpusFeed feed(corpus, first_pass);
+  HistogramSink sink(*r.latency);
+  auto source = std::make_unique<MockSource>(feed, events, rate, times);
+  auto completer = std::make_unique<MockCompleter>(times, &sink);
   MockPublisher::Options po;
   po.puback_delay = std::chrono::microseconds(o.puback_delay_us);
   po.fail_pct = o.fail_pct;
@@ -67,6 +107,10 @@ InprocessRun run_once(const HarnessOptions& o, const Config& base, const Corpus&
   ports.source = std::move(source);
   ports.completer = std::move(completer);
   ports.publisher = std::move(publisher);
+  if (config.dedup.enabled) {
+    ports.claims = make_redis_dedup_store(config.redis, "dedup");
+    ports.marks = make_redis_dedup_store(config.redis, "mark");
+  }
   Pipeline pipeline(config, std::move(ports));
   pipeline.start();
   // Start once the dedup connection is up: events meeting a Redis still connecting would skip
@@ -217,6 +261,7 @@ int run_inprocess(const HarnessOptions& o) {
       config.pipeline.ring_capacity, config.pipeline.batch_size,
       std::string(to_string(config.pipeline.wait_strategy)).c_str(), config.publish.max_pending, o.puback_delay_us,
       o.fail_pct, o.redis_rtt_us);
+  std::printf("threads         %s\n", thread_mapping_text(config).c_str());
 
   std::vector<InprocessRun> runs;
   std::uint64_t pass = 0;
@@ -261,6 +306,7 @@ int run_inprocess(const HarnessOptions& o) {
     j.field("ring_capacity", static_cast<std::uint64_t>(config.pipeline.ring_capacity));
     j.field("batch_size", config.pipeline.batch_size);
     j.field("wait_strategy", to_string(config.pipeline.wait_strategy));
+    j.field("threads", thread_mapping_text(config));
     j.field("max_pending", config.publish.max_pending);
     j.field("puback_delay_us", o.puback_delay_us).field("fail_pct", o.fail_pct).field("redis_rtt_us", o.redis_rtt_us);
     j.end_object();

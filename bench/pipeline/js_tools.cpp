@@ -7,7 +7,7 @@
 #include <stdexcept>
 #include <thread>
 
-#include "cdc/pipeline/stage.hpp"
+#include "cdc/pipeline/link.hpp"
 
 namespace cdc::bench {
 namespace {

@@ -45,6 +45,10 @@ int main(int argc, char** argv) {  // NOLINT(bugprone-exception-escape): an esca
   app.add_option("--publish-send-asap", o.publish_send_asap, "publish.send_asap (publish connection): 0 | 1")
       ->group(pipe);
   app.add_option("--cpu", o.cpus, "pin a stage: <stage>=<cpu> (repeatable)")->group(pipe);
+  app.add_option("--threads", o.threads,
+                 "pipeline.threads: stages sharing a thread, threads split by '/', e.g. "
+                 "\"ingest,parse/dedup,publish,ack\" (default: one thread per stage)")
+      ->group(pipe);
 
   auto* e2e = "end to end";
   app.add_option("--nats-url", o.nats_url, "use this NATS server instead of starting one")->group(e2e);

@@ -5,7 +5,7 @@
 #include <chrono>
 #include <cstdio>
 
-#include "cdc/pipeline/stage.hpp"
+#include "cdc/pipeline/link.hpp"
 
 namespace cdc::bench {
 namespace {

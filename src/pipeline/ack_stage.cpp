@@ -1,44 +1,28 @@
 #include "cdc/pipeline/ack_stage.hpp"
 
-#include <nats/nats.h>
-#include <uv.h>
+#include <stdexcept>
 
 #include "cdc/core/log.hpp"
-#include "cdc/adapters/redis/redis_connection.hpp"
 
 namespace cdc {
 namespace {
 // Marks sent and not yet answered, at most (a few seconds of traffic at full rate).
 constexpr std::size_t kMaxOutstandingMarks = 1 << 16;
 }  // namespace
-AckStage::AckStage(const Config& config, Completer& completer, Link in, Link free_slots, std::atomic<bool>& done,
-                   Lifecycle& life, Metrics& metrics)
-    : config_(config),
+AckStage::AckStage(StageContext& ctx, Completer& completer, DedupStore* store)
+    : ctx_(ctx),
       completer_(completer),
-      in_(in),
-      free_(free_slots),
-      done_(done),
-      life_(life),
-      metrics_(metrics),
-      loop_(std::make_unique<uv_loop_t>()) {
-  uv_loop_init(loop_.get());
-  if (config.dedup.enabled)
-    redis_ = std::make_unique<RedisConnection>(config.redis, loop_.get(), "mark", &AckStage::on_reply, this);
-  ttl_seconds_ = std::to_string(std::max<std::int64_t>(1, (config.dedup.ttl.count() + 999) / 1000));
-  key_.reserve(256);
-}
-
-AckStage::~AckStage() {
-  redis_.reset();
-  while (uv_run(loop_.get(), UV_RUN_NOWAIT) != 0) {
-  }
-  uv_loop_close(loop_.get());
+      store_(ctx.config.dedup.enabled ? store : nullptr),
+      protocol_(ctx.config.dedup.key_prefix, ctx.config.pending_ttl(), ctx.config.dedup.ttl) {
+  if (ctx.config.dedup.enabled && store_ == nullptr)
+    throw std::invalid_argument("dedup is enabled but the pipeline has no mark store");
+  if (store_ != nullptr) store_->set_handler(&AckStage::on_reply, this);
 }
 
 void AckStage::on_reply(void* owner, void*, const RedisReply& r) {
   auto* self = static_cast<AckStage*>(owner);
   if (r.failed()) {
-    self->metrics_.ack.redis_mark_errors.inc();
+    self->ctx_.metrics.ack.redis_mark_errors.inc();
     static thread_local log::RateLimiter limiter;
     std::uint64_t suppressed = 0;
     if (limiter.allow(suppressed)) {
@@ -49,24 +33,18 @@ void AckStage::on_reply(void* owner, void*, const RedisReply& r) {
 }
 
 void AckStage::redis_mark(const Event& ev) noexcept {
-  if (!redis_ || !(ev.mark_done || ev.unmark) || !ev.out.has_event_id) return;
-  if (redis_->outstanding() >= kMaxOutstandingMarks) {
+  if (!store_ || !(ev.mark_done || ev.unmark) || !ev.out.has_event_id) return;
+  if (store_->awaiting_reply() >= kMaxOutstandingMarks) {
     // Redis is connected but not answering: marks are never awaited, so without a bound they
     // would pile up in memory for as long as it hangs. A mark not written degrades like a failed
     // one (the 'p' key expires; Nats-Msg-Id still stops a duplicate).
-    metrics_.ack.redis_mark_errors.inc();
+    ctx_.metrics.ack.redis_mark_errors.inc();
     return;
   }
-  key_.assign(config_.dedup.key_prefix);
-  key_ += ev.out.event_id;
-  bool sent = false;
-  if (ev.unmark) {
-    // The redelivery must not look like a duplicate (CONTRACT.md section 5, step 4).
-    sent = redis_->command({"DEL", key_}, nullptr);
-  } else {
-    sent = redis_->command({"SET", key_, "d", "EX", ttl_seconds_}, nullptr);
-  }
-  if (!sent) metrics_.ack.redis_mark_errors.inc();
+  // An unmark: the redelivery must not look like a duplicate (CONTRACT.md section 5, step 4).
+  const bool sent =
+      store_->send(ev.unmark ? protocol_.unmark(ev.out.event_id) : protocol_.mark_done(ev.out.event_id), nullptr);
+  if (!sent) ctx_.metrics.ack.redis_mark_errors.inc();
 }
 
 void AckStage::complete(Event& ev) noexcept {
@@ -75,37 +53,37 @@ void AckStage::complete(Event& ev) noexcept {
   bool sent = true;
   switch (ev.completion) {
     case Completion::kAck:
-      sent = completer_.ack(ev.msg);
-      metrics_.ack.acks.inc();
+      sent = completer_.ack(ev.source);
+      ctx_.metrics.ack.acks.inc();
       break;
     case Completion::kNak:
-      sent = completer_.nak(ev.msg, ev.nak_delay_ms);
-      metrics_.ack.naks.inc();
+      sent = completer_.nak(ev.source, ev.nak_delay_ms);
+      ctx_.metrics.ack.naks.inc();
       break;
     case Completion::kTerm:
-      sent = completer_.term(ev.msg);
-      metrics_.ack.terms.inc();
+      sent = completer_.term(ev.source);
+      ctx_.metrics.ack.terms.inc();
       break;
   }
   if (!sent) {
     // The connection is down: JetStream redelivers after AckWait, and dedup keeps it single.
-    metrics_.ack.completion_errors.inc();
+    ctx_.metrics.ack.completion_errors.inc();
     static thread_local log::RateLimiter limiter;
     std::uint64_t suppressed = 0;
     if (limiter.allow(suppressed)) {
       log::warn("source completion not sent",
-                {{"subject", ev.subject}, {"suppressed", static_cast<unsigned long long>(suppressed)}});
+                {{"subject", ev.source.subject}, {"suppressed", static_cast<unsigned long long>(suppressed)}});
     }
   }
   const std::int64_t now = now_ns();
   const std::int64_t latency = now - ev.received_ns;
-  const std::size_t table = metrics_.table_index(ev.out.table);
-  metrics_.ack.events[table][static_cast<std::size_t>(ev.result)].inc();
-  if (ev.result != EventResult::kRetried) metrics_.ack.processing[table].observe_ns(latency);
+  const std::size_t table = ctx_.metrics.table_index(ev.out.table);
+  ctx_.metrics.ack.events[table][static_cast<std::size_t>(ev.result)].inc();
+  if (ev.result != EventResult::kRetried) ctx_.metrics.ack.processing[table].observe_ns(latency);
   if (ev.result == EventResult::kDeadLettered)
-    metrics_.ack.dead_letters[static_cast<std::size_t>(ev.out.error_kind)].inc();
-  metrics_.ack.stage.observe_ns(latency);
-  metrics_.ack.lag.observe(now, latency);
+    ctx_.metrics.ack.dead_letters[static_cast<std::size_t>(ev.out.error_kind)].inc();
+  ctx_.metrics.ack.stage.observe_ns(latency);
+  ctx_.metrics.ack.lag.observe(now, latency);
   if (log::enabled(log::Level::kDebug)) {
     log::debug("event completed", {{"trace_id", trace_id(ev)},
                                    {"event_id", ev.out.event_id},
@@ -116,48 +94,36 @@ void AckStage::complete(Event& ev) noexcept {
                                    {"redis_hit", ev.dedup == DedupResult::kDone || ev.dedup == DedupResult::kInFlight},
                                    {"delivery_attempt", static_cast<unsigned>(ev.deliveries)}});
   }
-  natsMsg_Destroy(ev.msg);
+  ev.source.release();
   ev.reset();
-  push_or_die(*free_.ring, &ev);
+  ctx_.emit(ev);
   completed_.store(completed_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
   last_completion_ns_.store(now, std::memory_order_relaxed);
 }
 
-void AckStage::run() noexcept {
-  setup_stage_thread("cdc-ack", config_.pipeline.cpu.at("ack"));
-  if (redis_) redis_->start();
-  const int batch = config_.pipeline.batch_size;
-  while (true) {
-    int n = 0;
-    Event* ev = nullptr;
-    while (n < batch && in_.ring->try_pop(ev)) {
-      complete(*ev);
-      ++n;
-    }
-    if (n > 0) {
-      free_.waiter->notify();  // end of batch: slots back to ingest
-      if (redis_) uv_run(loop_.get(), UV_RUN_NOWAIT);
-      metrics_.ack.last_completion_unix_ms.set(
-          std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-              .count());
-      continue;
-    }
-    if (in_.drained()) break;
-    in_.waiter->wait_for(
-        [this] { return in_.ring->front() != nullptr || in_.producer_done->load(std::memory_order_acquire); },
-        std::chrono::milliseconds(50));
-    if (redis_) uv_run(loop_.get(), UV_RUN_NOWAIT);  // reconnect timers, replies
-  }
+void AckStage::on_start() noexcept {
+  if (store_) store_->start();
+}
+
+void AckStage::on_event(Event& ev, bool end_of_batch) noexcept {
+  complete(ev);
+  if (!end_of_batch) return;
+  ctx_.metrics.ack.last_completion_unix_ms.set(
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+          .count());
+}
+
+bool AckStage::on_idle(std::int64_t) noexcept {
+  if (store_) store_->poll();  // after a batch its marks leave in one write; replies, reconnect timers
+  return false;
+}
+
+void AckStage::on_shutdown() noexcept {
   // Send what is buffered: acks to NATS, marks to Redis (bounded wait).
   completer_.flush(std::chrono::milliseconds(2000));
   const std::int64_t deadline = now_ns() + 1'000'000'000LL;
-  while (redis_ && redis_->outstanding() > 0 && redis_->ready() && now_ns() < deadline)
-    uv_run(loop_.get(), UV_RUN_NOWAIT);
-  if (redis_) redis_->close();
-  while (uv_run(loop_.get(), UV_RUN_NOWAIT) != 0) {
-  }
-  (void)life_;
-  done_.store(true, std::memory_order_release);
+  while (store_ && store_->awaiting_reply() > 0 && store_->ready() && now_ns() < deadline) store_->poll();
+  if (store_) store_->close();
 }
 
 }  // namespace cdc

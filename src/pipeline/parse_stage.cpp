@@ -1,9 +1,5 @@
 #include "cdc/pipeline/parse_stage.hpp"
 
-#include <nats/nats.h>
-
-#include <cstdlib>
-
 #include <chrono>
 #include <string>
 #include <utility>
@@ -18,22 +14,13 @@ void prepare_dead_letter(const Config& config, Event& ev, ErrorKind kind, std::s
                          std::size_t max_bytes) noexcept {
   try {
     std::vector<std::pair<std::string, std::string>> headers;
-    const char** keys = nullptr;
-    int count = 0;
-    if (ev.msg != nullptr && natsMsgHeader_Keys(ev.msg, &keys, &count) == NATS_OK) {
-      for (int i = 0; i < count; ++i) {
-        const char* value = nullptr;
-        if (natsMsgHeader_Get(ev.msg, keys[i], &value) == NATS_OK && value != nullptr)
-          headers.emplace_back(keys[i], value);
-      }
-      free(static_cast<void*>(keys));
-    }
+    ev.source.headers(headers);
     if (ev.out.error_kind != kind || ev.out.error.data() != error.data()) {
       ev.out.error_kind = kind;
       ev.out.error.assign(error);
     }
     DeadLetter letter;
-    letter.source_subject = ev.subject;
+    letter.source_subject = ev.source.subject;
     letter.source_stream = config.ingest.stream;
     letter.source_seq = ev.stream_seq;
     letter.delivery_attempts = ev.deliveries;
@@ -45,7 +32,7 @@ void prepare_dead_letter(const Config& config, Event& ev, ErrorKind kind, std::s
         std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
             .count();
     letter.headers = &headers;
-    letter.data = ev.body;
+    letter.data = ev.source.body;
     letter.max_bytes = max_bytes;
     build_dead_letter_payload(letter, ev.dlq_payload);
     std::string_view company = ev.out.company;
@@ -77,7 +64,7 @@ void log_dead_letter(log::Level level, std::string_view msg, const Event& ev, Er
                 {"event_id", ev.out.event_id},
                 {"error_kind", kind_name},
                 {"error", error},
-                {"subject", ev.subject},
+                {"subject", ev.source.subject},
                 {"stream_seq", seq},
                 {"delivery_attempt", attempt},
                 {"suppressed", dropped}});
@@ -88,7 +75,7 @@ void log_dead_letter(log::Level level, std::string_view msg, const Event& ev, Er
                 {"table", ev.out.table},
                 {"error_kind", kind_name},
                 {"error", error},
-                {"subject", ev.subject},
+                {"subject", ev.source.subject},
                 {"stream_seq", seq},
                 {"delivery_attempt", attempt},
                 {"suppressed", dropped}});
@@ -97,23 +84,17 @@ void log_dead_letter(log::Level level, std::string_view msg, const Event& ev, Er
                {{"trace_id", trace},
                 {"error_kind", kind_name},
                 {"error", error},
-                {"subject", ev.subject},
+                {"subject", ev.source.subject},
                 {"stream_seq", seq},
                 {"delivery_attempt", attempt},
                 {"suppressed", dropped}});
   }
 }
 
-ParseStage::ParseStage(const Config& config, Link in, Link out, std::atomic<bool>& done, Lifecycle& life,
-                       Metrics& metrics)
-    : config_(config),
-      transformer_(std::make_unique<Transformer>(transform_rules(config))),
-      timer_(metrics.parse.stage, static_cast<std::size_t>(config.pipeline.batch_size)),
-      in_(in),
-      out_(out),
-      done_(done),
-      life_(life),
-      metrics_(metrics) {}
+ParseStage::ParseStage(StageContext& ctx)
+    : ctx_(ctx),
+      transformer_(std::make_unique<Transformer>(transform_rules(ctx.config))),
+      timer_(ctx.metrics.parse.stage, static_cast<std::size_t>(ctx.config.pipeline.batch_size)) {}
 
 ParseStage::~ParseStage() { delete offered_.exchange(nullptr, std::memory_order_acquire); }
 
@@ -136,62 +117,38 @@ void ParseStage::take_offer() noexcept {
 }
 
 void ParseStage::process(Event& ev) noexcept {
-  const char* msg_id = nullptr;
-  if (ev.msg != nullptr && natsMsgHeader_Get(ev.msg, "Nats-Msg-Id", &msg_id) == NATS_OK && msg_id != nullptr) {
-    ev.msg_id_header = msg_id;
-  } else {
-    ev.msg_id_header = {};
-  }
-  switch (transformer_->transform(ev.subject, ev.body, ev.msg_id_header, ev.out)) {
+  ev.msg_id_header = ev.source.header("Nats-Msg-Id");
+  switch (transformer_->transform(ev.source.subject, ev.source.body, ev.msg_id_header, ev.out)) {
     case Disposition::kSkip:
       ev.target = Target::kNone;
       // By name, so a table the filter misses shows up (bounded label set, no allocation).
-      metrics_.parse.skipped_tables.inc(ev.out.table);
+      ctx_.metrics.parse.skipped_tables.inc(ev.out.table);
       break;
     case Disposition::kPublish:
       ev.target = Target::kOutput;
-      metrics_.parse.parsed.inc();
+      ctx_.metrics.parse.parsed.inc();
       break;
     case Disposition::kDeadLetter: {
-      metrics_.parse.invalid.inc();
+      ctx_.metrics.parse.invalid.inc();
       static thread_local log::RateLimiter limiter;
       std::uint64_t suppressed = 0;
       if (limiter.allow(suppressed)) {
         log_dead_letter(log::Level::kWarn, "invalid message dead-lettered", ev, ev.out.error_kind, ev.out.error,
                         suppressed);
       }
-      prepare_dead_letter(config_, ev, ev.out.error_kind, ev.out.error);
+      prepare_dead_letter(ctx_.config, ev, ev.out.error_kind, ev.out.error);
       break;
     }
   }
 }
 
-void ParseStage::run() noexcept {
-  setup_stage_thread("cdc-parse", config_.pipeline.cpu.at("parse"));
-  const int batch = config_.pipeline.batch_size;
-  while (true) {
-    take_offer();
-    int n = 0;
-    Event* ev = nullptr;
-    while (n < batch && in_.ring->try_pop(ev)) {
-      process(*ev);
-      timer_.note(ev->received_ns);
-      push_or_die(*out_.ring, ev);
-      ++n;
-    }
-    if (n > 0) {
-      out_.waiter->notify();  // end of batch
-      timer_.flush(now_ns());
-      continue;
-    }
-    if (in_.drained()) break;
-    in_.waiter->wait_for(
-        [this] { return in_.ring->front() != nullptr || in_.producer_done->load(std::memory_order_acquire); },
-        std::chrono::milliseconds(100));
-  }
-  (void)life_;
-  done_.store(true, std::memory_order_release);
-  out_.waiter->notify();
+void ParseStage::on_batch_start(std::size_t) noexcept { take_offer(); }
+
+void ParseStage::on_event(Event& ev, bool end_of_batch) noexcept {
+  process(ev);
+  timer_.note(ev.received_ns);
+  ctx_.emit(ev);
+  if (end_of_batch) timer_.flush(now_ns());
 }
 
 }  // namespace cdc

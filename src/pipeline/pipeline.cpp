@@ -1,4 +1,6 @@
-// Topology (one thread per stage; every arrow is a bounded SPSC RingBuffer<Event*>):
+// Topology (every arrow is a bounded SPSC RingBuffer<Event*>; each stage is a StageHandler run
+// by a StageRunner, one thread per stage by default, or several stages per thread as
+// pipeline.threads says, e.g. [[ingest, parse], [dedup, publish, ack]]):
 //
 //   JetStream consumer                                                   JetStream wa_stream / DLQ
 //          |                                                                     ^       |
@@ -19,6 +21,7 @@
 #include <pthread.h>
 
 #include <algorithm>
+#include <stdexcept>
 
 #include "cdc/pipeline/ack_stage.hpp"
 #include "cdc/pipeline/dedup_stage.hpp"
@@ -28,7 +31,7 @@
 #include "cdc/adapters/nats/jetstream_ports.hpp"
 #include "cdc/pipeline/parse_stage.hpp"
 #include "cdc/pipeline/publish_stage.hpp"
-#include "cdc/adapters/redis/redis_connection.hpp"
+#include "cdc/adapters/redis/redis_dedup_store.hpp"
 #include "cdc/adapters/redis/redis_info_probe.hpp"
 
 namespace cdc {
@@ -52,12 +55,7 @@ Pipeline::Pipeline(Config config, Ports ports)
       parse_ring_(pool_size_),
       dedup_ring_(pool_size_),
       publish_ring_(pool_size_),
-      ack_ring_(pool_size_),
-      ingest_waiter_(config_.pipeline.wait_strategy),
-      parse_waiter_(config_.pipeline.wait_strategy),
-      dedup_waiter_(config_.pipeline.wait_strategy),
-      publish_waiter_(config_.pipeline.wait_strategy),
-      ack_waiter_(config_.pipeline.wait_strategy) {
+      ack_ring_(pool_size_) {
   validate(config_);
   // relaxed: no thread runs yet; start() publishes them with the threads it creates.
   stall_timeout_ms_.store(config_.health.stall_timeout.count(), std::memory_order_relaxed);
@@ -78,6 +76,10 @@ Pipeline::Pipeline(Config config) : Pipeline(std::move(config), Ports{}) {
   ports_.publisher = make_nats_publisher(*publish_);
   ports_.completer = make_nats_completer(*consume_);
   ports_.source = make_nats_source(*consume_, config_, filter);
+  if (config_.dedup.enabled) {
+    ports_.claims = make_redis_dedup_store(config_.redis, "dedup");
+    ports_.marks = make_redis_dedup_store(config_.redis, "mark");
+  }
   build();
 }
 
@@ -94,25 +96,81 @@ void Pipeline::build() {
     push_or_die(free_ring_, &ev);
   }
 
-  const Link free_link{&free_ring_, &ingest_waiter_, &never_};
-  const Link parse_link{&parse_ring_, &parse_waiter_, &ingest_done_};
-  const Link dedup_link{&dedup_ring_, &dedup_waiter_, &parse_done_};
-  const Link publish_link{&publish_ring_, &publish_waiter_, &dedup_done_};
-  const Link ack_link{&ack_ring_, &ack_waiter_, &publish_done_};
+  const std::vector<std::vector<std::size_t>> groups = stage_threads(config_.pipeline.threads);
+  for (const auto& group : groups) {
+    waiters_.push_back(std::make_unique<WaitStrategy>(config_.pipeline.wait_strategy));
+    for (const std::size_t stage : group) waiter_of_[stage] = waiters_.back().get();
+  }
+  enum : std::size_t { kIngest, kParse, kDedup, kPublish, kAck };
+  const Link free_link{&free_ring_, waiter_of_[kIngest], &never_};
+  const Link parse_link{&parse_ring_, waiter_of_[kParse], &ingest_done_};
+  const Link dedup_link{&dedup_ring_, waiter_of_[kDedup], &parse_done_};
+  const Link publish_link{&publish_ring_, waiter_of_[kPublish], &dedup_done_};
+  const Link ack_link{&ack_ring_, waiter_of_[kAck], &publish_done_};
+  const auto context = [this](std::size_t stage, Link in, Link out, std::atomic<bool>& done) {
+    contexts_.push_back(std::make_unique<StageContext>(kStageNames[stage], config_, in, out, done, life_, *metrics_));
+    return contexts_.back().get();
+  };
+  StageContext* ingest_ctx = context(kIngest, free_link, parse_link, ingest_done_);
+  StageContext* parse_ctx = context(kParse, parse_link, dedup_link, parse_done_);
+  StageContext* dedup_ctx = context(kDedup, dedup_link, publish_link, dedup_done_);
+  StageContext* publish_ctx = context(kPublish, publish_link, ack_link, publish_done_);
+  StageContext* ack_ctx = context(kAck, ack_link, free_link, ack_done_);
 
-  parse_ = std::make_unique<ParseStage>(config_, parse_link, dedup_link, parse_done_, life_, *metrics_);
-  dedup_ = std::make_unique<DedupStage>(config_, dedup_link, publish_link, dedup_done_, life_, *metrics_,
-                                        ports_.completer.get());
-  publish_stage_ = std::make_unique<PublishStage>(config_, *ports_.publisher, pool_.get(), pool_size_, publish_link,
-                                                  ack_link, publish_done_, life_, *metrics_, ports_.completer.get());
-  ack_ = std::make_unique<AckStage>(config_, *ports_.completer, ack_link, free_link, ack_done_, life_, *metrics_);
-  ingest_ =
-      std::make_unique<IngestStage>(config_, *ports_.source, free_link, parse_link, ingest_done_, life_, *metrics_);
+  ingest_ = std::make_unique<IngestStage>(*ingest_ctx, *ports_.source);
+  parse_ = std::make_unique<ParseStage>(*parse_ctx);
+  dedup_ = std::make_unique<DedupStage>(*dedup_ctx, ports_.claims.get(), ports_.completer.get());
+  publish_stage_ =
+      std::make_unique<PublishStage>(*publish_ctx, *ports_.publisher, pool_.get(), pool_size_, ports_.completer.get());
+  ack_ = std::make_unique<AckStage>(*ack_ctx, *ports_.completer, ports_.marks.get());
+
+  const std::array<StageHandler*, kStageNames.size()> handlers{ingest_.get(), parse_.get(), dedup_.get(),
+                                                               publish_stage_.get(), ack_.get()};
+  for (std::size_t g = 0; g < groups.size(); ++g) {
+    std::vector<RunnerStage> stages;
+    std::vector<std::string> names;
+    int cpu = -1;
+    for (const std::size_t stage : groups[g]) {
+      stages.push_back(RunnerStage{handlers[stage], contexts_[stage].get()});
+      names.emplace_back(kStageNames[stage]);
+      const auto it = config_.pipeline.cpu.find(kStageNames[stage]);
+      if (cpu < 0 && it != config_.pipeline.cpu.end()) cpu = it->second;
+    }
+    runners_.push_back(std::make_unique<StageRunner>(stage_thread_name(names), cpu, *waiters_[g],
+                                                     static_cast<std::size_t>(config_.pipeline.batch_size), stages));
+  }
+}
+
+std::vector<std::vector<std::size_t>> stage_threads(const std::vector<std::vector<std::string>>& threads) {
+  std::vector<std::vector<std::size_t>> groups;
+  if (threads.empty()) {
+    for (std::size_t i = 0; i < kStageNames.size(); ++i) groups.push_back({i});
+    return groups;
+  }
+  std::array<bool, kStageNames.size()> seen{};
+  for (const auto& thread : threads) {
+    if (thread.empty()) throw std::invalid_argument("pipeline.threads: a thread without stages");
+    std::vector<std::size_t> group;
+    for (const std::string& name : thread) {
+      const auto it = std::find(kStageNames.begin(), kStageNames.end(), name);
+      if (it == kStageNames.end()) throw std::invalid_argument("pipeline.threads: unknown stage '" + name + "'");
+      const auto index = static_cast<std::size_t>(it - kStageNames.begin());
+      if (seen[index]) throw std::invalid_argument("pipeline.threads: stage '" + name + "' named twice");
+      seen[index] = true;
+      group.push_back(index);
+    }
+    groups.push_back(std::move(group));
+  }
+  for (std::size_t i = 0; i < seen.size(); ++i) {
+    if (!seen[i]) throw std::invalid_argument(std::string("pipeline.threads: stage '") + kStageNames[i] + "' missing");
+  }
+  return groups;
 }
 
 Pipeline::~Pipeline() {
   stop();
   redis_info_.reset();
+  runners_.clear();
   ingest_.reset();
   ports_.source.reset();
   ports_.publisher.reset();  // unsubscribes from PubAcks before the stage goes
@@ -120,6 +178,8 @@ Pipeline::~Pipeline() {
   ack_.reset();
   ports_.completer.reset();
   dedup_.reset();
+  ports_.claims.reset();
+  ports_.marks.reset();
   parse_.reset();
   publish_.reset();
   consume_.reset();
@@ -127,13 +187,16 @@ Pipeline::~Pipeline() {
 
 void Pipeline::start() {
   if (started_.exchange(true)) return;
-  threads_.emplace_back([this] { ack_->run(); });
-  threads_.emplace_back([this] { publish_stage_->run(); });
-  threads_.emplace_back([this] { dedup_->run(); });
-  threads_.emplace_back([this] { parse_->run(); });
-  threads_.emplace_back([this] { ingest_->run(); });
+  // Downstream first, as before: each thread is waiting before its producer starts.
+  for (auto it = runners_.rbegin(); it != runners_.rend(); ++it) {
+    StageRunner* runner = it->get();
+    threads_.emplace_back([runner] { runner->run(); });
+  }
   monitor_ = std::thread([this] { monitor(); });
+  std::string mapping;
+  for (const auto& runner : runners_) mapping += (mapping.empty() ? "" : " ") + runner->thread_name();
   log::info("pipeline started", {{"ring_capacity", static_cast<unsigned long long>(pool_size_)},
+                                 {"threads", mapping},
                                  {"wait_strategy", to_string(config_.pipeline.wait_strategy)},
                                  {"mode", config_.ingest.mode == IngestMode::kPush ? "push" : "pull"}});
 }
@@ -149,14 +212,14 @@ void Pipeline::stop() {
   if (monitor_.joinable()) monitor_.join();
   log::info("draining", {{"drain_timeout_ms", static_cast<long long>(config_.pipeline.drain_timeout.count())}});
   life_.stop_intake.store(true, std::memory_order_relaxed);
-  ingest_waiter_.notify();
+  waiter_of_[0]->notify();  // ingest
   const auto deadline = std::chrono::steady_clock::now() + config_.pipeline.drain_timeout;
   while (!ack_done_.load(std::memory_order_acquire)) {
     if (std::chrono::steady_clock::now() >= deadline && !life_.abort.load()) {
       log::warn("drain timeout; NAKing what is not final");
       life_.abort.store(true, std::memory_order_relaxed);
-      dedup_waiter_.notify();
-      publish_waiter_.notify();
+      waiter_of_[2]->notify();  // dedup
+      waiter_of_[3]->notify();  // publish
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
@@ -208,7 +271,7 @@ std::string Pipeline::render_metrics() const {
     st.nats[i].reconnects = nats[i]->reconnects();
     st.nats[i].failures = nats[i]->disconnects();
   }
-  const RedisConnection* redis[] = {dedup_ ? dedup_->redis() : nullptr, ack_ ? ack_->redis() : nullptr};
+  const DedupStore* redis[] = {dedup_ ? dedup_->store() : nullptr, ack_ ? ack_->store() : nullptr};
   for (std::size_t i = 0; i < st.redis.size(); ++i) {
     if (redis[i] == nullptr) continue;
     st.redis[i].present = true;
@@ -344,7 +407,7 @@ void Pipeline::monitor() noexcept {
     waiting_ms_.store(waiting_ms, std::memory_order_relaxed);
 
     // Panic guard: failures keep being counted and nothing succeeds.
-    const RedisConnection* dedup_redis = dedup_ ? dedup_->redis() : nullptr;
+    const DedupStore* dedup_redis = dedup_ ? dedup_->store() : nullptr;
     const std::uint64_t naks = m.ack.naks.value();
     const std::uint64_t redis_errors =
         block ? m.dedup.errors.value() + (dedup_redis != nullptr ? dedup_redis->failures() : 0) : 0;

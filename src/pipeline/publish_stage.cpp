@@ -4,6 +4,7 @@
 #include <charconv>
 #include <cstring>
 
+#include "cdc/core/internal_error.hpp"
 #include "cdc/core/jetstream_meta.hpp"
 #include "cdc/core/log.hpp"
 #include "cdc/pipeline/parse_stage.hpp"
@@ -46,20 +47,17 @@ void finish_claim(Event& ev, std::uint64_t generation, PubState state, std::stri
 
 }  // namespace
 
-PublishStage::PublishStage(const Config& config, Publisher& publisher, Event* pool, std::size_t pool_size, Link in,
-                           Link out, std::atomic<bool>& done, Lifecycle& life, Metrics& metrics, Completer* completer)
-    : config_(config),
+PublishStage::PublishStage(StageContext& ctx, Publisher& publisher, Event* pool, std::size_t pool_size,
+                           Completer* completer)
+    : ctx_(ctx),
+      config_(ctx.config),
+      metrics_(ctx.metrics),
       publisher_(publisher),
       pool_(pool),
       pool_size_(pool_size),
-      in_(in),
-      out_(out),
-      done_(done),
-      life_(life),
-      metrics_(metrics),
-      fifo_(pool_size, nullptr),
+      window_(pool_size),
       recent_(pool_size * 2, 0),
-      keep_alive_(completer, config.ingest.ack_wait) {
+      keep_alive_(completer, ctx.config.ingest.ack_wait) {
   publisher_.set_sink(this);
   max_payload_ = publisher_.max_payload();
   reply_.reserve(publisher_.reply_prefix().size() + 32);
@@ -105,7 +103,7 @@ void PublishStage::on_puback(std::string_view reply_subject, std::string_view bo
       finish_claim(ev, generation, st, why);
     }
   }
-  in_.waiter->notify();
+  ctx_.in.waiter->notify();  // wakes the publish stage's thread
 }
 
 void PublishStage::complete(Event& ev, Completion completion, EventResult result) noexcept {
@@ -235,7 +233,7 @@ void PublishStage::give_up(Event& ev, std::string_view why) noexcept {
     log::error(ev.target == Target::kDeadLetter ? "dead-letter publish failed; NAK" : "publish failed; NAK",
                {{"trace_id", trace_id(ev)},
                 {"event_id", ev.out.event_id},
-                {"subject", ev.subject},
+                {"subject", ev.source.subject},
                 {"error", why},
                 {"attempts", static_cast<unsigned>(ev.attempts)},
                 {"delivery_attempt", static_cast<unsigned>(ev.deliveries)},
@@ -249,8 +247,8 @@ void PublishStage::give_up(Event& ev, std::string_view why) noexcept {
 bool PublishStage::advance_head() noexcept {
   int forwarded = 0;
   const std::int64_t now = now_ns();
-  while (head_ != tail_) {
-    Event& ev = *fifo_at(head_);
+  while (!window_.empty()) {
+    Event& ev = *window_.front();
     if (!ev.final) {
       const std::uint64_t word = ev.pub.load(std::memory_order_acquire);
       const std::uint64_t generation = pub_generation(word);
@@ -309,25 +307,23 @@ bool PublishStage::advance_head() noexcept {
           continue;
         case PubState::kNone:
           // Not published and not final: cannot happen (admit() decides one or the other).
-          log::error("internal error: event neither published nor final", {{"event_id", ev.out.event_id}});
-          std::abort();
+          on_internal_error("publish stage: event neither published nor final");
       }
     }
     metrics_.publish.stage.observe_ns(now - ev.received_ns);
-    push_or_die(*out_.ring, &ev);
-    ++head_;
+    ctx_.emit(ev);
+    window_.pop();
     ++forwarded;
   }
 blocked:
-  if (forwarded > 0) out_.waiter->notify();
   return forwarded > 0;
 }
 
 void PublishStage::retry_round(std::int64_t now) noexcept {
   // Republish, in order, every attempt that failed or timed out; newer events wait until these
   // are stored (hold_until_), so a retried event never lands after a later one of its subject.
-  for (std::size_t i = head_; i != tail_; ++i) {
-    Event& ev = *fifo_at(i);
+  for (std::size_t i = 0; i < window_.size(); ++i) {
+    Event& ev = *window_.at(i);
     if (ev.final) continue;
     const std::uint64_t word = ev.pub.load(std::memory_order_acquire);
     PubState st = pub_state(word);
@@ -341,11 +337,11 @@ void PublishStage::retry_round(std::int64_t now) noexcept {
       publish(ev);
     }
   }
-  hold_until_ = tail_;
+  hold_until_ = window_.back_position();
   retry_at_ns_ = 0;
 }
 
-void PublishStage::finish_all_with_nak() noexcept {
+bool PublishStage::finish_all_with_nak() noexcept {
   auto abandon = [this](Event& ev) {
     if (ev.final) return;
     // Take the attempt away from the PubAck callback before giving the slot up.
@@ -368,81 +364,60 @@ void PublishStage::finish_all_with_nak() noexcept {
     ev.nak_delay_ms = 0;  // redeliver at once, to another replica
     complete(ev, Completion::kNak, EventResult::kRetried);
   };
-  for (std::size_t i = head_; i != tail_; ++i) abandon(*fifo_at(i));
+  for (std::size_t i = 0; i < window_.size(); ++i) abandon(*window_.at(i));
   Event* ev = nullptr;
-  while (in_.ring->try_pop(ev)) {
+  while (ctx_.in.ring->try_pop(ev)) {
     ev->final = false;
     if (ev->target == Target::kNone) complete(*ev, Completion::kAck, EventResult::kSkipped);
     else if (ev->target == Target::kOutput && ev->dedup == DedupResult::kDone)
       complete(*ev, Completion::kAck, EventResult::kDuplicate);
-    fifo_[tail_ & (fifo_.size() - 1)] = ev;
-    ++tail_;
+    window_.push(ev);
     abandon(*ev);
   }
-  advance_head();
+  return advance_head();
 }
 
-void PublishStage::run() noexcept {
-  setup_stage_thread("cdc-publish", config_.pipeline.cpu.at("publish"));
-  const int batch = config_.pipeline.batch_size;
+std::size_t PublishStage::accepting() const noexcept {
+  // Draining at the deadline, finish_all_with_nak() takes the input itself.
+  if (aborting() || retry_at_ns_ != 0 || window_.front_position() < hold_until_) return 0;
   const auto max_pending = static_cast<std::size_t>(config_.publish.max_pending);
-  while (true) {
-    if (life_.abort.load(std::memory_order_relaxed)) {
-      finish_all_with_nak();
-      if (in_.drained()) break;
-      in_.waiter->wait_for(
-          [this] { return in_.ring->front() != nullptr || in_.producer_done->load(std::memory_order_acquire); },
-          std::chrono::milliseconds(20));
-      continue;
-    }
-    bool progressed = advance_head();
-    const std::int64_t now = now_ns();
-    if (retry_at_ns_ != 0 && now >= retry_at_ns_) {
-      retry_round(now);
-      progressed = true;
-    }
-    int taken = 0;
-    Event* ev = nullptr;
-    while (retry_at_ns_ == 0 && head_ >= hold_until_ && fifo_size() < max_pending && taken < batch &&
-           in_.ring->try_pop(ev)) {
-      fifo_[tail_ & (fifo_.size() - 1)] = ev;
-      ++tail_;
-      admit(*ev);
-      ++taken;
-    }
-    if (taken > 0) {
-      advance_head();
-      progressed = true;
-    }
-    metrics_.publish.in_flight.set(static_cast<std::int64_t>(fifo_size()));
-    if (keep_alive_.due(now)) {
-      // Held by retries or behind them: keep JetStream from redelivering them meanwhile.
-      for (std::size_t i = head_; i != tail_; ++i) keep_alive_.touch(*fifo_at(i), now);
-      keep_alive_.touch_ring(*in_.ring, now);
-    }
-    if (progressed) continue;
-    if (head_ == tail_ && in_.drained()) break;
-    // Wait for new input (when we may take it), the head's PubAck, its deadline or the retry time.
-    std::int64_t wait_ns = 50 * kNsPerMs;
-    if (head_ != tail_) {
-      const Event& h = *fifo_at(head_);
-      if (retry_at_ns_ != 0) wait_ns = std::min(wait_ns, retry_at_ns_ - now);
-      else if (!h.final) wait_ns = std::min(wait_ns, h.pub_deadline_ns - now);
-    }
-    wait_ns = std::max<std::int64_t>(wait_ns, 0);
-    in_.waiter->wait_for(
-        [this, max_pending] {
-          const bool can_take = retry_at_ns_ == 0 && head_ >= hold_until_ && fifo_size() < max_pending;
-          if (can_take && (in_.ring->front() != nullptr || in_.producer_done->load(std::memory_order_acquire)))
-            return true;
-          if (head_ == tail_ || retry_at_ns_ != 0) return false;
-          const PubState st = pub_state(fifo_at(head_)->pub.load(std::memory_order_acquire));
-          return st != PubState::kInFlight && st != PubState::kSettling;
-        },
-        std::chrono::nanoseconds(wait_ns));
+  return window_.size() < max_pending ? max_pending - window_.size() : 0;
+}
+
+void PublishStage::on_event(Event& ev, bool end_of_batch) noexcept {
+  window_.push(&ev);
+  admit(ev);
+  if (end_of_batch) advance_head();
+}
+
+bool PublishStage::on_idle(std::int64_t now) noexcept {
+  if (aborting()) return finish_all_with_nak();
+  bool progressed = advance_head();
+  if (retry_at_ns_ != 0 && now >= retry_at_ns_) {
+    retry_round(now);
+    progressed = true;
   }
-  done_.store(true, std::memory_order_release);
-  out_.waiter->notify();
+  metrics_.publish.in_flight.set(static_cast<std::int64_t>(window_.size()));
+  if (keep_alive_.due(now)) {
+    // Held by retries or behind them: keep JetStream from redelivering them meanwhile.
+    for (std::size_t i = 0; i < window_.size(); ++i) keep_alive_.touch(*window_.at(i), now);
+    keep_alive_.touch_ring(*ctx_.in.ring, now);
+  }
+  return progressed;
+}
+
+bool PublishStage::ready() const noexcept {
+  if (aborting()) return ctx_.in.ring->front() != nullptr;
+  if (window_.empty() || retry_at_ns_ != 0) return false;
+  const PubState st = pub_state(window_.front()->pub.load(std::memory_order_acquire));
+  return st != PubState::kInFlight && st != PubState::kSettling;
+}
+
+std::int64_t PublishStage::wake_at_ns() const noexcept {
+  if (window_.empty() || aborting()) return 0;
+  if (retry_at_ns_ != 0) return retry_at_ns_;
+  const Event& head = *window_.front();
+  return head.final ? 0 : head.pub_deadline_ns;
 }
 
 }  // namespace cdc

@@ -1,31 +1,31 @@
 #pragma once
 /// Ack stage: completes source messages strictly in delivery order (ack, NAK with delay, or
-/// term after dead-lettering), writes the dedup 'd' marks and removals on its own Redis
-/// connection (pipelined, never awaited), records per-event metrics and returns the slot.
+/// term after dead-lettering) as the publish stage decided, writes the dedup 'd' marks and
+/// removals on its own DedupStore (pipelined, never awaited), records per-event metrics and
+/// returns the slot.
 
 #include <atomic>
 #include <cstdint>
-#include <memory>
-#include <string>
 
-#include "cdc/core/config.hpp"
-#include "cdc/core/metrics.hpp"
+#include "cdc/core/dedup_protocol.hpp"
 #include "cdc/pipeline/ports.hpp"
-#include "cdc/adapters/redis/resp.hpp"
-#include "cdc/pipeline/stage.hpp"
-
-struct uv_loop_s;
+#include "cdc/pipeline/stage_runner.hpp"
 
 namespace cdc {
 
-class RedisConnection;
-
-class AckStage {
+class AckStage final : public StageHandler {
  public:
-  AckStage(const Config& config, Completer& completer, Link in, Link free_slots, std::atomic<bool>& done,
-           Lifecycle& life, Metrics& metrics);
-  ~AckStage();
-  void run() noexcept;
+  /// `ctx.out` is the ring of free slots. `store` (null when dedup is disabled) is the stage's
+  /// own mark connection. Throws std::invalid_argument when dedup is enabled without a store.
+  AckStage(StageContext& ctx, Completer& completer, DedupStore* store);
+
+  void on_start() noexcept override;
+  void on_event(Event& ev, bool end_of_batch) noexcept override;
+  /// Reconnect timers and mark replies.
+  bool on_idle(std::int64_t now) noexcept override;
+  /// Sends what is buffered: completions to JetStream, marks to Redis (bounded waits).
+  void on_shutdown() noexcept override;
+
   /// Any thread: source messages completed so far.
   [[nodiscard]] std::uint64_t completed() const noexcept { return completed_.load(std::memory_order_relaxed); }
   /// Any thread: steady-clock ns of the last completion (0 = none yet).
@@ -33,24 +33,17 @@ class AckStage {
     return last_completion_ns_.load(std::memory_order_relaxed);
   }
   /// Any thread: the mark connection, for its up/reconnect counters (nullptr when dedup is off).
-  [[nodiscard]] const RedisConnection* redis() const noexcept { return redis_.get(); }
+  [[nodiscard]] const DedupStore* store() const noexcept { return store_; }
 
  private:
   void complete(Event& ev) noexcept;
   void redis_mark(const Event& ev) noexcept;
   static void on_reply(void* owner, void* tag, const RedisReply& reply);
 
-  const Config& config_;
+  StageContext& ctx_;
   Completer& completer_;
-  Link in_;
-  Link free_;
-  std::atomic<bool>& done_;
-  Lifecycle& life_;
-  Metrics& metrics_;
-  std::unique_ptr<uv_loop_s> loop_;
-  std::unique_ptr<RedisConnection> redis_;
-  std::string key_;
-  std::string ttl_seconds_;
+  DedupStore* store_;
+  DedupProtocol protocol_;
   std::atomic<std::uint64_t> completed_{0};
   std::atomic<std::int64_t> last_completion_ns_{0};
 };

@@ -1,63 +1,59 @@
 #pragma once
 /// Dedup stage: the first phase of CONTRACT.md section 5. For each publishable event it sends
-/// `SET <prefix><event_id> p NX GET EX <pending_ttl>` on its own Redis connection, pipelined
-/// over the batch, on a libuv loop this thread owns, and forwards events in order once their
-/// replies are in.
+/// a claim (`SET <prefix><event_id> p NX GET EX <pending_ttl>`, dedup_protocol.hpp) on its own
+/// DedupStore, pipelined over the batch, and forwards events in order once their replies are in.
 
-#include <atomic>
 #include <cstdint>
-#include <memory>
-#include <string>
 #include <vector>
 
-#include "cdc/core/config.hpp"
-#include "cdc/core/metrics.hpp"
-#include "cdc/adapters/redis/resp.hpp"
-#include "cdc/pipeline/stage.hpp"
-
-struct uv_loop_s;
+#include "cdc/core/dedup_protocol.hpp"
+#include "cdc/pipeline/keep_alive.hpp"
+#include "cdc/pipeline/ordered_window.hpp"
+#include "cdc/pipeline/ports.hpp"
+#include "cdc/pipeline/stage_runner.hpp"
 
 namespace cdc {
 
-class RedisConnection;
-
-class DedupStage {
+class DedupStage final : public StageHandler {
  public:
+  /// `store` (null when dedup is disabled) is the stage's own connection, used on its thread.
   /// `completer` (may be null) sends in-progress signals for events held long (Redis down).
-  DedupStage(const Config& config, Link in, Link out, std::atomic<bool>& done, Lifecycle& life, Metrics& metrics,
-             Completer* completer = nullptr);
-  ~DedupStage();
-  void run() noexcept;
+  /// Throws std::invalid_argument when dedup is enabled without a store.
+  DedupStage(StageContext& ctx, DedupStore* store, Completer* completer = nullptr);
+
+  void on_start() noexcept override;
+  [[nodiscard]] std::size_t accepting() const noexcept override;
+  void on_event(Event& ev, bool end_of_batch) noexcept override;
+  bool on_idle(std::int64_t now) noexcept override;
+  [[nodiscard]] bool holding() const noexcept override { return !window_.empty(); }
+  /// Claims awaiting their reply, or Redis awaited (block policy).
+  [[nodiscard]] bool waits_outside() const noexcept override;
+  void wait_outside(std::chrono::nanoseconds timeout) noexcept override;
+  void on_shutdown() noexcept override;
+
   /// Any thread: is the dedup connection up (or dedup disabled)?
   [[nodiscard]] bool redis_up() const noexcept;
   /// Any thread: the dedup connection, for its up/reconnect counters (nullptr when dedup is off).
-  [[nodiscard]] const RedisConnection* redis() const noexcept { return redis_.get(); }
+  [[nodiscard]] const DedupStore* store() const noexcept { return store_; }
 
  private:
   static void on_reply(void* owner, void* tag, const RedisReply& reply);
+  [[nodiscard]] bool aborting() const noexcept { return ctx_.life.abort.load(std::memory_order_relaxed); }
+  /// Block policy with Redis down: leave events in the ring (back-pressure reaches ingest).
+  [[nodiscard]] bool hold() const noexcept;
   void send(Event& ev) noexcept;
   void resolve(Event& ev, DedupResult result) noexcept;
-  int forward_ready() noexcept;
+  bool forward_ready() noexcept;
   void resend_unsent() noexcept;
   void check_overdue() noexcept;
 
-  const Config& config_;
-  Link in_;
-  Link out_;
-  std::atomic<bool>& done_;
-  Lifecycle& life_;
-  Metrics& metrics_;
-  std::unique_ptr<uv_loop_s> loop_;
-  std::unique_ptr<RedisConnection> redis_;
-  std::string ttl_seconds_;
-  std::string key_;
-  // Events taken from `in` and not yet forwarded, in order (a ring of the pool's size).
-  std::vector<Event*> fifo_;
-  std::size_t head_ = 0;
-  std::size_t tail_ = 0;
+  StageContext& ctx_;
+  DedupStore* store_;
+  DedupProtocol protocol_;
+  OrderedWindow window_;               // taken from `in`, not yet forwarded, in order
   std::vector<std::int64_t> sent_ns_;  // by event index; 0 = not sent
-  std::size_t outstanding_ = 0;
-  std::size_t unsent_ = 0;  // block policy: events whose command failed, to send again
+  std::size_t awaiting_reply_ = 0;     // claims sent whose reply has not come
+  std::size_t unsent_ = 0;             // block policy: events whose claim failed, to send again
   std::int64_t last_resend_ns_ = 0;
   bool block_ = false;
   KeepAlive keep_alive_;

@@ -11,21 +11,12 @@
 #include <string>
 #include <string_view>
 
+#include "cdc/core/dedup_protocol.hpp"
 #include "cdc/core/metrics.hpp"
 #include "cdc/core/transform.hpp"
-
-typedef struct __natsMsg natsMsg;  // NOLINT: nats.c's own typedef, repeated to keep nats.h out
+#include "cdc/pipeline/source_message.hpp"
 
 namespace cdc {
-
-/// What the dedup stage learnt from `SET dedup:<id> p NX GET EX <pending_ttl>`.
-enum class DedupResult : std::uint8_t {
-  kNotChecked,   ///< not a publishable event, or dedup disabled
-  kFirstSeen,    ///< nil: we own the 'p' mark and must publish
-  kDone,         ///< 'd': already published, ack without publishing
-  kInFlight,     ///< 'p': another delivery is being worked on, NAK with delay
-  kUnavailable,  ///< Redis error and on_redis_error=publish: rely on Nats-Msg-Id
-};
 
 /// State of the current publish attempt; low byte of Event::pub, above it the attempt's generation.
 enum class PubState : std::uint8_t {
@@ -38,7 +29,7 @@ enum class PubState : std::uint8_t {
   kRejected,   ///< failed for good (JetStream refused the message)
 };
 
-/// The source message's completion, decided by the publish stage and carried out by the ack stage.
+/// The source message's completion: decided by the publish stage, completed by the ack stage.
 enum class Completion : std::uint8_t { kAck, kNak, kTerm };
 
 /// The target of the event's publish.
@@ -49,9 +40,7 @@ struct Event {
   std::uint32_t index = 0;  ///< position in the pool; encoded in PubAck reply subjects
 
   // -- ingest
-  natsMsg* msg = nullptr;  ///< owned from ingest until the ack stage destroys it
-  std::string_view subject;
-  std::string_view body;
+  SourceMessage source;  ///< owned from ingest until the ack stage completes and releases it
   std::string_view msg_id_header;
   std::uint64_t stream_seq = 0;
   std::uint32_t deliveries = 1;  ///< JetStream delivery count of this delivery
@@ -93,8 +82,8 @@ struct Event {
 
   /// Back to the state of a fresh slot (keeps buffer capacity up to kKeepCapacity). Ack stage only.
   void reset() noexcept {
-    msg = nullptr;
-    subject = body = msg_id_header = {};
+    source = {};
+    msg_id_header = {};
     stream_seq = 0;
     deliveries = 1;
     last_delivery = false;

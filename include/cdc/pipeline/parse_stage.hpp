@@ -8,8 +8,8 @@
 #include "cdc/core/config.hpp"
 #include "cdc/core/log.hpp"
 #include "cdc/core/metrics.hpp"
-#include "cdc/pipeline/stage.hpp"
 #include "cdc/core/transform.hpp"
+#include "cdc/pipeline/stage_runner.hpp"
 
 namespace cdc {
 
@@ -26,13 +26,20 @@ void prepare_dead_letter(const Config& config, Event& ev, ErrorKind kind, std::s
 void log_dead_letter(log::Level level, std::string_view msg, const Event& ev, ErrorKind kind, std::string_view error,
                      std::uint64_t suppressed) noexcept;
 
-class ParseStage {
+class ParseStage final : public StageHandler {
  public:
-  ParseStage(const Config& config, Link in, Link out, std::atomic<bool>& done, Lifecycle& life, Metrics& metrics);
-  ~ParseStage();
+  explicit ParseStage(StageContext& ctx);
+  ~ParseStage() override;
   ParseStage(const ParseStage&) = delete;
   ParseStage& operator=(const ParseStage&) = delete;
-  void run() noexcept;
+  /// Takes reloaded rules before the batch.
+  void on_batch_start(std::size_t count) noexcept override;
+  void on_event(Event& ev, bool end_of_batch) noexcept override;
+  /// Takes reloaded rules also while no events come (one relaxed load).
+  bool on_idle(std::int64_t) noexcept override {
+    take_offer();
+    return false;
+  }
   /// One event (also used by tests and the bench without threads).
   void process(Event& ev) noexcept;
   /// Any thread (SIGHUP): hands the stage new rules, which run() takes before its next batch
@@ -43,15 +50,10 @@ class ParseStage {
  private:
   void take_offer() noexcept;
 
-  const Config& config_;
+  StageContext& ctx_;
   std::unique_ptr<Transformer> transformer_;
   std::atomic<Transformer*> offered_{nullptr};
   StageTimer timer_;
-  Link in_;
-  Link out_;
-  std::atomic<bool>& done_;
-  Lifecycle& life_;
-  Metrics& metrics_;
 };
 
 }  // namespace cdc

@@ -2,6 +2,7 @@
 /// The wiring: event pool, rings, stages, threads and the NATS/Redis adapters they use.
 /// See src/service/pipeline.cpp for the topology.
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -16,8 +17,9 @@
 #include "cdc/core/failure_guard.hpp"
 #include "cdc/core/metrics.hpp"
 #include "cdc/core/stall_detector.hpp"
+#include "cdc/pipeline/link.hpp"
 #include "cdc/pipeline/ports.hpp"
-#include "cdc/pipeline/stage.hpp"
+#include "cdc/pipeline/stage_runner.hpp"
 
 namespace cdc {
 
@@ -28,6 +30,14 @@ class DedupStage;
 class PublishStage;
 class AckStage;
 class RedisInfoProbe;
+
+/// The stages in pipeline order, as pipeline.threads and pipeline.cpu name them.
+inline constexpr std::array<const char*, 5> kStageNames{"ingest", "parse", "dedup", "publish", "ack"};
+
+/// pipeline.threads resolved: for each thread, the indexes (into kStageNames) of its stages;
+/// empty `threads` gives one thread per stage. Throws std::invalid_argument when a stage is
+/// unknown, missing or named twice.
+std::vector<std::vector<std::size_t>> stage_threads(const std::vector<std::vector<std::string>>& threads);
 
 /// What /healthz and /readyz report.
 struct HealthReport {
@@ -47,11 +57,14 @@ struct HealthReport {
   [[nodiscard]] bool ready() const noexcept { return running && nats_connected && (redis_up || redis_degraded_ok); }
 };
 
-/// The JetStream side of a pipeline (bench/ passes in-process mocks).
+/// The outside of a pipeline: JetStream and the dedup store (tests and bench/ pass in-process
+/// mocks; the stores may be null when dedup is disabled).
 struct Ports {
   std::unique_ptr<MessageSource> source;
   std::unique_ptr<Completer> completer;
   std::unique_ptr<Publisher> publisher;
+  std::unique_ptr<DedupStore> claims;  ///< the dedup stage's connection
+  std::unique_ptr<DedupStore> marks;   ///< the ack stage's connection
 };
 
 class Pipeline {
@@ -65,7 +78,7 @@ class Pipeline {
   Pipeline(const Pipeline&) = delete;
   Pipeline& operator=(const Pipeline&) = delete;
 
-  /// Starts one thread per stage.
+  /// Starts the stage threads (pipeline.threads: one per stage by default).
   void start();
   /// Stops intake; in-flight work finishes until drain_timeout, then the rest is NAKed. Blocks
   /// until every stage has finished and the threads are joined. Idempotent.
@@ -101,7 +114,11 @@ class Pipeline {
   std::size_t pool_size_;
   // Rings, each able to hold the whole pool: free -> ingest -> parse -> dedup -> publish -> ack -> free.
   EventRing free_ring_, parse_ring_, dedup_ring_, publish_ring_, ack_ring_;
-  WaitStrategy ingest_waiter_, parse_waiter_, dedup_waiter_, publish_waiter_, ack_waiter_;
+  // One WaitStrategy per stage thread; every ring into a thread's stages names it.
+  std::vector<std::unique_ptr<WaitStrategy>> waiters_;
+  std::array<WaitStrategy*, kStageNames.size()> waiter_of_{};  // by stage index
+  std::vector<std::unique_ptr<StageContext>> contexts_;        // by stage index
+  std::vector<std::unique_ptr<StageRunner>> runners_;
   std::atomic<bool> ingest_done_{false}, parse_done_{false}, dedup_done_{false}, publish_done_{false}, ack_done_{false};
   std::atomic<bool> never_{false};  // the free ring's producer (ack) is "done" only at the end
   Lifecycle life_;

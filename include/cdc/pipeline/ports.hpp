@@ -1,15 +1,17 @@
 #pragma once
-/// The pipeline's three boundaries with JetStream, as interfaces: where source messages come
-/// from (MessageSource), how they are completed (Completer) and where events go (Publisher).
-/// The service uses the NATS implementations (nats_ports.hpp); bench/ plugs in-process mocks.
-/// Messages are nats.c natsMsg handles either way (a mock creates them with natsMsg_Create).
+/// The pipeline's boundaries, as interfaces: where source messages come from (MessageSource),
+/// how they are completed (Completer), where events go (Publisher) and the dedup marks
+/// (DedupStore). The service plugs the adapters of src/adapters (NATS, Redis); tests and bench/
+/// plug in-process mocks. No client-library type crosses these: a source message is a
+/// SourceMessage (opaque handle plus views), a store reply a RedisReply (cdc/core).
 
 #include <chrono>
 #include <cstdint>
 #include <string>
 #include <string_view>
 
-typedef struct __natsMsg natsMsg;  // NOLINT: nats.c's own typedef
+#include "cdc/core/dedup_protocol.hpp"
+#include "cdc/pipeline/source_message.hpp"
 
 namespace cdc {
 
@@ -17,9 +19,10 @@ namespace cdc {
 class MessageSource {
  public:
   virtual ~MessageSource() = default;
-  /// Fills `out` with up to `max` messages (ownership passes to the caller); waits at most
-  /// `wait` for the first one. Returns the count (0 on timeout or a transient error).
-  virtual int next_batch(natsMsg** out, int max, std::chrono::milliseconds wait) noexcept = 0;
+  /// Fills `out` with up to `max` messages (ownership passes to the caller, who releases each
+  /// once completed); waits at most `wait` for the first one. Returns the count (0 on timeout,
+  /// -1 on an error the source logged).
+  virtual int next_batch(SourceMessage* out, int max, std::chrono::milliseconds wait) noexcept = 0;
   /// Intake stops: give back what was delivered to us but not taken (NAK), stop deliveries.
   virtual void stop() noexcept = 0;
 };
@@ -29,12 +32,12 @@ class Completer {
  public:
   virtual ~Completer() = default;
   /// Each returns false when the completion could not be sent (logged by the caller).
-  virtual bool ack(natsMsg* msg) noexcept = 0;
-  virtual bool nak(natsMsg* msg, std::int64_t delay_ms) noexcept = 0;
-  virtual bool term(natsMsg* msg) noexcept = 0;
+  virtual bool ack(const SourceMessage& msg) noexcept = 0;
+  virtual bool nak(const SourceMessage& msg, std::int64_t delay_ms) noexcept = 0;
+  virtual bool term(const SourceMessage& msg) noexcept = 0;
   /// "Still working on it": resets the message's AckWait. Unlike the others this may be called
   /// by whichever stage thread holds the message at the time.
-  virtual bool in_progress(natsMsg* msg) noexcept = 0;
+  virtual bool in_progress(const SourceMessage& msg) noexcept = 0;
   /// Sends what is buffered (end of the drain); bounded by `timeout`.
   virtual void flush(std::chrono::milliseconds timeout) noexcept = 0;
 };
@@ -63,6 +66,43 @@ class Publisher {
   /// Sends one message with header Nats-Msg-Id; `error` gets a reason on failure.
   virtual Status publish(const std::string& subject, const std::string& reply, std::string_view payload,
                          const std::string& msg_id, std::string& error) noexcept = 0;
+};
+
+/// One connection to the dedup store (Redis), with the event loop that drives it hidden inside.
+/// Thread: the stage that owns it (one store per stage), except the "any thread" readers.
+/// Replies come in command order through the handler, only from inside poll() or wait().
+/// The connection reconnects by itself with backoff; commands sent while it is down fail.
+class DedupStore {
+ public:
+  /// Called once per accepted command, in order: its reply, or RedisReply::Type::kLost when the
+  /// connection dropped (or was reset or closed) first.
+  using ReplyFn = void (*)(void* owner, void* tag, const RedisReply& reply);
+  virtual ~DedupStore() = default;
+
+  /// Where replies go; set once, before start().
+  virtual void set_handler(ReplyFn on_reply, void* owner) noexcept = 0;
+  /// Starts connecting (on the owning stage's thread).
+  virtual void start() noexcept = 0;
+  /// Queues a command, written at the next poll() or wait(); false when not connected (no reply).
+  virtual bool send(const DedupCommand& command, void* tag) noexcept = 0;
+  /// Connected, authenticated and ready for commands.
+  [[nodiscard]] virtual bool ready() const noexcept = 0;
+  /// Commands accepted whose reply has not come yet (Redis commands awaiting a reply).
+  [[nodiscard]] virtual std::size_t awaiting_reply() const noexcept = 0;
+  /// Drops the connection now (every awaited reply comes as kLost) and reconnects after backoff.
+  virtual void reset(const char* why) noexcept = 0;
+  /// Writes queued commands, hands over the replies that came, runs due timers; never blocks.
+  virtual void poll() noexcept = 0;
+  /// As poll(), but blocks up to `timeout` for a reply, a reconnect or another timer.
+  virtual void wait(std::chrono::nanoseconds timeout) noexcept = 0;
+  /// Drops the connection (kLost for what is awaited), stops reconnecting and releases the loop's
+  /// handles. The store is not used afterwards.
+  virtual void close() noexcept = 0;
+
+  /// Any thread: last known state and counters (health, metrics).
+  [[nodiscard]] virtual bool up() const noexcept = 0;
+  [[nodiscard]] virtual std::uint64_t reconnects() const noexcept = 0;
+  [[nodiscard]] virtual std::uint64_t failures() const noexcept = 0;
 };
 
 }  // namespace cdc

@@ -9,26 +9,36 @@
 /// their outcome is final; a transient failure at the head is retried in place with
 /// exponential backoff, holding newer events back until the retried ones are stored.
 
-#include <atomic>
 #include <cstdint>
 #include <string>
 #include <vector>
 
-#include "cdc/core/config.hpp"
-#include "cdc/core/metrics.hpp"
+#include "cdc/pipeline/keep_alive.hpp"
+#include "cdc/pipeline/ordered_window.hpp"
 #include "cdc/pipeline/ports.hpp"
-#include "cdc/pipeline/stage.hpp"
+#include "cdc/pipeline/stage_runner.hpp"
 
 namespace cdc {
 
-class PublishStage final : public PubAckSink {
+class PublishStage final : public StageHandler, public PubAckSink {
  public:
   /// `pool` is the event pool (PubAcks address events by index). Registers as the
   /// publisher's PubAck sink.
   /// `completer` (may be null) sends in-progress signals for events held long (retries).
-  PublishStage(const Config& config, Publisher& publisher, Event* pool, std::size_t pool_size, Link in, Link out,
-               std::atomic<bool>& done, Lifecycle& life, Metrics& metrics, Completer* completer = nullptr);
-  void run() noexcept;
+  PublishStage(StageContext& ctx, Publisher& publisher, Event* pool, std::size_t pool_size,
+               Completer* completer = nullptr);
+
+  /// None while a retry round is due or running, or publish.max_pending are awaiting PubAcks.
+  [[nodiscard]] std::size_t accepting() const noexcept override;
+  void on_event(Event& ev, bool end_of_batch) noexcept override;
+  /// PubAcks that came, PubAck deadlines, retry rounds, keep-alive; the drain deadline.
+  bool on_idle(std::int64_t now) noexcept override;
+  [[nodiscard]] bool holding() const noexcept override { return !window_.empty(); }
+  /// The head's PubAck came (or, draining at the deadline, input to NAK).
+  [[nodiscard]] bool ready() const noexcept override;
+  /// The head's PubAck deadline or the retry time.
+  [[nodiscard]] std::int64_t wake_at_ns() const noexcept override;
+
   /// PubAck callback thread: settles the attempt named by the reply subject.
   void on_puback(std::string_view reply_subject, std::string_view body, bool no_responders) noexcept override;
 
@@ -41,28 +51,22 @@ class PublishStage final : public PubAckSink {
   /// Was `event_id` published by this stage within the last 2 x pool-size publishes?
   [[nodiscard]] bool published_recently(std::string_view event_id) const noexcept;
   void remember(std::string_view event_id) noexcept;
-  void finish_all_with_nak() noexcept;
+  bool finish_all_with_nak() noexcept;
   void complete(Event& ev, Completion completion, EventResult result) noexcept;
-  [[nodiscard]] std::size_t fifo_size() const noexcept { return tail_ - head_; }
-  [[nodiscard]] Event* fifo_at(std::size_t i) const noexcept { return fifo_[i & (fifo_.size() - 1)]; }
+  [[nodiscard]] bool aborting() const noexcept { return ctx_.life.abort.load(std::memory_order_relaxed); }
 
+  StageContext& ctx_;
   const Config& config_;
+  Metrics& metrics_;
   Publisher& publisher_;
   Event* pool_;
   std::size_t pool_size_;
-  Link in_;
-  Link out_;
-  std::atomic<bool>& done_;
-  Lifecycle& life_;
-  Metrics& metrics_;
   std::string error_;   // scratch
   std::string reply_;   // scratch
   std::string msg_id_;  // scratch
   std::uint64_t generation_ = 0;
-  std::vector<Event*> fifo_;  // taken, not yet final, in order
-  std::size_t head_ = 0;
-  std::size_t tail_ = 0;
-  std::size_t hold_until_ = 0;  // no new events until the head passes this position
+  OrderedWindow window_;          // taken, not yet passed on (final), in order
+  std::uint64_t hold_until_ = 0;  // no new events until the front passes this position
   std::int64_t retry_at_ns_ = 0;
   std::int64_t max_payload_ = 0;
   // Hashes of recently published event ids (a ring): tells our own 'p' marks from others'.

@@ -19,7 +19,7 @@
 #include <thread>
 
 #include "cdc/core/log.hpp"
-#include "cdc/pipeline/stage.hpp"
+#include "cdc/pipeline/link.hpp"
 
 namespace cdc {
 namespace {

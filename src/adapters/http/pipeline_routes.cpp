@@ -3,7 +3,7 @@
 #include <string>
 
 #include "cdc/pipeline/pipeline.hpp"
-#include "cdc/pipeline/stage.hpp"
+#include "cdc/pipeline/link.hpp"
 
 namespace cdc {
 

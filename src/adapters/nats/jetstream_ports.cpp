@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <cstring>
 
+#include "cdc/adapters/nats/nats_message.hpp"
 #include "cdc/core/log.hpp"
 
 namespace cdc {
@@ -44,7 +45,7 @@ class PushSource final : public MessageSource {
  public:
   PushSource(natsSubscription* sub, NatsConnection& nats) : sub_(sub), nats_(nats) {}
 
-  int next_batch(natsMsg** out, int max, std::chrono::milliseconds wait) noexcept override {
+  int next_batch(SourceMessage* out, int max, std::chrono::milliseconds wait) noexcept override {
     natsMsg* msg = nullptr;
     const natsStatus s = natsSubscription_NextMsg(&msg, sub_.get(), wait.count());
     if (s != NATS_OK) {
@@ -55,9 +56,10 @@ class PushSource final : public MessageSource {
       return 0;
     }
     int n = 0;
-    out[n++] = msg;
+    out[n++] = to_source_message(msg);
     // Take what is already queued, without waiting (end of batch = nothing queued).
-    while (n < max && natsSubscription_NextMsg(&msg, sub_.get(), 0) == NATS_OK && msg != nullptr) out[n++] = msg;
+    while (n < max && natsSubscription_NextMsg(&msg, sub_.get(), 0) == NATS_OK && msg != nullptr)
+      out[n++] = to_source_message(msg);
     return n;
   }
 
@@ -106,17 +108,20 @@ class PullSource final : public MessageSource {
   PullSource(natsSubscription* sub, const Config& config)
       : sub_(sub), fetch_batch_(config.ingest.fetch_batch), expires_ms_(config.ingest.fetch_expires.count()) {}
 
-  int next_batch(natsMsg** out, int max, std::chrono::milliseconds wait) noexcept override {
+  int next_batch(SourceMessage* out, int max, std::chrono::milliseconds wait) noexcept override {
     jsFetchRequest req;
     jsFetchRequest_Init(&req);
-    req.Batch = idle_ ? 1 : std::max(1, std::min(max, fetch_batch_));
-    req.NoWait = !idle_;
+    // A caller that must not wait (a stage sharing its thread polls between other work) gets a
+    // no-wait fetch too: an expiry of 0 would mean none.
+    const bool poll = idle_ && wait.count() <= 0;
+    req.Batch = idle_ && !poll ? 1 : std::max(1, std::min(max, fetch_batch_));
+    req.NoWait = !idle_ || poll;
     req.Expires = std::min<std::int64_t>(expires_ms_, wait.count()) * 1'000'000;
     natsMsgList list{nullptr, 0};
     const natsStatus s = natsSubscription_FetchRequest(&list, sub_.get(), &req);
     int n = 0;
     for (int i = 0; i < list.Count && n < max; ++i) {
-      out[n++] = list.Msgs[i];
+      out[n++] = to_source_message(list.Msgs[i]);
       list.Msgs[i] = nullptr;  // now the caller's
     }
     natsMsgList_Destroy(&list);
@@ -145,24 +150,24 @@ class NatsCompleter final : public Completer {
   // do, but without their need for the subscription's JetStream state: at SIGTERM the consume
   // subscription is drained first (nats_ports.cpp, PushSource::stop) and nats.c frees that state,
   // while events still in the pipeline must be acked or NAKed after it.
-  bool ack(natsMsg* msg) noexcept override { return reply(msg, "+ACK"); }
-  bool nak(natsMsg* msg, std::int64_t delay_ms) noexcept override {
+  bool ack(const SourceMessage& msg) noexcept override { return reply(msg, "+ACK"); }
+  bool nak(const SourceMessage& msg, std::int64_t delay_ms) noexcept override {
     if (delay_ms <= 0) return reply(msg, "-NAK");
     char body[64];
     std::snprintf(body, sizeof body, "-NAK {\"delay\":%lld}", static_cast<long long>(delay_ms) * 1'000'000LL);
     return reply(msg, body);
   }
-  bool term(natsMsg* msg) noexcept override { return reply(msg, "+TERM"); }
-  bool in_progress(natsMsg* msg) noexcept override { return reply(msg, "+WPI"); }
+  bool term(const SourceMessage& msg) noexcept override { return reply(msg, "+TERM"); }
+  bool in_progress(const SourceMessage& msg) noexcept override { return reply(msg, "+WPI"); }
   void flush(std::chrono::milliseconds timeout) noexcept override {
     natsConnection_FlushTimeout(nats_.get(), timeout.count());
   }
 
  private:
-  bool reply(natsMsg* msg, std::string_view body) noexcept {
-    const char* subject = natsMsg_GetReply(msg);
-    if (subject == nullptr || *subject == '\0') return false;
-    return natsConnection_Publish(nats_.get(), subject, body.data(), static_cast<int>(body.size())) == NATS_OK;
+  bool reply(const SourceMessage& msg, std::string_view body) noexcept {
+    // The reply view is nats.c's NUL-terminated reply subject of the message.
+    if (msg.reply.empty()) return false;
+    return natsConnection_Publish(nats_.get(), msg.reply.data(), body.data(), static_cast<int>(body.size())) == NATS_OK;
   }
 
   NatsConnection& nats_;

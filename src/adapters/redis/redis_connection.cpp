@@ -260,11 +260,19 @@ void RedisConnection::auth_failure(std::string_view error) {
 }
 
 void RedisConnection::queue(std::initializer_list<std::string_view> args, void* tag) {
+  queue(std::span<const std::string_view>(args.begin(), args.size()), tag);
+}
+
+void RedisConnection::queue(std::span<const std::string_view> args, void* tag) {
   resp_append_command(out_, args);
   push_tag(tag);
 }
 
 bool RedisConnection::command(std::initializer_list<std::string_view> args, void* tag) noexcept {
+  return command(std::span<const std::string_view>(args.begin(), args.size()), tag);
+}
+
+bool RedisConnection::command(std::span<const std::string_view> args, void* tag) noexcept {
   // Taken during the handshake too, queued behind the PING: Redis answers in order, so they run
   // authenticated or, when the credentials are refused, fail with the connection (kLost).
   if (state_ != State::kReady && state_ != State::kHandshake) return false;

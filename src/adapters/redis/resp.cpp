@@ -91,6 +91,10 @@ int RespReader::next(const RedisReply*& out) noexcept {
 std::string_view RespReader::error() const noexcept { return reader_->errstr; }
 
 void resp_append_command(std::string& out, std::initializer_list<std::string_view> args) {
+  resp_append_command(out, std::span<const std::string_view>(args.begin(), args.size()));
+}
+
+void resp_append_command(std::string& out, std::span<const std::string_view> args) {
   append_length(out, '*', args.size());
   for (const std::string_view a : args) {
     append_length(out, '$', a.size());

@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <initializer_list>
 #include <string>
+#include <span>
 #include <string_view>
 #include <vector>
 
@@ -65,6 +66,7 @@ class RedisConnection {
   /// connected (nothing queued, no callback). Accepted once the socket is connected, also
   /// while the handshake (AUTH, SELECT, PING) is answered.
   bool command(std::initializer_list<std::string_view> args, void* tag) noexcept;
+  bool command(std::span<const std::string_view> args, void* tag) noexcept;
   /// Writes what is queued now (the loop does it on its own before it polls).
   void flush() noexcept;
 
@@ -78,6 +80,7 @@ class RedisConnection {
   void handshake_done();
   void auth_failure(std::string_view error);
   void queue(std::initializer_list<std::string_view> args, void* tag);
+  void queue(std::span<const std::string_view> args, void* tag);
   void on_data(Socket& s, const char* data, std::size_t n);
   void deliver(const RedisReply& reply);
   void connection_lost(const std::string& why);

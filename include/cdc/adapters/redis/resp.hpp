@@ -7,7 +7,10 @@
 #include <cstdint>
 #include <initializer_list>
 #include <string>
+#include <span>
 #include <string_view>
+
+#include "cdc/core/dedup_protocol.hpp"  // RedisReply
 
 struct redisReader;
 
@@ -16,22 +19,7 @@ namespace cdc {
 /// Appends `args` as one RESP command (an array of bulk strings) to `out`. No allocation once
 /// `out` has grown to the size of a batch.
 void resp_append_command(std::string& out, std::initializer_list<std::string_view> args);
-
-/// One reply, valid until the next one is decoded (`str` points into the reader). kLost: the
-/// connection dropped before the reply came.
-struct RedisReply {
-  enum class Type : std::uint8_t { kLost, kNil, kString, kStatus, kInteger, kError, kArray };
-  Type type = Type::kLost;
-  std::string_view str;    ///< kString, kStatus, kError
-  long long integer = 0;   ///< kInteger; element count for kArray
-  bool truncated = false;  ///< `str` holds only the first RespReader::kMaxText bytes
-
-  [[nodiscard]] bool failed() const noexcept { return type == Type::kLost || type == Type::kError; }
-  /// Human-readable reason for a failed reply.
-  [[nodiscard]] std::string_view error_text() const noexcept {
-    return type == Type::kLost ? std::string_view("connection lost") : str;
-  }
-};
+void resp_append_command(std::string& out, std::span<const std::string_view> args);
 
 /// Incremental reply decoder for one connection. Only top-level replies are reported (the
 /// service's commands never answer with nested ones); an array reports its element count.

@@ -1,4 +1,4 @@
-#include "pipeline/fake_redis.hpp"
+#include "fake_redis.hpp"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -18,9 +18,9 @@
 #include <system_error>
 #include <vector>
 
-#include "cdc/pipeline/stage.hpp"
+#include "cdc/pipeline/link.hpp"
 
-namespace cdc::bench {
+namespace cdc::mocks {
 namespace {
 
 [[noreturn]] void throw_errno(const char* what) { throw std::system_error(errno, std::generic_category(), what); }
@@ -386,4 +386,4 @@ void FakeRedis::run() noexcept {
   }
 }
 
-}  // namespace cdc::bench
+}  // namespace cdc::mocks

@@ -1,7 +1,8 @@
 #pragma once
-/// In-process mocks of the pipeline's JetStream ports (cdc/ports.hpp), for the in-process mode.
+/// In-process mocks of the pipeline's JetStream ports (cdc/pipeline/ports.hpp), for the bench's
+/// in-process mode and the pipeline stress test (test/stress).
 ///
-///   MockSource     delivers natsMsg handles made with natsMsg_Create from a Corpus, with a
+///   MockSource     delivers natsMsg handles made with natsMsg_Create from a MessageFeed, with a
 ///                  JetStream ack reply subject (so delivery metadata parses) and Nats-Msg-Id;
 ///                  at maximum rate (closed loop: as fast as ingest asks) or at a fixed rate
 ///                  (open loop: message i is due at start + i/rate, and that intended time is
@@ -21,10 +22,27 @@
 #include <vector>
 
 #include "cdc/pipeline/ports.hpp"
-#include "common/corpus.hpp"
-#include "common/log_histogram.hpp"
+#include "cdc/pipeline/source_message.hpp"
 
-namespace cdc::bench {
+typedef struct __natsMsg natsMsg;  // NOLINT: nats.c's own typedef (the mock's messages are natsMsg)
+namespace cdc::mocks {
+
+/// Where MockSource's messages come from (the bench: a capture corpus; tests: generated rows).
+class MessageFeed {
+ public:
+  virtual ~MessageFeed() = default;
+  /// Message `i` (0-based): views valid until the next call; `subject` must be NUL-terminated
+  /// (it points into a std::string); an empty `msg_id` publishes without Nats-Msg-Id.
+  virtual void message(std::uint64_t i, std::string_view& subject, std::string_view& body,
+                       std::string_view& msg_id) noexcept = 0;
+};
+
+/// Receives each final outcome's delivery -> completion latency (ack thread).
+class LatencySink {
+ public:
+  virtual ~LatencySink() = default;
+  virtual void record(std::int64_t ns) noexcept = 0;
+};
 
 /// Creation (max rate) or intended send time (fixed rate) of each message, by stream sequence.
 /// Written by the source on the ingest thread, read by the completer on the ack thread; the
@@ -42,8 +60,8 @@ class SendTimes {
 class MockSource final : public MessageSource {
  public:
   /// `rate` messages/s; 0 = as fast as ingest takes them.
-  MockSource(const Corpus& corpus, std::uint64_t first_pass, std::uint64_t events, double rate, SendTimes& times);
-  int next_batch(natsMsg** out, int max, std::chrono::milliseconds wait) noexcept override;
+  MockSource(MessageFeed& feed, std::uint64_t events, double rate, SendTimes& times);
+  int next_batch(SourceMessage* out, int max, std::chrono::milliseconds wait) noexcept override;
   void stop() noexcept override {}
 
   /// Any thread: starts delivering (until then next_batch() returns nothing), so the run starts
@@ -58,13 +76,12 @@ class MockSource final : public MessageSource {
  private:
   natsMsg* make(std::uint64_t i, std::int64_t stamp) noexcept;
 
-  const Corpus& corpus_;
-  std::uint64_t first_pass_;
+  MessageFeed& feed_;
   std::uint64_t events_;
   double period_ns_;  // 0 = max rate
   SendTimes& times_;
-  Message msg_;
   std::string reply_;
+  std::string msg_id_;  // NUL-terminated copy for natsMsgHeader_Set
   std::uint64_t next_ = 0;
   std::int64_t start_ns_ = 0;
   std::int64_t make_ns_ = 0;
@@ -75,11 +92,12 @@ class MockSource final : public MessageSource {
 
 class MockCompleter final : public Completer {
  public:
-  MockCompleter(const SendTimes& times, LogHistogram& latency) : times_(times), latency_(latency) {}
-  bool ack(natsMsg* msg) noexcept override { return complete(msg, acks_); }
-  bool nak(natsMsg* msg, std::int64_t) noexcept override { return complete(msg, naks_); }
-  bool term(natsMsg* msg) noexcept override { return complete(msg, terms_); }
-  bool in_progress(natsMsg*) noexcept override {
+  /// `latency` may be null.
+  MockCompleter(const SendTimes& times, LatencySink* latency) : times_(times), latency_(latency) {}
+  bool ack(const SourceMessage& msg) noexcept override { return complete(msg, acks_); }
+  bool nak(const SourceMessage& msg, std::int64_t) noexcept override { return complete(msg, naks_); }
+  bool term(const SourceMessage& msg) noexcept override { return complete(msg, terms_); }
+  bool in_progress(const SourceMessage&) noexcept override {
     in_progress_.fetch_add(1, std::memory_order_relaxed);
     return true;
   }
@@ -96,10 +114,10 @@ class MockCompleter final : public Completer {
   }
 
  private:
-  bool complete(natsMsg* msg, std::atomic<std::uint64_t>& counter) noexcept;
+  bool complete(const SourceMessage& msg, std::atomic<std::uint64_t>& counter) noexcept;
 
   const SendTimes& times_;
-  LogHistogram& latency_;  // written on the ack thread only
+  LatencySink* latency_;  // called on the ack thread only
   std::atomic<std::uint64_t> acks_{0}, naks_{0}, terms_{0}, in_progress_{0}, completed_{0};
   std::atomic<std::int64_t> last_ns_{0};
 };
@@ -110,6 +128,10 @@ class MockPublisher final : public Publisher {
     std::chrono::microseconds puback_delay{0};
     double fail_pct = 0;                         ///< share of PubAcks answered with a 503 (transient)
     std::uint64_t expected_publishes = 1 << 20;  ///< sizes the duplicate table
+    /// Called on the mock JetStream thread for each message stored (not for duplicates), in
+    /// store order, with id_hash() of its Nats-Msg-Id; may be null.
+    void (*on_stored)(void* context, std::uint64_t msg_id_hash) = nullptr;
+    void* on_stored_context = nullptr;
   };
   explicit MockPublisher(Options options);
   ~MockPublisher() override;
@@ -125,6 +147,8 @@ class MockPublisher final : public Publisher {
   };
   /// Any thread; exact after the pipeline stopped.
   [[nodiscard]] Stats stats() const noexcept;
+  /// The hash the duplicate window and on_stored use for a Nats-Msg-Id.
+  [[nodiscard]] static std::uint64_t id_hash(std::string_view msg_id) noexcept;
 
  private:
   struct Impl;
@@ -136,4 +160,4 @@ class MockPublisher final : public Publisher {
   std::thread thread_;
 };
 
-}  // namespace cdc::bench
+}  // namespace cdc::mocks

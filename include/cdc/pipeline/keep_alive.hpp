@@ -1,53 +1,21 @@
 #pragma once
-/// What every stage shares: the ring it reads, the ring it writes, the WaitStrategy of each, and the
-/// pipeline's lifecycle flags. A stage is a class with one run() loop on one thread.
+/// KeepAlive: in-progress signals for source messages a stage holds for long.
 
 #include <algorithm>
-#include <atomic>
 #include <chrono>
 #include <cstdint>
 
 #include "cdc/pipeline/event.hpp"
-#include "cdc/core/ring_buffer.hpp"
-#include "cdc/core/wait_strategy.hpp"
+#include "cdc/pipeline/link.hpp"
 
 namespace cdc {
-
-using EventRing = RingBuffer<Event*>;
-
-/// A ring and the WaitStrategy of the stage that consumes it.
-struct Link {
-  EventRing* ring = nullptr;
-  WaitStrategy* waiter = nullptr;
-  /// Set (release) by the producing stage once it will push nothing more.
-  std::atomic<bool>* producer_done = nullptr;
-
-  /// Consumer side: nothing queued and nothing will come.
-  [[nodiscard]] bool drained() const noexcept {
-    return producer_done->load(std::memory_order_acquire) && ring->front() == nullptr;
-  }
-};
-
-/// Pipeline-wide lifecycle, read by every stage.
-struct Lifecycle {
-  /// Stop taking new messages (SIGTERM); in-flight work continues.
-  std::atomic<bool> stop_intake{false};
-  /// Drain deadline passed: finish now, NAK what is not final.
-  std::atomic<bool> abort{false};
-};
-
-/// Steady-clock nanoseconds.
-inline std::int64_t now_ns() noexcept {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
 
 class Completer;
 
 /// Keeps messages a stage holds for long (retries, Redis down with on_redis_error=block) from
 /// being redelivered: once an event has been held for half of AckWait since delivery or the last
 /// signal, it sends JetStream an in-progress signal. Used by the stage that owns the events (its
-/// own queue and its input ring); scans at most once a second.
+/// own window and its input ring); scans at most once a second.
 class KeepAlive {
  public:
   KeepAlive(Completer* completer, std::chrono::milliseconds ack_wait) noexcept
@@ -82,16 +50,5 @@ class KeepAlive {
   std::int64_t last_scan_ns_ = 0;
   std::uint64_t signals_ = 0;
 };
-
-/// Pushes into a ring that by construction always has room (every ring holds the whole pool);
-/// a failure is a broken invariant.
-void push_or_die(EventRing& ring, Event* event) noexcept;
-
-/// Names the calling thread and pins it to `cpu` (-1 = leave it to the scheduler).
-void setup_stage_thread(const char* name, int cpu) noexcept;
-
-/// The trace id of the event's source message (its W3C `traceparent` header), or "" when it has
-/// none; the `trace_id` of log lines about one event. Reads the headers: for log lines only.
-std::string_view trace_id(const Event& ev) noexcept;
 
 }  // namespace cdc

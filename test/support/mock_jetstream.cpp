@@ -1,4 +1,4 @@
-#include "pipeline/mock_jetstream.hpp"
+#include "mock_jetstream.hpp"
 
 #include <nats/nats.h>
 #include <pthread.h>
@@ -10,12 +10,14 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "cdc/adapters/nats/nats_message.hpp"
+#include "cdc/core/internal_error.hpp"
 #include "cdc/core/jetstream_meta.hpp"
 #include "cdc/core/ring_buffer.hpp"
-#include "cdc/pipeline/stage.hpp"
+#include "cdc/pipeline/link.hpp"
 #include "cdc/core/wait_strategy.hpp"
 
-namespace cdc::bench {
+namespace cdc::mocks {
 namespace {
 
 constexpr std::string_view kReplyPrefix = "$JS.ACK.cdc_events_stream.cdc_consumers.1.";
@@ -93,16 +95,18 @@ class HashSet {
 // ---------------------------------------------------------------------------------------------
 // MockSource
 
-MockSource::MockSource(const Corpus& corpus, std::uint64_t first_pass, std::uint64_t events, double rate,
-                       SendTimes& times)
-    : corpus_(corpus), first_pass_(first_pass), events_(events), period_ns_(rate > 0 ? 1e9 / rate : 0), times_(times) {
-  msg_.body.reserve(1 << 16);
-  msg_.msg_id.reserve(128);
+MockSource::MockSource(MessageFeed& feed, std::uint64_t events, double rate, SendTimes& times)
+    : feed_(feed), events_(events), period_ns_(rate > 0 ? 1e9 / rate : 0), times_(times) {
+  // natsMsg_Create / natsMsg_Destroy need the library initialised (a no-op when it is).
+  nats_Open(-1);
   reply_.reserve(128);
 }
 
 natsMsg* MockSource::make(std::uint64_t i, std::int64_t stamp) noexcept {
-  corpus_.materialize(i, first_pass_, -1, msg_);
+  std::string_view subject;
+  std::string_view body;
+  std::string_view msg_id;
+  feed_.message(i, subject, body, msg_id);
   const std::uint64_t seq = i + 1;
   reply_.assign(kReplyPrefix);
   append_uint(seq, reply_);
@@ -112,18 +116,19 @@ natsMsg* MockSource::make(std::uint64_t i, std::int64_t stamp) noexcept {
   append_uint(static_cast<std::uint64_t>(kUnixBaseNs) + seq, reply_);
   reply_ += ".0";
   natsMsg* m = nullptr;
-  // The subject view covers a whole std::string of the corpus, so it is NUL-terminated.
-  if (natsMsg_Create(&m, msg_.subject.data(), reply_.c_str(), msg_.body.data(), static_cast<int>(msg_.body.size())) !=
-      NATS_OK) {
-    std::fprintf(stderr, "natsMsg_Create failed\n");
-    std::abort();
+  // The feed's subject view covers a whole std::string, so it is NUL-terminated.
+  if (natsMsg_Create(&m, subject.data(), reply_.c_str(), body.data(), static_cast<int>(body.size())) != NATS_OK) {
+    on_internal_error("mock source: natsMsg_Create failed");
   }
-  if (!msg_.msg_id.empty()) natsMsgHeader_Set(m, "Nats-Msg-Id", msg_.msg_id.c_str());
+  if (!msg_id.empty()) {
+    msg_id_.assign(msg_id);
+    natsMsgHeader_Set(m, "Nats-Msg-Id", msg_id_.c_str());
+  }
   times_.set(seq, stamp);
   return m;
 }
 
-int MockSource::next_batch(natsMsg** out, int max, std::chrono::milliseconds wait) noexcept {
+int MockSource::next_batch(SourceMessage* out, int max, std::chrono::milliseconds wait) noexcept {
   if (!go_.load(std::memory_order_acquire)) {
     sleep_until_ns(now_ns() + 1'000'000);
     return 0;
@@ -142,7 +147,7 @@ int MockSource::next_batch(natsMsg** out, int max, std::chrono::milliseconds wai
   if (period_ns_ == 0) {
     const std::int64_t cpu0 = thread_cpu_now_ns();
     while (n < max && next_ < events_) {
-      out[n++] = make(next_, now_ns());
+      out[n++] = to_source_message(make(next_, now_ns()));
       ++next_;
     }
     make_ns_ += thread_cpu_now_ns() - cpu0;
@@ -156,7 +161,7 @@ int MockSource::next_batch(natsMsg** out, int max, std::chrono::milliseconds wai
     }
     const std::int64_t cpu0 = thread_cpu_now_ns();
     while (n < max && next_ < events_ && due(next_) <= now) {
-      out[n++] = make(next_, due(next_));
+      out[n++] = to_source_message(make(next_, due(next_)));
       ++next_;
     }
     make_ns_ += thread_cpu_now_ns() - cpu0;
@@ -168,13 +173,12 @@ int MockSource::next_batch(natsMsg** out, int max, std::chrono::milliseconds wai
 // ---------------------------------------------------------------------------------------------
 // MockCompleter
 
-bool MockCompleter::complete(natsMsg* msg, std::atomic<std::uint64_t>& counter) noexcept {
+bool MockCompleter::complete(const SourceMessage& msg, std::atomic<std::uint64_t>& counter) noexcept {
   const std::int64_t now = now_ns();
   AckSubjectInfo info;
-  const char* reply = natsMsg_GetReply(msg);
-  if (reply != nullptr && parse_ack_subject(reply, info)) {
+  if (!msg.reply.empty() && parse_ack_subject(msg.reply, info)) {
     // Latency of final outcomes only; a NAK is a retry, not a result.
-    if (&counter != &naks_) latency_.record(now - times_.get(info.stream_seq));
+    if (&counter != &naks_ && latency_ != nullptr) latency_->record(now - times_.get(info.stream_seq));
   }
   // relaxed: single writer (the ack thread); the harness polls these for progress.
   counter.store(counter.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
@@ -270,6 +274,7 @@ void MockPublisher::respond_loop() noexcept {
     } else if (s.seen.insert(p->msg_id_hash)) {
       const std::uint64_t seq = s.stored.load(std::memory_order_relaxed) + 1;
       s.stored.store(seq, std::memory_order_relaxed);
+      if (s.options.on_stored != nullptr) s.options.on_stored(s.options.on_stored_context, p->msg_id_hash);
       n = std::snprintf(body, sizeof body, R"({"stream":"wa_stream","seq":%llu})",
                         static_cast<unsigned long long>(seq));
     } else {
@@ -283,6 +288,8 @@ void MockPublisher::respond_loop() noexcept {
   }
 }
 
+std::uint64_t MockPublisher::id_hash(std::string_view msg_id) noexcept { return hash_bytes(msg_id); }
+
 MockPublisher::Stats MockPublisher::stats() const noexcept {
   Stats st;
   st.publishes = impl_->publishes.load(std::memory_order_relaxed);
@@ -293,4 +300,4 @@ MockPublisher::Stats MockPublisher::stats() const noexcept {
   return st;
 }
 
-}  // namespace cdc::bench
+}  // namespace cdc::mocks

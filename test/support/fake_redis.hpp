@@ -1,5 +1,5 @@
 #pragma once
-/// A tiny in-process Redis for the in-process pipeline harness: one thread, a loopback TCP
+/// A tiny in-process Redis for the bench's in-process mode and the pipeline stress test: one thread, a loopback TCP
 /// listener, RESP2 over any number of connections. Enough for the service's dedup and ack
 /// stages: SET key value [NX|XX] [GET] [EX s|PX ms|KEEPTTL], DEL, SELECT, PING.
 ///
@@ -15,7 +15,7 @@
 #include <string>
 #include <thread>
 
-namespace cdc::bench {
+namespace cdc::mocks {
 
 class FakeRedis {
  public:
@@ -43,4 +43,4 @@ class FakeRedis {
   std::thread thread_;
 };
 
-}  // namespace cdc::bench
+}  // namespace cdc::mocks
