@@ -17,7 +17,7 @@
 #include "cdc/core/config.hpp"
 #include "cdc/adapters/nats/nats_handles.hpp"
 
-namespace CLI {
+namespace CLI {  // NOLINT(readability-identifier-naming): CLI11's own namespace
 class App;
 }
 
