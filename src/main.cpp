@@ -23,6 +23,7 @@
 #include "cdc/core/config.hpp"
 #include "cdc/adapters/http/http_server.hpp"
 #include "cdc/adapters/http/pipeline_routes.hpp"
+#include "cdc/adapters/service_ports.hpp"
 #include "cdc/core/log.hpp"
 #include "cdc/adapters/nats/nats_connection.hpp"
 #include "cdc/pipeline/pipeline.hpp"
@@ -288,7 +289,7 @@ int main(int argc, char** argv) {
       if (config.metrics.enabled) {
         http = std::make_unique<cdc::HttpServer>(config.metrics.bind, config.metrics.port, routes->placeholders());
       }
-      pipeline = std::make_unique<cdc::Pipeline>(config);
+      pipeline = std::make_unique<cdc::Pipeline>(config, cdc::make_service_ports(config));
       routes->install(cdc::pipeline_routes(*pipeline));
     } catch (const cdc::ConfigError& e) {
       cdc::log::error("invalid configuration", {{"error", e.what()}, {"key", e.key()}});

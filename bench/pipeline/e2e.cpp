@@ -1,6 +1,7 @@
 // --mode e2e | relay | direct: against real nats-server -js and redis-server on loopback
 // (started here on free ports in a temporary directory, or given with --nats-url /
-// --redis-address), with the real service pipeline in process (Pipeline(Config)).
+// --redis-address), with the real service pipeline in process (Pipeline(Config, Ports) on
+// make_service_ports: the service's NATS and Redis ports).
 //
 //   drain    a backlog of N generated messages is published into the source stream first; then
 //            the consumer under test starts and the clock runs until every message is completed
@@ -24,6 +25,7 @@
 #include <thread>
 
 #include "cdc/core/log.hpp"
+#include "cdc/adapters/service_ports.hpp"
 #include "cdc/pipeline/pipeline.hpp"
 #include "cdc/pipeline/link.hpp"
 #include "common/report.hpp"
@@ -164,7 +166,7 @@ class E2e {
     const CpuWindow cpu(servers_);
     const std::int64_t t0 = now_ns();
     {
-      Pipeline p(c);
+      Pipeline p(c, make_service_ports(c));
       p.start();
       r.complete =
           wait_for_count([&] { return completions(p); }, n, std::chrono::seconds(60), std::chrono::milliseconds(1));
@@ -218,7 +220,7 @@ class E2e {
     std::string subject = config_.publish.subject_prefix + ".>";
     if (who == "ours") {
       Config c = config_;
-      pipeline = std::make_unique<Pipeline>(c);
+      pipeline = std::make_unique<Pipeline>(c, make_service_ports(c));
       pipeline->start();
     } else if (who == "relay") {
       RelayOptions ro;

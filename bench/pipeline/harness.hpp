@@ -3,8 +3,9 @@
 ///
 ///   inprocess  the real Pipeline(Config, Ports) on in-process mocks (mock_jetstream.hpp,
 ///              fake_redis.hpp): throughput at maximum rate, latency at fixed rates
-///   e2e        the real Pipeline(Config) against nats-server -js and redis-server on loopback:
-///              backlog drain, and publish -> enriched-event latency at fixed rates;
+///   e2e        the real Pipeline on make_service_ports() (NATS and Redis adapters) against
+///              nats-server -js and redis-server on loopback: backlog drain, and publish -> enriched-event latency at
+///              fixed rates;
 ///              --with-baselines adds the relay drain and the direct publish -> subscribe latency
 ///              in the same run, and reports the ratios the targets are defined on
 ///   relay      the bare nats.c relay alone: backlog drain and latency at the fixed rates

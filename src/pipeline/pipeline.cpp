@@ -23,16 +23,12 @@
 #include <algorithm>
 #include <stdexcept>
 
+#include "cdc/core/log.hpp"
 #include "cdc/pipeline/ack_stage.hpp"
 #include "cdc/pipeline/dedup_stage.hpp"
 #include "cdc/pipeline/ingest_stage.hpp"
-#include "cdc/core/log.hpp"
-#include "cdc/adapters/nats/nats_connection.hpp"
-#include "cdc/adapters/nats/jetstream_ports.hpp"
 #include "cdc/pipeline/parse_stage.hpp"
 #include "cdc/pipeline/publish_stage.hpp"
-#include "cdc/adapters/redis/redis_dedup_store.hpp"
-#include "cdc/adapters/redis/redis_info_probe.hpp"
 
 namespace cdc {
 namespace {
@@ -60,27 +56,16 @@ Pipeline::Pipeline(Config config, Ports ports)
   // relaxed: no thread runs yet; start() publishes them with the threads it creates.
   stall_timeout_ms_.store(config_.health.stall_timeout.count(), std::memory_order_relaxed);
   max_failure_ms_.store(config_.guard.max_failure_duration.count(), std::memory_order_relaxed);
-  if (config_.dedup.enabled) redis_info_ = std::make_unique<RedisInfoProbe>(config_.redis, *metrics_);
-  if (ports_.source) build();  // the NATS constructor builds once its ports exist
-}
-
-Pipeline::Pipeline(Config config) : Pipeline(std::move(config), Ports{}) {
-  // Empty: no filter, the consumer takes every subject of the stream, so a message whose subject
-  // does not fit the layout is dead-lettered (invalid_subject) instead of sitting unconsumed.
-  const std::string& filter = config_.ingest.filter_subject;
-  consume_ = std::make_unique<NatsConnection>(config_.nats, "consume");
-  NatsConfig publish_nats = config_.nats;
-  publish_nats.send_asap = config_.publish.send_asap;  // the publish connection has its own
-  publish_ = std::make_unique<NatsConnection>(publish_nats, "publish");
-  ensure_jetstream_objects(*consume_, config_, filter);
-  ports_.publisher = make_nats_publisher(*publish_);
-  ports_.completer = make_nats_completer(*consume_);
-  ports_.source = make_nats_source(*consume_, config_, filter);
-  if (config_.dedup.enabled) {
-    ports_.claims = make_redis_dedup_store(config_.redis, "dedup");
-    ports_.marks = make_redis_dedup_store(config_.redis, "mark");
+  if (!ports_.source || !ports_.completer || !ports_.publisher) {
+    throw std::invalid_argument("pipeline ports: a source, a completer and a publisher are required");
   }
-  build();
+  if (ports_.monitor) ports_.monitor->attach(*metrics_);
+  try {
+    build();
+  } catch (...) {
+    release();  // the same order as the destructor's: no port outlives what it refers to
+    throw;
+  }
 }
 
 void Pipeline::build() {
@@ -169,7 +154,10 @@ std::vector<std::vector<std::size_t>> stage_threads(const std::vector<std::vecto
 
 Pipeline::~Pipeline() {
   stop();
-  redis_info_.reset();
+  release();
+}
+
+void Pipeline::release() noexcept {
   runners_.clear();
   ingest_.reset();
   ports_.source.reset();
@@ -181,8 +169,7 @@ Pipeline::~Pipeline() {
   ports_.claims.reset();
   ports_.marks.reset();
   parse_.reset();
-  publish_.reset();
-  consume_.reset();
+  ports_.monitor.reset();  // last: it may own the connections the other ports used
 }
 
 void Pipeline::start() {
@@ -244,7 +231,7 @@ HealthReport Pipeline::base_health() const noexcept {
   HealthReport h;
   h.backlog = metrics_->monitor.backlog.value();
   h.running = started_.load() && !ack_done_.load(std::memory_order_acquire);
-  h.nats_connected = !consume_ || (consume_->connected() && publish_->connected());
+  h.nats_connected = !ports_.monitor || ports_.monitor->connected();
   h.redis_up = dedup_ ? dedup_->redis_up() : true;
   h.redis_degraded_ok = !h.redis_up && config_.dedup.on_redis_error == RedisErrorPolicy::kPublish;
   h.completed = ack_ ? ack_->completed() : 0;
@@ -263,13 +250,12 @@ std::string Pipeline::render_metrics() const {
   st.running = h.running;
   st.ready = h.ready();
   st.stalled = h.stalled;
-  const NatsConnection* nats[] = {consume_.get(), publish_.get()};
-  for (std::size_t i = 0; i < st.nats.size(); ++i) {
-    if (nats[i] == nullptr) continue;
+  for (std::size_t i = 0; ports_.monitor && i < st.nats.size(); ++i) {
+    const ConnectionStatus nats = ports_.monitor->nats_status(i);
     st.nats[i].present = true;
-    st.nats[i].up = nats[i]->connected();
-    st.nats[i].reconnects = nats[i]->reconnects();
-    st.nats[i].failures = nats[i]->disconnects();
+    st.nats[i].up = nats.up;
+    st.nats[i].reconnects = nats.reconnects;
+    st.nats[i].failures = nats.failures;
   }
   const DedupStore* redis[] = {dedup_ ? dedup_->store() : nullptr, ack_ ? ack_->store() : nullptr};
   for (std::size_t i = 0; i < st.redis.size(); ++i) {
@@ -280,12 +266,9 @@ std::string Pipeline::render_metrics() const {
     st.redis[i].failures = redis[i]->failures();
   }
   st.log_dropped = log::dropped();
-  st.version = CDC_VERSION;
-  st.revision = CDC_GIT_REVISION;
-  st.dependencies = {{{"nats_c", CDC_NATS_VERSION},
-                      {"simdjson", CDC_SIMDJSON_VERSION},
-                      {"hiredis", CDC_HIREDIS_VERSION},
-                      {"libuv", CDC_LIBUV_VERSION}}};
+  st.version = ports_.build.version;
+  st.revision = ports_.build.revision;
+  st.dependencies = ports_.build.dependencies;
   st.guard_max_failure_ms = max_failure_ms_.load(std::memory_order_relaxed);
   return metrics_->render(st);
 }
@@ -316,11 +299,13 @@ std::string Pipeline::guard_reason() const {
 }
 
 void Pipeline::read_backlog() noexcept {
-  if (!consume_->connected()) return;  // a request would only wait for its timeout
+  ConnectionMonitor& outside = *ports_.monitor;
+  // Consume connection down: a request would only wait for its timeout.
+  if (!outside.nats_status(ConnectionMonitor::kConsume).up) return;
   ConsumerBacklog backlog;
   std::string error;
   const Millis timeout = std::min(Millis{2000}, config_.metrics.backlog_interval);
-  if (read_consumer_backlog(*consume_, config_, timeout, backlog, error)) {
+  if (outside.read_backlog(timeout, backlog, error)) {
     metrics_->monitor.backlog.set(static_cast<std::int64_t>(backlog.num_pending));
     metrics_->monitor.ack_pending.set(backlog.num_ack_pending);
     metrics_->monitor.backlog_unix_ms.set(
@@ -347,7 +332,7 @@ void Pipeline::monitor() noexcept {
   while (!monitor_stop_) {
     lock.unlock();
     std::int64_t now = now_ns();
-    if (consume_ && backlog_interval_ns > 0 && now >= next_backlog_ns) {
+    if (ports_.monitor && backlog_interval_ns > 0 && now >= next_backlog_ns) {
       read_backlog();
       next_backlog_ns = now + backlog_interval_ns;
       now = now_ns();
@@ -355,8 +340,8 @@ void Pipeline::monitor() noexcept {
     // Redis INFO (evictions, maxmemory-policy): never blocks, replies come on a later tick. Only
     // while the dedup connection is up: a Redis that is down or refuses our credentials is
     // already reported by it, once, and a third connection would only repeat that.
-    if (redis_info_ && backlog_interval_ns > 0 && (dedup_ == nullptr || dedup_->redis_up())) {
-      redis_info_->tick(now, backlog_interval_ns);
+    if (ports_.monitor && backlog_interval_ns > 0 && (dedup_ == nullptr || dedup_->redis_up())) {
+      ports_.monitor->poll_redis_info(now, backlog_interval_ns);
     }
     const HealthReport h = base_health();
     // Pending: in flight here, not yet delivered, or delivered and not yet acked (NAKed with a
@@ -438,7 +423,7 @@ void Pipeline::monitor() noexcept {
     monitor_cv_.wait_for(lock, kMonitorTick, [this] { return monitor_stop_; });
   }
   lock.unlock();
-  if (redis_info_) redis_info_->close();
+  if (ports_.monitor) ports_.monitor->close_redis_info();
 }
 
 }  // namespace cdc

@@ -7,6 +7,7 @@
 #include <map>
 #include <set>
 
+#include "cdc/adapters/service_ports.hpp"
 #include "cdc/pipeline/pipeline.hpp"
 #include "pipeline_fixture.hpp"
 
@@ -63,7 +64,7 @@ TEST_CASE("sample capture: every allowed change published once, in order, bad in
   REQUIRE(want.skipped > 0);
   REQUIRE(want.dead_letter_total() == bad.size());
 
-  Pipeline pipeline(config);
+  Pipeline pipeline(config, make_service_ports(config));
   pipeline.start();
   JetStreamProbe probe(s.nats.url());
   publish_all(probe, records);
@@ -120,7 +121,7 @@ TEST_CASE("the same change delivered again is published once, also after a resta
 
   JetStreamProbe probe(s.nats.url());
   {
-    Pipeline pipeline(config);
+    Pipeline pipeline(config, make_service_ports(config));
     pipeline.start();
     publish_all(probe, first);
     publish_all(probe, again);
@@ -131,7 +132,7 @@ TEST_CASE("the same change delivered again is published once, also after a resta
   }
   {
     // A new process: the marks in Redis still suppress them.
-    Pipeline pipeline(config);
+    Pipeline pipeline(config, make_service_ports(config));
     pipeline.start();
     publish_all(probe, again);
     REQUIRE(wait_consumer_idle(probe, config, 30s));
@@ -161,7 +162,7 @@ TEST_CASE("a mark left by a crashed attempt is honoured: 'p' NAKs, 'd' acks with
     freeReplyObject(redisCommand(rc, "SET dedup:%s p EX 2", want.event_ids[1].c_str()));
     redisFree(rc);
   }
-  Pipeline pipeline(config);
+  Pipeline pipeline(config, make_service_ports(config));
   pipeline.start();
   JetStreamProbe probe(s.nats.url());
   publish_all(probe, batch);
@@ -184,7 +185,7 @@ TEST_CASE("Redis unreachable with on_redis_error=publish: events keep flowing, J
   const auto records = read_capture(sample_path("sequin-mixed-2k.jsonl"));
   std::vector<CaptureRecord> first(records.begin(), records.begin() + 200);
   const Expected want = expect(config, first);
-  Pipeline pipeline(config);
+  Pipeline pipeline(config, make_service_ports(config));
   pipeline.start();
   JetStreamProbe probe(s.nats.url());
   publish_all(probe, first);

@@ -7,6 +7,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "cdc/adapters/service_ports.hpp"
 #include "cdc/pipeline/pipeline.hpp"
 #include "pipeline_fixture.hpp"
 
@@ -173,7 +174,7 @@ TEST_CASE("transform prints what the service really publishes and dead-letters",
   // The bad examples on messages and chats; the one on agents (not UTF-8) is skipped here.
   REQUIRE(dead.size() == 4);
 
-  Pipeline pipeline(config);
+  Pipeline pipeline(config, make_service_ports(config));
   pipeline.start();
   JetStreamProbe probe(nats.url());
   publish_all(probe, records);
@@ -239,7 +240,7 @@ TEST_CASE("dlq redrive sends dead letters back once the cause is fixed, and remo
 
   JetStreamProbe probe(nats.url());
   {
-    Pipeline pipeline(strict);
+    Pipeline pipeline(strict, make_service_ports(strict));
     pipeline.start();
     publish_all(probe, records);
     REQUIRE(wait_consumer_idle(probe, strict, 60s));
@@ -270,7 +271,7 @@ TEST_CASE("dlq redrive sends dead letters back once the cause is fixed, and remo
   REQUIRE(replay({"dlq", "redrive", "--url", nats.url(), "--all", "--dry-run"}) == 0);
   CHECK(probe.count(strict.publish.dlq_stream) == dead);
 
-  Pipeline pipeline(fixed);
+  Pipeline pipeline(fixed, make_service_ports(fixed));
   pipeline.start();
   REQUIRE(replay({"dlq", "redrive", "--url", nats.url(), "--kind", "oversized", "--drop-msg-id", "-q"}, &out) == 0);
   CHECK(probe.count(strict.publish.dlq_stream) == 0);

@@ -1,6 +1,7 @@
 #pragma once
-/// The wiring: event pool, rings, stages, threads and the NATS/Redis adapters they use.
-/// See src/service/pipeline.cpp for the topology.
+/// The wiring: event pool, rings, stages, threads and the monitor, on the ports it is given (the
+/// service's: make_service_ports in cdc/adapters/service_ports.hpp; tests and bench/: in-process
+/// mocks). See src/pipeline/pipeline.cpp for the topology.
 
 #include <array>
 #include <atomic>
@@ -23,13 +24,11 @@
 
 namespace cdc {
 
-class NatsConnection;
 class IngestStage;
 class ParseStage;
 class DedupStage;
 class PublishStage;
 class AckStage;
-class RedisInfoProbe;
 
 /// The stages in pipeline order, as pipeline.threads and pipeline.cpu name them.
 inline constexpr std::array<const char*, 5> kStageNames{"ingest", "parse", "dedup", "publish", "ack"};
@@ -58,21 +57,23 @@ struct HealthReport {
 };
 
 /// The outside of a pipeline: JetStream and the dedup store (tests and bench/ pass in-process
-/// mocks; the stores may be null when dedup is disabled).
+/// mocks; the stores may be null when dedup is disabled). Destroyed in reverse order: the
+/// monitor, which may own the connections the other ports use, goes last.
 struct Ports {
+  std::unique_ptr<ConnectionMonitor> monitor;  ///< null: no connections to report (in-process ports)
   std::unique_ptr<MessageSource> source;
   std::unique_ptr<Completer> completer;
   std::unique_ptr<Publisher> publisher;
   std::unique_ptr<DedupStore> claims;  ///< the dedup stage's connection
   std::unique_ptr<DedupStore> marks;   ///< the ack stage's connection
+  BuildInfo build;                     ///< for cdc_consumer_build_info
 };
 
 class Pipeline {
  public:
-  /// Connects to NATS, creates/binds the streams and the consumer, and builds the stages.
-  /// Start-up zone: throws NatsError / ConfigError / std::runtime_error with a precise message.
-  explicit Pipeline(Config config);
-  /// The same stages and rings on the given ports (no NATS connection of its own).
+  /// Builds the stages and rings on the given ports (the service passes make_service_ports(config)).
+  /// Start-up zone: throws ConfigError (validate), std::invalid_argument (pipeline.threads, or a
+  /// port missing) or std::runtime_error with a precise message.
   Pipeline(Config config, Ports ports);
   ~Pipeline();
   Pipeline(const Pipeline&) = delete;
@@ -107,8 +108,6 @@ class Pipeline {
  private:
   Config config_;
   std::unique_ptr<Metrics> metrics_;
-  std::unique_ptr<NatsConnection> consume_;
-  std::unique_ptr<NatsConnection> publish_;
   Ports ports_;
   std::unique_ptr<Event[]> pool_;
   std::size_t pool_size_;
@@ -142,13 +141,14 @@ class Pipeline {
   std::atomic<std::int64_t> waiting_ms_{0};
   std::atomic<bool> guard_tripped_{false};
   mutable std::mutex guard_mutex_;
-  std::string guard_reason_;                    // guarded by guard_mutex_
-  ProgressTracker progress_;                    // monitor thread only
-  StallDetector stall_;                         // monitor thread only
-  FailureGuard guard_;                          // monitor thread only
-  std::unique_ptr<RedisInfoProbe> redis_info_;  // monitor thread only (after construction); null without dedup
+  std::string guard_reason_;  // guarded by guard_mutex_
+  ProgressTracker progress_;  // monitor thread only
+  StallDetector stall_;       // monitor thread only
+  FailureGuard guard_;        // monitor thread only
 
   void build();
+  /// Destroys the stages and the ports in dependency order (destructor, failed construction).
+  void release() noexcept;
   void monitor() noexcept;
   void read_backlog() noexcept;
   /// Inputs of health() that do not depend on the monitor.

@@ -1,19 +1,26 @@
 #pragma once
 /// The pipeline's boundaries, as interfaces: where source messages come from (MessageSource),
-/// how they are completed (Completer), where events go (Publisher) and the dedup marks
-/// (DedupStore). The service plugs the adapters of src/adapters (NATS, Redis); tests and bench/
-/// plug in-process mocks. No client-library type crosses these: a source message is a
-/// SourceMessage (opaque handle plus views), a store reply a RedisReply (cdc/core).
+/// how they are completed (Completer), where events go (Publisher), the dedup marks
+/// (DedupStore) and what the monitor, health and metrics read about the connections
+/// (ConnectionMonitor). The service plugs the adapters of src/adapters (NATS, Redis; built by
+/// make_service_ports, cdc/adapters/service_ports.hpp); tests and bench/ plug in-process mocks.
+/// No client-library type crosses these: a source message is a SourceMessage (opaque handle plus
+/// views), a store reply a RedisReply (cdc/core).
 
+#include <array>
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include "cdc/core/dedup_protocol.hpp"
 #include "cdc/pipeline/source_message.hpp"
 
 namespace cdc {
+
+class Metrics;
 
 /// Source of delivered messages. Thread: the ingest stage only (start/stop from the wiring).
 class MessageSource {
@@ -103,6 +110,56 @@ class DedupStore {
   [[nodiscard]] virtual bool up() const noexcept = 0;
   [[nodiscard]] virtual std::uint64_t reconnects() const noexcept = 0;
   [[nodiscard]] virtual std::uint64_t failures() const noexcept = 0;
+};
+
+/// State and counters of one connection, as the metrics show them.
+struct ConnectionStatus {
+  bool up = false;               ///< connected right now
+  std::uint64_t reconnects = 0;  ///< reconnections since start
+  std::uint64_t failures = 0;    ///< NATS: disconnections
+};
+
+/// Where the durable consumer stands (JetStream consumer info).
+struct ConsumerBacklog {
+  std::uint64_t num_pending = 0;     ///< matching messages not yet delivered
+  std::int64_t num_ack_pending = 0;  ///< delivered, not yet acknowledged
+};
+
+/// What the pipeline's monitor thread, /healthz, /readyz and /metrics read from the outside: the
+/// two NATS connections (consume, publish), the consumer's backlog and Redis INFO. Absent with
+/// in-process ports (no connection of their own: the metrics then have no connection series).
+class ConnectionMonitor {
+ public:
+  /// Index of a NATS connection in nats_status() (as ScrapeState::nats orders them).
+  static constexpr std::size_t kConsume = 0;
+  static constexpr std::size_t kPublish = 1;
+
+  virtual ~ConnectionMonitor() = default;
+  /// Start-up zone, once, from the Pipeline's constructor before the monitor thread starts:
+  /// where the Redis INFO readings go (cdc_consumer_redis_evicted_keys, ..._maxmemory_policy).
+  virtual void attach(Metrics& metrics) = 0;
+  /// Any thread: both NATS connections up.
+  [[nodiscard]] virtual bool connected() const noexcept = 0;
+  /// Any thread: state and counters of NATS connection `connection` (kConsume or kPublish).
+  [[nodiscard]] virtual ConnectionStatus nats_status(std::size_t connection) const noexcept = 0;
+  /// Monitor thread: reads the consumer's backlog with one request that waits at most `timeout`.
+  /// False with `error` set when the request fails.
+  virtual bool read_backlog(std::chrono::milliseconds timeout, ConsumerBacklog& backlog,
+                            std::string& error) noexcept = 0;
+  /// Monitor thread: Redis INFO (evictions, maxmemory-policy) on a connection of its own; never
+  /// blocks, sends INFO when `interval_ns` has passed since the last, takes replies on a later
+  /// tick. Does nothing when dedup is disabled.
+  virtual void poll_redis_info(std::int64_t now_ns, std::int64_t interval_ns) noexcept = 0;
+  /// Monitor thread, once, as it ends: closes the INFO connection.
+  virtual void close_redis_info() noexcept = 0;
+};
+
+/// What cdc_consumer_build_info reports: the service's version and git revision and the versions
+/// of the libraries it was built against (label name, version; an empty name is left out).
+struct BuildInfo {
+  std::string_view version = "unknown";
+  std::string_view revision = "unknown";
+  std::array<std::pair<std::string_view, std::string_view>, 4> dependencies{};
 };
 
 }  // namespace cdc

@@ -13,6 +13,7 @@
 
 #include "cdc/core/config.hpp"
 #include "cdc/adapters/nats/nats_handles.hpp"
+#include "cdc/pipeline/ports.hpp"  // ConsumerBacklog
 
 namespace cdc {
 
@@ -71,11 +72,6 @@ void ensure_jetstream_objects(NatsConnection& nats, const Config& config, const 
 /// The deliver subject of the push consumer (outside every stream's subjects).
 std::string push_deliver_subject(const Config& config);
 
-/// Where the durable consumer stands (JetStream consumer info).
-struct ConsumerBacklog {
-  std::uint64_t num_pending = 0;     ///< matching messages not yet delivered
-  std::int64_t num_ack_pending = 0;  ///< delivered, not yet acknowledged
-};
 /// Reads ingest.consumer's info with one JetStream API request that waits at most `timeout`.
 /// Any thread. False with `error` set when the request fails.
 bool read_consumer_backlog(NatsConnection& nats, const Config& config, std::chrono::milliseconds timeout,

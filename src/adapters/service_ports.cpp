@@ -1,0 +1,103 @@
+#include "cdc/adapters/service_ports.hpp"
+
+#include <memory>
+#include <string>
+
+#include "cdc/adapters/nats/jetstream_ports.hpp"
+#include "cdc/adapters/nats/nats_connection.hpp"
+#include "cdc/adapters/redis/redis_dedup_store.hpp"
+#include "cdc/adapters/redis/redis_info_probe.hpp"
+
+namespace cdc {
+namespace {
+
+/// The monitor port on the service's two NATS connections, which it owns (the source,
+/// completer and publisher use them, so Ports destroys it last), and the Redis INFO probe.
+class ServiceMonitor final : public ConnectionMonitor {
+ public:
+  /// Connects both NATS connections (throws NatsError): consume first, as the service always has.
+  explicit ServiceMonitor(const Config& config)
+      : config_(config), consume_(std::make_unique<NatsConnection>(config.nats, "consume")) {
+    NatsConfig publish_nats = config.nats;
+    publish_nats.send_asap = config.publish.send_asap;  // the publish connection has its own
+    publish_ = std::make_unique<NatsConnection>(publish_nats, "publish");
+  }
+
+  NatsConnection& consume() noexcept { return *consume_; }
+  NatsConnection& publish() noexcept { return *publish_; }
+
+  void attach(Metrics& metrics) override {
+    if (config_.dedup.enabled) redis_info_ = std::make_unique<RedisInfoProbe>(config_.redis, metrics);
+  }
+
+  [[nodiscard]] bool connected() const noexcept override { return consume_->connected() && publish_->connected(); }
+
+  [[nodiscard]] ConnectionStatus nats_status(std::size_t connection) const noexcept override {
+    const NatsConnection& nats = connection == kConsume ? *consume_ : *publish_;
+    return ConnectionStatus{nats.connected(), nats.reconnects(), nats.disconnects()};
+  }
+
+  bool read_backlog(std::chrono::milliseconds timeout, ConsumerBacklog& backlog, std::string& error) noexcept override {
+    return read_consumer_backlog(*consume_, config_, timeout, backlog, error);
+  }
+
+  void poll_redis_info(std::int64_t now_ns, std::int64_t interval_ns) noexcept override {
+    if (redis_info_) redis_info_->tick(now_ns, interval_ns);
+  }
+
+  void close_redis_info() noexcept override {
+    if (redis_info_) redis_info_->close();
+  }
+
+  ~ServiceMonitor() override {
+    redis_info_.reset();
+    publish_.reset();  // the publish connection first, as the service always closed them
+    consume_.reset();
+  }
+  ServiceMonitor(const ServiceMonitor&) = delete;
+  ServiceMonitor& operator=(const ServiceMonitor&) = delete;
+
+ private:
+  Config config_;
+  std::unique_ptr<NatsConnection> consume_;
+  std::unique_ptr<NatsConnection> publish_;
+  std::unique_ptr<RedisInfoProbe> redis_info_;  // monitor thread only (after attach); null without dedup
+};
+
+// cdc_consumer_build_info: CMakeLists.txt defines these for this file alone, so a new git
+// revision recompiles one file.
+constexpr BuildInfo kBuildInfo{CDC_VERSION,
+                               CDC_GIT_REVISION,
+                               {{{"nats_c", CDC_NATS_VERSION},
+                                 {"simdjson", CDC_SIMDJSON_VERSION},
+                                 {"hiredis", CDC_HIREDIS_VERSION},
+                                 {"libuv", CDC_LIBUV_VERSION}}}};
+
+}  // namespace
+
+Ports make_service_ports(const Config& config) {
+  // What Pipeline(config, ports) checks too, first: a configuration error is reported as one
+  // (exit 2) before anything connects.
+  validate(config);
+  // Empty: no filter, the consumer takes every subject of the stream, so a message whose subject
+  // does not fit the layout is dead-lettered (invalid_subject) instead of sitting unconsumed.
+  const std::string& filter = config.ingest.filter_subject;
+  // The connections first and released last: when a later step throws, Ports destroys its
+  // members in reverse order, the monitor (which owns the connections) after the rest.
+  Ports ports;
+  auto monitor = std::make_unique<ServiceMonitor>(config);
+  ServiceMonitor& outside = *monitor;
+  ports.monitor = std::move(monitor);
+  ensure_jetstream_objects(outside.consume(), config, filter);
+  ports.publisher = make_nats_publisher(outside.publish());
+  ports.completer = make_nats_completer(outside.consume());
+  ports.source = make_nats_source(outside.consume(), config, filter);
+  if (config.dedup.enabled) {
+    ports.claims = make_redis_dedup_store(config.redis, "dedup");
+    ports.marks = make_redis_dedup_store(config.redis, "mark");
+  }
+  ports.build = kBuildInfo;
+  return ports;
+}
+
+}  // namespace cdc
