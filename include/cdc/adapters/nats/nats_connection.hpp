@@ -1,5 +1,5 @@
 #pragma once
-/// NATS adapter: the only place besides the stages' .cpp files that includes nats.c. Wraps its
+/// NATS adapter: src/adapters/nats is the only code that includes nats.c. Wraps its
 /// handles in RAII and turns its status codes into exceptions (start-up) or values (hot path).
 
 #include <atomic>
