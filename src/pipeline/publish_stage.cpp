@@ -39,7 +39,8 @@ bool claim(Event& ev, std::uint64_t generation) noexcept {
 
 void finish_claim(Event& ev, std::uint64_t generation, PubState state, std::string_view why) noexcept {
   const std::size_t n = std::min(why.size(), sizeof ev.pub_error - 1);
-  std::memcpy(ev.pub_error, why.data(), n);
+  // No memcpy for an empty reason: its data() may be null, which memcpy may not be given.
+  if (n > 0) std::memcpy(ev.pub_error, why.data(), n);
   ev.pub_error[n] = '\0';
   // release: pub_error is visible to whoever acquires the final state.
   ev.pub.store(pub_word(generation, state), std::memory_order_release);
