@@ -111,8 +111,7 @@ void stop() {
   w.fd.store(STDOUT_FILENO, std::memory_order_relaxed);  // synchronous lines from now on go to stdout
 }
 
-void format(std::string& line, std::int64_t unix_ns, Level l, std::string_view msg,
-            std::initializer_list<Field> fields) {
+void format(std::string& line, std::int64_t unix_ns, Level l, std::string_view msg, std::span<const Field> fields) {
   line += "{\"time\":\"";
   append_rfc3339(unix_ns, line);
   line += "\",\"level\":\"";
@@ -142,7 +141,7 @@ void format(std::string& line, std::int64_t unix_ns, Level l, std::string_view m
   line += "}\n";
 }
 
-void write(Level l, std::string_view msg, std::initializer_list<Field> fields) noexcept {
+void write(Level l, std::string_view msg, std::span<const Field> fields) noexcept {
   try {
     std::string line;
     line.reserve(192 + msg.size());

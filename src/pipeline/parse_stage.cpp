@@ -1,6 +1,8 @@
 #include "cdc/pipeline/parse_stage.hpp"
 
 #include <chrono>
+#include <iterator>
+#include <span>
 #include <string>
 #include <utility>
 #include <vector>
@@ -56,39 +58,25 @@ void log_dead_letter(log::Level level, std::string_view msg, const Event& ev, Er
   const auto dropped = static_cast<unsigned long long>(suppressed);
   // Known means: the subject fit the layout (company, table) and the transform got as far as
   // the position (event_id). A field that is not known is left out rather than written empty.
-  if (ev.out.has_event_id) {
-    log::write(level, msg,
-               {{"trace_id", trace},
-                {"company", ev.out.company},
-                {"table", ev.out.table},
-                {"event_id", ev.out.event_id},
-                {"error_kind", kind_name},
-                {"error", error},
-                {"subject", ev.source.subject},
-                {"stream_seq", seq},
-                {"delivery_attempt", attempt},
-                {"suppressed", dropped}});
-  } else if (!ev.out.company.empty() || !ev.out.table.empty()) {
-    log::write(level, msg,
-               {{"trace_id", trace},
-                {"company", ev.out.company},
-                {"table", ev.out.table},
-                {"error_kind", kind_name},
-                {"error", error},
-                {"subject", ev.source.subject},
-                {"stream_seq", seq},
-                {"delivery_attempt", attempt},
-                {"suppressed", dropped}});
-  } else {
-    log::write(level, msg,
-               {{"trace_id", trace},
-                {"error_kind", kind_name},
-                {"error", error},
-                {"subject", ev.source.subject},
-                {"stream_seq", seq},
-                {"delivery_attempt", attempt},
-                {"suppressed", dropped}});
+  const bool event_known = ev.out.has_event_id;
+  const bool route_known = event_known || !ev.out.company.empty() || !ev.out.table.empty();
+  log::Field fields[] = {{"trace_id", trace},
+                         {"company", ev.out.company},
+                         {"table", ev.out.table},
+                         {"event_id", ev.out.event_id},
+                         {"error_kind", kind_name},
+                         {"error", error},
+                         {"subject", ev.source.subject},
+                         {"stream_seq", seq},
+                         {"delivery_attempt", attempt},
+                         {"suppressed", dropped}};
+  const bool keep[] = {true, route_known, route_known, event_known, true, true, true, true, true, true};
+  static_assert(std::size(keep) == std::size(fields));
+  std::size_t n = 0;
+  for (std::size_t k = 0; k < std::size(fields); ++k) {
+    if (keep[k]) fields[n++] = fields[k];
   }
+  log::write(level, msg, std::span<const log::Field>(fields, n));
 }
 
 ParseStage::ParseStage(StageContext& ctx)

@@ -8,6 +8,7 @@
 #include <initializer_list>
 #include <memory>
 #include <string>
+#include <span>
 #include <string_view>
 
 namespace cdc::log {
@@ -56,11 +57,19 @@ std::uint64_t dropped() noexcept;
 
 /// Appends one line (a JSON object and '\n') with the contract's fields first: time (RFC 3339,
 /// UTC, from `unix_ns`), level, msg, then `fields` in order. Pure; used by write() and tests.
-void format(std::string& out, std::int64_t unix_ns, Level l, std::string_view msg, std::initializer_list<Field> fields);
+void format(std::string& out, std::int64_t unix_ns, Level l, std::string_view msg, std::span<const Field> fields);
+inline void format(std::string& out, std::int64_t unix_ns, Level l, std::string_view msg,
+                   std::initializer_list<Field> fields) {
+  format(out, unix_ns, l, msg, std::span<const Field>(fields.begin(), fields.size()));
+}
 
 /// Formats and queues one line. Never blocks on I/O while the writer runs: the caller only
 /// formats into memory and enqueues; a full queue drops the line and counts it.
-void write(Level l, std::string_view msg, std::initializer_list<Field> fields = {}) noexcept;
+/// The span form is for lines whose fields are chosen at run time (e.g. left out when unknown).
+void write(Level l, std::string_view msg, std::span<const Field> fields) noexcept;
+inline void write(Level l, std::string_view msg, std::initializer_list<Field> fields = {}) noexcept {
+  write(l, msg, std::span<const Field>(fields.begin(), fields.size()));
+}
 
 /// The trace id of a W3C `traceparent` header value ("00-<32 hex>-<16 hex>-<2 hex>"), or "" when
 /// the value is not one. Log lines about one event carry it as `trace_id`.
