@@ -7,6 +7,8 @@
 #include "cdc/adapters/nats/nats_connection.hpp"
 #include "cdc/adapters/redis/redis_dedup_store.hpp"
 #include "cdc/adapters/redis/redis_info_probe.hpp"
+#include "cdc/core/log.hpp"
+#include "cdc/core/metrics.hpp"
 
 namespace cdc {
 namespace {
@@ -27,6 +29,7 @@ class ServiceMonitor final : public ConnectionMonitor {
   NatsConnection& publish() noexcept { return *publish_; }
 
   void attach(Metrics& metrics) override {
+    metrics_ = &metrics;
     if (config_.dedup.enabled) redis_info_ = std::make_unique<RedisInfoProbe>(config_.redis, metrics);
   }
 
@@ -49,6 +52,35 @@ class ServiceMonitor final : public ConnectionMonitor {
     if (redis_info_) redis_info_->close();
   }
 
+  bool check_output_streams(std::chrono::milliseconds timeout) noexcept override {
+    if (metrics_ == nullptr) return false;
+    bool answered = true;
+    const std::string* names[] = {&config_.publish.stream, &config_.publish.dlq_stream};
+    for (std::size_t i = 0; i < 2; ++i) {
+      std::string error;
+      const StreamCheck found = check_output_stream(*consume_, config_, static_cast<OutputStream>(i), timeout, error);
+      Gauge& missing = metrics_->monitor.output_stream_missing[i];
+      const bool was_missing = missing.value() != 0;
+      if (found == StreamCheck::kUnknown) {
+        answered = false;  // the look-up failed: nothing learned
+        continue;
+      }
+      if (found != StreamCheck::kPresent && !was_missing) {
+        // Once per outage: publishes to it are held and retried meanwhile, never dead-lettered.
+        log::error("output stream missing; publishes to it are held and retried",
+                   {{"stream", *names[i]}, {"create_streams", config_.ingest.create_streams}, {"error", error}});
+      }
+      if (found == StreamCheck::kRecreated) {
+        metrics_->monitor.streams_recreated[i].inc();
+        log::warn("output stream recreated with the start-up settings", {{"stream", *names[i]}});
+      } else if (found == StreamCheck::kPresent && was_missing) {
+        log::info("output stream present again", {{"stream", *names[i]}});
+      }
+      missing.set(found == StreamCheck::kMissing ? 1 : 0);
+    }
+    return answered;
+  }
+
   ~ServiceMonitor() override {
     redis_info_.reset();
     publish_.reset();  // the publish connection first, as the service always closed them
@@ -62,6 +94,7 @@ class ServiceMonitor final : public ConnectionMonitor {
   std::unique_ptr<NatsConnection> consume_;
   std::unique_ptr<NatsConnection> publish_;
   std::unique_ptr<RedisInfoProbe> redis_info_;  // monitor thread only (after attach); null without dedup
+  Metrics* metrics_ = nullptr;                  // set by attach(); the output stream series
 };
 
 // cdc_consumer_build_info: CMakeLists.txt defines these for this file alone, so a new git

@@ -228,6 +228,24 @@ std::string Metrics::render(const ScrapeState& state) const {
   sample(out, "cdc_consumer_publish_retries_total", "", publish.retries.value());
   family(out, "cdc_consumer_publish_timeouts_total", "counter", "Publishes whose PubAck did not arrive in time.");
   sample(out, "cdc_consumer_publish_timeouts_total", "", publish.timeouts.value());
+  family(out, "cdc_consumer_publish_fenced_total", "counter",
+         "Events not published because this replica no longer holds their partition's lease (NAKed for the next "
+         "owner).");
+  sample(out, "cdc_consumer_publish_fenced_total", "", publish.fenced.value());
+  if (!state.output_streams[0].empty()) {
+    family(out, "cdc_consumer_output_stream_missing", "gauge",
+           "1 while the output or dead-letter stream is missing (publishes are held and retried, not dead-lettered).");
+    for (std::size_t i = 0; i < state.output_streams.size(); ++i) {
+      sample_signed(out, "cdc_consumer_output_stream_missing", label("stream", state.output_streams[i]),
+                    monitor.output_stream_missing[i].value());
+    }
+    family(out, "cdc_consumer_streams_recreated_total", "counter",
+           "Output or dead-letter streams the service recreated after they went missing (ingest.create_streams).");
+    for (std::size_t i = 0; i < state.output_streams.size(); ++i) {
+      sample(out, "cdc_consumer_streams_recreated_total", label("stream", state.output_streams[i]),
+             monitor.streams_recreated[i].value());
+    }
+  }
   family(out, "cdc_consumer_pubacks_total", "counter", "PubAcks received, by outcome.");
   sample(out, "cdc_consumer_pubacks_total", "result=\"stored\"", puback.acks.value());
   sample(out, "cdc_consumer_pubacks_total", "result=\"duplicate\"", puback.duplicates.value());

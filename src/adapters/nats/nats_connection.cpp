@@ -22,9 +22,48 @@ std::string connected_url(natsConnection* nc) {
   return redact_url(buf);
 }
 
+/// A stream as the service creates it (ensure_jetstream_objects, check_output_stream).
+struct StreamSpec {
+  std::string name;
+  std::vector<std::string> subjects;
+  std::int64_t duplicates_ns = 0;
+  int replicas = 1;
+};
+
+StreamSpec output_stream_spec(const Config& config, OutputStream which) {
+  const auto window_ns = static_cast<std::int64_t>(config.publish.duplicate_window.count()) * kNsPerMs;
+  if (which == OutputStream::kOutput) {
+    return {config.publish.stream, {config.publish.subject_prefix + ".>"}, window_ns, config.nats.stream_replicas};
+  }
+  return {
+      config.publish.dlq_stream, {config.publish.dlq_subject_prefix + ".>"}, window_ns, config.nats.stream_replicas};
+}
+
+/// Adds the stream; true when it was created or another process created it meanwhile.
+bool add_stream(jsCtx* js, const StreamSpec& spec, const jsOptions* opts, natsStatus& status) {
+  jsStreamConfig cfg;
+  jsStreamConfig_Init(&cfg);
+  cfg.Name = spec.name.c_str();
+  std::vector<const char*> subj;
+  for (const auto& x : spec.subjects) subj.push_back(x.c_str());
+  cfg.Subjects = subj.data();
+  cfg.SubjectsLen = static_cast<int>(subj.size());
+  cfg.Storage = js_FileStorage;
+  if (spec.duplicates_ns > 0) cfg.Duplicates = spec.duplicates_ns;
+  cfg.Replicas = spec.replicas;
+  jsStreamInfo* raw = nullptr;
+  jsErrCode err = static_cast<jsErrCode>(0);
+  status = js_AddStream(&raw, js, &cfg, const_cast<jsOptions*>(opts), &err);
+  NatsStreamInfoPtr info(raw);
+  // Another replica may have created it between our look-up and our add.
+  return status == NATS_OK || err == JSStreamNameExistErr;
+}
+
 /// `replicas` applies only when the stream is created; an existing stream is used as it is.
-void ensure_stream(jsCtx* js, const std::string& name, const std::vector<std::string>& subjects,
-                   std::int64_t duplicates_ns, int replicas, bool create) {
+void ensure_stream(jsCtx* js, const StreamSpec& spec, bool create) {
+  const std::string& name = spec.name;
+  const std::int64_t duplicates_ns = spec.duplicates_ns;
+  const int replicas = spec.replicas;
   jsStreamInfo* raw = nullptr;
   jsErrCode err = static_cast<jsErrCode>(0);
   natsStatus s = js_GetStreamInfo(&raw, js, name.c_str(), nullptr, &err);
@@ -45,21 +84,7 @@ void ensure_stream(jsCtx* js, const std::string& name, const std::vector<std::st
   }
   if (s != NATS_NOT_FOUND) check(s, "stream info " + name);
   if (!create) throw NatsError("stream " + name + " does not exist and ingest.create_streams is false");
-  jsStreamConfig cfg;
-  jsStreamConfig_Init(&cfg);
-  cfg.Name = name.c_str();
-  std::vector<const char*> subj;
-  for (const auto& x : subjects) subj.push_back(x.c_str());
-  cfg.Subjects = subj.data();
-  cfg.SubjectsLen = static_cast<int>(subj.size());
-  cfg.Storage = js_FileStorage;
-  if (duplicates_ns > 0) cfg.Duplicates = duplicates_ns;
-  cfg.Replicas = replicas;
-  raw = nullptr;
-  s = js_AddStream(&raw, js, &cfg, nullptr, &err);
-  info.reset(raw);
-  // Another replica may have created it between our look-up and our add.
-  if (s != NATS_OK && err != JSStreamNameExistErr) check(s, "create stream " + name);
+  if (!add_stream(js, spec, nullptr, s)) check(s, "create stream " + name);
   log::info("stream ready", {{"stream", name}, {"replicas", static_cast<long long>(replicas)}});
 }
 
@@ -212,16 +237,42 @@ bool read_consumer_backlog(NatsConnection& nats, const Config& config, std::chro
   }
 }
 
+StreamCheck check_output_stream(NatsConnection& nats, const Config& config, OutputStream which,
+                                std::chrono::milliseconds timeout, std::string& error) noexcept {
+  try {
+    const StreamSpec spec = output_stream_spec(config, which);
+    jsOptions jo;
+    jsOptions_Init(&jo);
+    jo.Wait = timeout.count();
+    jsStreamInfo* raw = nullptr;
+    jsErrCode err = static_cast<jsErrCode>(0);
+    const natsStatus s = js_GetStreamInfo(&raw, nats.js(), spec.name.c_str(), &jo, &err);
+    NatsStreamInfoPtr info(raw);
+    if (s == NATS_OK) return StreamCheck::kPresent;
+    if (s != NATS_NOT_FOUND) {
+      error = nats_error_text(s);
+      return StreamCheck::kUnknown;
+    }
+    if (!config.ingest.create_streams) return StreamCheck::kMissing;
+    natsStatus add = NATS_OK;
+    if (add_stream(nats.js(), spec, &jo, add)) return StreamCheck::kRecreated;
+    error = nats_error_text(add);
+    return StreamCheck::kMissing;
+  } catch (const std::exception& e) {
+    error = e.what();
+    return StreamCheck::kUnknown;
+  }
+}
+
 std::string push_deliver_subject(const Config& config) { return "_CDC_DELIVER." + config.ingest.consumer; }
 
 void ensure_jetstream_objects(NatsConnection& nats, const Config& config, const std::string& filter_subject) {
   jsCtx* js = nats.js();
   const bool create = config.ingest.create_streams;
-  const auto window_ns = static_cast<std::int64_t>(config.publish.duplicate_window.count()) * kNsPerMs;
-  const int replicas = config.nats.stream_replicas;
-  ensure_stream(js, config.ingest.stream, config.ingest.stream_subjects, 0, replicas, create);
-  ensure_stream(js, config.publish.stream, {config.publish.subject_prefix + ".>"}, window_ns, replicas, create);
-  ensure_stream(js, config.publish.dlq_stream, {config.publish.dlq_subject_prefix + ".>"}, window_ns, replicas, create);
+  ensure_stream(js, StreamSpec{config.ingest.stream, config.ingest.stream_subjects, 0, config.nats.stream_replicas},
+                create);
+  ensure_stream(js, output_stream_spec(config, OutputStream::kOutput), create);
+  ensure_stream(js, output_stream_spec(config, OutputStream::kDeadLetter), create);
 
   jsConsumerInfo* raw = nullptr;
   jsErrCode err = static_cast<jsErrCode>(0);

@@ -69,6 +69,22 @@ class NatsConnection {
 /// logs where they differ from the configuration. Throws NatsError.
 void ensure_jetstream_objects(NatsConnection& nats, const Config& config, const std::string& filter_subject);
 
+/// The service's two output streams: publish.stream and publish.dlq_stream.
+enum class OutputStream : std::uint8_t { kOutput = 0, kDeadLetter = 1 };
+/// What check_output_stream found.
+enum class StreamCheck : std::uint8_t {
+  kPresent,    ///< the stream exists
+  kMissing,    ///< it does not (and was not created: create_streams off, or the create failed)
+  kRecreated,  ///< it did not; created now with the start-up settings (ingest.create_streams)
+  kUnknown,    ///< the look-up failed (timeout, connection down): nothing known
+};
+
+/// Monitor thread: does the output or dead-letter stream exist; when it does not and
+/// ingest.create_streams is on, creates it as ensure_jetstream_objects does. Each request waits
+/// at most `timeout`; `error` gets why on kUnknown or a failed create. Never throws.
+StreamCheck check_output_stream(NatsConnection& nats, const Config& config, OutputStream which,
+                                std::chrono::milliseconds timeout, std::string& error) noexcept;
+
 /// The deliver subject of the push consumer (outside every stream's subjects).
 std::string push_deliver_subject(const Config& config);
 
