@@ -3,8 +3,10 @@
 #include <memory>
 #include <string>
 
+#include "cdc/adapters/nats/fleet.hpp"
 #include "cdc/adapters/nats/jetstream_ports.hpp"
 #include "cdc/adapters/nats/nats_connection.hpp"
+#include "cdc/adapters/nats/partitioned_source.hpp"
 #include "cdc/adapters/redis/redis_dedup_store.hpp"
 #include "cdc/adapters/redis/redis_info_probe.hpp"
 #include "cdc/core/log.hpp"
@@ -40,7 +42,15 @@ class ServiceMonitor final : public ConnectionMonitor {
     return ConnectionStatus{nats.connected(), nats.reconnects(), nats.disconnects()};
   }
 
+  /// Pull mode: the fleet's readings of the partitions this replica holds (no request of its own).
+  void use_fleet(const Fleet* fleet) noexcept { fleet_ = fleet; }
+
   bool read_backlog(std::chrono::milliseconds timeout, ConsumerBacklog& backlog, std::string& error) noexcept override {
+    if (fleet_ != nullptr) {
+      if (fleet_->backlog(backlog)) return true;
+      error = "no partition consumer read yet";
+      return false;
+    }
     return read_consumer_backlog(*consume_, config_, timeout, backlog, error);
   }
 
@@ -95,6 +105,7 @@ class ServiceMonitor final : public ConnectionMonitor {
   std::unique_ptr<NatsConnection> publish_;
   std::unique_ptr<RedisInfoProbe> redis_info_;  // monitor thread only (after attach); null without dedup
   Metrics* metrics_ = nullptr;                  // set by attach(); the output stream series
+  const Fleet* fleet_ = nullptr;                // pull mode; Ports::fleet, stopped before the monitor goes
 };
 
 // cdc_consumer_build_info: CMakeLists.txt defines these for this file alone, so a new git
@@ -124,7 +135,16 @@ Ports make_service_ports(const Config& config) {
   ensure_jetstream_objects(outside.consume(), config, filter);
   ports.publisher = make_nats_publisher(outside.publish());
   ports.completer = make_nats_completer(outside.consume());
-  ports.source = make_nats_source(outside.consume(), config, filter);
+  if (config.ingest.mode == IngestMode::kPull) {
+    // The partition leases: the source fetches by the fleet's table (fleet->table()).
+    auto fleet = std::make_unique<Fleet>(outside.consume(), config);
+    outside.use_fleet(fleet.get());
+    // Pull: one pull request per owned partition, all on one subscription (partitioned_source).
+    ports.source = make_partitioned_source(outside.consume(), config, fleet->table());
+    ports.fleet = std::move(fleet);
+  } else {
+    ports.source = make_nats_source(outside.consume(), config, filter);
+  }
   if (config.dedup.enabled) {
     ports.claims = make_redis_dedup_store(config.redis, "dedup");
     ports.marks = make_redis_dedup_store(config.redis, "mark");

@@ -351,6 +351,21 @@ class Metrics {
     Counter reloads_ok, reloads_failed;
   } control;
 
+  /// Fleet thread (cdc/adapters/nats/fleet.hpp): partition leases, consumers, checkpoints.
+  /// Rendered only once a fleet attached (partitions > 0).
+  struct alignas(kCacheLine) FleetSide {
+    Gauge partitions;  // P; 0 = no fleet (push mode, in-process ports)
+    Gauge owned;       // partitions this replica owns now
+    Counter acquisitions, losses, releases, rebalances;
+    Counter consumers_recreated;
+    Gauge consumer_missing;  // owned partitions whose consumer is missing now
+    // Per partition, -1 = not owned or not read yet (left out of the exposition).
+    std::vector<Gauge> partition_backlog;  // num_pending + num_ack_pending
+    std::vector<Gauge> checkpoint_lag;     // ack floor - stored checkpoint
+    /// Start-up zone, before the first scrape: sizes the per-partition series.
+    void resize(std::uint32_t count);
+  } fleet;
+
   /// Renders the text exposition of every family; `state` adds what the registry does not own.
   [[nodiscard]] std::string render(const ScrapeState& state) const;
 
@@ -360,6 +375,8 @@ class Metrics {
   static void render_process(std::string& out);
 
  private:
+  void render_fleet(std::string& out) const;
+
   std::vector<std::string> labels_;  // tables + "_other"
 };
 
