@@ -218,9 +218,9 @@ TEST_CASE("wa_stream deleted mid-stream: recreated, traffic flows, nothing dead-
   REQUIRE(must_second.size() > 500);
 
   const std::uint16_t port = free_port();
-  auto service = start_service(service_env(nats.url(), redis.address(), port,
-                                           {{"DAISI_CDC_INGEST_MAX_DELIVER", "2"},
-                                            {"DAISI_CDC_PUBLISH_MAX_RETRIES", "1"}}));
+  auto service =
+      start_service(service_env(nats.url(), redis.address(), port,
+                                {{"DAISI_CDC_INGEST_MAX_DELIVER", "2"}, {"DAISI_CDC_PUBLISH_MAX_RETRIES", "1"}}));
   JetStreamProbe probe(nats.url());
   {
     Feeder feeder(nats.url(), first, 3000);
@@ -247,8 +247,8 @@ TEST_CASE("wa_stream deleted mid-stream: recreated, traffic flows, nothing dead-
   REQUIRE(settled);
 
   const Outcome after = collect(probe, config, must_second);
-  report("wa-stream-deleted", "events=" + std::to_string(records.size()) + " before_deletion=" +
-                                  std::to_string(before.published) + " recreated=" +
+  report("wa-stream-deleted", "events=" + std::to_string(records.size()) +
+                                  " before_deletion=" + std::to_string(before.published) + " recreated=" +
                                   std::to_string(static_cast<long>(metric(
                                       metrics, "cdc_consumer_streams_recreated_total", "stream=\"wa_stream\""))) +
                                   " " + figures(after));
