@@ -237,7 +237,7 @@ TEST_CASE(
   b->stop();
   b.reset();
 
-  CHECK(overlap.samples() > 100);
+  CHECK(overlap.samples() > 10);  // the watch ran while both members were up
   CHECK(overlap.overlaps() == 0);
   a.stop();
   CHECK(active(a).empty());

@@ -270,6 +270,7 @@ class Fleet::Steps {
         kvStore_Put(&rev, st_.kv.get(), member_key().c_str(), value.data(), static_cast<int>(value.size()));
     if (s != NATS_OK) {
       log_limited("fleet: cannot write the member key", s);
+      st_.next_member_ns = now + st_.renew_ns / 4;  // retried soon, never in a tight loop
       return false;
     }
     lease::observe(st_.members[id_], rev, now);
@@ -431,12 +432,27 @@ class Fleet::Steps {
     }
   }
 
-  std::vector<std::string> live_members(std::int64_t now, std::int64_t& due) const {
+  std::vector<std::string> live_members(std::int64_t now, std::int64_t& due) {
     std::vector<std::string> live;
-    for (const auto& [member, seen] : st_.members) {
-      if (lease::expired(seen, now, st_.ttl_ns)) continue;
-      live.push_back(member);
-      due = std::min(due, seen.seen_ns + st_.ttl_ns);
+    for (auto it = st_.members.begin(); it != st_.members.end();) {
+      const auto& [member, seen] = *it;
+      if (!lease::expired(seen, now, st_.ttl_ns)) {
+        live.push_back(member);
+        due = std::min(due, seen.seen_ns + st_.ttl_ns);
+        ++it;
+        continue;
+      }
+      // A crashed member's key would count as live for lease_ttl to every replica started
+      // later: removed once it has been dead for another ttl (a member that comes back writes
+      // it again within ttl / 5).
+      if (member != id_ && now - seen.seen_ns >= 2 * st_.ttl_ns &&
+          kvStore_Delete(st_.kv.get(), std::string("member.").append(member).c_str()) == NATS_OK) {
+        log::info("fleet: removed the key of a member gone for twice the lease", {{"member", member}});
+        it = st_.members.erase(it);
+        continue;
+      }
+      if (seen.seen_ns + 2 * st_.ttl_ns > now) due = std::min(due, seen.seen_ns + 2 * st_.ttl_ns);
+      ++it;
     }
     return live;  // std::map: sorted, unique
   }
