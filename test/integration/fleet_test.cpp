@@ -384,3 +384,48 @@ TEST_CASE("the start-up fit check stops a misfit with the server mapping to add"
   one.nats.url = nats.url();
   CHECK_THROWS_WITH(check_partition_fit(conn.js(), one), Catch::Contains("ingest.partitions is 1 but stream"));
 }
+
+TEST_CASE("a partition still waiting out a take-over is handed on only when its wait is over", "[integration][fleet]") {
+  NatsServer nats;
+  JetStreamProbe probe(nats.url());
+  const Config ca = fleet_config(nats, "a");
+  const Config cb = fleet_config(nats, "b");
+  NatsConnection conn_a(ca.nats, "consume");
+  NatsConnection conn_b(cb.nats, "consume");
+  ensure_jetstream_objects(conn_a, ca, "");
+  OverlapWatch overlap;
+  Fleet a(conn_a, ca);
+  auto b = std::make_unique<Fleet>(conn_b, cb);
+  a.start();
+  b->start();
+  REQUIRE(wait_for([&] { return active(*b) == std::set<std::uint32_t>{1, 3}; }, 15s));
+  probe.publish("cdc.acme.messages.1", "{}");
+  const NatsMsgPtr held = fetch_one(conn_b.get(), cb, 1);  // b's, never acked
+  const auto crashed = Clock::now();
+  b->stop();
+  b.reset();
+  // a takes partition 1 over but must wait AckWait (4 s) before anyone fetches it...
+  REQUIRE(wait_for([&] { return a.owned() == 4; }, 10s));
+  REQUIRE(active(a).count(1) == 0);
+  // ...and a member joining now, to which partition 1 belongs, gets it only after that wait.
+  const Config cc = fleet_config(nats, "c");
+  Fleet c(conn_b, cc);
+  overlap.watch(0, &a);
+  overlap.watch(1, &c);
+  c.start();
+  REQUIRE(wait_for([&] { return active(c).count(1) == 1; }, 15s));
+  const double p1 = seconds_since(crashed);
+  INFO("partition 1 fetched by the newcomer " << p1 << " s after the crash");
+  CHECK(p1 >= 4.0);
+  REQUIRE(wait_for(
+      [&] {
+        return active(a) == std::set<std::uint32_t>{0, 2} && active(c) == std::set<std::uint32_t>{1, 3};
+      },
+      10s));
+  CHECK(overlap.overlaps() == 0);
+  overlap.watch(1, nullptr);
+  c.release_all();
+  c.stop();
+  a.release_all();
+  a.stop();
+}
