@@ -46,11 +46,12 @@ class ServiceMonitor final : public ConnectionMonitor {
   void use_fleet(const Fleet* fleet) noexcept { fleet_ = fleet; }
 
   bool read_backlog(std::chrono::milliseconds timeout, ConsumerBacklog& backlog, std::string& error) noexcept override {
-    if (fleet_ != nullptr) {
-      if (fleet_->backlog(backlog)) return true;
-      error = "no partition consumer read yet";
+    if (fleet_ != nullptr && fleet_->backlog(backlog)) return true;
+    if (config_.ingest.partitions > 1) {
+      error = "the fleet has not started";
       return false;
     }
+    // Push mode, or a fleet not started yet: the one consumer's own reading.
     return read_consumer_backlog(*consume_, config_, timeout, backlog, error);
   }
 
@@ -135,13 +136,15 @@ Ports make_service_ports(const Config& config) {
   ensure_jetstream_objects(outside.consume(), config, filter);
   ports.publisher = make_nats_publisher(outside.publish());
   ports.completer = make_nats_completer(outside.consume());
+  // Pull mode: the partition leases; the source fetches by the fleet's table (fleet->table()).
+  Fleet* fleet = nullptr;
   if (config.ingest.mode == IngestMode::kPull) {
-    // The partition leases: the source fetches by the fleet's table (fleet->table()).
-    auto fleet = std::make_unique<Fleet>(outside.consume(), config);
-    outside.use_fleet(fleet.get());
+    auto member = std::make_unique<Fleet>(outside.consume(), config);
+    fleet = member.get();
+    outside.use_fleet(fleet);
     // Pull: one pull request per owned partition, all on one subscription (partitioned_source).
     ports.source = make_partitioned_source(outside.consume(), config, fleet->table());
-    ports.fleet = std::move(fleet);
+    ports.fleet = std::move(member);
   } else {
     ports.source = make_nats_source(outside.consume(), config, filter);
   }
