@@ -270,8 +270,8 @@ class ListSource final : public cdc::MessageSource {
  public:
   ListSource(Journal& journal, int count) : journal_(journal) {
     for (int i = 0; i < count; ++i) {
-      const std::string pk = "m" + std::to_string(i);
-      subjects_.push_back("cdc.co" + std::to_string(i % 4) + ".messages");
+      const std::string pk = std::string("m").append(std::to_string(i));  // not "m" + ...: GCC 12 -O3 -Wrestrict
+      subjects_.push_back(std::string("cdc.co").append(std::to_string(i % 4)).append(".messages"));
       bodies_.push_back(R"({"record":{"message_id":")" + pk +
                         R"(","chat_id":"c1","agent_id":"a1","text":"hi"},"changes":null,"action":"insert",)"
                         R"("metadata":{"table_schema":"public","table_name":"messages",)"
