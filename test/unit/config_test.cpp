@@ -116,6 +116,11 @@ void check_same(const Config& actual, const Config& expected) {
   SAME(ingest.filter_subject);
   SAME(ingest.mode);
   SAME(ingest.queue_group);
+  SAME(ingest.partitions);
+  SAME(ingest.lease_bucket);
+  SAME(ingest.lease_ttl);
+  SAME(ingest.replica_id);
+  SAME(ingest.checkpoint_interval);
   SAME(ingest.ack_wait);
   SAME(ingest.max_ack_pending);
   SAME(ingest.max_deliver);
@@ -166,7 +171,7 @@ void check_same(const Config& actual, const Config& expected) {
   SAME(log.level);
 }
 #undef SAME
-constexpr std::size_t kKeysCompared = 74;
+constexpr std::size_t kKeysCompared = 79;
 
 /// A non-default value for every key, as YAML and as an environment value, and the Config
 /// they must both produce.
@@ -176,6 +181,10 @@ struct Override {
   std::string yaml;
   std::string env;
 };
+
+/// Keys of kOverrides set to their default value: the overrides are validated as a whole, and
+/// with ingest.partitions 4 the filter must be empty and the mode pull.
+const std::vector<std::string> kSameAsDefault = {"ingest.filter_subject", "ingest.mode"};
 
 const std::vector<Override> kOverrides = {
     {"nats", "url", "nats://a:4222,tls://b:4443", "nats://a:4222,tls://b:4443"},
@@ -200,12 +209,17 @@ const std::vector<Override> kOverrides = {
     {"ingest", "stream", "in_stream", "in_stream"},
     {"ingest", "stream_subjects", "[sequin.>, other.*]", "sequin.>,other.*"},
     {"ingest", "consumer", "c1", "c1"},
-    {"ingest", "subject_layout", "sequin.{database}.{schema}.{table}.{action}",
-     "sequin.{database}.{schema}.{table}.{action}"},
+    {"ingest", "subject_layout", "sequin.{database}.{schema}.{table}.{action}.{partition}",
+     "sequin.{database}.{schema}.{table}.{action}.{partition}"},
     {"ingest", "company_prefix", "daisi_", "daisi_"},
-    {"ingest", "filter_subject", "sequin.*.*.*.*", "sequin.*.*.*.*"},
+    {"ingest", "filter_subject", "\"\"", ""},
     {"ingest", "mode", "pull", "pull"},
     {"ingest", "queue_group", "qg", "qg"},
+    {"ingest", "partitions", "4", "4"},
+    {"ingest", "lease_bucket", "leases1", "leases1"},
+    {"ingest", "lease_ttl", "20s", "20s"},
+    {"ingest", "replica_id", "r1", "r1"},
+    {"ingest", "checkpoint_interval", "2s", "2s"},
     {"ingest", "ack_wait", "45s", "45s"},
     {"ingest", "max_ack_pending", "100", "100"},
     {"ingest", "max_deliver", "-1", "-1"},
@@ -279,11 +293,16 @@ Config overridden_config() {
   c.ingest.stream = "in_stream";
   c.ingest.stream_subjects = {"sequin.>", "other.*"};
   c.ingest.consumer = "c1";
-  c.ingest.subject_layout = "sequin.{database}.{schema}.{table}.{action}";
+  c.ingest.subject_layout = "sequin.{database}.{schema}.{table}.{action}.{partition}";
   c.ingest.company_prefix = "daisi_";
-  c.ingest.filter_subject = "sequin.*.*.*.*";
-  c.ingest.mode = cdc::IngestMode::kPull;
+  // filter_subject and mode keep their defaults: with ingest.partitions 4 (validated together)
+  // the filter must be empty and the mode pull (kSameAsDefault).
   c.ingest.queue_group = "qg";
+  c.ingest.partitions = 4;
+  c.ingest.lease_bucket = "leases1";
+  c.ingest.lease_ttl = Millis{20000};
+  c.ingest.replica_id = "r1";
+  c.ingest.checkpoint_interval = Millis{2000};
   c.ingest.ack_wait = Millis{45000};
   c.ingest.max_ack_pending = 100;
   c.ingest.max_deliver = -1;
@@ -863,12 +882,31 @@ TEST_CASE("validate enforces the rules, naming the key, the problem and the valu
        [](Config& c) { c.ingest.filter_subject = "cdc. x"; }},
       {"", [](Config& c) { c.ingest.filter_subject = "cdc.*.messages"; }},
       {"ingest.queue_group: must be a non-empty name without whitespace in push mode, got ''",
-       [](Config& c) { c.ingest.queue_group = ""; }},
-      {"",
        [](Config& c) {
-         c.ingest.mode = cdc::IngestMode::kPull;
+         c.ingest.mode = cdc::IngestMode::kPush;
          c.ingest.queue_group = "";
        }},
+      {"", [](Config& c) { c.ingest.queue_group = ""; }},
+      // partitions
+      {"ingest.partitions: must be 1-1024, got 0", [](Config& c) { c.ingest.partitions = 0; }},
+      {"ingest.subject_layout: must end in .{partition} with ingest.partitions 8 (the server's subject mapping adds "
+       "the partition token), e.g. 'cdc.{company}.{table}.{partition}', got 'cdc.{company}.{table}'",
+       [](Config& c) { c.ingest.partitions = 8; }},
+      {"",
+       [](Config& c) {
+         c.ingest.partitions = 8;
+         c.ingest.subject_layout = "cdc.{company}.{table}.{partition}";
+       }},
+      {"ingest.subject_layout: has {partition} but ingest.partitions is 1 (unpartitioned); set ingest.partitions "
+       "to the server mapping's partition count, got 'cdc.{company}.{table}.{partition}'",
+       [](Config& c) { c.ingest.subject_layout = "cdc.{company}.{table}.{partition}"; }},
+      {"ingest.mode: must be pull with ingest.partitions > 1 (partitions are leased pull consumers)",
+       [](Config& c) {
+         c.ingest.partitions = 8;
+         c.ingest.subject_layout = "cdc.{company}.{table}.{partition}";
+         c.ingest.mode = cdc::IngestMode::kPush;
+       }},
+      {"ingest.lease_ttl: must be at least 1s, got 500ms", [](Config& c) { c.ingest.lease_ttl = Millis{500}; }},
       // publish and dedup
       {"publish.stream: must be a non-empty name without '.', '*', '>', '/', '\\', whitespace or control characters, "
        "got '>'",
@@ -962,7 +1000,10 @@ TEST_CASE("changed_keys names every key whose value differs, in declaration orde
   const Config other = overridden_config();
   CHECK(cdc::changed_keys(other, other).empty());
   std::vector<std::string> all;
-  for (const auto& o : kOverrides) all.push_back(o.section + "." + o.key);
+  for (const auto& o : kOverrides) {
+    const std::string key = o.section + "." + o.key;
+    if (std::find(kSameAsDefault.begin(), kSameAsDefault.end(), key) == kSameAsDefault.end()) all.push_back(key);
+  }
   CHECK(cdc::changed_keys(defaults, other) == all);
   CHECK(cdc::changed_keys(other, defaults) == all);
 }
@@ -975,7 +1016,7 @@ TEST_CASE("a reload applies the reloadable keys and lists the others as needing 
       "ingest.tables",        "ingest.key_columns",         "ingest.max_message_bytes",
       "health.stall_timeout", "guard.max_failure_duration", "log.level"};
   CHECK(plan.apply == reloadable);
-  CHECK(plan.restart.size() == kOverrides.size() - reloadable.size());
+  CHECK(plan.restart.size() == kOverrides.size() - reloadable.size() - kSameAsDefault.size());
   for (const auto& key : plan.restart) {
     INFO(key);
     CHECK_FALSE(cdc::reloadable(key));

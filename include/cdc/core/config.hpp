@@ -65,8 +65,15 @@ struct IngestConfig {
   std::string company_prefix = "";  ///< stripped from the company token ({schema} layouts)
   std::string filter_subject =
       "";  ///< empty = no filter: every subject of the stream (off-layout ones are dead-lettered)
-  IngestMode mode = IngestMode::kPush;
-  std::string queue_group = "cdc_consumers";  ///< push mode
+  IngestMode mode = IngestMode::kPull;
+  std::string queue_group = "cdc_consumers";  ///< push mode (one replica only: a queue group reorders)
+  /// Source partitions P (the server's subject mapping); 1 = unpartitioned. With P > 1 the
+  /// subject layout ends in {partition} and partition p has its own durable pull consumer.
+  int partitions = 1;
+  std::string lease_bucket = "cdc_consumer_leases";  ///< KV bucket: members, leases, checkpoints
+  Millis lease_ttl{10000};                           ///< renewed every ttl/5; fenced at 0.8 x ttl
+  std::string replica_id;                            ///< KV key token; empty = <hostname>-<pid>
+  Millis checkpoint_interval{1000};                  ///< ack floors read and stored this often
   Millis ack_wait{30000};
   int max_ack_pending = 5000;
   int max_deliver = 3;         ///< -1 = unlimited

@@ -28,11 +28,13 @@ enum class Disposition : std::uint8_t {
 
 /// The rules a Transformer applies; built from Config by transform_rules().
 struct TransformRules {
-  /// Subject layout: literal tokens and placeholders {company} {table} {schema} {database}
-  /// {action} {*}, separated by '.'. Needs {table} and exactly one of {company} or {schema}
+  /// Subject layout: literal tokens and placeholders {company} {table} {schema} {partition}
+  /// {database} {action} {*}, separated by '.'. Needs {table} and exactly one of {company} or {schema}
   /// (the company is then the schema with company_prefix stripped).
   std::string subject_layout = "cdc.{company}.{table}";
   std::string company_prefix;
+  /// Bound of a {partition} token (ingest.partitions when the layout has one; 0 = any).
+  std::uint32_t partitions = 0;
   std::vector<std::string> tables{"messages", "chats", "agents"};
   /// Key column per table, used when metadata.record_pks is absent or empty.
   std::map<std::string, std::string> key_columns{
@@ -51,19 +53,27 @@ TransformRules transform_rules(const Config& config);
 /// for a bad layout (start-up zone).
 class SubjectLayout {
  public:
-  explicit SubjectLayout(const std::string& layout, std::string company_prefix = {});
+  /// `partitions` bounds a `{partition}` token (ingest.partitions; 0 = any canonical decimal).
+  explicit SubjectLayout(const std::string& layout, std::string company_prefix = {}, std::uint32_t partitions = 0);
   /// Splits `subject`; false when it does not match the layout (wrong token count, literal
-  /// mismatch). company/table are views into `subject` (company with the prefix stripped).
+  /// mismatch, a `{partition}` token that is not a canonical decimal below the partition count).
+  /// company/table are views into `subject` (company with the prefix stripped).
   bool split(std::string_view subject, std::string_view& company, std::string_view& table) const noexcept;
   /// The layout as a subject filter: every placeholder replaced by '*' ("cdc.*.*"). Not the
   /// consumer's default filter: the consumer takes every subject of the stream, so that one
   /// off the layout is dead-lettered (invalid_subject) rather than left in the stream.
   [[nodiscard]] std::string filter_subject() const;
+  /// The filter of one partition's consumer: as filter_subject(), with `{partition}` as
+  /// `partition` ("cdc.*.*.3").
+  [[nodiscard]] std::string partition_filter(std::uint32_t partition) const;
+  /// The layout has a `{partition}` token.
+  [[nodiscard]] bool partitioned() const noexcept;
 
  private:
-  enum class Part : std::uint8_t { kLiteral, kCompany, kTable, kSchema, kOther };
+  enum class Part : std::uint8_t { kLiteral, kCompany, kTable, kSchema, kOther, kPartition };
   std::vector<std::pair<Part, std::string>> parts_;
   std::string company_prefix_;
+  std::uint32_t partitions_ = 0;
 };
 
 /// Reusable output buffers of one transform() call. Views point into the subject passed in.

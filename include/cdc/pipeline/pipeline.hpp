@@ -61,6 +61,10 @@ struct HealthReport {
 /// monitor, which may own the connections the other ports use, goes last.
 struct Ports {
   std::unique_ptr<ConnectionMonitor> monitor;  ///< null: no connections to report (in-process ports)
+  /// Partition leases; null: an unleased source (in-process ports, push mode). Declared after
+  /// the monitor (whose connections it uses) and before the source (which reads its table), so
+  /// it is destroyed between them.
+  std::unique_ptr<FleetMember> fleet;
   std::unique_ptr<MessageSource> source;
   std::unique_ptr<Completer> completer;
   std::unique_ptr<Publisher> publisher;

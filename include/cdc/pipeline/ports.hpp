@@ -112,6 +112,36 @@ class DedupStore {
   [[nodiscard]] virtual std::uint64_t failures() const noexcept = 0;
 };
 
+/// Which source partitions this replica may still publish for (fencing, CONTRACT.md section 11).
+/// Any thread, lock-free.
+class PartitionGate {
+ public:
+  virtual ~PartitionGate() = default;
+  /// True while this replica holds partition `partition`'s lease acquired as `epoch`; always
+  /// true for epoch 0 (a message from an unleased source).
+  [[nodiscard]] virtual bool current(std::uint32_t partition, std::uint32_t epoch) const noexcept = 0;
+};
+
+/// This replica's membership of the fleet: partition leases in a key-value bucket, their
+/// renewal, rebalancing and checkpoints, on a thread of its own. The source fetches only what
+/// the member owns; the publish stage asks it (as a PartitionGate) before each publish.
+class FleetMember : public PartitionGate {
+ public:
+  /// Start-up zone, once, before start(): where its series go (partitions owned, leases, ...).
+  virtual void attach(Metrics& metrics) = 0;
+  /// Joins the fleet and starts acquiring partitions (throws on a start-up error).
+  virtual void start() = 0;
+  /// After the pipeline drained and completed everything it held (SIGTERM): releases every
+  /// lease at once, so the next owners start without waiting, and leaves the fleet.
+  virtual void release_all() noexcept = 0;
+  /// Stops the member's thread (leases not released expire).
+  virtual void stop() noexcept = 0;
+  /// Any thread: joined, and every owned partition's consumer present (for /readyz).
+  [[nodiscard]] virtual bool ready() const noexcept = 0;
+  /// Any thread: partitions owned right now.
+  [[nodiscard]] virtual std::uint32_t owned() const noexcept = 0;
+};
+
 /// State and counters of one connection, as the metrics show them.
 struct ConnectionStatus {
   bool up = false;               ///< connected right now

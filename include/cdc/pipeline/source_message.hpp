@@ -3,6 +3,7 @@
 /// handle of the adapter that delivered it. Stages read headers and release the message through
 /// the adapter's MessageAccess, never through a client library; nothing here allocates.
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -30,7 +31,10 @@ struct SourceMessage {
   const MessageAccess* access = nullptr;  ///< reads the handle's headers, releases it
   std::string_view subject;
   std::string_view body;
-  std::string_view reply;  ///< where completions go (JetStream: the ack subject)
+  std::string_view reply;       ///< where completions go (JetStream: the ack subject)
+  std::uint32_t partition = 0;  ///< source partition it was fetched from (0 when unpartitioned)
+  /// Lease epoch of that partition when it was fetched; 0 = an unleased source (always current).
+  std::uint32_t epoch = 0;
 
   [[nodiscard]] bool empty() const noexcept { return handle == nullptr; }
   /// The value of header `name`, or "" (also for an empty message).

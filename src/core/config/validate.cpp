@@ -132,6 +132,35 @@ void validate_ingest(const Checker& check, const IngestConfig& in, std::size_t r
     check.fail("ingest.filter_subject", "must be empty (derived from ingest.subject_layout) or a valid subject, got " +
                                             quoted(in.filter_subject));
   }
+  check.range("ingest.partitions", in.partitions, kPartitions);
+  const std::size_t partition_tokens = count_of(in.subject_layout, "{partition}");
+  if (in.partitions > 1 && partition_tokens != 1) {
+    check.fail("ingest.subject_layout",
+               "must end in .{partition} with ingest.partitions " + std::to_string(in.partitions) +
+                   " (the server's subject mapping adds the partition token), e.g. " +
+                   quoted(in.subject_layout + ".{partition}") + ", got " + quoted(in.subject_layout));
+  }
+  if (in.partitions == 1 && partition_tokens != 0) {
+    check.fail("ingest.subject_layout",
+               "has {partition} but ingest.partitions is 1 (unpartitioned); set ingest.partitions to the "
+               "server mapping's partition count, got " +
+                   quoted(in.subject_layout));
+  }
+  if (in.partitions > 1 && !in.filter_subject.empty()) {
+    check.fail("ingest.filter_subject",
+               "must be empty with ingest.partitions > 1 (each partition's consumer "
+               "filters on its own partition), got " +
+                   quoted(in.filter_subject));
+  }
+  if (in.mode == IngestMode::kPush && in.partitions > 1) {
+    check.fail("ingest.mode", "must be pull with ingest.partitions > 1 (partitions are leased pull consumers)");
+  }
+  if (in.mode == IngestMode::kPull) {
+    check.stream_name("ingest.lease_bucket", in.lease_bucket);
+    if (!in.replica_id.empty()) check.token("ingest.replica_id", in.replica_id);
+    check.at_least("ingest.lease_ttl", in.lease_ttl, Millis{1000});
+    check.at_least("ingest.checkpoint_interval", in.checkpoint_interval, Millis{100});
+  }
   if (in.mode == IngestMode::kPush && (in.queue_group.empty() || has_whitespace(in.queue_group))) {
     check.fail("ingest.queue_group",
                "must be a non-empty name without whitespace in push mode, got " + quoted(in.queue_group));

@@ -19,6 +19,7 @@ TransformRules transform_rules(const Config& config) {
   TransformRules r;
   r.subject_layout = config.ingest.subject_layout;
   r.company_prefix = config.ingest.company_prefix;
+  r.partitions = static_cast<std::uint32_t>(config.ingest.partitions);
   r.tables = config.ingest.tables;
   r.key_columns = config.ingest.key_columns;
   r.max_message_bytes = config.ingest.max_message_bytes;

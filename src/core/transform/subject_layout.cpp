@@ -10,11 +10,27 @@
 
 namespace cdc {
 
-SubjectLayout::SubjectLayout(const std::string& layout, std::string company_prefix)
-    : company_prefix_(std::move(company_prefix)) {
+namespace {
+
+/// A partition token: canonical decimal (no sign, no leading zero), below `partitions` when
+/// that is not 0.
+bool valid_partition(std::string_view token, std::uint32_t partitions) noexcept {
+  if (token.empty() || token.size() > 9 || (token.size() > 1 && token.front() == '0')) return false;
+  std::uint32_t value = 0;
+  for (const char c : token) {
+    if (c < '0' || c > '9') return false;
+    value = value * 10 + static_cast<std::uint32_t>(c - '0');
+  }
+  return partitions == 0 || value < partitions;
+}
+
+}  // namespace
+
+SubjectLayout::SubjectLayout(const std::string& layout, std::string company_prefix, std::uint32_t partitions)
+    : company_prefix_(std::move(company_prefix)), partitions_(partitions) {
   if (layout.empty()) throw std::invalid_argument("subject_layout is empty");
   const std::string where = "subject_layout \"" + layout + "\"";
-  int companies = 0, schemas = 0, tables = 0;
+  int companies = 0, schemas = 0, tables = 0, partition_tokens = 0;
   std::size_t pos = 0;
   for (;;) {
     const std::size_t dot = layout.find('.', pos);
@@ -31,11 +47,14 @@ SubjectLayout::SubjectLayout(const std::string& layout, std::string company_pref
       } else if (token == "{schema}") {
         part = Part::kSchema;
         ++schemas;
+      } else if (token == "{partition}") {
+        part = Part::kPartition;
+        ++partition_tokens;
       } else if (token == "{database}" || token == "{action}" || token == "{*}") {
         part = Part::kOther;
       } else {
         throw std::invalid_argument(where + ": unknown placeholder \"" + token +
-                                    "\" (known: {company} {table} {schema} {database} {action} {*})");
+                                    "\" (known: {company} {table} {schema} {partition} {database} {action} {*})");
       }
     } else if (!is_valid_token(token) || token.find_first_of("{}") != std::string::npos) {
       throw std::invalid_argument(where + ": \"" + token + "\" is neither a placeholder nor a valid subject token");
@@ -46,6 +65,7 @@ SubjectLayout::SubjectLayout(const std::string& layout, std::string company_pref
   }
   if (tables != 1) throw std::invalid_argument(where + " needs exactly one {table}");
   if (companies + schemas != 1) throw std::invalid_argument(where + " needs exactly one of {company} or {schema}");
+  if (partition_tokens > 1) throw std::invalid_argument(where + " has more than one {partition}");
 }
 
 bool SubjectLayout::split(std::string_view subject, std::string_view& company, std::string_view& table) const noexcept {
@@ -73,6 +93,7 @@ bool SubjectLayout::split(std::string_view subject, std::string_view& company, s
         }
         break;
       case Part::kTable: table = token; break;
+      case Part::kPartition: match = match && valid_partition(token, partitions_); break;
       case Part::kOther: break;
     }
     if (dot == std::string_view::npos) break;
@@ -92,6 +113,28 @@ std::string SubjectLayout::filter_subject() const {
     }
   }
   return filter;
+}
+
+std::string SubjectLayout::partition_filter(std::uint32_t partition) const {
+  std::string filter;
+  for (const auto& [part, literal] : parts_) {
+    if (!filter.empty()) filter.push_back('.');
+    if (part == Part::kLiteral) {
+      filter.append(literal);
+    } else if (part == Part::kPartition) {
+      filter.append(std::to_string(partition));
+    } else {
+      filter.push_back('*');
+    }
+  }
+  return filter;
+}
+
+bool SubjectLayout::partitioned() const noexcept {
+  for (const auto& entry : parts_) {
+    if (entry.first == Part::kPartition) return true;
+  }
+  return false;
 }
 
 }  // namespace cdc

@@ -134,7 +134,9 @@ struct Transformer::Impl {
 };
 
 Transformer::Transformer(TransformRules rules)
-    : rules_(std::move(rules)), layout_(rules_.subject_layout, rules_.company_prefix), impl_(std::make_unique<Impl>()) {
+    : rules_(std::move(rules)),
+      layout_(rules_.subject_layout, rules_.company_prefix, rules_.partitions),
+      impl_(std::make_unique<Impl>()) {
   impl_->tables = transform_detail::table_rules(rules_);
   if (simdjson::get_active_implementation()->create_dom_parser_implementation(rules_.max_message_bytes, kMaxDepth,
                                                                               impl_->indexer) != simdjson::SUCCESS) {
