@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "cdc/core/dead_letter.hpp"
+#include "cdc/core/partitions.hpp"
 #include "feeder.hpp"
 #include "order_check.hpp"
 #include "pipeline_fixture.hpp"
@@ -277,11 +278,9 @@ inline std::string figures(const Outcome& o) {
 // ---------------------------------------------------------------------------------------------
 // Partitions and replica fleets (issue 12, CONTRACT.md section 11)
 
-/// The durable consumer of partition p, as DESIGN12 names it (cdc::partition_consumer): the
-/// configured name for P = 1, `<consumer>-<p>` above.
+/// The durable consumer of partition p (the service's own naming).
 inline std::string partition_consumer_name(const Config& config, std::uint32_t p) {
-  const auto partitions = static_cast<std::uint32_t>(config.ingest.partitions);
-  return partitions <= 1 ? config.ingest.consumer : config.ingest.consumer + "-" + std::to_string(p);
+  return partition_consumer(config.ingest, p);
 }
 
 /// Where every partition consumer stands, index = partition; a consumer that does not exist

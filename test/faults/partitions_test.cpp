@@ -133,7 +133,7 @@ void run_single_node(const std::string& name, Fault fault, std::uint32_t partiti
 
   const auto settings = partition_settings(partitions);
   const Config config = load_config_text("", settings);
-  REQUIRE(config.ingest.partitions == partitions);
+  REQUIRE(config.ingest.partitions == static_cast<int>(partitions));
   // Captures carry the unpartitioned subjects: their outcome is the default layout's.
   const Config plain = load_config_text("", {});
   auto records = generate(dir, name, events, 1200 + partitions * 10 + static_cast<std::uint64_t>(fault));
