@@ -19,6 +19,12 @@ using namespace cdc::test::faults;
 
 namespace {
 
+/// Environment for a service running on the previous version's push consumer (`on`), else none.
+EnvOverrides push_mode(bool on) {
+  if (!on) return {};
+  return {{"DAISI_CDC_INGEST_MODE", "push"}};
+}
+
 /// A Sequin messages insert at `lsn`.0 for message `id`, routed by `agent` (JSON text).
 std::string message_body(const std::string& id, const std::string& agent_json, std::uint64_t lsn,
                          const std::string& extra_record = "") {
@@ -192,7 +198,8 @@ TEST_CASE("subjects that do not fit the layout are counted in the backlog, consu
   const std::uint16_t port = free_port();
   {
     // Once, so the service's consumer exists (or is updated), then stopped with nothing to do.
-    auto service = start_service(service_env(nats.url(), redis.address(), port));
+    // The previous version's consumer is a push consumer: the service runs in push mode on it.
+    auto service = start_service(service_env(nats.url(), redis.address(), port, push_mode(old_consumer)));
     CHECK(service->terminate(30s) == 0);
     if (old_consumer) CHECK(service->output().find("consumer filter changed") != std::string::npos);
   }
@@ -209,7 +216,7 @@ TEST_CASE("subjects that do not fit the layout are counted in the backlog, consu
   // While nobody consumes, they are the consumer's backlog (what cdc_consumer_backlog reports).
   CHECK(probe.consumer_info(config.ingest.stream, config.ingest.consumer).num_pending == records.size());
 
-  auto service = start_service(service_env(nats.url(), redis.address(), port));
+  auto service = start_service(service_env(nats.url(), redis.address(), port, push_mode(old_consumer)));
   const bool settled = wait_settled(nats.url(), config, want.event_ids.size(), want.dead_letter_total(), 60s);
   const std::string metrics = http_get(port, "/metrics").second;
   CHECK(service->terminate(30s) == 0);
@@ -337,7 +344,7 @@ TEST_CASE("an off-layout message the old filter had already passed over stays in
   }
   const ConsumerState before = probe.consumer_info(config.ingest.stream, config.ingest.consumer);
   const std::uint16_t port = free_port();
-  auto service = start_service(service_env(nats.url(), redis.address(), port));
+  auto service = start_service(service_env(nats.url(), redis.address(), port, push_mode(true)));
   const bool dead_lettered = probe.wait_for_count(config.publish.dlq_stream, 1, 10s) == 1;
   const ConsumerState after = probe.consumer_info(config.ingest.stream, config.ingest.consumer);
   CHECK(service->terminate(30s) == 0);
