@@ -3,10 +3,14 @@
 #include <memory>
 #include <string>
 
+#include "cdc/adapters/nats/fleet.hpp"
 #include "cdc/adapters/nats/jetstream_ports.hpp"
 #include "cdc/adapters/nats/nats_connection.hpp"
+#include "cdc/adapters/nats/partitioned_source.hpp"
 #include "cdc/adapters/redis/redis_dedup_store.hpp"
 #include "cdc/adapters/redis/redis_info_probe.hpp"
+#include "cdc/core/log.hpp"
+#include "cdc/core/metrics.hpp"
 
 namespace cdc {
 namespace {
@@ -27,6 +31,7 @@ class ServiceMonitor final : public ConnectionMonitor {
   NatsConnection& publish() noexcept { return *publish_; }
 
   void attach(Metrics& metrics) override {
+    metrics_ = &metrics;
     if (config_.dedup.enabled) redis_info_ = std::make_unique<RedisInfoProbe>(config_.redis, metrics);
   }
 
@@ -37,7 +42,15 @@ class ServiceMonitor final : public ConnectionMonitor {
     return ConnectionStatus{nats.connected(), nats.reconnects(), nats.disconnects()};
   }
 
+  /// Pull mode: the fleet's readings of the partitions this replica holds (no request of its own).
+  void use_fleet(const Fleet* fleet) noexcept { fleet_ = fleet; }
+
   bool read_backlog(std::chrono::milliseconds timeout, ConsumerBacklog& backlog, std::string& error) noexcept override {
+    if (fleet_ != nullptr) {
+      if (fleet_->backlog(backlog)) return true;
+      error = "no partition consumer read yet";
+      return false;
+    }
     return read_consumer_backlog(*consume_, config_, timeout, backlog, error);
   }
 
@@ -47,6 +60,35 @@ class ServiceMonitor final : public ConnectionMonitor {
 
   void close_redis_info() noexcept override {
     if (redis_info_) redis_info_->close();
+  }
+
+  bool check_output_streams(std::chrono::milliseconds timeout) noexcept override {
+    if (metrics_ == nullptr) return false;
+    bool answered = true;
+    const std::string* names[] = {&config_.publish.stream, &config_.publish.dlq_stream};
+    for (std::size_t i = 0; i < 2; ++i) {
+      std::string error;
+      const StreamCheck found = check_output_stream(*consume_, config_, static_cast<OutputStream>(i), timeout, error);
+      Gauge& missing = metrics_->monitor.output_stream_missing[i];
+      const bool was_missing = missing.value() != 0;
+      if (found == StreamCheck::kUnknown) {
+        answered = false;  // the look-up failed: nothing learned
+        continue;
+      }
+      if (found != StreamCheck::kPresent && !was_missing) {
+        // Once per outage: publishes to it are held and retried meanwhile, never dead-lettered.
+        log::error("output stream missing; publishes to it are held and retried",
+                   {{"stream", *names[i]}, {"create_streams", config_.ingest.create_streams}, {"error", error}});
+      }
+      if (found == StreamCheck::kRecreated) {
+        metrics_->monitor.streams_recreated[i].inc();
+        log::warn("output stream recreated with the start-up settings", {{"stream", *names[i]}});
+      } else if (found == StreamCheck::kPresent && was_missing) {
+        log::info("output stream present again", {{"stream", *names[i]}});
+      }
+      missing.set(found == StreamCheck::kMissing ? 1 : 0);
+    }
+    return answered;
   }
 
   ~ServiceMonitor() override {
@@ -62,6 +104,8 @@ class ServiceMonitor final : public ConnectionMonitor {
   std::unique_ptr<NatsConnection> consume_;
   std::unique_ptr<NatsConnection> publish_;
   std::unique_ptr<RedisInfoProbe> redis_info_;  // monitor thread only (after attach); null without dedup
+  Metrics* metrics_ = nullptr;                  // set by attach(); the output stream series
+  const Fleet* fleet_ = nullptr;                // pull mode; Ports::fleet, stopped before the monitor goes
 };
 
 // cdc_consumer_build_info: CMakeLists.txt defines these for this file alone, so a new git
@@ -91,7 +135,16 @@ Ports make_service_ports(const Config& config) {
   ensure_jetstream_objects(outside.consume(), config, filter);
   ports.publisher = make_nats_publisher(outside.publish());
   ports.completer = make_nats_completer(outside.consume());
-  ports.source = make_nats_source(outside.consume(), config, filter);
+  if (config.ingest.mode == IngestMode::kPull) {
+    // The partition leases: the source fetches by the fleet's table (fleet->table()).
+    auto fleet = std::make_unique<Fleet>(outside.consume(), config);
+    outside.use_fleet(fleet.get());
+    // Pull: one pull request per owned partition, all on one subscription (partitioned_source).
+    ports.source = make_partitioned_source(outside.consume(), config, fleet->table());
+    ports.fleet = std::move(fleet);
+  } else {
+    ports.source = make_nats_source(outside.consume(), config, filter);
+  }
   if (config.dedup.enabled) {
     ports.claims = make_redis_dedup_store(config.redis, "dedup");
     ports.marks = make_redis_dedup_store(config.redis, "mark");

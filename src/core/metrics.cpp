@@ -144,6 +144,16 @@ Metrics::Metrics(std::vector<std::string> tables) : labels_(std::move(tables)) {
   monitor.redis_policy.set(-1);
 }
 
+void Metrics::FleetSide::resize(std::uint32_t count) {
+  partition_backlog = std::vector<Gauge>(count);
+  checkpoint_lag = std::vector<Gauge>(count);
+  for (std::uint32_t p = 0; p < count; ++p) {
+    partition_backlog[p].set(-1);
+    checkpoint_lag[p].set(-1);
+  }
+  partitions.set(static_cast<std::int64_t>(count));
+}
+
 std::size_t Metrics::table_index(std::string_view table) const noexcept {
   for (std::size_t i = 0; i + 1 < labels_.size(); ++i) {
     if (labels_[i] == table) return i;
@@ -228,6 +238,24 @@ std::string Metrics::render(const ScrapeState& state) const {
   sample(out, "cdc_consumer_publish_retries_total", "", publish.retries.value());
   family(out, "cdc_consumer_publish_timeouts_total", "counter", "Publishes whose PubAck did not arrive in time.");
   sample(out, "cdc_consumer_publish_timeouts_total", "", publish.timeouts.value());
+  family(out, "cdc_consumer_publish_fenced_total", "counter",
+         "Events not published because this replica no longer holds their partition's lease (NAKed for the next "
+         "owner).");
+  sample(out, "cdc_consumer_publish_fenced_total", "", publish.fenced.value());
+  if (!state.output_streams[0].empty()) {
+    family(out, "cdc_consumer_output_stream_missing", "gauge",
+           "1 while the output or dead-letter stream is missing (publishes are held and retried, not dead-lettered).");
+    for (std::size_t i = 0; i < state.output_streams.size(); ++i) {
+      sample_signed(out, "cdc_consumer_output_stream_missing", label("stream", state.output_streams[i]),
+                    monitor.output_stream_missing[i].value());
+    }
+    family(out, "cdc_consumer_streams_recreated_total", "counter",
+           "Output or dead-letter streams the service recreated after they went missing (ingest.create_streams).");
+    for (std::size_t i = 0; i < state.output_streams.size(); ++i) {
+      sample(out, "cdc_consumer_streams_recreated_total", label("stream", state.output_streams[i]),
+             monitor.streams_recreated[i].value());
+    }
+  }
   family(out, "cdc_consumer_pubacks_total", "counter", "PubAcks received, by outcome.");
   sample(out, "cdc_consumer_pubacks_total", "result=\"stored\"", puback.acks.value());
   sample(out, "cdc_consumer_pubacks_total", "result=\"duplicate\"", puback.duplicates.value());
@@ -319,6 +347,9 @@ std::string Metrics::render(const ScrapeState& state) const {
   sample(out, "cdc_consumer_backlog_errors_total", "", monitor.backlog_errors.value());
 
   // -- Operations.
+  // -- Partition leases (pull mode with a fleet).
+  if (fleet.partitions.value() > 0) render_fleet(out);
+
   family(out, "cdc_consumer_config_reloads_total", "counter", "SIGHUP configuration reloads, by result.");
   sample(out, "cdc_consumer_config_reloads_total", "result=\"applied\"", control.reloads_ok.value());
   sample(out, "cdc_consumer_config_reloads_total", "result=\"failed\"", control.reloads_failed.value());
@@ -406,6 +437,41 @@ std::string_view to_string(EventResult result) noexcept {
     case EventResult::kRetried: return "retried";
   }
   return "processed";
+}
+
+void Metrics::render_fleet(std::string& out) const {
+  family(out, "cdc_consumer_partitions", "gauge", "Source partitions (ingest.partitions).");
+  sample_signed(out, "cdc_consumer_partitions", "", fleet.partitions.value());
+  family(out, "cdc_consumer_partitions_owned", "gauge", "Source partitions this replica holds the lease of.");
+  sample_signed(out, "cdc_consumer_partitions_owned", "", fleet.owned.value());
+  family(out, "cdc_consumer_lease_acquisitions_total", "counter", "Partition leases acquired (free or taken over).");
+  sample(out, "cdc_consumer_lease_acquisitions_total", "", fleet.acquisitions.value());
+  family(out, "cdc_consumer_lease_losses_total", "counter",
+         "Partition leases lost: not renewed in time (fenced) or taken by another replica.");
+  sample(out, "cdc_consumer_lease_losses_total", "", fleet.losses.value());
+  family(out, "cdc_consumer_lease_releases_total", "counter",
+         "Partition leases released (hand-over on a rebalance, graceful stop).");
+  sample(out, "cdc_consumer_lease_releases_total", "", fleet.releases.value());
+  family(out, "cdc_consumer_rebalances_total", "counter",
+         "Changes of the partitions this replica should own (members joined or left).");
+  sample(out, "cdc_consumer_rebalances_total", "", fleet.rebalances.value());
+  family(out, "cdc_consumer_consumers_recreated_total", "counter",
+         "Partition consumers created again after they disappeared (from the checkpoint).");
+  sample(out, "cdc_consumer_consumers_recreated_total", "", fleet.consumers_recreated.value());
+  family(out, "cdc_consumer_consumer_missing", "gauge", "Owned partitions whose durable consumer is missing now.");
+  sample_signed(out, "cdc_consumer_consumer_missing", "", fleet.consumer_missing.value());
+  family(out, "cdc_consumer_partition_backlog", "gauge",
+         "Owned partitions: messages not yet delivered plus delivered and not yet acknowledged.");
+  for (std::size_t p = 0; p < fleet.partition_backlog.size(); ++p) {
+    const std::int64_t v = fleet.partition_backlog[p].value();
+    if (v >= 0) sample_signed(out, "cdc_consumer_partition_backlog", label("partition", std::to_string(p)), v);
+  }
+  family(out, "cdc_consumer_checkpoint_lag", "gauge",
+         "Owned partitions: the consumer's acknowledged stream sequence minus the stored checkpoint.");
+  for (std::size_t p = 0; p < fleet.checkpoint_lag.size(); ++p) {
+    const std::int64_t v = fleet.checkpoint_lag[p].value();
+    if (v >= 0) sample_signed(out, "cdc_consumer_checkpoint_lag", label("partition", std::to_string(p)), v);
+  }
 }
 
 }  // namespace cdc

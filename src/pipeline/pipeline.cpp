@@ -33,6 +33,8 @@
 namespace cdc {
 namespace {
 constexpr auto kMonitorTick = std::chrono::milliseconds(500);
+/// How often the monitor checks that the output streams exist when nothing suggests otherwise.
+constexpr std::int64_t kStreamCheckIntervalNs = 5'000'000'000LL;
 constexpr std::int64_t kNsPerMs = 1'000'000;
 
 std::string format_ms(std::int64_t ms) {
@@ -60,6 +62,7 @@ Pipeline::Pipeline(Config config, Ports ports)
     throw std::invalid_argument("pipeline ports: a source, a completer and a publisher are required");
   }
   if (ports_.monitor) ports_.monitor->attach(*metrics_);
+  if (ports_.fleet) ports_.fleet->attach(*metrics_);
   try {
     build();
   } catch (...) {
@@ -105,8 +108,8 @@ void Pipeline::build() {
   ingest_ = std::make_unique<IngestStage>(*ingest_ctx, *ports_.source);
   parse_ = std::make_unique<ParseStage>(*parse_ctx);
   dedup_ = std::make_unique<DedupStage>(*dedup_ctx, ports_.claims.get(), ports_.completer.get());
-  publish_stage_ =
-      std::make_unique<PublishStage>(*publish_ctx, *ports_.publisher, pool_.get(), pool_size_, ports_.completer.get());
+  publish_stage_ = std::make_unique<PublishStage>(*publish_ctx, *ports_.publisher, pool_.get(), pool_size_,
+                                                  ports_.completer.get(), ports_.fleet.get());
   ack_ = std::make_unique<AckStage>(*ack_ctx, *ports_.completer, ports_.marks.get());
 
   const std::array<StageHandler*, kStageNames.size()> handlers{ingest_.get(), parse_.get(), dedup_.get(),
@@ -169,11 +172,21 @@ void Pipeline::release() noexcept {
   ports_.claims.reset();
   ports_.marks.reset();
   parse_.reset();
+  ports_.fleet.reset();    // after the source that read its table, before the connections
   ports_.monitor.reset();  // last: it may own the connections the other ports used
 }
 
 void Pipeline::start() {
   if (started_.exchange(true)) return;
+  if (ports_.fleet) {
+    // Joins the fleet before intake: the source fetches only the partitions it comes to own.
+    try {
+      ports_.fleet->start();
+    } catch (...) {
+      started_.store(false);
+      throw;
+    }
+  }
   // Downstream first, as before: each thread is waiting before its producer starts.
   for (auto it = runners_.rbegin(); it != runners_.rend(); ++it) {
     StageRunner* runner = it->get();
@@ -212,6 +225,13 @@ void Pipeline::stop() {
   }
   for (auto& t : threads_) t.join();
   threads_.clear();
+  // Intake stopped (no pull request open, what was not taken NAKed), the drain completed and the
+  // completions were flushed (ack stage): nothing of ours is left to ack, so the leases go now
+  // and the next owners start at once.
+  if (ports_.fleet) {
+    ports_.fleet->release_all();
+    ports_.fleet->stop();
+  }
   const HealthReport h = health();
   log::info("pipeline stopped", {{"completed", static_cast<unsigned long long>(h.completed)}});
 }
@@ -237,6 +257,9 @@ HealthReport Pipeline::base_health() const noexcept {
   h.completed = ack_ ? ack_->completed() : 0;
   h.last_completion_ns = ack_ ? ack_->last_completion_ns() : 0;
   h.in_flight = pool_size_ - free_ring_.size();
+  h.fleet_ready = !ports_.fleet || ports_.fleet->ready();
+  h.outputs_present = metrics_->monitor.output_stream_missing[0].value() == 0 &&
+                      metrics_->monitor.output_stream_missing[1].value() == 0;
   return h;
 }
 
@@ -270,6 +293,7 @@ std::string Pipeline::render_metrics() const {
   st.revision = ports_.build.revision;
   st.dependencies = ports_.build.dependencies;
   st.guard_max_failure_ms = max_failure_ms_.load(std::memory_order_relaxed);
+  if (ports_.monitor) st.output_streams = {config_.publish.stream, config_.publish.dlq_stream};
   return metrics_->render(st);
 }
 
@@ -323,6 +347,16 @@ void Pipeline::read_backlog() noexcept {
   }
 }
 
+void Pipeline::check_output_streams(std::int64_t now) noexcept {
+  // A publish that found no stream (no responders, stream not found) asks for a check at once.
+  const std::uint64_t no_responders = metrics_->puback.no_responders.value();
+  if (now < next_stream_check_ns_ && no_responders == seen_no_responders_) return;
+  seen_no_responders_ = no_responders;
+  next_stream_check_ns_ = now + kStreamCheckIntervalNs;
+  if (!ports_.monitor->nats_status(ConnectionMonitor::kConsume).up) return;
+  if (ports_.monitor->check_output_streams(Millis{2000})) metrics_->monitor.streams_checked_ns.set(now);
+}
+
 void Pipeline::monitor() noexcept {
   pthread_setname_np(pthread_self(), "cdc-monitor");
   const bool block = config_.dedup.enabled && config_.dedup.on_redis_error == RedisErrorPolicy::kBlock;
@@ -335,6 +369,10 @@ void Pipeline::monitor() noexcept {
     if (ports_.monitor && backlog_interval_ns > 0 && now >= next_backlog_ns) {
       read_backlog();
       next_backlog_ns = now + backlog_interval_ns;
+      now = now_ns();
+    }
+    if (ports_.monitor) {
+      check_output_streams(now);
       now = now_ns();
     }
     // Redis INFO (evictions, maxmemory-policy): never blocks, replies come on a later tick. Only

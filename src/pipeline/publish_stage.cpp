@@ -48,8 +48,12 @@ void finish_claim(Event& ev, std::uint64_t generation, PubState state, std::stri
 
 }  // namespace
 
+std::int64_t PublishStage::sent_ns(const Event& ev) const noexcept {
+  return ev.pub_deadline_ns - static_cast<std::int64_t>(config_.publish.ack_timeout.count()) * kNsPerMs;
+}
+
 PublishStage::PublishStage(StageContext& ctx, Publisher& publisher, Event* pool, std::size_t pool_size,
-                           Completer* completer)
+                           Completer* completer, const PartitionGate* gate)
     : ctx_(ctx),
       config_(ctx.config),
       metrics_(ctx.metrics),
@@ -58,7 +62,8 @@ PublishStage::PublishStage(StageContext& ctx, Publisher& publisher, Event* pool,
       pool_size_(pool_size),
       window_(pool_size),
       recent_(pool_size * 2, 0),
-      keep_alive_(completer, ctx.config.ingest.ack_wait) {
+      keep_alive_(completer, ctx.config.ingest.ack_wait),
+      gate_(gate) {
   publisher_.set_sink(this);
   max_payload_ = publisher_.max_payload();
   reply_.reserve(publisher_.reply_prefix().size() + 32);
@@ -82,8 +87,8 @@ void PublishStage::on_puback(std::string_view reply_subject, std::string_view bo
       now_ns() - (ev.pub_deadline_ns - static_cast<std::int64_t>(config_.publish.ack_timeout.count()) * kNsPerMs));
   if (no_responders) {
     metrics_.puback.errors.inc();
-    finish_claim(ev, generation, PubState::kTransient,
-                 "no responders: no stream for the subject, or it is unavailable");
+    metrics_.puback.no_responders.inc();  // the monitor checks the output streams at once
+    finish_claim(ev, generation, PubState::kOutage, "no responders: no stream for the subject, or it is unavailable");
   } else {
     PubAckInfo info;
     if (!parse_pub_ack(body, info)) {
@@ -95,9 +100,15 @@ void PublishStage::on_puback(std::string_view reply_subject, std::string_view bo
       finish_claim(ev, generation, info.duplicate ? PubState::kDuplicate : PubState::kOk, {});
     } else {
       metrics_.puback.errors.inc();
-      // 503: the stream is temporarily unable to store (leader election, storage); anything
-      // else is JetStream refusing this message.
-      const PubState st = info.error_code == 503 || info.error_code == 0 ? PubState::kTransient : PubState::kRejected;
+      // 503 (JetStream cannot store now: leader election, storage) and "stream not found"
+      // (10059): an outage, retried until it is over; 0: unknown, worth a retry; anything else
+      // is JetStream refusing this message.
+      constexpr int kStreamNotFound = 10059;
+      const bool outage = info.error_code == 503 || info.error_err_code == kStreamNotFound;
+      if (outage) metrics_.puback.no_responders.inc();
+      const PubState st = outage                 ? PubState::kOutage
+                          : info.error_code == 0 ? PubState::kTransient
+                                                 : PubState::kRejected;
       char why[sizeof ev.pub_error];
       std::snprintf(why, sizeof why, "jetstream error %d (%d): %.*s", info.error_code, info.error_err_code,
                     static_cast<int>(info.description.size()), info.description.data());
@@ -122,7 +133,30 @@ void PublishStage::remember(std::string_view event_id) noexcept {
   recent_[recent_pos_++ & (recent_.size() - 1)] = std::hash<std::string_view>{}(event_id) | 1;
 }
 
+void PublishStage::fence(Event& ev) noexcept {
+  metrics_.publish.fenced.inc();
+  static thread_local log::RateLimiter limiter;
+  std::uint64_t suppressed = 0;
+  if (limiter.allow(suppressed)) {
+    log::warn("partition no longer owned; not publishing, NAK for the next owner",
+              {{"trace_id", trace_id(ev)},
+               {"subject", ev.source.subject},
+               {"partition", static_cast<unsigned long long>(ev.source.partition)},
+               {"epoch", static_cast<unsigned long long>(ev.source.epoch)},
+               {"suppressed", static_cast<unsigned long long>(suppressed)}});
+  }
+  ev.unmark = ev.dedup == DedupResult::kFirstSeen;
+  ev.nak_delay_ms = 0;
+  complete(ev, Completion::kNak, EventResult::kRetried);
+}
+
 void PublishStage::publish(Event& ev) noexcept {
+  // Fencing (CONTRACT.md section 11): a replica that lost the partition's lease publishes
+  // nothing more of it, first attempt or retry; the next owner gets the message again.
+  if (gate_ != nullptr && !gate_->current(ev.source.partition, ev.source.epoch)) {
+    fence(ev);
+    return;
+  }
   const bool output = ev.target == Target::kOutput;
   if (output && ev.attempts == 0) remember(ev.out.event_id);
   const std::string& subject = output ? ev.out.subject : ev.dlq_subject;
@@ -180,6 +214,7 @@ void PublishStage::publish(Event& ev) noexcept {
 
 void PublishStage::admit(Event& ev) noexcept {
   ev.attempts = 0;
+  ev.outage_since_ns = 0;
   ev.final = false;
   switch (ev.target) {
     case Target::kNone: complete(ev, Completion::kAck, EventResult::kSkipped); return;
@@ -227,6 +262,7 @@ void PublishStage::give_up(Event& ev, std::string_view why) noexcept {
     const std::string reason(why);
     prepare_dead_letter(config_, ev, ErrorKind::kMaxDeliveries, reason);
     ev.attempts = 0;
+    ev.outage_since_ns = 0;
     publish(ev);
     return;
   }
@@ -264,6 +300,7 @@ bool PublishStage::advance_head() noexcept {
         case PubState::kSettling: goto blocked;
         case PubState::kOk:
         case PubState::kDuplicate: {
+          outage_rounds_ = 0;
           // After a retry, "duplicate" most likely means our own earlier attempt was stored and
           // only its PubAck was lost: that is still the one publish of this event.
           const bool duplicate = pub_state(word) == PubState::kDuplicate && ev.attempts == 1;
@@ -290,6 +327,29 @@ bool PublishStage::advance_head() noexcept {
             retry_at_ns_ = now + backoff * kNsPerMs;
           }
           goto blocked;
+        case PubState::kOutage: {
+          // The stream is missing or cannot store: not this event's fault, so no retry budget is
+          // spent and nothing is NAKed or dead-lettered; the monitor reports and recreates it.
+          // Unless the monitor found the stream present in a check begun after this publish:
+          // then no stream takes the subject (or the server answered 503 for its own reasons),
+          // which is a transient failure with its retry budget, as before.
+          const std::size_t stream = ev.target == Target::kDeadLetter ? 1 : 0;
+          if (ev.outage_since_ns == 0) ev.outage_since_ns = sent_ns(ev);
+          if (metrics_.monitor.output_stream_missing[stream].value() == 0 &&
+              metrics_.monitor.streams_checked_ns.value() > ev.outage_since_ns) {
+            ev.outage_since_ns = 0;
+            // release: as finish_claim; this thread owns the settled attempt.
+            ev.pub.store(pub_word(generation, PubState::kTransient), std::memory_order_release);
+            continue;
+          }
+          if (retry_at_ns_ == 0) {
+            const std::int64_t backoff = std::min<std::int64_t>(config_.publish.retry_backoff.count()
+                                                                    << std::min<std::uint32_t>(outage_rounds_, 20),
+                                                                config_.publish.retry_backoff_max.count());
+            retry_at_ns_ = now + backoff * kNsPerMs;
+          }
+          goto blocked;
+        }
         case PubState::kRejected:
           if (ev.target == Target::kOutput) {
             static thread_local log::RateLimiter limiter;
@@ -301,6 +361,7 @@ bool PublishStage::advance_head() noexcept {
             const std::string reason(ev.pub_error);
             prepare_dead_letter(config_, ev, ErrorKind::kPublishRejected, reason);
             ev.attempts = 0;
+            ev.outage_since_ns = 0;
             publish(ev);
             continue;
           }
@@ -323,6 +384,7 @@ blocked:
 void PublishStage::retry_round(std::int64_t now) noexcept {
   // Republish, in order, every attempt that failed or timed out; newer events wait until these
   // are stored (hold_until_), so a retried event never lands after a later one of its subject.
+  bool outage = false;
   for (std::size_t i = 0; i < window_.size(); ++i) {
     Event& ev = *window_.at(i);
     if (ev.final) continue;
@@ -333,11 +395,19 @@ void PublishStage::retry_round(std::int64_t now) noexcept {
       finish_claim(ev, pub_generation(word), PubState::kTransient, "no PubAck within publish.ack_timeout");
       st = PubState::kTransient;
     }
-    if (st == PubState::kTransient && ev.attempts <= static_cast<std::uint32_t>(config_.publish.max_retries)) {
+    if (st == PubState::kOutage) {
+      // Nothing was stored by an attempt that found no stream: it does not count.
+      if (ev.attempts > 0) --ev.attempts;
+      if (ev.outage_since_ns == 0) ev.outage_since_ns = sent_ns(ev);
+      outage = true;
+    }
+    if ((st == PubState::kTransient && ev.attempts <= static_cast<std::uint32_t>(config_.publish.max_retries)) ||
+        st == PubState::kOutage) {
       metrics_.publish.retries.inc();
       publish(ev);
     }
   }
+  if (outage) ++outage_rounds_;
   hold_until_ = window_.back_position();
   retry_at_ns_ = 0;
 }

@@ -198,3 +198,69 @@ TEST_CASE("publish failing until max_deliver: dead-lettered (max_deliveries), te
   CHECK(cs.num_pending == 0);
   CHECK(cs.num_ack_pending == 0);  // terminated, not left to expire
 }
+
+TEST_CASE("wa_stream deleted mid-stream: recreated, traffic flows, nothing dead-lettered or missing",
+          "[integration][faults]") {
+  NatsServer nats;
+  RedisServer redis;
+  TempDir dir("cdc-faults");
+  const Config config = test_config(nats, redis);
+  const auto records = generate(dir, "stream-deleted", 3000, 67, {"--no-oversized"});
+  const std::vector<CaptureRecord> first(records.begin(), records.begin() + 1500);
+  const Expected want_first = expect(config, first);
+  const Expected want_all = expect(config, records);
+  REQUIRE(want_all.dead_letter_total() == 0);
+  const auto must_first = to_publish(want_first);
+  // After the deletion the new stream gets what was first seen after it; repeats of earlier
+  // changes are dedup hits ('d' marks), as they would be with the stream intact.
+  auto must_second = to_publish(want_all);
+  for (const auto& [id, payload] : must_first) must_second.erase(id);
+  REQUIRE(must_second.size() > 500);
+
+  const std::uint16_t port = free_port();
+  auto service = start_service(service_env(nats.url(), redis.address(), port,
+                                           {{"DAISI_CDC_INGEST_MAX_DELIVER", "2"},
+                                            {"DAISI_CDC_PUBLISH_MAX_RETRIES", "1"}}));
+  JetStreamProbe probe(nats.url());
+  {
+    Feeder feeder(nats.url(), first, 3000);
+    feeder.start();
+    REQUIRE(feeder.wait(60s));
+  }
+  REQUIRE(wait_settled(nats.url(), config, must_first.size(), 0, 60s));
+  const Outcome before = collect(probe, config, must_first);
+  CHECK_OUTPUT_EXACT(before);
+
+  // The operator deletes wa_stream; traffic goes on at once. Publishes find no stream (no
+  // responders): with max_retries 1 and max_deliver 2, the old behaviour dead-lettered them
+  // within a second or two.
+  probe.delete_stream(config.publish.stream);
+  const std::vector<CaptureRecord> second(records.begin() + 1500, records.end());
+  Feeder feeder(nats.url(), second, 3000);
+  feeder.start();
+  REQUIRE(feeder.wait(60s));
+  const bool settled = wait_settled(nats.url(), config, must_second.size(), 0, 90s);
+  const auto [status, metrics] = http_get(port, "/metrics");
+  const auto [ready_status, ready_body] = http_get(port, "/readyz");
+  CHECK(service->terminate(30s) == 0);
+  INFO(service->output().substr(0, 6000));
+  REQUIRE(settled);
+
+  const Outcome after = collect(probe, config, must_second);
+  report("wa-stream-deleted", "events=" + std::to_string(records.size()) + " before_deletion=" +
+                                  std::to_string(before.published) + " recreated=" +
+                                  std::to_string(static_cast<long>(metric(
+                                      metrics, "cdc_consumer_streams_recreated_total", "stream=\"wa_stream\""))) +
+                                  " " + figures(after));
+  CHECK_OUTPUT_EXACT(after);
+  CHECK(after.dead_letters == 0);
+  CHECK(probe.count(config.publish.dlq_stream) == 0);
+  CHECK(metric(metrics, "cdc_consumer_streams_recreated_total", "stream=\"wa_stream\"") == 1);
+  CHECK(metric(metrics, "cdc_consumer_output_stream_missing", "stream=\"wa_stream\"") == 0);
+  CHECK(metric(metrics, "cdc_consumer_dead_letters_total") == 0);
+  CHECK(ready_status == 200);
+  CHECK(service->output().find("output stream missing") != std::string::npos);
+  const ConsumerState cs = probe.consumer_info(config.ingest.stream, config.ingest.consumer);
+  CHECK(cs.num_pending == 0);
+  CHECK(cs.num_ack_pending == 0);
+}

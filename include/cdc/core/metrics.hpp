@@ -270,6 +270,9 @@ struct ScrapeState {
   std::array<std::pair<std::string_view, std::string_view>, 4> dependencies{};
   std::int64_t guard_max_failure_ms = 0;  ///< guard.max_failure_duration in force (0 = off)
   bool process = true;                    ///< add the process_* families (read from /proc)
+  /// Names of the output and dead-letter streams (publish.stream, publish.dlq_stream); empty:
+  /// the stream families are left out.
+  std::array<std::string_view, 2> output_streams{};
 };
 
 /// Everything the pipeline counts. Members are grouped by writer thread on separate cache lines.
@@ -300,6 +303,7 @@ class Metrics {
   /// Publish stage.
   struct alignas(kCacheLine) PublishSide {
     Counter published, publish_errors, retries, timeouts;
+    Counter fenced;   // events not published: their partition's lease was lost (fencing)
     Gauge in_flight;  // events taken by the stage and not yet final
     Histogram stage;  // intake -> outcome final (leaves the stage)
   } publish;
@@ -307,7 +311,8 @@ class Metrics {
   /// PubAck callback thread (nats.c).
   struct alignas(kCacheLine) PubAckSide {
     Counter acks, errors, duplicates, stale;
-    Histogram latency;  // publish -> PubAck
+    Counter no_responders;  // no stream answered (or 503 / stream not found): the monitor checks the streams
+    Histogram latency;      // publish -> PubAck
   } puback;
 
   /// Dedup stage.
@@ -333,12 +338,33 @@ class Metrics {
     Gauge failing_ms;          // how long processing has been failing continuously (panic guard)
     Gauge redis_evicted_keys;  // Redis INFO stats evicted_keys; -1 = not read yet
     Gauge redis_policy;        // index in kRedisPolicies of INFO memory maxmemory_policy; -1 = not read yet
+    /// Output (0) and dead-letter (1) stream: 1 while missing (ScrapeState::output_streams names them).
+    std::array<Gauge, 2> output_stream_missing;
+    std::array<Counter, 2> streams_recreated;  // recreated by the service (ingest.create_streams)
+    /// Steady-clock ns at which the last output stream check that answered began (0 = none yet):
+    /// a publish that found no stream before it, with the stream present, was not an outage.
+    Gauge streams_checked_ns;
   } monitor;
 
   /// Main thread (SIGHUP).
   struct alignas(kCacheLine) ControlSide {
     Counter reloads_ok, reloads_failed;
   } control;
+
+  /// Fleet thread (cdc/adapters/nats/fleet.hpp): partition leases, consumers, checkpoints.
+  /// Rendered only once a fleet attached (partitions > 0).
+  struct alignas(kCacheLine) FleetSide {
+    Gauge partitions;  // P; 0 = no fleet (push mode, in-process ports)
+    Gauge owned;       // partitions this replica owns now
+    Counter acquisitions, losses, releases, rebalances;
+    Counter consumers_recreated;
+    Gauge consumer_missing;  // owned partitions whose consumer is missing now
+    // Per partition, -1 = not owned or not read yet (left out of the exposition).
+    std::vector<Gauge> partition_backlog;  // num_pending + num_ack_pending
+    std::vector<Gauge> checkpoint_lag;     // ack floor - stored checkpoint
+    /// Start-up zone, before the first scrape: sizes the per-partition series.
+    void resize(std::uint32_t count);
+  } fleet;
 
   /// Renders the text exposition of every family; `state` adds what the registry does not own.
   [[nodiscard]] std::string render(const ScrapeState& state) const;
@@ -349,6 +375,8 @@ class Metrics {
   static void render_process(std::string& out);
 
  private:
+  void render_fleet(std::string& out) const;
+
   std::vector<std::string> labels_;  // tables + "_other"
 };
 

@@ -25,8 +25,11 @@ enum class PubState : std::uint8_t {
   kSettling,   ///< the thread that won the CAS from kInFlight is writing pub_error
   kOk,         ///< stored
   kDuplicate,  ///< stored earlier: PubAck said duplicate
-  kTransient,  ///< failed, worth retrying (timeout, no responders, 503, disconnected)
+  kTransient,  ///< failed, worth retrying (timeout, disconnected, unknown PubAck)
   kRejected,   ///< failed for good (JetStream refused the message)
+  /// Not stored because the target stream is missing or JetStream cannot store at all (no
+  /// responders, PubAck 503, stream not found): an outage, retried in place without limit.
+  kOutage,
 };
 
 /// The source message's completion: decided by the publish stage, completed by the ack stage.
@@ -64,6 +67,8 @@ struct Event {
   std::atomic<std::uint64_t> pub{0};
   std::uint32_t attempts = 0;
   std::int64_t pub_deadline_ns = 0;
+  /// When the first publish of a run of outages (PubState::kOutage) was sent; 0 = none.
+  std::int64_t outage_since_ns = 0;
   char pub_error[192] = {};  ///< last failure reason; written only by the winner of the CAS to kSettling
 
   // -- decided by the publish stage, carried out by the ack stage
@@ -103,6 +108,7 @@ struct Event {
     pub.store(0, std::memory_order_relaxed);
     attempts = 0;
     pub_deadline_ns = 0;
+    outage_since_ns = 0;
     pub_error[0] = '\0';
     completion = Completion::kAck;
     result = EventResult::kProcessed;

@@ -51,9 +51,14 @@ struct HealthReport {
   bool stalled = false;                 ///< liveness fails: work pending, nothing completed for health.stall_timeout
   std::int64_t waiting_ms = 0;          ///< how long work has been pending without a completion
   std::int64_t failing_ms = 0;          ///< how long processing has been failing (panic guard)
+  bool fleet_ready = true;              ///< the fleet member joined, its partitions' consumers present (no fleet: true)
+  bool outputs_present = true;          ///< output and dead-letter streams present (as the monitor last saw them)
 
-  /// /readyz: running, NATS connected, Redis up or the degraded policy declared.
-  [[nodiscard]] bool ready() const noexcept { return running && nats_connected && (redis_up || redis_degraded_ok); }
+  /// /readyz: running, NATS connected, Redis up or the degraded policy declared, the fleet member
+  /// ready and both output streams present.
+  [[nodiscard]] bool ready() const noexcept {
+    return running && nats_connected && (redis_up || redis_degraded_ok) && fleet_ready && outputs_present;
+  }
 };
 
 /// The outside of a pipeline: JetStream and the dedup store (tests and bench/ pass in-process
@@ -155,6 +160,11 @@ class Pipeline {
   void release() noexcept;
   void monitor() noexcept;
   void read_backlog() noexcept;
+  /// Monitor thread: the output streams, every kStreamCheckInterval and at once after a
+  /// publish found no stream.
+  void check_output_streams(std::int64_t now) noexcept;
+  std::int64_t next_stream_check_ns_ = 0;  // monitor thread only
+  std::uint64_t seen_no_responders_ = 0;   // monitor thread only
   /// Inputs of health() that do not depend on the monitor.
   [[nodiscard]] HealthReport base_health() const noexcept;
 };

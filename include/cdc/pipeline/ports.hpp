@@ -182,6 +182,12 @@ class ConnectionMonitor {
   virtual void poll_redis_info(std::int64_t now_ns, std::int64_t interval_ns) noexcept = 0;
   /// Monitor thread, once, as it ends: closes the INFO connection.
   virtual void close_redis_info() noexcept = 0;
+  /// Monitor thread: checks that the output and dead-letter streams exist (each request waits at
+  /// most `timeout`); a missing one is logged once per outage and shown in
+  /// Metrics::monitor.output_stream_missing, and recreated with the start-up settings when
+  /// ingest.create_streams is on (Metrics::monitor.streams_recreated). Needs attach() first.
+  /// True when both look-ups answered (false: nothing learned, e.g. a timeout).
+  virtual bool check_output_streams(std::chrono::milliseconds timeout) noexcept = 0;
 };
 
 /// What cdc_consumer_build_info reports: the service's version and git revision and the versions

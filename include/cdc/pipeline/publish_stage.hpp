@@ -25,8 +25,10 @@ class PublishStage final : public StageHandler, public PubAckSink {
   /// `pool` is the event pool (PubAcks address events by index). Registers as the
   /// publisher's PubAck sink.
   /// `completer` (may be null) sends in-progress signals for events held long (retries).
+  /// `gate` (may be null: every event current) says whether this replica may still publish for
+  /// an event's source partition (fencing).
   PublishStage(StageContext& ctx, Publisher& publisher, Event* pool, std::size_t pool_size,
-               Completer* completer = nullptr);
+               Completer* completer = nullptr, const PartitionGate* gate = nullptr);
 
   /// None while a retry round is due or running, or publish.max_pending are awaiting PubAcks.
   [[nodiscard]] std::size_t accepting() const noexcept override;
@@ -48,6 +50,10 @@ class PublishStage final : public StageHandler, public PubAckSink {
   bool advance_head() noexcept;
   void retry_round(std::int64_t now) noexcept;
   void give_up(Event& ev, std::string_view why) noexcept;
+  /// The event's partition is no longer ours: nothing is published, the source is NAKed at once.
+  void fence(Event& ev) noexcept;
+  /// When the event's current attempt was sent.
+  [[nodiscard]] std::int64_t sent_ns(const Event& ev) const noexcept;
   /// Was `event_id` published by this stage within the last 2 x pool-size publishes?
   [[nodiscard]] bool published_recently(std::string_view event_id) const noexcept;
   void remember(std::string_view event_id) noexcept;
@@ -73,6 +79,8 @@ class PublishStage final : public StageHandler, public PubAckSink {
   std::vector<std::uint64_t> recent_;
   std::uint64_t recent_pos_ = 0;
   KeepAlive keep_alive_;
+  const PartitionGate* gate_;
+  std::uint32_t outage_rounds_ = 0;  // retry rounds in a row with the head in an outage
 };
 
 }  // namespace cdc

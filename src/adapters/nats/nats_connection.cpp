@@ -1,10 +1,15 @@
 #include "cdc/adapters/nats/nats_connection.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <thread>
 #include <vector>
 
+#include "cdc/adapters/nats/fleet.hpp"
 #include "cdc/core/log.hpp"
+#include "cdc/core/partition_fit.hpp"
+#include "cdc/core/partitions.hpp"
+#include "cdc/core/transform.hpp"
 
 namespace cdc {
 namespace {
@@ -22,9 +27,48 @@ std::string connected_url(natsConnection* nc) {
   return redact_url(buf);
 }
 
+/// A stream as the service creates it (ensure_jetstream_objects, check_output_stream).
+struct StreamSpec {
+  std::string name;
+  std::vector<std::string> subjects;
+  std::int64_t duplicates_ns = 0;
+  int replicas = 1;
+};
+
+StreamSpec output_stream_spec(const Config& config, OutputStream which) {
+  const auto window_ns = static_cast<std::int64_t>(config.publish.duplicate_window.count()) * kNsPerMs;
+  if (which == OutputStream::kOutput) {
+    return {config.publish.stream, {config.publish.subject_prefix + ".>"}, window_ns, config.nats.stream_replicas};
+  }
+  return {
+      config.publish.dlq_stream, {config.publish.dlq_subject_prefix + ".>"}, window_ns, config.nats.stream_replicas};
+}
+
+/// Adds the stream; true when it was created or another process created it meanwhile.
+bool add_stream(jsCtx* js, const StreamSpec& spec, const jsOptions* opts, natsStatus& status) {
+  jsStreamConfig cfg;
+  jsStreamConfig_Init(&cfg);
+  cfg.Name = spec.name.c_str();
+  std::vector<const char*> subj;
+  for (const auto& x : spec.subjects) subj.push_back(x.c_str());
+  cfg.Subjects = subj.data();
+  cfg.SubjectsLen = static_cast<int>(subj.size());
+  cfg.Storage = js_FileStorage;
+  if (spec.duplicates_ns > 0) cfg.Duplicates = spec.duplicates_ns;
+  cfg.Replicas = spec.replicas;
+  jsStreamInfo* raw = nullptr;
+  jsErrCode err = static_cast<jsErrCode>(0);
+  status = js_AddStream(&raw, js, &cfg, const_cast<jsOptions*>(opts), &err);
+  NatsStreamInfoPtr info(raw);
+  // Another replica may have created it between our look-up and our add.
+  return status == NATS_OK || err == JSStreamNameExistErr;
+}
+
 /// `replicas` applies only when the stream is created; an existing stream is used as it is.
-void ensure_stream(jsCtx* js, const std::string& name, const std::vector<std::string>& subjects,
-                   std::int64_t duplicates_ns, int replicas, bool create) {
+void ensure_stream(jsCtx* js, const StreamSpec& spec, bool create) {
+  const std::string& name = spec.name;
+  const std::int64_t duplicates_ns = spec.duplicates_ns;
+  const int replicas = spec.replicas;
   jsStreamInfo* raw = nullptr;
   jsErrCode err = static_cast<jsErrCode>(0);
   natsStatus s = js_GetStreamInfo(&raw, js, name.c_str(), nullptr, &err);
@@ -45,21 +89,7 @@ void ensure_stream(jsCtx* js, const std::string& name, const std::vector<std::st
   }
   if (s != NATS_NOT_FOUND) check(s, "stream info " + name);
   if (!create) throw NatsError("stream " + name + " does not exist and ingest.create_streams is false");
-  jsStreamConfig cfg;
-  jsStreamConfig_Init(&cfg);
-  cfg.Name = name.c_str();
-  std::vector<const char*> subj;
-  for (const auto& x : subjects) subj.push_back(x.c_str());
-  cfg.Subjects = subj.data();
-  cfg.SubjectsLen = static_cast<int>(subj.size());
-  cfg.Storage = js_FileStorage;
-  if (duplicates_ns > 0) cfg.Duplicates = duplicates_ns;
-  cfg.Replicas = replicas;
-  raw = nullptr;
-  s = js_AddStream(&raw, js, &cfg, nullptr, &err);
-  info.reset(raw);
-  // Another replica may have created it between our look-up and our add.
-  if (s != NATS_OK && err != JSStreamNameExistErr) check(s, "create stream " + name);
+  if (!add_stream(js, spec, nullptr, s)) check(s, "create stream " + name);
   log::info("stream ready", {{"stream", name}, {"replicas", static_cast<long long>(replicas)}});
 }
 
@@ -212,69 +242,203 @@ bool read_consumer_backlog(NatsConnection& nats, const Config& config, std::chro
   }
 }
 
+StreamCheck check_output_stream(NatsConnection& nats, const Config& config, OutputStream which,
+                                std::chrono::milliseconds timeout, std::string& error) noexcept {
+  try {
+    const StreamSpec spec = output_stream_spec(config, which);
+    jsOptions jo;
+    jsOptions_Init(&jo);
+    jo.Wait = timeout.count();
+    jsStreamInfo* raw = nullptr;
+    jsErrCode err = static_cast<jsErrCode>(0);
+    const natsStatus s = js_GetStreamInfo(&raw, nats.js(), spec.name.c_str(), &jo, &err);
+    NatsStreamInfoPtr info(raw);
+    if (s == NATS_OK) return StreamCheck::kPresent;
+    if (s != NATS_NOT_FOUND) {
+      error = nats_error_text(s);
+      return StreamCheck::kUnknown;
+    }
+    if (!config.ingest.create_streams) return StreamCheck::kMissing;
+    natsStatus add = NATS_OK;
+    if (add_stream(nats.js(), spec, &jo, add)) return StreamCheck::kRecreated;
+    error = nats_error_text(add);
+    return StreamCheck::kMissing;
+  } catch (const std::exception& e) {
+    error = e.what();
+    return StreamCheck::kUnknown;
+  }
+}
+
 std::string push_deliver_subject(const Config& config) { return "_CDC_DELIVER." + config.ingest.consumer; }
+
+namespace {
+
+/// Checks an existing consumer `name` (kind, filter, settings; an outdated filter is updated in
+/// place). False when it does not exist.
+bool check_consumer(jsCtx* js, const Config& config, const std::string& name, const std::string& filter_subject,
+                    bool push) {
+  jsConsumerInfo* raw = nullptr;
+  jsErrCode err = static_cast<jsErrCode>(0);
+  natsStatus s = js_GetConsumerInfo(&raw, js, config.ingest.stream.c_str(), name.c_str(), nullptr, &err);
+  NatsConsumerInfoPtr info(raw);
+  if (s == NATS_NOT_FOUND) return false;
+  check(s, "consumer info " + name);
+  const bool is_push = info->Config->DeliverSubject != nullptr && *info->Config->DeliverSubject != '\0';
+  if (is_push != push) {
+    throw NatsError("consumer " + name + " exists as a " + (is_push ? "push" : "pull") +
+                    " consumer but ingest.mode is " + (push ? "push" : "pull"));
+  }
+  const char* current = info->Config->FilterSubject != nullptr ? info->Config->FilterSubject : "";
+  if (filter_subject != current) {
+    // A consumer made by an older version filters on the layout ("cdc.*.*"): messages on other
+    // subjects of the stream would sit there forever. nats-server >= 2.8.5 updates a durable
+    // consumer's filter in place, keeping its acknowledged position (recreating it would not).
+    const std::string old_filter = current;
+    const char* const original = info->Config->FilterSubject;
+    info->Config->FilterSubject = filter_subject.c_str();
+    jsConsumerInfo* updated = nullptr;
+    jsErrCode update_err = static_cast<jsErrCode>(0);
+    const natsStatus us =
+        js_UpdateConsumer(&updated, js, config.ingest.stream.c_str(), info->Config, nullptr, &update_err);
+    info->Config->FilterSubject = original;  // the info frees its own string, not ours
+    NatsConsumerInfoPtr updated_info(updated);
+    if (us != NATS_OK) {
+      throw NatsError("consumer " + name + " filters on \"" + old_filter + "\" and cannot be changed to \"" +
+                      filter_subject + "\" (" + nats_error_text(us) + ", JetStream error " +
+                      std::to_string(static_cast<int>(update_err)) +
+                      "); delete the consumer or set ingest.filter_subject");
+    }
+    // The consumer keeps its position: messages the old filter passed over below it are not
+    // delivered now (nats-server 2.9); the operator finds them below this sequence.
+    log::warn("consumer filter changed so that every subject of the stream is consumed",
+              {{"consumer", name},
+               {"old_filter", old_filter},
+               {"filter", filter_subject},
+               {"passed_over_below_stream_seq", static_cast<unsigned long long>(info->Delivered.Stream + 1)}});
+  }
+  if (info->Config->AckWait != config.ingest.ack_wait.count() * kNsPerMs ||
+      info->Config->MaxAckPending != config.ingest.max_ack_pending ||
+      info->Config->MaxDeliver != config.ingest.max_deliver) {
+    log::warn("existing consumer differs from the configuration; using it as it is",
+              {{"consumer", name},
+               {"ack_wait_ms", static_cast<long long>(info->Config->AckWait / kNsPerMs)},
+               {"max_ack_pending", static_cast<long long>(info->Config->MaxAckPending)},
+               {"max_deliver", static_cast<long long>(info->Config->MaxDeliver)}});
+  }
+  return true;
+}
+
+/// The lease bucket of the fleet: opened when it exists, else created (history 1, no TTL,
+/// file storage, nats.stream_replicas).
+void ensure_lease_bucket(jsCtx* js, const Config& config) {
+  kvStore* kv = nullptr;
+  natsStatus s = js_KeyValue(&kv, js, config.ingest.lease_bucket.c_str());
+  if (s == NATS_OK) {
+    kvStore_Destroy(kv);
+    return;
+  }
+  if (s != NATS_NOT_FOUND) check(s, "lease bucket " + config.ingest.lease_bucket);
+  if (!config.ingest.create_streams) {
+    throw NatsError("lease bucket " + config.ingest.lease_bucket +
+                    " does not exist and ingest.create_streams is false");
+  }
+  kvConfig kc;
+  kvConfig_Init(&kc);
+  kc.Bucket = config.ingest.lease_bucket.c_str();
+  kc.History = 1;
+  kc.StorageType = js_FileStorage;
+  kc.Replicas = config.nats.stream_replicas;
+  kv = nullptr;
+  s = js_CreateKeyValue(&kv, js, &kc);
+  if (s == NATS_OK) kvStore_Destroy(kv);
+  // Another replica may have created it between our look-up and our create.
+  if (s != NATS_OK) {
+    kv = nullptr;
+    check(js_KeyValue(&kv, js, config.ingest.lease_bucket.c_str()),
+          "create lease bucket " + config.ingest.lease_bucket);
+    kvStore_Destroy(kv);
+  }
+  log::info("lease bucket ready", {{"bucket", config.ingest.lease_bucket},
+                                   {"replicas", static_cast<long long>(config.nats.stream_replicas)}});
+}
+
+}  // namespace
+
+void ensure_source_stream(jsCtx* js, const Config& config) {
+  ensure_stream(js, StreamSpec{config.ingest.stream, config.ingest.stream_subjects, 0, config.nats.stream_replicas},
+                config.ingest.create_streams);
+}
+
+void check_partition_fit(jsCtx* js, const Config& config) {
+  const IngestConfig& in = config.ingest;
+  jsStreamInfo* raw = nullptr;
+  jsErrCode err = static_cast<jsErrCode>(0);
+  check(js_GetStreamInfo(&raw, js, in.stream.c_str(), nullptr, &err), "stream info " + in.stream);
+  NatsStreamInfoPtr info(raw);
+  std::vector<std::string> subjects;
+  for (int i = 0; i < info->Config->SubjectsLen; ++i) subjects.emplace_back(info->Config->Subjects[i]);
+  std::vector<std::string> stored;
+  // What the server stores now: the subject of the latest message (earlier ones may predate a
+  // mapping change and have been consumed already).
+  if (info->State.LastSeq > 0) {
+    natsMsg* msg = nullptr;
+    if (js_GetMsg(&msg, js, in.stream.c_str(), info->State.LastSeq, nullptr, &err) == NATS_OK && msg != nullptr) {
+      stored.emplace_back(natsMsg_GetSubject(msg));
+      natsMsg_Destroy(msg);
+    }
+  }
+  if (in.partitions > 1) {
+    // Every partitioned subject it holds: a partition token >= P means another mapping.
+    const std::string filter = SubjectLayout(in.subject_layout, in.company_prefix).filter_subject();
+    jsOptions jo;
+    jsOptions_Init(&jo);
+    jo.Stream.Info.SubjectsFilter = filter.c_str();
+    raw = nullptr;
+    if (js_GetStreamInfo(&raw, js, in.stream.c_str(), &jo, &err) == NATS_OK) {
+      NatsStreamInfoPtr filtered(raw);
+      if (filtered->State.Subjects != nullptr) {
+        for (int i = 0; i < filtered->State.Subjects->Count; ++i)
+          stored.emplace_back(filtered->State.Subjects->List[i].Subject);
+      }
+    }
+  }
+  const std::string problem = partition_fit_error(in, subjects, stored);
+  if (!problem.empty()) throw ConfigError("ingest.partitions", problem);
+  log::info("source stream fits the partitions", {{"stream", in.stream},
+                                                  {"partitions", static_cast<long long>(in.partitions)},
+                                                  {"subject_layout", in.subject_layout}});
+}
 
 void ensure_jetstream_objects(NatsConnection& nats, const Config& config, const std::string& filter_subject) {
   jsCtx* js = nats.js();
   const bool create = config.ingest.create_streams;
-  const auto window_ns = static_cast<std::int64_t>(config.publish.duplicate_window.count()) * kNsPerMs;
-  const int replicas = config.nats.stream_replicas;
-  ensure_stream(js, config.ingest.stream, config.ingest.stream_subjects, 0, replicas, create);
-  ensure_stream(js, config.publish.stream, {config.publish.subject_prefix + ".>"}, window_ns, replicas, create);
-  ensure_stream(js, config.publish.dlq_stream, {config.publish.dlq_subject_prefix + ".>"}, window_ns, replicas, create);
+  ensure_stream(js, StreamSpec{config.ingest.stream, config.ingest.stream_subjects, 0, config.nats.stream_replicas},
+                create);
+  ensure_stream(js, output_stream_spec(config, OutputStream::kOutput), create);
+  ensure_stream(js, output_stream_spec(config, OutputStream::kDeadLetter), create);
 
-  jsConsumerInfo* raw = nullptr;
-  jsErrCode err = static_cast<jsErrCode>(0);
-  natsStatus s =
-      js_GetConsumerInfo(&raw, js, config.ingest.stream.c_str(), config.ingest.consumer.c_str(), nullptr, &err);
-  NatsConsumerInfoPtr info(raw);
   const bool push = config.ingest.mode == IngestMode::kPush;
-  if (s == NATS_OK) {
-    const bool is_push = info->Config->DeliverSubject != nullptr && *info->Config->DeliverSubject != '\0';
-    if (is_push != push) {
-      throw NatsError("consumer " + config.ingest.consumer + " exists as a " + (is_push ? "push" : "pull") +
-                      " consumer but ingest.mode is " + (push ? "push" : "pull"));
-    }
-    const char* current = info->Config->FilterSubject != nullptr ? info->Config->FilterSubject : "";
-    if (filter_subject != current) {
-      // A consumer made by an older version filters on the layout ("cdc.*.*"): messages on other
-      // subjects of the stream would sit there forever. nats-server >= 2.8.5 updates a durable
-      // consumer's filter in place, keeping its acknowledged position (recreating it would not).
-      const std::string old_filter = current;
-      const char* const original = info->Config->FilterSubject;
-      info->Config->FilterSubject = filter_subject.c_str();
-      jsConsumerInfo* updated = nullptr;
-      jsErrCode update_err = static_cast<jsErrCode>(0);
-      const natsStatus us =
-          js_UpdateConsumer(&updated, js, config.ingest.stream.c_str(), info->Config, nullptr, &update_err);
-      info->Config->FilterSubject = original;  // the info frees its own string, not ours
-      NatsConsumerInfoPtr updated_info(updated);
-      if (us != NATS_OK) {
-        throw NatsError("consumer " + config.ingest.consumer + " filters on \"" + old_filter +
-                        "\" and cannot be changed to \"" + filter_subject + "\" (" + nats_error_text(us) +
-                        ", JetStream error " + std::to_string(static_cast<int>(update_err)) +
-                        "); delete the consumer or set ingest.filter_subject");
-      }
-      // The consumer keeps its position: messages the old filter passed over below it are not
-      // delivered now (nats-server 2.9); the operator finds them below this sequence.
-      log::warn("consumer filter changed so that every subject of the stream is consumed",
-                {{"consumer", config.ingest.consumer},
-                 {"old_filter", old_filter},
-                 {"filter", filter_subject},
-                 {"passed_over_below_stream_seq", static_cast<unsigned long long>(info->Delivered.Stream + 1)}});
-    }
-    if (info->Config->AckWait != config.ingest.ack_wait.count() * kNsPerMs ||
-        info->Config->MaxAckPending != config.ingest.max_ack_pending ||
-        info->Config->MaxDeliver != config.ingest.max_deliver) {
-      log::warn("existing consumer differs from the configuration; using it as it is",
-                {{"consumer", config.ingest.consumer},
-                 {"ack_wait_ms", static_cast<long long>(info->Config->AckWait / kNsPerMs)},
-                 {"max_ack_pending", static_cast<long long>(info->Config->MaxAckPending)},
-                 {"max_deliver", static_cast<long long>(info->Config->MaxDeliver)}});
+  if (!push) {
+    // Pull: the fleet owns the partition consumers (created when a partition is acquired, from
+    // the checkpoint when one was lost); here only what must hold before anything starts.
+    ensure_lease_bucket(js, config);
+    check_partition_fit(js, config);
+    const auto partitions = static_cast<std::uint32_t>(std::max(1, config.ingest.partitions));
+    kvStore* raw_kv = nullptr;
+    check(js_KeyValue(&raw_kv, js, config.ingest.lease_bucket.c_str()), "lease bucket " + config.ingest.lease_bucket);
+    const std::unique_ptr<kvStore, void (*)(kvStore*)> kv(raw_kv, kvStore_Destroy);
+    for (std::uint32_t p = 0; p < partitions; ++p) {
+      const std::string name = partition_consumer(config.ingest, p);
+      if (check_consumer(js, config, name, partition_filter(config.ingest, p), false)) continue;
+      if (!create) throw NatsError("consumer " + name + " does not exist and ingest.create_streams is false");
+      // Missing at start-up (first deployment, or deleted while no replica ran): from the
+      // checkpoint, as the fleet recreates one lost while running.
+      std::uint64_t checkpoint = 0;
+      create_partition_consumer(js, kv.get(), config, p, checkpoint);
     }
     return;
   }
-  if (s != NATS_NOT_FOUND) check(s, "consumer info " + config.ingest.consumer);
+  if (check_consumer(js, config, config.ingest.consumer, filter_subject, true)) return;
   if (!create)
     throw NatsError("consumer " + config.ingest.consumer + " does not exist and ingest.create_streams is false");
   jsConsumerConfig cc;
@@ -287,20 +451,16 @@ void ensure_jetstream_objects(NatsConnection& nats, const Config& config, const 
   cc.MaxDeliver = config.ingest.max_deliver;
   cc.FilterSubject = filter_subject.c_str();
   const std::string deliver = push_deliver_subject(config);
-  if (push) {
-    cc.DeliverSubject = deliver.c_str();
-    cc.DeliverGroup = config.ingest.queue_group.c_str();
-  } else {
-    cc.MaxWaiting = 512;
-  }
-  raw = nullptr;
-  s = js_AddConsumer(&raw, js, config.ingest.stream.c_str(), &cc, nullptr, &err);
-  info.reset(raw);
+  cc.DeliverSubject = deliver.c_str();
+  cc.DeliverGroup = config.ingest.queue_group.c_str();
+  jsConsumerInfo* raw = nullptr;
+  jsErrCode err = static_cast<jsErrCode>(0);
+  const natsStatus s = js_AddConsumer(&raw, js, config.ingest.stream.c_str(), &cc, nullptr, &err);
+  NatsConsumerInfoPtr info(raw);
   if (s != NATS_OK && err != JSConsumerNameExistErr && err != JSConsumerExistingActiveErr) {
     check(s, "create consumer " + config.ingest.consumer);
   }
-  log::info("consumer ready",
-            {{"consumer", config.ingest.consumer}, {"mode", push ? "push" : "pull"}, {"filter", filter_subject}});
+  log::info("consumer ready", {{"consumer", config.ingest.consumer}, {"mode", "push"}, {"filter", filter_subject}});
 }
 
 }  // namespace cdc

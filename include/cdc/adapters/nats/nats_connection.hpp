@@ -65,9 +65,38 @@ class NatsConnection {
   std::atomic<bool> closed_{false};
 };
 
-/// Creates the three streams and the durable consumer when missing; accepts existing ones and
-/// logs where they differ from the configuration. Throws NatsError.
+/// Creates the three streams when missing; accepts existing ones and logs where they differ
+/// from the configuration. Push mode: creates or checks the durable consumer. Pull mode: creates
+/// the lease bucket (ingest.lease_bucket, nats.stream_replicas), checks that the source stream
+/// fits ingest.partitions (ConfigError, exit 2, naming the server mapping to add) and checks the
+/// partition consumers that exist (the fleet creates missing ones when it acquires a partition,
+/// cdc/adapters/nats/fleet.hpp). Throws NatsError / ConfigError.
 void ensure_jetstream_objects(NatsConnection& nats, const Config& config, const std::string& filter_subject);
+
+/// The service's two output streams: publish.stream and publish.dlq_stream.
+enum class OutputStream : std::uint8_t { kOutput = 0, kDeadLetter = 1 };
+/// What check_output_stream found.
+enum class StreamCheck : std::uint8_t {
+  kPresent,    ///< the stream exists
+  kMissing,    ///< it does not (and was not created: create_streams off, or the create failed)
+  kRecreated,  ///< it did not; created now with the start-up settings (ingest.create_streams)
+  kUnknown,    ///< the look-up failed (timeout, connection down): nothing known
+};
+
+/// Monitor thread: does the output or dead-letter stream exist; when it does not and
+/// ingest.create_streams is on, creates it as ensure_jetstream_objects does. Each request waits
+/// at most `timeout`; `error` gets why on kUnknown or a failed create. Never throws.
+StreamCheck check_output_stream(NatsConnection& nats, const Config& config, OutputStream which,
+                                std::chrono::milliseconds timeout, std::string& error) noexcept;
+
+/// Creates the source stream (ingest.stream) when missing and ingest.create_streams is on; the
+/// fleet calls it when a partition's consumer was lost with its stream. Throws NatsError.
+void ensure_source_stream(jsCtx* js, const Config& config);
+
+/// The start-up fit check alone (part of ensure_jetstream_objects in pull mode): the source
+/// stream's subjects and what it stores against ingest.partitions. Throws ConfigError
+/// ("ingest.partitions: ...") on a misfit, NatsError when the stream cannot be read.
+void check_partition_fit(jsCtx* js, const Config& config);
 
 /// The deliver subject of the push consumer (outside every stream's subjects).
 std::string push_deliver_subject(const Config& config);
