@@ -133,6 +133,18 @@ std::string busy_exposition() {
   m.parse.skipped_tables.inc("invoices");
   m.monitor.redis_evicted_keys.set(17);
   m.monitor.redis_policy.set(1);
+  m.fleet.resize(4);
+  m.fleet.owned.set(2);
+  m.fleet.acquisitions.inc(3);
+  m.fleet.losses.inc(1);
+  m.fleet.releases.inc(1);
+  m.fleet.rebalances.inc(2);
+  m.fleet.consumers_recreated.inc(1);
+  m.fleet.consumer_missing.set(0);
+  m.fleet.partition_backlog[1].set(40);
+  m.fleet.partition_backlog[3].set(2);
+  m.fleet.checkpoint_lag[1].set(5);
+  m.fleet.checkpoint_lag[3].set(0);
   ScrapeState st;
   st.revision = "0123456789ab";
   st.dependencies = {{{"nats_c", "3.3.0"}, {"simdjson", "3.0.1"}, {"hiredis", "0.14.1"}, {"libuv", "1.44.2"}}};
@@ -508,4 +520,23 @@ TEST_CASE("Redis INFO fields are read and every policy but noeviction can evict 
     INFO(p);
     CHECK(cdc::redis_policy_can_evict(p));  // dedup marks carry a TTL: volatile-* picks them too
   }
+}
+
+TEST_CASE("fleet series render once a fleet attached, per owned partition, absent before", "[metrics][fleet]") {
+  Metrics m({"messages"});
+  const ScrapeState st;
+  CHECK(m.render(st).find("cdc_consumer_partitions") == std::string::npos);
+  m.fleet.resize(8);
+  m.fleet.owned.set(1);
+  m.fleet.acquisitions.inc(2);
+  m.fleet.partition_backlog[5].set(12);
+  m.fleet.checkpoint_lag[5].set(3);
+  const std::string text = m.render(st);
+  CHECK(value_of(text, "cdc_consumer_partitions") == "8");
+  CHECK(value_of(text, "cdc_consumer_partitions_owned") == "1");
+  CHECK(value_of(text, "cdc_consumer_lease_acquisitions_total") == "2");
+  CHECK(value_of(text, "cdc_consumer_partition_backlog", "partition=\"5\"") == "12");
+  CHECK(value_of(text, "cdc_consumer_checkpoint_lag", "partition=\"5\"") == "3");
+  // Partitions not owned have no sample.
+  CHECK(text.find("cdc_consumer_partition_backlog{partition=\"4\"}") == std::string::npos);
 }
