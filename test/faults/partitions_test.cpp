@@ -159,11 +159,13 @@ void run_single_node(const std::string& name, Fault fault, std::uint32_t partiti
   std::optional<int> victim_code;
   std::string victim_metrics;
   std::size_t victim = 0;
+  std::size_t fed_at_fault = 0;
   if (fault != Fault::kNone) {
     REQUIRE(wait_fed(feeder, records.size() / 3, 60s));
     victim = 1;
     victim_metrics = fleet.metrics(victim);
     const double victim_owned = metric(victim_metrics, "cdc_consumer_partitions_owned");
+    fed_at_fault = feeder.stored();
     const auto at = Clock::now();
     if (fault == Fault::kSigkill) {
       CHECK(fleet.kill(victim) == 128 + SIGKILL);
@@ -190,7 +192,7 @@ void run_single_node(const std::string& name, Fault fault, std::uint32_t partiti
             .append(" replica-1 (owned ")
             .append(std::isnan(victim_owned) ? std::string("?") : std::to_string(static_cast<long>(victim_owned)))
             .append(") at fed=")
-            .append(std::to_string(feeder.stored()))
+            .append(std::to_string(fed_at_fault))
             .append(": partitions owned by the others after ")
             .append(fixed1(owned_again_s))
             .append("s, every partition flowing after ")
@@ -232,13 +234,23 @@ void run_single_node(const std::string& name, Fault fault, std::uint32_t partiti
              " rebalances=" + per_replica(bodies, "cdc_consumer_rebalances_total") + " order: " + order.summary() +
              " total=" + fixed1(seconds_since(started)) + "s " + figures(o));
 
+  if (fault != Fault::kNone) {
+    // How the hand-over went, from the replicas' own log lines (for the report).
+    std::string lines;
+    for (const char* needle : {"\"fleet: lease released\"", "\"fleet: lease taken over", "\"fleet: lease lost",
+                               "\"fleet: fetching partition\""}) {
+      lines += fleet.grep(needle, 40);
+    }
+    std::fputs(("fleet log lines:\n" + lines).c_str(), stdout);
+  }
   CHECK_OUTPUT_EXACT(o);
   CHECK(o.dead_letters == 0);
   INFO(order.summary());
   CHECK(order.ok());
   CHECK(order.events == want.event_ids.size());
   CHECK(spread_after);
-  CHECK(processed >= static_cast<double>(want.event_ids.size()));
+  // Every event processed once at least (a stopped replica's last counts are not all readable).
+  if (fault == Fault::kNone) CHECK(processed >= static_cast<double>(want.event_ids.size()));
   CHECK(sum_metric(bodies, "cdc_consumer_lease_acquisitions_total") >= partitions);
   if (fault == Fault::kSigkill) {
     CHECK(std::isfinite(takeover_s));

@@ -117,17 +117,19 @@ TEST_CASE("scale-out: 3 replicas own 8 partitions on a 3-node JetStream cluster 
     reconnects.append(i == 0 ? "" : ",").append(text(metric(bodies[i], "cdc_consumer_nats_reconnects_total")));
     losses.append(i == 0 ? "" : ",").append(text(metric(bodies[i], "cdc_consumer_lease_losses_total")));
   }
+  const auto stopping = Clock::now();
   for (std::size_t i = 0; i < kReplicas; ++i) CHECK(fleet.terminate(i, 30s) == 0);
-  report("scale-out", "events=" + std::to_string(records.size()) + " repeats=" + std::to_string(want.duplicates) +
-                          " nodes=" + std::to_string(cluster.size()) + " replicas=" + std::to_string(kReplicas) +
-                          " partitions=8 owned_before=[" + spread_before + "] node " +
-                          cluster.server_name(victim_node) + " SIGKILLed (leaders " + leaders + " -> " + leaders_after +
-                          ") at fed=" + std::to_string(fed_at_kill) + " t=" + fixed1(kill_s) + "s owned_after=[" +
-                          owned_after + "] processed_per_replica=" + processed +
-                          " reconnects_per_replica=" + reconnects + " lease_losses_per_replica=" + losses +
-                          " feeder_retries=" + std::to_string(feeder.retries()) + " settled_after=" + fixed1(settle_s) +
-                          "s cluster_start=" + fixed1(cluster_s) + "s order: " + order.summary() +
-                          " total=" + fixed1(seconds_since(started)) + "s " + figures(o));
+  const double stop_s = seconds_since(stopping);
+  report("scale-out",
+         "events=" + std::to_string(records.size()) + " repeats=" + std::to_string(want.duplicates) +
+             " nodes=" + std::to_string(cluster.size()) + " replicas=" + std::to_string(kReplicas) +
+             " partitions=8 owned_before=[" + spread_before + "] node " + cluster.server_name(victim_node) +
+             " SIGKILLed (leaders " + leaders + " -> " + leaders_after + ") at fed=" + std::to_string(fed_at_kill) +
+             " t=" + fixed1(kill_s) + "s owned_after=[" + owned_after + "] processed_per_replica=" + processed +
+             " reconnects_per_replica=" + reconnects + " lease_losses_per_replica=" + losses +
+             " feeder_retries=" + std::to_string(feeder.retries()) + " settled_after=" + fixed1(settle_s) +
+             "s cluster_start=" + fixed1(cluster_s) + "s replicas_stop=" + fixed1(stop_s) +
+             "s order: " + order.summary() + " total=" + fixed1(seconds_since(started)) + "s " + figures(o));
 
   CHECK_OUTPUT_EXACT(o);
   CHECK(o.dead_letters == 0);
