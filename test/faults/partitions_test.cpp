@@ -451,7 +451,11 @@ TEST_CASE("partitions: wa_stream deleted mid-stream is recreated, traffic flows,
   NatsServer nats(nats_options);
   RedisServer redis;
   TempDir dir("cdc-partitions");
-  const auto settings = partition_settings(kPartitions);
+  // Two deliveries, one retry: a service that gave up on the missing stream would dead-letter
+  // within a second or two, long before it is recreated.
+  const auto settings = partition_settings(kPartitions, {{"DAISI_CDC_INGEST_MAX_DELIVER", "2"},
+                                                         {"DAISI_CDC_PUBLISH_MAX_RETRIES", "1"},
+                                                         {"DAISI_CDC_PUBLISH_RETRY_BACKOFF", "20ms"}});
   const Config config = load_config_text("", settings);
   const Config plain = load_config_text("", {});
   auto records = generate(dir, "wa-deleted", 4000, 1501);
