@@ -46,11 +46,12 @@ class ServiceMonitor final : public ConnectionMonitor {
   void use_fleet(const Fleet* fleet) noexcept { fleet_ = fleet; }
 
   bool read_backlog(std::chrono::milliseconds timeout, ConsumerBacklog& backlog, std::string& error) noexcept override {
-    if (fleet_ != nullptr) {
-      if (fleet_->backlog(backlog)) return true;
-      error = "no partition consumer read yet";
+    if (fleet_ != nullptr && fleet_->backlog(backlog)) return true;
+    if (config_.ingest.partitions > 1) {
+      error = "the fleet has not started";
       return false;
     }
+    // Push mode, or a fleet not started yet: the one consumer's own reading.
     return read_consumer_backlog(*consume_, config_, timeout, backlog, error);
   }
 

@@ -229,7 +229,7 @@ bool Fleet::ready() const noexcept {
 std::uint32_t Fleet::owned() const noexcept { return owned_.load(std::memory_order_acquire); }
 
 bool Fleet::backlog(ConsumerBacklog& out) const noexcept {
-  if (!read_once_.load(std::memory_order_acquire)) return false;
+  if (!started_.load(std::memory_order_acquire)) return false;
   out = ConsumerBacklog{};
   for (std::uint32_t p = 0; p < table_.size(); ++p) {
     const std::int64_t pending = pending_[p].load(std::memory_order_relaxed);
@@ -252,7 +252,6 @@ class Fleet::Steps {
         owned_(fleet.owned_),
         missing_(fleet.missing_),
         joined_(fleet.joined_),
-        read_once_(fleet.read_once_),
         pending_(fleet.pending_.get()),
         ack_pending_(fleet.ack_pending_.get()) {}
 
@@ -271,6 +270,7 @@ class Fleet::Steps {
         kvStore_Put(&rev, st_.kv.get(), member_key().c_str(), value.data(), static_cast<int>(value.size()));
     if (s != NATS_OK) {
       log_limited("fleet: cannot write the member key", s);
+      st_.next_member_ns = now + st_.renew_ns / 4;  // retried soon, never in a tight loop
       return false;
     }
     lease::observe(st_.members[id_], rev, now);
@@ -432,12 +432,27 @@ class Fleet::Steps {
     }
   }
 
-  std::vector<std::string> live_members(std::int64_t now, std::int64_t& due) const {
+  std::vector<std::string> live_members(std::int64_t now, std::int64_t& due) {
     std::vector<std::string> live;
-    for (const auto& [member, seen] : st_.members) {
-      if (lease::expired(seen, now, st_.ttl_ns)) continue;
-      live.push_back(member);
-      due = std::min(due, seen.seen_ns + st_.ttl_ns);
+    for (auto it = st_.members.begin(); it != st_.members.end();) {
+      const auto& [member, seen] = *it;
+      if (!lease::expired(seen, now, st_.ttl_ns)) {
+        live.push_back(member);
+        due = std::min(due, seen.seen_ns + st_.ttl_ns);
+        ++it;
+        continue;
+      }
+      // A crashed member's key would count as live for lease_ttl to every replica started
+      // later: removed once it has been dead for another ttl (a member that comes back writes
+      // it again within ttl / 5).
+      if (member != id_ && now - seen.seen_ns >= 2 * st_.ttl_ns &&
+          kvStore_Delete(st_.kv.get(), std::string("member.").append(member).c_str()) == NATS_OK) {
+        log::info("fleet: removed the key of a member gone for twice the lease", {{"member", member}});
+        it = st_.members.erase(it);
+        continue;
+      }
+      if (seen.seen_ns + 2 * st_.ttl_ns > now) due = std::min(due, seen.seen_ns + 2 * st_.ttl_ns);
+      ++it;
     }
     return live;  // std::map: sorted, unique
   }
@@ -508,9 +523,13 @@ class Fleet::Steps {
     }
     due = std::min(due, part.next_read_ns);
     if (part.handing_over) {
-      // Nothing fetched yet (a take-over still waiting): nothing to wait for.
-      const bool ready = !active || lease::hand_over_ready(slot.fetch_idle.load(std::memory_order_acquire),
-                                                           part.num_ack_pending, part.stopped_ns, now, st_.ack_wait_ns);
+      // Nothing fetched yet (a take-over still waiting): nothing to wait for. Otherwise the
+      // consumer is read again once the source is idle, so that "nothing awaits an ack" is a
+      // reading taken after the last delivery, never one from before it.
+      const bool idle = slot.fetch_idle.load(std::memory_order_acquire);
+      if (active && idle) read_consumer(p, now);
+      const bool ready =
+          !active || lease::hand_over_ready(idle, part.num_ack_pending, part.stopped_ns, now, st_.ack_wait_ns);
       if (ready) {
         fence_slot(p);
         part.releasing = true;
@@ -613,8 +632,8 @@ class Fleet::Steps {
     for (std::uint32_t p = 0; p < table_.size(); ++p) {
       auto& part = st_.parts[p];
       if (!part.held || now < part.next_renew_ns) continue;
-      const std::string value = lease::lease_json(part.releasing ? std::string_view() : id_, part.epoch);
       if (part.releasing) continue;  // a release is retried by step(); never renew it back
+      const std::string value = lease::lease_json(id_, part.epoch);
       std::uint64_t rev = 0;
       const std::int64_t sent = now_ns();
       const natsStatus s = kvStore_Update(&rev, st_.kv.get(), lease_key(p).c_str(), value.data(),
@@ -668,12 +687,17 @@ class Fleet::Steps {
                                         static_cast<int>(value.size()), part.revision);
     if (s != NATS_OK) {
       refresh(p, now);
-      if (part.lease.revision != part.revision) {
+      const bool applied = part.lease.revision > part.revision && part.value.owner.empty() &&
+                           part.value.epoch == part.epoch;  // our release went through, its answer was lost
+      if (!applied && part.lease.revision != part.revision) {
         lose(p, "the lease was taken by another replica");
         return true;
       }
-      log_limited("fleet: lease release failed; retrying", s);
-      return false;
+      if (!applied) {
+        log_limited("fleet: lease release failed; retrying", s);
+        return false;
+      }
+      rev = part.lease.revision;
     }
     lease::observe(part.lease, rev, now);
     part.value = lease::LeaseValue{"", part.epoch};
@@ -758,7 +782,6 @@ class Fleet::Steps {
     part.num_waiting = info->NumWaiting;
     pending_[p].store(static_cast<std::int64_t>(info->NumPending), std::memory_order_relaxed);
     ack_pending_[p].store(info->NumAckPending, std::memory_order_relaxed);
-    read_once_.store(true, std::memory_order_release);
     const std::uint64_t floor = info->AckFloor.Stream;
     if (floor > part.ckpt) {
       const std::string text = std::to_string(floor);
@@ -848,7 +871,6 @@ class Fleet::Steps {
   std::atomic<std::uint32_t>& owned_;
   std::atomic<std::uint32_t>& missing_;
   std::atomic<bool>& joined_;
-  std::atomic<bool>& read_once_;
   std::atomic<std::int64_t>* pending_;
   std::atomic<std::int64_t>* ack_pending_;
   log::RateLimiter limiter_;
@@ -900,6 +922,7 @@ void Fleet::start() {
     throw NatsError("fleet: cannot watch the lease bucket " + config_.ingest.lease_bucket + ": " + nats_error_text(s));
   }
   thread_ = std::thread([this] { run(); });
+  started_.store(true, std::memory_order_release);
 }
 
 void Fleet::run() noexcept {

@@ -71,7 +71,8 @@ class Fleet final : public FleetMember {
     return table_.current(partition, epoch);
   }
   /// Any thread: the latest consumer readings of the partitions held, summed (what the monitor
-  /// reports as the replica's backlog; no request). False before the first reading.
+  /// reports as the replica's backlog; no request; zero on a replica holding nothing, so a
+  /// standby is never "stalled"). False before start().
   bool backlog(ConsumerBacklog& out) const noexcept;
 
   /// Opaque: the fleet thread's view of the bucket (members, leases, checkpoints; fleet.cpp).
@@ -97,7 +98,7 @@ class Fleet final : public FleetMember {
   std::atomic<bool> joined_{false};
   std::atomic<std::uint32_t> owned_{0};
   std::atomic<std::uint32_t> missing_{0};
-  std::atomic<bool> read_once_{false};
+  std::atomic<bool> started_{false};
   std::unique_ptr<std::atomic<std::int64_t>[]> pending_;      // per partition, -1 = not held / not read
   std::unique_ptr<std::atomic<std::int64_t>[]> ack_pending_;  // per partition, -1 = not held / not read
 };

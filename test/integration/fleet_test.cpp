@@ -1,0 +1,320 @@
+// The fleet against a real nats-server -js (CONTRACT.md section 11): two members in one process
+// share P = 4 partitions by leases in the KV bucket; a crashed member's partitions are taken
+// over after the lease (at once when nothing awaits an ack, after AckWait otherwise), a released
+// one's at once; no partition is ever fetchable by both; a deleted consumer is recreated from the
+// checkpoint; the start-up fit check names the server mapping to add.
+
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <set>
+#include <thread>
+
+#include "cdc/adapters/nats/fleet.hpp"
+#include "cdc/adapters/nats/nats_connection.hpp"
+#include "cdc/core/config.hpp"
+#include "cdc/core/metrics.hpp"
+#include "cdc/core/partitions.hpp"
+#include "pipeline_fixture.hpp"
+
+using namespace cdc;
+using namespace cdc::test;
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+constexpr std::uint32_t kPartitions = 4;
+
+Config fleet_config(const NatsServer& nats, const std::string& replica) {
+  Config c = load_config_text("", {});
+  c.nats.url = nats.url();
+  c.metrics.enabled = false;
+  c.ingest.partitions = static_cast<int>(kPartitions);
+  c.ingest.subject_layout = "cdc.{company}.{table}.{partition}";
+  c.ingest.lease_ttl = 1500ms;
+  c.ingest.ack_wait = 4000ms;
+  c.ingest.checkpoint_interval = 200ms;
+  c.ingest.replica_id = replica;
+  validate(c);
+  return c;
+}
+
+/// Polls `condition` every 5 ms; false after `timeout`.
+bool wait_for(const std::function<bool()>& condition, std::chrono::milliseconds timeout) {
+  const auto deadline = Clock::now() + timeout;
+  while (!condition()) {
+    if (Clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(5ms);
+  }
+  return true;
+}
+
+/// The partitions `fleet` may fetch now (nonzero epoch).
+std::set<std::uint32_t> active(const Fleet& fleet) {
+  std::set<std::uint32_t> out;
+  for (std::uint32_t p = 0; p < kPartitions; ++p) {
+    if (fleet.table().slot(p).epoch.load() != 0) out.insert(p);
+  }
+  return out;
+}
+
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+/// Watches the tables of up to two members every few hundred microseconds: a partition
+/// fetchable by both at one instant is a violation.
+class OverlapWatch {
+ public:
+  OverlapWatch() : thread_([this] { run(); }) {}
+  ~OverlapWatch() {
+    stop_ = true;
+    thread_.join();
+  }
+  void watch(std::size_t i, const Fleet* fleet) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    fleets_[i] = fleet;
+  }
+  [[nodiscard]] std::uint64_t overlaps() const { return overlaps_.load(); }
+  [[nodiscard]] std::uint64_t samples() const { return samples_.load(); }
+
+ private:
+  void run() {
+    while (!stop_) {
+      {
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (fleets_[0] != nullptr && fleets_[1] != nullptr) {
+          for (std::uint32_t p = 0; p < kPartitions; ++p) {
+            if (fleets_[0]->table().slot(p).epoch.load() != 0 && fleets_[1]->table().slot(p).epoch.load() != 0)
+              overlaps_.fetch_add(1);
+          }
+          samples_.fetch_add(1);
+        }
+      }
+      std::this_thread::sleep_for(200us);
+    }
+  }
+  std::mutex mutex_;
+  std::array<const Fleet*, 2> fleets_{};
+  std::atomic<bool> stop_{false};
+  std::atomic<std::uint64_t> overlaps_{0};
+  std::atomic<std::uint64_t> samples_{0};
+  std::thread thread_;
+};
+
+/// One message of `consumer` fetched as its owner's source would, not acked yet.
+NatsMsgPtr fetch_one(natsConnection* nc, const Config& config, std::uint32_t p) {
+  const std::string api =
+      "$JS.API.CONSUMER.MSG.NEXT." + config.ingest.stream + "." + partition_consumer(config.ingest, p);
+  natsMsg* reply = nullptr;
+  REQUIRE(natsConnection_RequestString(&reply, nc, api.c_str(), "{\"batch\":1,\"expires\":2000000000}", 3000) ==
+          NATS_OK);
+  NatsMsgPtr msg(reply);
+  REQUIRE(natsMsg_GetReply(msg.get()) != nullptr);
+  REQUIRE(std::string(natsMsg_GetReply(msg.get())).rfind("$JS.ACK.", 0) == 0);
+  return msg;
+}
+
+void ack(natsConnection* nc, natsMsg* msg) {
+  REQUIRE(natsConnection_PublishString(nc, natsMsg_GetReply(msg), "+ACK") == NATS_OK);
+  REQUIRE(natsConnection_FlushTimeout(nc, 2000) == NATS_OK);
+}
+
+std::uint64_t stored_checkpoint(JetStreamProbe& probe, const Config& config, std::uint32_t p) {
+  kvStore* raw = nullptr;
+  REQUIRE(js_KeyValue(&raw, probe.jetstream(), config.ingest.lease_bucket.c_str()) == NATS_OK);
+  std::unique_ptr<kvStore, void (*)(kvStore*)> kv(raw, kvStore_Destroy);
+  kvEntry* e = nullptr;
+  if (kvStore_Get(&e, kv.get(), ("ckpt." + std::to_string(p)).c_str()) != NATS_OK) return 0;
+  const std::string value(kvEntry_ValueString(e), static_cast<std::size_t>(kvEntry_ValueLen(e)));
+  kvEntry_Destroy(e);
+  return std::stoull(value);
+}
+
+}  // namespace
+
+TEST_CASE(
+    "fleet members split the partitions, take over a crashed member's after the lease, a released "
+    "member's at once, never both at one instant",
+    "[integration][fleet]") {
+  NatsServer nats;
+  JetStreamProbe probe(nats.url());
+  const Config ca = fleet_config(nats, "a");
+  const Config cb = fleet_config(nats, "b");
+  NatsConnection conn_a(ca.nats, "consume");
+  NatsConnection conn_b(cb.nats, "consume");
+  ensure_jetstream_objects(conn_a, ca, "");
+  for (std::uint32_t p = 0; p < kPartitions; ++p)
+    REQUIRE(probe.consumer_exists(ca.ingest.stream, partition_consumer(ca.ingest, p)));
+
+  OverlapWatch overlap;
+  Metrics ma({"messages"});
+  Metrics mb({"messages"});
+  Fleet a(conn_a, ca);
+  auto b = std::make_unique<Fleet>(conn_b, cb);
+  a.attach(ma);
+  b->attach(mb);
+  overlap.watch(0, &a);
+  overlap.watch(1, b.get());
+  a.start();
+  b->start();
+
+  // Even split by the spread rule: members sorted ["a", "b"], p -> members[p % 2].
+  REQUIRE(wait_for(
+      [&] {
+        return active(a) == std::set<std::uint32_t>{0, 2} && active(*b) == std::set<std::uint32_t>{1, 3};
+      },
+      15s));
+  CHECK(a.owned() == 2);
+  CHECK(b->owned() == 2);
+  CHECK(a.ready());
+  CHECK(b->ready());
+  CHECK(ma.fleet.owned.value() == 2);
+  CHECK(mb.fleet.partitions.value() == kPartitions);
+
+  // b holds one message of partition 1 unacknowledged, then crashes (no release).
+  probe.publish("cdc.acme.messages.1", "{}");
+  const NatsMsgPtr held = fetch_one(conn_b.get(), cb, 1);
+  REQUIRE(wait_for(
+      [&] { return probe.consumer_info(ca.ingest.stream, partition_consumer(ca.ingest, 1)).num_ack_pending == 1; },
+      5s));
+  const std::uint64_t acquired_before = ma.fleet.acquisitions.value();
+  const std::uint64_t rebalances_before = ma.fleet.rebalances.value();
+  const auto crashed = Clock::now();
+  overlap.watch(1, nullptr);
+  b->stop();
+  CHECK(active(*b).empty());  // a stopped member fetches nothing
+  // Partition 3 has nothing the crashed owner could still ack: taken and fetched after the lease.
+  REQUIRE(wait_for([&] { return active(a).count(3) == 1; }, 10s));
+  const double p3 = seconds_since(crashed);
+  CHECK(p3 >= 0.9);  // not before the lease could have expired (ttl 1.5 s, fence at 1.2 s)
+  CHECK(p3 < 3.5);   // and without waiting AckWait (4 s)
+  // Partition 1's lease is taken too (its last renewal may have come a little later than 3's),
+  // but not fetched yet.
+  CHECK(wait_for([&] { return a.owned() == 4; }, 1s));
+  CHECK(active(a).count(1) == 0);
+  // Partition 1 has a message awaiting the old owner's ack: fetched only after AckWait.
+  REQUIRE(wait_for([&] { return active(a).count(1) == 1; }, 15s));
+  const double p1 = seconds_since(crashed);
+  CHECK(p1 >= 4.0);
+  CHECK(p1 < 8.0);
+  CHECK(ma.fleet.acquisitions.value() == acquired_before + 2);
+  CHECK(ma.fleet.rebalances.value() == rebalances_before + 1);
+  CHECK(ma.fleet.losses.value() == 0);
+  INFO("take-over after a crash: " << p3 << " s (nothing pending), " << p1 << " s (AckWait)");
+
+  // The message the crashed member held, acked now by the new owner's source (redelivered).
+  ack(conn_a.get(), fetch_one(conn_a.get(), ca, 1).get());
+  REQUIRE(wait_for(
+      [&] { return probe.consumer_info(ca.ingest.stream, partition_consumer(ca.ingest, 1)).num_ack_pending == 0; },
+      5s));
+
+  // A new member joins: a hands over (nothing in flight), the newcomer fetches at once.
+  b.reset();
+  Config cb2 = fleet_config(nats, "b2");
+  b = std::make_unique<Fleet>(conn_b, cb2);
+  b->attach(mb);
+  overlap.watch(1, b.get());
+  b->start();
+  REQUIRE(wait_for(
+      [&] {
+        return active(a) == std::set<std::uint32_t>{0, 2} && active(*b) == std::set<std::uint32_t>{1, 3};
+      },
+      15s));
+  CHECK(ma.fleet.releases.value() >= 2);
+
+  // Graceful stop: released at once, taken at once (well within the lease).
+  const auto released = Clock::now();
+  b->release_all();
+  CHECK(active(*b).empty());
+  CHECK(b->owned() == 0);
+  REQUIRE(wait_for([&] { return active(a).size() == kPartitions; }, 10s));
+  const double handover = seconds_since(released);
+  CHECK(handover < 1.0);
+  INFO("take-over after a release: " << handover << " s");
+  overlap.watch(1, nullptr);
+  b->stop();
+  b.reset();
+
+  CHECK(overlap.samples() > 10);  // the watch ran while both members were up
+  CHECK(overlap.overlaps() == 0);
+  a.stop();
+  CHECK(active(a).empty());
+}
+
+TEST_CASE("a deleted partition consumer is recreated from the checkpoint, not from the start", "[integration][fleet]") {
+  NatsServer nats;
+  JetStreamProbe probe(nats.url());
+  const Config ca = fleet_config(nats, "a");
+  NatsConnection conn(ca.nats, "consume");
+  ensure_jetstream_objects(conn, ca, "");
+  Metrics m({"messages"});
+  Fleet a(conn, ca);
+  a.attach(m);
+  a.start();
+  REQUIRE(wait_for([&] { return active(a).size() == kPartitions; }, 10s));
+
+  // Three changes of partition 2, consumed and acknowledged as the source would.
+  for (int i = 0; i < 3; ++i) probe.publish("cdc.acme.messages.2", "{\"n\":" + std::to_string(i) + "}");
+  const std::string consumer = partition_consumer(ca.ingest, 2);
+  for (int i = 0; i < 3; ++i) ack(conn.get(), fetch_one(conn.get(), ca, 2).get());
+  const std::uint64_t last = probe.stream_state(ca.ingest.stream).last_seq;
+  REQUIRE(last == 3);
+  REQUIRE(wait_for([&] { return stored_checkpoint(probe, ca, 2) == last; }, 5s));
+  REQUIRE(wait_for([&] { return m.fleet.checkpoint_lag[2].value() == 0 && m.fleet.partition_backlog[2].value() == 0; },
+                   5s));
+
+  // An operator deletes the consumer; one more change arrives meanwhile.
+  REQUIRE(js_DeleteConsumer(probe.jetstream(), ca.ingest.stream.c_str(), consumer.c_str(), nullptr, nullptr) ==
+          NATS_OK);
+  probe.publish("cdc.acme.messages.2", "{\"n\":3}");
+  REQUIRE(wait_for([&] { return m.fleet.consumers_recreated.value() == 1; }, 10s));
+  REQUIRE(probe.consumer_exists(ca.ingest.stream, consumer));
+  jsConsumerInfo* raw = nullptr;
+  REQUIRE(js_GetConsumerInfo(&raw, probe.jetstream(), ca.ingest.stream.c_str(), consumer.c_str(), nullptr, nullptr) ==
+          NATS_OK);
+  NatsConsumerInfoPtr info(raw);
+  CHECK(info->Config->DeliverPolicy == js_DeliverByStartSequence);
+  CHECK(info->Config->OptStartSeq == last + 1);
+  CHECK(std::string(info->Config->FilterSubject) == "cdc.*.*.2");
+  CHECK(info->NumPending == 1);  // only the change after the checkpoint: nothing replayed
+  // The one message it delivers is the new one.
+  const NatsMsgPtr next = fetch_one(conn.get(), ca, 2);
+  CHECK(std::string(natsMsg_GetData(next.get()), static_cast<std::size_t>(natsMsg_GetDataLength(next.get()))) ==
+        "{\"n\":3}");
+  ack(conn.get(), next.get());
+  CHECK(m.fleet.consumer_missing.value() == 0);
+  CHECK(a.ready());
+  a.release_all();
+  a.stop();
+}
+
+TEST_CASE("the start-up fit check stops a misfit with the server mapping to add", "[integration][fleet]") {
+  NatsServer nats;
+  JetStreamProbe probe(nats.url());
+  Config c = fleet_config(nats, "a");
+  NatsConnection conn(c.nats, "consume");
+  // The producer's subjects are stored as they are: no mapping on the server.
+  probe.create_stream(c.ingest.stream, {"cdc.>"});
+  probe.publish("cdc.acme.messages", "{}");
+  try {
+    ensure_jetstream_objects(conn, c, "");
+    FAIL("no error for an unpartitioned stream with ingest.partitions 4");
+  } catch (const ConfigError& e) {
+    const std::string what = e.what();
+    INFO(what);
+    CHECK(e.key() == "ingest.partitions");
+    CHECK_THAT(what, Catch::Contains("stores unpartitioned subjects (cdc.acme.messages)"));
+    CHECK_THAT(what, Catch::Contains(
+                         "mappings = { \"cdc.*.*\": \"cdc.{{wildcard(1)}}.{{wildcard(2)}}.{{partition(4,1,2)}}\" }"));
+    CHECK_THAT(what, Catch::Contains("cdc.{company}.{table}.{partition}"));
+  }
+  // Once the mapping is in force the latest subjects carry the partition: it fits.
+  probe.publish("cdc.acme.messages.3", "{}");
+  CHECK_NOTHROW(check_partition_fit(conn.js(), c));
+  // The other way round: an unpartitioned service on a partitioned stream.
+  Config one = load_config_text("", {});
+  one.nats.url = nats.url();
+  CHECK_THROWS_WITH(check_partition_fit(conn.js(), one), Catch::Contains("ingest.partitions is 1 but stream"));
+}
