@@ -218,9 +218,12 @@ TEST_CASE("wa_stream deleted mid-stream: recreated, traffic flows, nothing dead-
   REQUIRE(must_second.size() > 500);
 
   const std::uint16_t port = free_port();
+  // One delivery, one retry: a publish that gave up on the missing stream would be dead-lettered
+  // at once, long before the monitor's check (its next tick) recreates the stream.
   auto service = start_service(service_env(nats.url(), redis.address(), port,
-                                           {{"DAISI_CDC_INGEST_MAX_DELIVER", "2"},
-                                            {"DAISI_CDC_PUBLISH_MAX_RETRIES", "1"}}));
+                                           {{"DAISI_CDC_INGEST_MAX_DELIVER", "1"},
+                                            {"DAISI_CDC_PUBLISH_MAX_RETRIES", "1"},
+                                            {"DAISI_CDC_PUBLISH_RETRY_BACKOFF", "20ms"}}));
   JetStreamProbe probe(nats.url());
   {
     Feeder feeder(nats.url(), first, 3000);
@@ -232,8 +235,7 @@ TEST_CASE("wa_stream deleted mid-stream: recreated, traffic flows, nothing dead-
   CHECK_OUTPUT_EXACT(before);
 
   // The operator deletes wa_stream; traffic goes on at once. Publishes find no stream (no
-  // responders): with max_retries 1 and max_deliver 2, the old behaviour dead-lettered them
-  // within a second or two.
+  // responders): an outage, held and retried in place until the stream is back.
   probe.delete_stream(config.publish.stream);
   const std::vector<CaptureRecord> second(records.begin() + 1500, records.end());
   Feeder feeder(nats.url(), second, 3000);
@@ -247,8 +249,8 @@ TEST_CASE("wa_stream deleted mid-stream: recreated, traffic flows, nothing dead-
   REQUIRE(settled);
 
   const Outcome after = collect(probe, config, must_second);
-  report("wa-stream-deleted", "events=" + std::to_string(records.size()) + " before_deletion=" +
-                                  std::to_string(before.published) + " recreated=" +
+  report("wa-stream-deleted", "events=" + std::to_string(records.size()) +
+                                  " before_deletion=" + std::to_string(before.published) + " recreated=" +
                                   std::to_string(static_cast<long>(metric(
                                       metrics, "cdc_consumer_streams_recreated_total", "stream=\"wa_stream\""))) +
                                   " " + figures(after));

@@ -228,12 +228,25 @@ TEST_CASE(
   for (const Taken& t : after) CHECK(t.partition == 0);
   REQUIRE(wait_until([&] { return table.slot(2).fetch_idle.load(); }, 3s));
 
-  // stop(): a request is open on partition 0 when 5 messages arrive that nobody takes; stop
-  // waits for the request to end, then NAKs them: the next fetch gets them at once (AckWait is
-  // 30 s), as a second delivery.
+  // stop() with nothing held: every request ends, none is left waiting on the server.
+  source->stop();
+  for (std::uint32_t p = 0; p < kPartitions; ++p) CHECK(table.slot(p).fetch_idle.load());
+  const std::string consumer0 = cdc::partition_consumer(config.ingest, 0);
+  CHECK(probe.consumer_info(config.ingest.stream, consumer0).num_waiting == 0);
+  source.reset();
+
+  // stop() holding messages: a request (expiring in 3 s) is open on partition 0 when 5 messages
+  // arrive that nobody takes; stop waits for the request to end, then NAKs them: the next owner
+  // gets them at once (AckWait is 30 s), as second deliveries.
+  cdc::Config slow = config;
+  slow.ingest.fetch_expires = cdc::Millis{3000};
+  cdc::PartitionTable holder_table(kPartitions);
+  holder_table.slot(0).epoch.store(7);
+  holder_table.changed();
+  auto holder = cdc::make_partitioned_source(consume, slow, holder_table);
   std::vector<cdc::SourceMessage> none(8);
-  CHECK(source->next_batch(none.data(), 8, 0ms) == 0);  // sends the request, takes nothing
-  REQUIRE_FALSE(table.slot(0).fetch_idle.load());
+  CHECK(holder->next_batch(none.data(), 8, 0ms) == 0);  // sends the request, takes nothing
+  REQUIRE_FALSE(holder_table.slot(0).fetch_idle.load());
   int held = 0;
   for (int i = 0; held < 5 && i < 200; ++i) {
     const std::string subject = "cdc.co" + std::to_string(i % 20) + ".messages";
@@ -241,12 +254,15 @@ TEST_CASE(
     if (subject_partition(probe.get_message(config.ingest.stream, r.seq).subject) == 0) ++held;
   }
   REQUIRE(held == 5);
-  const std::string consumer0 = cdc::partition_consumer(config.ingest, 0);
   REQUIRE(wait_until([&] { return probe.consumer_info(config.ingest.stream, consumer0).num_ack_pending == 5; }, 5s));
-  source->stop();
-  for (std::uint32_t p = 0; p < kPartitions; ++p) CHECK(table.slot(p).fetch_idle.load());
+  const auto stop_start = std::chrono::steady_clock::now();
+  holder->stop();
+  const double stop_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - stop_start).count();
+  INFO("stop took " << stop_s << " s");
+  CHECK(stop_s < 3.0 + 1.5);  // bounded by fetch_expires + a margin
+  CHECK(holder_table.slot(0).fetch_idle.load());
   CHECK(probe.consumer_info(config.ingest.stream, consumer0).num_waiting == 0);
-  source.reset();
+  holder.reset();
 
   cdc::PartitionTable next_owner(kPartitions);
   next_owner.slot(0).epoch.store(1);
@@ -280,7 +296,7 @@ TEST_CASE("partitioned source reports a partition whose consumer is missing", "[
   }
   CHECK(table.slot(1).consumer_missing.load());
   CHECK_FALSE(table.slot(0).consumer_missing.load());
-  // No request storm against the missing consumer: one a second at most.
+  // No request storm against the missing consumer: one per fetch_expires + 2 s at most.
   const int before = requests.count(1);
   const auto start = std::chrono::steady_clock::now();
   while (std::chrono::steady_clock::now() - start < 2s) REQUIRE(source->next_batch(batch.data(), 8, 100ms) == 0);

@@ -42,12 +42,15 @@ class PartitionedSource final : public MessageSource {
     std::string request_subject;  // $JS.API.CONSUMER.MSG.NEXT.<stream>.<consumer>
     std::string reply;            // "<inbox>.<p>." then the request number, rewritten in place
     std::size_t reply_prefix = 0;
-    std::uint64_t seq = 0;         // number of the outstanding (or last) request
-    bool outstanding = false;      // a request is open on the server
-    int due = 0;                   // messages the open request may still deliver
-    std::uint32_t epoch = 0;       // the slot's epoch when the request was sent
-    std::int64_t deadline_ns = 0;  // the open request counts as lost after this
-    std::int64_t retry_at_ns = 0;  // no new request before this (after an error status)
+    std::uint64_t seq = 0;                    // number of the outstanding (or last) request
+    bool outstanding = false;                 // a request is open on the server
+    int due = 0;                              // messages the open request may still deliver
+    std::uint32_t epoch = 0;                  // the slot's epoch when the request was sent
+    std::int64_t deadline_ns = 0;             // the open request counts as lost after this
+    std::int64_t retry_at_ns = 0;             // no new request before this (after an error status)
+    std::uint64_t no_responders_at_send = 0;  // no_responders_ when the request went out
+    std::uint64_t reconnects_at_send = 0;     // the connection's reconnections then
+    bool delivered = false;                   // the open request delivered something
   };
 
  public:
@@ -105,6 +108,13 @@ class PartitionedSource final : public MessageSource {
       natsMsg* msg = nullptr;
       const natsStatus s = natsSubscription_NextMsg(&msg, sub_.get(), (left_ns + kNsPerMs - 1) / kNsPerMs);
       if (s == NATS_TIMEOUT) break;
+      if (s == NATS_NO_RESPONDERS) {
+        // A request found no consumer to answer it. nats.c swallows that status message on a
+        // synchronous subscription, so which partition it was is learnt when that request
+        // reaches its deadline with nothing delivered and no end (expire_lost).
+        ++no_responders_;
+        continue;
+      }
       if (s != NATS_OK || msg == nullptr) {
         log_limited("pull subscription error", nats_error_text(s));
         expire_lost(now_ns());
@@ -136,6 +146,7 @@ class PartitionedSource final : public MessageSource {
       const natsStatus s =
           natsSubscription_NextMsg(&msg, sub_.get(), std::max<std::int64_t>(1, (deadline - now) / kNsPerMs));
       if (s == NATS_OK && msg != nullptr) hold(msg);
+      else if (s == NATS_NO_RESPONDERS) ++no_responders_;  // a request no consumer took: ends at the deadline
       else if (s != NATS_TIMEOUT) break;
       now = now_ns();
     }
@@ -184,6 +195,17 @@ class PartitionedSource final : public MessageSource {
     dirty_ = false;
     next_retry_ns_ = std::numeric_limits<std::int64_t>::max();
     int budget = max - owed_;
+    // The free slots are shared by the partitions that may ask now, so one busy partition does
+    // not take them all while the others wait for its request to end.
+    int asking = 0;
+    for (std::uint32_t p = 0; p < partitions_; ++p) {
+      const PartitionSlot& slot = table_.slot(p);
+      if (!parts_[p].outstanding && now >= parts_[p].retry_at_ns && slot.epoch.load(std::memory_order_acquire) != 0 &&
+          !slot.stop_fetching.load(std::memory_order_acquire)) {
+        ++asking;
+      }
+    }
+    const int share = asking > 0 ? std::max(1, budget / asking) : 0;
     for (std::uint32_t i = 0; i < partitions_; ++i) {
       // Round robin from a moving start: a short budget does not always serve the same ones.
       const std::uint32_t p = (next_start_ + i) % partitions_;
@@ -200,7 +222,7 @@ class PartitionedSource final : public MessageSource {
         dirty_ = true;  // more to send once slots are free
         break;
       }
-      const int batch = std::min(fetch_batch_, budget);
+      const int batch = std::min({fetch_batch_, budget, share});
       if (send(p, epoch, batch, now)) budget -= batch;
     }
     next_start_ = partitions_ > 0 ? (next_start_ + 1) % partitions_ : 0;
@@ -229,6 +251,9 @@ class PartitionedSource final : public MessageSource {
     }
     ++part.seq;
     part.outstanding = true;
+    part.delivered = false;
+    part.no_responders_at_send = no_responders_;
+    part.reconnects_at_send = nats_.reconnects();
     part.due = batch;
     part.epoch = epoch;
     part.deadline_ns = now + expires_ns_ + kLostMarginNs;
@@ -252,15 +277,35 @@ class PartitionedSource final : public MessageSource {
 
   [[nodiscard]] int owed_requests() const noexcept { return open_; }
 
-  /// Requests whose end never came (the connection dropped meanwhile) end here.
+  /// Requests whose end never came end here: the connection dropped meanwhile (the server
+  /// forgot them), or no consumer took them (nats-server 2.9 leaves a request for a consumer
+  /// that does not exist unanswered; a "no responders" status, which nats.c would swallow on a
+  /// synchronous subscription, says the same): its consumer is missing. The fleet checks
+  /// (consumer info) and recreates it.
   void expire_lost(std::int64_t now) noexcept {
     if (now < earliest_deadline_ns_) return;
     earliest_deadline_ns_ = std::numeric_limits<std::int64_t>::max();
     for (std::uint32_t p = 0; p < partitions_; ++p) {
       Part& part = parts_[p];
       if (!part.outstanding) continue;
-      if (now >= part.deadline_ns) end_request(p);
-      else earliest_deadline_ns_ = std::min(earliest_deadline_ns_, part.deadline_ns);
+      if (now < part.deadline_ns) {
+        earliest_deadline_ns_ = std::min(earliest_deadline_ns_, part.deadline_ns);
+        continue;
+      }
+      end_request(p);
+      const bool reconnected = nats_.reconnects() != part.reconnects_at_send;
+      if (!part.delivered && (no_responders_ > part.no_responders_at_send || !reconnected)) {
+        table_.slot(p).consumer_missing.store(true, std::memory_order_release);
+        part.retry_at_ns = now + kErrorBackoffNs;
+        next_retry_ns_ = std::min(next_retry_ns_, part.retry_at_ns);
+        std::uint64_t suppressed = 0;
+        if (limiter_.allow(suppressed)) {
+          log::warn("pull request: no responders, the partition's consumer is missing",
+                    {{"partition", static_cast<unsigned long long>(p)},
+                     {"request_subject", part.request_subject},
+                     {"suppressed", static_cast<unsigned long long>(suppressed)}});
+        }
+      }
     }
   }
 
@@ -286,8 +331,12 @@ class PartitionedSource final : public MessageSource {
     const std::uint32_t p = partition_of(natsMsg_GetReply(msg));
     if (p >= partitions_) return p;
     Part& part = parts_[p];
-    table_.slot(p).consumer_missing.store(false, std::memory_order_release);  // it delivers
+    PartitionSlot& slot = table_.slot(p);
+    // It delivers, so it exists (read first: no store to the shared line per message).
+    if (slot.consumer_missing.load(std::memory_order_relaxed))
+      slot.consumer_missing.store(false, std::memory_order_release);
     if (part.outstanding) {
+      part.delivered = true;
       --part.due;
       --owed_;
       if (part.due <= 0) end_request(p);  // filled: the server sends no status for that
@@ -402,10 +451,11 @@ class PartitionedSource final : public MessageSource {
   std::string inbox_dot_;  // "<inbox>."
   NatsSubPtr sub_;
   std::vector<Part> parts_;
-  std::vector<Held> held_;  // stop() only
-  int owed_ = 0;            // messages the open requests may still deliver
-  int open_ = 0;            // open requests
-  bool dirty_ = true;       // rescan the slots at the next send_due
+  std::vector<Held> held_;           // stop() only
+  int owed_ = 0;                     // messages the open requests may still deliver
+  std::uint64_t no_responders_ = 0;  // "no responders" answers to our requests so far
+  int open_ = 0;                     // open requests
+  bool dirty_ = true;                // rescan the slots at the next send_due
   std::uint64_t seen_version_ = 0;
   std::int64_t next_retry_ns_ = 0;
   std::int64_t earliest_deadline_ns_ = std::numeric_limits<std::int64_t>::max();
