@@ -7,10 +7,18 @@
 #include <catch2/catch.hpp>
 
 #include <atomic>
+#include <algorithm>
 #include <chrono>
+#include <filesystem>
+#include <fstream>
 #include <functional>
+#include <iterator>
+#include <sstream>
 #include <set>
 #include <thread>
+#include <vector>
+
+#include <unistd.h>
 
 #include "cdc/adapters/nats/fleet.hpp"
 #include "cdc/adapters/nats/nats_connection.hpp"
@@ -103,14 +111,23 @@ class OverlapWatch {
   std::thread thread_;
 };
 
-/// One message of `consumer` fetched as its owner's source would, not acked yet.
+/// One message of partition `p`'s consumer fetched as its owner's source would (a pull request
+/// on an inbox of its own), not acked yet.
 NatsMsgPtr fetch_one(natsConnection* nc, const Config& config, std::uint32_t p) {
   const std::string api =
       "$JS.API.CONSUMER.MSG.NEXT." + config.ingest.stream + "." + partition_consumer(config.ingest, p);
-  natsMsg* reply = nullptr;
-  REQUIRE(natsConnection_RequestString(&reply, nc, api.c_str(), "{\"batch\":1,\"expires\":2000000000}", 3000) ==
-          NATS_OK);
-  NatsMsgPtr msg(reply);
+  natsInbox* inbox = nullptr;
+  REQUIRE(natsInbox_Create(&inbox) == NATS_OK);
+  const std::string reply_to(inbox);
+  natsInbox_Destroy(inbox);
+  natsSubscription* raw_sub = nullptr;
+  REQUIRE(natsConnection_SubscribeSync(&raw_sub, nc, reply_to.c_str()) == NATS_OK);
+  const NatsSubPtr sub(raw_sub);
+  REQUIRE(natsConnection_PublishRequestString(nc, api.c_str(), reply_to.c_str(),
+                                              "{\"batch\":1,\"expires\":2000000000}") == NATS_OK);
+  natsMsg* raw = nullptr;
+  REQUIRE(natsSubscription_NextMsg(&raw, sub.get(), 3000) == NATS_OK);
+  NatsMsgPtr msg(raw);
   REQUIRE(natsMsg_GetReply(msg.get()) != nullptr);
   REQUIRE(std::string(natsMsg_GetReply(msg.get())).rfind("$JS.ACK.", 0) == 0);
   return msg;
@@ -130,6 +147,26 @@ std::uint64_t stored_checkpoint(JetStreamProbe& probe, const Config& config, std
   const std::string value(kvEntry_ValueString(e), static_cast<std::size_t>(kvEntry_ValueLen(e)));
   kvEntry_Destroy(e);
   return std::stoull(value);
+}
+
+/// CPU seconds (user + system) of this process's threads named `name`; -1 when there is none.
+double thread_cpu_seconds(const std::string& name) {
+  double total = -1;
+  for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
+    std::ifstream comm(task.path() / "comm");
+    std::string line;
+    if (!std::getline(comm, line) || line != name) continue;
+    std::ifstream stat(task.path() / "stat");
+    std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+    // Fields after the parenthesised name: state is field 3, utime 14, stime 15.
+    std::istringstream rest(text.substr(text.rfind(')') + 2));
+    std::vector<std::string> fields{std::istream_iterator<std::string>(rest), std::istream_iterator<std::string>()};
+    if (fields.size() < 13) continue;
+    total = std::max(total, 0.0);
+    total += static_cast<double>(std::stoull(fields[11]) + std::stoull(fields[12])) /
+             static_cast<double>(sysconf(_SC_CLK_TCK));
+  }
+  return total;
 }
 
 }  // namespace
@@ -243,7 +280,8 @@ TEST_CASE(
   CHECK(active(a).empty());
 }
 
-TEST_CASE("a deleted partition consumer is recreated from the checkpoint, not from the start", "[integration][fleet]") {
+TEST_CASE("a deleted partition consumer is recreated from the checkpoint and not from the start",
+          "[integration][fleet]") {
   NatsServer nats;
   JetStreamProbe probe(nats.url());
   const Config ca = fleet_config(nats, "a");
@@ -254,6 +292,15 @@ TEST_CASE("a deleted partition consumer is recreated from the checkpoint, not fr
   a.attach(m);
   a.start();
   REQUIRE(wait_for([&] { return active(a).size() == kPartitions; }, 10s));
+
+  // Idle, holding every partition: renewals every 300 ms and consumer reads every 200 ms are
+  // all the thread does; it waits on the bucket watcher, never polls.
+  const double cpu_before = thread_cpu_seconds("cdc-fleet");
+  REQUIRE(cpu_before >= 0);  // the thread is there to be measured
+  std::this_thread::sleep_for(2s);
+  const double fleet_cpu = thread_cpu_seconds("cdc-fleet") - cpu_before;
+  INFO("fleet thread CPU over 2 s idle: " << fleet_cpu << " s");
+  CHECK(fleet_cpu < 0.1);
 
   // Three changes of partition 2, consumed and acknowledged as the source would.
   for (int i = 0; i < 3; ++i) probe.publish("cdc.acme.messages.2", "{\"n\":" + std::to_string(i) + "}");
@@ -288,6 +335,25 @@ TEST_CASE("a deleted partition consumer is recreated from the checkpoint, not fr
   CHECK(a.ready());
   a.release_all();
   a.stop();
+
+  // Without create_streams a missing consumer is reported (metric, not ready), never created.
+  Config cc = fleet_config(nats, "c");
+  cc.ingest.create_streams = false;
+  Metrics mc({"messages"});
+  Fleet c(conn, cc);
+  c.attach(mc);
+  c.start();
+  REQUIRE(wait_for([&] { return active(c).size() == kPartitions; }, 10s));  // released: taken at once
+  REQUIRE(c.ready());
+  const std::string consumer1 = partition_consumer(cc.ingest, 1);
+  REQUIRE(js_DeleteConsumer(probe.jetstream(), cc.ingest.stream.c_str(), consumer1.c_str(), nullptr, nullptr) ==
+          NATS_OK);
+  REQUIRE(wait_for([&] { return mc.fleet.consumer_missing.value() == 1; }, 5s));
+  CHECK_FALSE(c.ready());
+  std::this_thread::sleep_for(500ms);  // a few consumer reads later: still not created
+  CHECK_FALSE(probe.consumer_exists(cc.ingest.stream, consumer1));
+  CHECK(mc.fleet.consumers_recreated.value() == 0);
+  c.stop();
 }
 
 TEST_CASE("the start-up fit check stops a misfit with the server mapping to add", "[integration][fleet]") {
@@ -317,4 +383,49 @@ TEST_CASE("the start-up fit check stops a misfit with the server mapping to add"
   Config one = load_config_text("", {});
   one.nats.url = nats.url();
   CHECK_THROWS_WITH(check_partition_fit(conn.js(), one), Catch::Contains("ingest.partitions is 1 but stream"));
+}
+
+TEST_CASE("a partition still waiting out a take-over is handed on only when its wait is over", "[integration][fleet]") {
+  NatsServer nats;
+  JetStreamProbe probe(nats.url());
+  const Config ca = fleet_config(nats, "a");
+  const Config cb = fleet_config(nats, "b");
+  NatsConnection conn_a(ca.nats, "consume");
+  NatsConnection conn_b(cb.nats, "consume");
+  ensure_jetstream_objects(conn_a, ca, "");
+  OverlapWatch overlap;
+  Fleet a(conn_a, ca);
+  auto b = std::make_unique<Fleet>(conn_b, cb);
+  a.start();
+  b->start();
+  REQUIRE(wait_for([&] { return active(*b) == std::set<std::uint32_t>{1, 3}; }, 15s));
+  probe.publish("cdc.acme.messages.1", "{}");
+  const NatsMsgPtr held = fetch_one(conn_b.get(), cb, 1);  // b's, never acked
+  const auto crashed = Clock::now();
+  b->stop();
+  b.reset();
+  // a takes partition 1 over but must wait AckWait (4 s) before anyone fetches it...
+  REQUIRE(wait_for([&] { return a.owned() == 4; }, 10s));
+  REQUIRE(active(a).count(1) == 0);
+  // ...and a member joining now, to which partition 1 belongs, gets it only after that wait.
+  const Config cc = fleet_config(nats, "c");
+  Fleet c(conn_b, cc);
+  overlap.watch(0, &a);
+  overlap.watch(1, &c);
+  c.start();
+  REQUIRE(wait_for([&] { return active(c).count(1) == 1; }, 15s));
+  const double p1 = seconds_since(crashed);
+  INFO("partition 1 fetched by the newcomer " << p1 << " s after the crash");
+  CHECK(p1 >= 4.0);
+  REQUIRE(wait_for(
+      [&] {
+        return active(a) == std::set<std::uint32_t>{0, 2} && active(c) == std::set<std::uint32_t>{1, 3};
+      },
+      10s));
+  CHECK(overlap.overlaps() == 0);
+  overlap.watch(1, nullptr);
+  c.release_all();
+  c.stop();
+  a.release_all();
+  a.stop();
 }

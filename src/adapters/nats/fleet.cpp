@@ -382,8 +382,16 @@ class Fleet::Steps {
     }
     int released = 0;
     int failed = 0;
+    int expiring = 0;
     for (std::uint32_t p = 0; p < table_.size(); ++p) {
       if (!st_.parts[p].held) continue;
+      if (!takeover_settled(st_.parts[p], now)) {
+        // Taken over, and the previous owner's messages may still be acked: released, the next
+        // owner would fetch at once; left to expire, it waits the take-over rule again.
+        drop(p);
+        ++expiring;
+        continue;
+      }
       if (release(p, now, "graceful stop")) {
         ++released;
       } else {
@@ -396,9 +404,11 @@ class Fleet::Steps {
     st_.released = true;
     joined_.store(false, std::memory_order_release);
     publish_gauges();
-    log::info(
-        "fleet: left; leases released",
-        {{"replica_id", id_}, {"released", released}, {"not_released", failed}, {"member_deleted", s == NATS_OK}});
+    log::info("fleet: left; leases released", {{"replica_id", id_},
+                                               {"released", released},
+                                               {"not_released", failed},
+                                               {"left_to_expire", expiring},
+                                               {"member_deleted", s == NATS_OK}});
   }
 
   /// stop() without release: nothing may be fetched or published any more.
@@ -528,8 +538,11 @@ class Fleet::Steps {
       // reading taken after the last delivery, never one from before it.
       const bool idle = slot.fetch_idle.load(std::memory_order_acquire);
       if (active && idle) read_consumer(p, now);
-      const bool ready =
-          !active || lease::hand_over_ready(idle, part.num_ack_pending, part.stopped_ns, now, st_.ack_wait_ns);
+      // A take-over still waiting for the previous owner's messages is handed on only once
+      // those can no longer be acked: a released lease is fetched at once by the next owner.
+      const bool ready = active
+                             ? lease::hand_over_ready(idle, part.num_ack_pending, part.stopped_ns, now, st_.ack_wait_ns)
+                             : takeover_settled(part, now);
       if (ready) {
         fence_slot(p);
         part.releasing = true;
@@ -538,9 +551,7 @@ class Fleet::Steps {
       return;
     }
     if (!active && part.consumer_ok) {
-      const bool ready = part.takeover_since == 0 ||
-                         lease::take_over_ready(part.takeover_since, now, st_.ack_wait_ns, st_.fetch_expires_ns,
-                                                part.num_ack_pending, part.num_waiting);
+      const bool ready = takeover_settled(part, now);
       if (ready) {
         slot.stop_fetching.store(false, std::memory_order_release);
         slot.consumer_missing.store(false, std::memory_order_release);
@@ -556,6 +567,13 @@ class Fleet::Steps {
         due = std::min(due, part.takeover_since + st_.ack_wait_ns);
       }
     }
+  }
+
+  /// Nothing of a previous owner's can still be acked (no take-over pending, or its wait over).
+  [[nodiscard]] bool takeover_settled(const Fleet::State::Part& part, std::int64_t now) const {
+    return part.takeover_since == 0 ||
+           lease::take_over_ready(part.takeover_since, now, st_.ack_wait_ns, st_.fetch_expires_ns, part.num_ack_pending,
+                                  part.num_waiting);
   }
 
   bool acquire(std::uint32_t p, std::int64_t now, bool expired) {
