@@ -350,11 +350,19 @@ void Pipeline::read_backlog() noexcept {
 void Pipeline::check_output_streams(std::int64_t now) noexcept {
   // A publish that found no stream (no responders, stream not found) asks for a check at once.
   const std::uint64_t no_responders = metrics_->puback.no_responders.value();
-  if (now < next_stream_check_ns_ && no_responders == seen_no_responders_) return;
+  const bool asked = no_responders != seen_no_responders_;
+  if (now < next_stream_check_ns_ && !asked) return;
   seen_no_responders_ = no_responders;
   next_stream_check_ns_ = now + kStreamCheckIntervalNs;
   if (!ports_.monitor->nats_status(ConnectionMonitor::kConsume).up) return;
-  if (ports_.monitor->check_output_streams(Millis{2000})) metrics_->monitor.streams_checked_ns.set(now);
+  Metrics::MonitorSide& m = metrics_->monitor;
+  const std::uint64_t recreated = m.streams_recreated[0].value() + m.streams_recreated[1].value();
+  if (!ports_.monitor->check_output_streams(Millis{2000})) return;
+  m.streams_checked_ns.set(now);
+  if (asked && m.output_stream_missing[0].value() == 0 && m.output_stream_missing[1].value() == 0 &&
+      m.streams_recreated[0].value() + m.streams_recreated[1].value() == recreated) {
+    m.streams_present_despite_ns.set(now);
+  }
 }
 
 void Pipeline::monitor() noexcept {

@@ -13,6 +13,9 @@ namespace cdc {
 namespace {
 
 constexpr std::int64_t kNsPerMs = 1'000'000;
+/// How long after a check found both output streams present despite a "no responders" such
+/// failures count as a subject no stream takes (transient) rather than an outage.
+constexpr std::int64_t kUncoveredWindowNs = 2'000'000'000LL;
 /// The header block of a publish besides the Nats-Msg-Id value ("NATS/1.0\r\nNats-Msg-Id: \r\n\r\n"
 /// is 27 bytes), with room to spare: the broker counts headers against max_payload too.
 constexpr std::size_t kHeaderBytes = 64;
@@ -335,8 +338,13 @@ bool PublishStage::advance_head() noexcept {
           // which is a transient failure with its retry budget, as before.
           const std::size_t stream = ev.target == Target::kDeadLetter ? 1 : 0;
           if (ev.outage_since_ns == 0) ev.outage_since_ns = sent_ns(ev);
+          // A check asked for by such a failure that found both streams there moments before this
+          // one counts too: a subject no stream takes fails on every event, and waiting for a
+          // check of its own would hold each of them for a monitor tick.
+          const std::int64_t present_despite = metrics_.monitor.streams_present_despite_ns.value();
           if (metrics_.monitor.output_stream_missing[stream].value() == 0 &&
-              metrics_.monitor.streams_checked_ns.value() > ev.outage_since_ns) {
+              (metrics_.monitor.streams_checked_ns.value() > ev.outage_since_ns ||
+               (present_despite > 0 && ev.outage_since_ns - present_despite < kUncoveredWindowNs))) {
             ev.outage_since_ns = 0;
             // release: as finish_claim; this thread owns the settled attempt.
             ev.pub.store(pub_word(generation, PubState::kTransient), std::memory_order_release);

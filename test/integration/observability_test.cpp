@@ -404,10 +404,12 @@ TEST_CASE("health endpoints follow NATS and Redis and the pipeline as they go aw
   }
 
   SECTION("a wedged pipeline fails liveness after health.stall_timeout; progress restores it") {
-    // The output stream disappears: every publish gets "no responders" and is retried in place,
-    // so messages stay in flight, nothing completes, and NATS and Redis both look fine.
+    // The output stream stops taking the output subjects: every publish gets "no responders"
+    // and is retried in place, so messages stay in flight, nothing completes, and NATS, Redis
+    // and both streams look fine. (A deleted stream would be an outage the service repairs by
+    // recreating it: see the publish failure fault tests.)
     JetStreamProbe probe(nats.url());
-    probe.delete_stream(config.publish.stream);
+    probe.create_stream(StreamConfig{config.publish.stream, {"parked." + config.publish.subject_prefix + ".>"}, 300s});
     const std::vector<CaptureRecord> some = records_of_table(records, ".messages", 20);
     const Expected want = expect(config, some);
     publish_all(probe, some);
@@ -420,7 +422,7 @@ TEST_CASE("health endpoints follow NATS and Redis and the pipeline as they go aw
     CHECK(s.get("cdc_consumer_in_flight") > 0);
     CHECK(s.get("cdc_consumer_failing_seconds") > 0);
     CHECK(service.output().find("liveness failing") != std::string::npos);
-    // The stream is back: the retries land, liveness recovers.
+    // The stream takes the subjects again: the retries land, liveness recovers.
     probe.create_stream(StreamConfig{config.publish.stream, {config.publish.subject_prefix + ".>"}, 300s});
     CHECK(wait_status(port, "/healthz", 200, 15s, &body));
     REQUIRE(wait_consumer_idle(probe, config, 30s));
@@ -448,7 +450,9 @@ TEST_CASE("the panic guard exits with code 3 when processing keeps failing", "[i
                                       {"DAISI_CDC_PIPELINE_DRAIN_TIMEOUT", "1s"}}));
   REQUIRE(service.wait_for_output("service started", 20s));
   JetStreamProbe probe(nats.url());
-  probe.delete_stream(config.publish.stream);  // every publish fails; NAKs, redeliveries, again
+  // Every publish fails (no stream takes the output subjects; a deleted stream would be
+  // recreated): NAKs, redeliveries, again.
+  probe.create_stream(StreamConfig{config.publish.stream, {"parked." + config.publish.subject_prefix + ".>"}, 300s});
   publish_all(probe, records_of_table(records, ".messages", 10));
   const auto code = service.wait(40s);
   INFO(service.output().substr(0, 8000));

@@ -344,6 +344,9 @@ class Metrics {
     /// Steady-clock ns at which the last output stream check that answered began (0 = none yet):
     /// a publish that found no stream before it, with the stream present, was not an outage.
     Gauge streams_checked_ns;
+    /// Steady-clock ns of the last check, asked for by a "no responders", that found both streams
+    /// present (0 = none): no stream takes some subject, so its failures are not an outage.
+    Gauge streams_present_despite_ns;
   } monitor;
 
   /// Main thread (SIGHUP).

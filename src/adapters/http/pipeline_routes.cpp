@@ -41,6 +41,10 @@ std::vector<HttpRoute> pipeline_routes(Pipeline& pipeline) {
                       body += json_bool(h.redis_up);
                       body += ",\"redis_degraded\":";
                       body += json_bool(h.redis_degraded_ok);
+                      body += ",\"fleet_ready\":";
+                      body += json_bool(h.fleet_ready);
+                      body += ",\"output_streams\":";
+                      body += json_bool(h.outputs_present);
                       body += "}\n";
                       return HttpResponse{ready ? 200 : 503, "application/json", std::move(body)};
                     }});
