@@ -25,6 +25,7 @@
 #include <thread>
 
 #include "cdc/core/log.hpp"
+#include "cdc/core/partitions.hpp"
 #include "cdc/adapters/service_ports.hpp"
 #include "cdc/pipeline/pipeline.hpp"
 #include "cdc/pipeline/link.hpp"
@@ -77,6 +78,11 @@ struct DrainResult {
   std::map<std::string, std::uint64_t> results;  // ours: processed / skipped / duplicate / dead_lettered / retried
   std::vector<std::pair<std::string, StageQuantiles>> stages;
   bool complete = true;
+  // --replicas: service processes
+  int replicas = 0;  ///< 0 = the in-process pipeline
+  int partitions = 1;
+  double startup_seconds = 0;          ///< start of the processes -> first message delivered
+  std::vector<double> replica_cpu_us;  ///< per message of the backlog, per replica process
 };
 
 struct LatencyResult {
@@ -182,6 +188,97 @@ class E2e {
     return r;
   }
 
+  /// --replicas: `replicas` daisi-cdc-consumer processes drain the backlog through the
+  /// partition consumers, sharing the partitions by their leases. The clock runs from their start
+  /// (process start-up, leases and consumers included; `startup_seconds` says how much of it was
+  /// before the first delivery) until every partition consumer has nothing pending or unacked.
+  DrainResult drain_fleet(std::uint64_t n, int round, int replicas) {
+    DrainResult r;
+    r.who = "replicas";
+    r.round = round;
+    r.messages = n;
+    r.replicas = replicas;
+    r.partitions = config_.ingest.partitions;
+    // The source stream is new: so are the leases and checkpoints (a checkpoint of the old
+    // stream would point past the new one's messages).
+    {
+      jsErrCode err = static_cast<jsErrCode>(0);
+      js_DeleteStream(admin_.js(), ("KV_" + config_.ingest.lease_bucket).c_str(), nullptr, &err);
+    }
+    const std::string binary = o_.service_binary.empty() ? std::string(CDC_SERVICE_BINARY) : o_.service_binary;
+    const CpuWindow cpu(servers_);
+    const std::int64_t t0 = now_ns();
+    std::vector<std::unique_ptr<ChildProcess>> children;
+    for (int i = 0; i < replicas; ++i) {
+      std::vector<std::string> argv{"env",
+                                    "NATS_URL=" + servers_.nats_url,
+                                    "REDIS_ADDRESS=" + servers_.redis_address,
+                                    "DAISI_CDC_INGEST_PARTITIONS=" + std::to_string(config_.ingest.partitions),
+                                    "DAISI_CDC_INGEST_SUBJECT_LAYOUT=" + config_.ingest.subject_layout,
+                                    "DAISI_CDC_INGEST_MODE=pull",
+                                    "DAISI_CDC_INGEST_REPLICA_ID=bench-" + std::to_string(i),
+                                    "DAISI_CDC_METRICS_PORT=" + std::to_string(free_port()),
+                                    "DAISI_CDC_METRICS_BIND=127.0.0.1",
+                                    std::string("LOG_LEVEL=") + (o_.verbose ? "info" : "error"),
+                                    binary};
+      if (!o_.config_path.empty()) argv.insert(argv.end(), {"--config", o_.config_path});
+      children.push_back(std::make_unique<ChildProcess>(
+          argv, servers_.dir->path() + "/replica-" + std::to_string(i) + "-round-" + std::to_string(round) + ".log"));
+    }
+    std::int64_t first_delivery_ns = 0;
+    std::int64_t t1 = 0;
+    std::uint64_t last_floor_sum = 0;
+    std::int64_t last_change_ns = now_ns();
+    r.complete = false;
+    while (true) {
+      bool done = true;
+      std::uint64_t floor_sum = 0;
+      bool delivered = false;
+      for (int p = 0; p < config_.ingest.partitions; ++p) {
+        const std::string name = partition_consumer(config_.ingest, static_cast<std::uint32_t>(p));
+        jsConsumerInfo* ci = nullptr;
+        jsErrCode err = static_cast<jsErrCode>(0);
+        if (js_GetConsumerInfo(&ci, admin_.js(), config_.ingest.stream.c_str(), name.c_str(), nullptr, &err) !=
+            NATS_OK) {
+          done = false;  // not created yet
+          continue;
+        }
+        floor_sum += ci->AckFloor.Stream;
+        delivered = delivered || ci->Delivered.Stream > 0;
+        done = done && ci->NumPending == 0 && ci->NumAckPending == 0;
+        jsConsumerInfo_Destroy(ci);
+      }
+      const std::int64_t now = now_ns();
+      if (delivered && first_delivery_ns == 0) first_delivery_ns = now;
+      if (done && delivered) {
+        t1 = now;
+        r.complete = true;
+        break;
+      }
+      if (floor_sum != last_floor_sum) {
+        last_floor_sum = floor_sum;
+        last_change_ns = now;
+      } else if (now - last_change_ns > 60'000 * kNsPerMs) {
+        break;  // stalled
+      }
+      bool any_running = false;
+      for (auto& c : children) any_running = any_running || c->running();
+      if (!any_running) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    r.seconds = static_cast<double>((t1 != 0 ? t1 : now_ns()) - t0) / 1e9;
+    r.startup_seconds = first_delivery_ns != 0 ? static_cast<double>(first_delivery_ns - t0) / 1e9 : 0;
+    r.cpu = cpu.per_message(n);
+    for (auto& c : children) {
+      r.replica_cpu_us.push_back(static_cast<double>(c->running() ? child_cpu_ns(c->pid()) : 0) /
+                                 (static_cast<double>(std::max<std::uint64_t>(n, 1)) * 1e3));
+    }
+    for (auto& c : children) c->stop(std::chrono::milliseconds(15000));
+    r.rate = r.complete && r.seconds > 0 ? static_cast<double>(n) / r.seconds : 0;
+    print_drain(r);
+    return r;
+  }
+
   DrainResult drain_relay(std::uint64_t n, int round) {
     DrainResult r;
     r.who = "relay";
@@ -282,6 +379,24 @@ class E2e {
   }
 
   static void print_drain(const DrainResult& r) {
+    if (r.replicas > 0) {
+      std::string per;
+      double sum = 0;
+      for (const double us : r.replica_cpu_us) {
+        char buf[32];
+        std::snprintf(buf, sizeof buf, "%s%.1f", per.empty() ? "" : " + ", us);
+        per += buf;
+        sum += us;
+      }
+      std::printf(
+          "drain %d replica(s), P=%d, round %d: %llu messages in %.3f s = %.0f msg/s%s (first delivery after %.2f s); "
+          "CPU per message: replicas %s = %.1f us, nats-server %.1f us, redis-server %.1f us\n",
+          r.replicas, r.partitions, r.round, static_cast<unsigned long long>(r.messages), r.seconds, r.rate,
+          r.complete ? "" : " (INCOMPLETE: stalled or exited)", r.startup_seconds, per.c_str(), sum, r.cpu.nats_us,
+          r.cpu.redis_us);
+      std::fflush(stdout);
+      return;
+    }
     std::printf(
         "drain %-9s round %d: %llu messages in %.3f s = %.0f msg/s%s; CPU per message: harness process %.1f us, "
         "nats-server %.1f us, redis-server %.1f us\n",
@@ -342,7 +457,7 @@ int run_e2e(const HarnessOptions& o) {
   servers.dir.emplace("cdc-bench-e2e");
   const bool need_redis = o.mode == "e2e";
   if (o.nats_url.empty()) {
-    servers.nats.emplace(servers.dir->path());
+    servers.nats.emplace(servers.dir->path(), o.replicas.empty() ? 1 : o.partitions);
     servers.nats_url = servers.nats->url();
     servers.nats_pid = servers.nats->pid();
   } else {
@@ -358,6 +473,10 @@ int run_e2e(const HarnessOptions& o) {
     }
   }
   Config config = service_config(o);
+  if (!o.replicas.empty() && o.partitions > 1) {
+    config.ingest.partitions = o.partitions;
+    config.ingest.subject_layout = "cdc.{company}.{table}.{partition}";
+  }
   config.nats.url = servers.nats_url;
   if (need_redis) config.redis.address = servers.redis_address;
   const Corpus corpus = prepare_corpus(o, servers.dir->path());
@@ -391,7 +510,11 @@ int run_e2e(const HarnessOptions& o) {
       e2e.load_backlog(n);
       const bool relay_first = round % 2 == 0;
       if (relay && relay_first) drains.push_back(e2e.drain_relay(n, round));
-      if (ours) drains.push_back(e2e.drain_ours(n, round));
+      if (ours && o.replicas.empty()) drains.push_back(e2e.drain_ours(n, round));
+      for (std::size_t i = 0; ours && i < o.replicas.size(); ++i) {
+        if (i > 0) e2e.load_backlog(n);
+        drains.push_back(e2e.drain_fleet(n, round, o.replicas[i]));
+      }
       if (relay && !relay_first) drains.push_back(e2e.drain_relay(n, round));
     }
   }
@@ -407,9 +530,16 @@ int run_e2e(const HarnessOptions& o) {
 
   // Summary and targets (issue 4).
   std::vector<double> ours_rates, relay_rates;
-  for (const auto& d : drains) (d.who == "ours" ? ours_rates : relay_rates).push_back(d.rate);
+  for (const auto& d : drains) {
+    if (d.who == "ours") ours_rates.push_back(d.rate);
+    if (d.who == "relay") relay_rates.push_back(d.rate);
+  }
   const double ours_drain = median(ours_rates), relay_drain = median(relay_rates);
   std::printf("\nsummary\n");
+  for (const auto& d : drains) {
+    if (d.who == "replicas")
+      std::printf("  drain %d replica(s) P=%d: %.0f msg/s (round %d)\n", d.replicas, d.partitions, d.rate, d.round);
+  }
   if (!ours_rates.empty()) std::printf("  drain ours      %.0f msg/s (median of %zu)\n", ours_drain, ours_rates.size());
   if (!relay_rates.empty())
     std::printf("  drain relay     %.0f msg/s (median of %zu)\n", relay_drain, relay_rates.size());
@@ -459,6 +589,12 @@ int run_e2e(const HarnessOptions& o) {
       j.begin_object();
       j.field("who", d.who).field("round", d.round).field("messages", d.messages).field("seconds", d.seconds);
       j.field("messages_per_second", d.rate).field("complete", d.complete);
+      if (d.replicas > 0) {
+        j.field("replicas", d.replicas).field("partitions", d.partitions).field("startup_seconds", d.startup_seconds);
+        j.begin_array("replica_cpu_us_per_message");
+        for (const double us : d.replica_cpu_us) j.field({}, us);  // no key: an array element
+        j.end_array();
+      }
       json_cpu(j, d.cpu);
       if (!d.results.empty()) {
         j.begin_object("outcomes");

@@ -59,6 +59,11 @@ struct HarnessOptions {
   bool skip_latency = false;
   int rounds = 1;
   int publish_window = 1000;
+  /// e2e drain by service processes instead of the in-process pipeline: one drain per entry,
+  /// that many replicas (daisi-cdc-consumer children sharing the partitions; "1,3" compares).
+  std::vector<int> replicas;
+  int partitions = 1;          ///< ingest.partitions for the replicas; the local nats-server gets the mapping
+  std::string service_binary;  ///< empty: the daisi-cdc-consumer built with the harness
 
   // output
   std::string json_path;

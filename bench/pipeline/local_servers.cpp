@@ -93,6 +93,20 @@ void wait_ready(const std::string& what, ChildProcess& child, Ready ready) {
   }
 }
 
+std::vector<std::string> nats_arguments(const std::string& dir, std::uint16_t port, int partitions) {
+  std::vector<std::string> args{"nats-server",        "-a",  "127.0.0.1", "-p",
+                                std::to_string(port), "-js", "-sd",       dir + "/jetstream"};
+  if (partitions > 1) {
+    const std::string path = dir + "/nats-server.conf";
+    std::ofstream out(path);
+    out << "mappings = { \"cdc.*.*\": \"cdc.{{wildcard(1)}}.{{wildcard(2)}}.{{partition(" << partitions
+        << ",1,2)}}\" }\n";
+    if (!out) throw std::runtime_error("cannot write " + path);
+    args.insert(args.end(), {"-c", path});
+  }
+  return args;
+}
+
 }  // namespace
 
 TempDir::TempDir(const std::string& prefix) {
@@ -190,10 +204,8 @@ void ChildProcess::stop(std::chrono::milliseconds grace) {
 
 ChildProcess::~ChildProcess() { stop(); }
 
-LocalNats::LocalNats(const std::string& dir)
-    : port_(free_port()),
-      process_({"nats-server", "-a", "127.0.0.1", "-p", std::to_string(port_), "-js", "-sd", dir + "/jetstream"},
-               dir + "/nats-server.log") {
+LocalNats::LocalNats(const std::string& dir, int partitions)
+    : port_(free_port()), process_(nats_arguments(dir, port_, partitions), dir + "/nats-server.log") {
   wait_ready("nats-server", process_, [this] { return jetstream_ready(url()); });
 }
 

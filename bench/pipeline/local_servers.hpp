@@ -46,10 +46,12 @@ class ChildProcess {
   pid_t pid_ = -1;
 };
 
-/// nats-server -js on a free port; ready once a connection works and JetStream answers.
+/// nats-server -js on a free port; ready once a connection works and JetStream answers. With
+/// `partitions` > 1 its config maps cdc.<company>.<table> to cdc.<company>.<table>.<p>
+/// (CONTRACT.md section 11), as a partitioned deployment's servers do.
 class LocalNats {
  public:
-  explicit LocalNats(const std::string& dir);
+  explicit LocalNats(const std::string& dir, int partitions = 1);
   [[nodiscard]] std::string url() const { return "nats://127.0.0.1:" + std::to_string(port_); }
   [[nodiscard]] pid_t pid() const noexcept { return process_.pid(); }
 

@@ -68,6 +68,20 @@ int main(int argc, char** argv) {  // NOLINT(bugprone-exception-escape): an esca
   app.add_option("--rounds", o.rounds, "drain rounds (relay and ours alternate first); medians reported")
       ->group(e2e)
       ->capture_default_str();
+  app.add_option("--replicas", o.replicas,
+                 "e2e drain by R daisi-cdc-consumer processes sharing the partitions instead of the in-process "
+                 "pipeline; a list (\"1,3\") drains once per entry")
+      ->delimiter(',')
+      ->check(CLI::Range(1, 64))
+      ->group(e2e);
+  app.add_option("--partitions", o.partitions,
+                 "ingest.partitions P for --replicas; the nats-server started here maps cdc.*.* to P partitions")
+      ->check(CLI::Range(1, 1024))
+      ->group(e2e)
+      ->capture_default_str();
+  app.add_option("--service-binary", o.service_binary,
+                 "daisi-cdc-consumer for --replicas (default: the one built here)")
+      ->group(e2e);
   app.add_option("--publish-window", o.publish_window, "async publishes in flight while loading")
       ->group(e2e)
       ->capture_default_str();

@@ -11,6 +11,9 @@
 #include <httplib.h>
 #include <simdjson.h>
 
+#include <signal.h>
+
+#include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <limits>
@@ -24,7 +27,9 @@
 #include <vector>
 
 #include "cdc/core/dead_letter.hpp"
+#include "cdc/core/partitions.hpp"
 #include "feeder.hpp"
+#include "order_check.hpp"
 #include "pipeline_fixture.hpp"
 #include "tcp_proxy.hpp"
 
@@ -269,5 +274,268 @@ inline std::string figures(const Outcome& o) {
     CHECK((o).dead_letter_duplicates == 0); \
     CHECK((o).published == (o).expected);   \
   } while (false)
+
+// ---------------------------------------------------------------------------------------------
+// Partitions and replica fleets (issue 12, CONTRACT.md section 11)
+
+/// The durable consumer of partition p (the service's own naming).
+inline std::string partition_consumer_name(const Config& config, std::uint32_t p) {
+  return partition_consumer(config.ingest, p);
+}
+
+/// Where every partition consumer stands, index = partition; a consumer that does not exist
+/// (yet, or deleted) reads as nullopt.
+inline std::vector<std::optional<ConsumerState>> partition_states(const JetStreamProbe& probe, const Config& config) {
+  std::vector<std::optional<ConsumerState>> out;
+  const auto partitions = static_cast<std::uint32_t>(std::max<std::int64_t>(1, config.ingest.partitions));
+  for (std::uint32_t p = 0; p < partitions; ++p) {
+    const std::string name = partition_consumer_name(config, p);
+    if (probe.consumer_exists(config.ingest.stream, name)) {
+      out.emplace_back(probe.consumer_info(config.ingest.stream, name));
+    } else {
+      out.emplace_back(std::nullopt);
+    }
+  }
+  return out;
+}
+
+/// wait_settled for a partitioned source: every partition's consumer exists and has nothing
+/// pending or unacknowledged, and both output streams hold at least the expected counts.
+inline bool wait_settled_partitions(const std::string& url, const Config& config, std::size_t published,
+                                    std::size_t dead_letters, std::chrono::seconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    try {
+      JetStreamProbe probe(url);
+      bool idle = true;
+      for (const auto& s : partition_states(probe, config)) {
+        if (!s || s->num_pending != 0 || s->num_ack_pending != 0) {
+          idle = false;
+          break;
+        }
+      }
+      if (idle && probe.stream_exists(config.publish.stream) && probe.count(config.publish.stream) >= published &&
+          probe.stream_exists(config.publish.dlq_stream) && probe.count(config.publish.dlq_stream) >= dead_letters) {
+        return true;
+      }
+    } catch (const std::exception&) {
+      // A server is restarting or a stream is being recreated; try again.
+    }
+    std::this_thread::sleep_for(100ms);
+  }
+  return false;
+}
+
+/// One line per partition consumer ("p3: pending=.. ack_pending=.. floor=.."), for failures.
+inline std::string partition_report(const std::string& url, const Config& config) {
+  std::string text;
+  try {
+    JetStreamProbe probe(url);
+    const auto states = partition_states(probe, config);
+    for (std::size_t p = 0; p < states.size(); ++p) {
+      text.append("p").append(std::to_string(p)).append(": ");
+      if (!states[p]) {
+        text.append("no consumer\n");
+        continue;
+      }
+      text.append("pending=")
+          .append(std::to_string(states[p]->num_pending))
+          .append(" ack_pending=")
+          .append(std::to_string(states[p]->num_ack_pending))
+          .append(" redelivered=")
+          .append(std::to_string(states[p]->num_redelivered))
+          .append(" floor=")
+          .append(std::to_string(states[p]->ack_floor_stream_seq))
+          .append("\n");
+    }
+  } catch (const std::exception& e) {
+    text.append("(no consumer info: ").append(e.what()).append(")\n");
+  }
+  return text;
+}
+
+/// The order check over the real streams: positions from the source stream as stored (see
+/// order_check.hpp for why the source stream and not the feeder's list), outputs from wa_stream.
+inline OrderCheck check_stream_order(const JetStreamProbe& probe, const Config& config) {
+  std::vector<CaptureRecord> source;
+  for (auto& m : probe.read_stream(config.ingest.stream)) {
+    CaptureRecord r;
+    r.subject = std::move(m.subject);
+    r.headers = std::move(m.headers);
+    r.data = std::move(m.data);
+    r.stream_seq = m.seq;
+    source.push_back(std::move(r));
+  }
+  std::vector<StoredOutput> stored;
+  for (const auto& m : probe.read_stream(config.publish.stream)) {
+    stored.push_back(StoredOutput{m.subject, m.header("Nats-Msg-Id"), m.seq});
+  }
+  return check_order(source_positions(config, source), stored);
+}
+
+/// Seconds as "12.3".
+inline std::string fixed1(double x) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1f", x);
+  return buf;
+}
+
+/// N replicas of the service on one set of servers: one environment, each replica with its own
+/// metrics port and `ingest.replica_id` ("replica-<n>", n counting every start, so a replica
+/// started after a kill is a new member, as a restarted pod with a new name would be).
+class ReplicaFleet {
+ public:
+  explicit ReplicaFleet(EnvOverrides env) : env_(std::move(env)) {}
+  ReplicaFleet(const ReplicaFleet&) = delete;
+  ReplicaFleet& operator=(const ReplicaFleet&) = delete;
+
+  /// Starts one more replica and waits until its pipeline runs; its index.
+  std::size_t start() {
+    Replica r;
+    r.id = "replica-" + std::to_string(replicas_.size());
+    r.port = free_port();
+    EnvOverrides env = env_;
+    env["DAISI_CDC_METRICS_PORT"] = std::to_string(r.port);
+    env["DAISI_CDC_INGEST_REPLICA_ID"] = r.id;
+    env["DAISI_CDC_NATS_NAME"] = "cdc-" + r.id;
+    r.process = start_service(env);
+    replicas_.push_back(std::move(r));
+    return replicas_.size() - 1;
+  }
+
+  [[nodiscard]] std::size_t size() const noexcept { return replicas_.size(); }
+  [[nodiscard]] ServiceProcess& process(std::size_t i) { return *replicas_.at(i).process; }
+  [[nodiscard]] const std::string& id(std::size_t i) const { return replicas_.at(i).id; }
+  [[nodiscard]] std::uint16_t port(std::size_t i) const { return replicas_.at(i).port; }
+  [[nodiscard]] bool running(std::size_t i) { return replicas_.at(i).process->running(); }
+
+  /// Indices of the replicas still running.
+  [[nodiscard]] std::vector<std::size_t> live() {
+    std::vector<std::size_t> out;
+    for (std::size_t i = 0; i < replicas_.size(); ++i) {
+      if (running(i)) out.push_back(i);
+    }
+    return out;
+  }
+
+  /// SIGKILL; the exit code (137).
+  int kill(std::size_t i) { return process(i).kill(); }
+  /// SIGTERM without waiting (the replica drains and hands over on its own).
+  void sigterm(std::size_t i) { process(i).signal(SIGTERM); }
+  /// SIGTERM and wait for the exit; its code.
+  int terminate(std::size_t i, std::chrono::milliseconds timeout = 30s) { return process(i).terminate(timeout); }
+
+  /// The replica's /metrics body, "" when it does not answer.
+  [[nodiscard]] std::string metrics(std::size_t i) const {
+    const auto [status, body] = http_get(port(i), "/metrics");
+    return status == 200 ? body : std::string();
+  }
+  /// cdc_consumer_partitions_owned of replica i; NaN when missing (not running, not rendered).
+  [[nodiscard]] double owned(std::size_t i) const { return metric(metrics(i), "cdc_consumer_partitions_owned"); }
+
+  /// The live replicas' partitions_owned gauges, "replica-0=3 replica-1=3 replica-2=2".
+  [[nodiscard]] std::string owned_text() {
+    std::string text;
+    for (const std::size_t i : live()) {
+      const double v = owned(i);
+      text.append(text.empty() ? "" : " ")
+          .append(id(i))
+          .append("=")
+          .append(std::isnan(v) ? std::string("?") : std::to_string(static_cast<long>(v)));
+    }
+    return text;
+  }
+
+  /// Waits until every live replica renders the gauge, the gauges sum to `partitions` and none
+  /// is above `max_each` (the spread of an even assignment); false on timeout.
+  bool wait_spread(std::uint32_t partitions, double max_each, std::chrono::milliseconds timeout) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (true) {
+      double sum = 0;
+      bool ok = true;
+      for (const std::size_t i : live()) {
+        const double v = owned(i);
+        if (std::isnan(v) || v > max_each) {
+          ok = false;
+          break;
+        }
+        sum += v;
+      }
+      if (ok && sum == static_cast<double>(partitions)) return true;
+      if (std::chrono::steady_clock::now() >= deadline) return false;
+      std::this_thread::sleep_for(50ms);
+    }
+  }
+
+  /// The last `bytes` of every replica's output, for a failure message.
+  [[nodiscard]] std::string logs(std::size_t bytes = 3000) const {
+    std::string text;
+    for (const auto& r : replicas_) {
+      const std::string out = r.process->output();
+      text.append("\n--- ").append(r.id).append(":\n");
+      text.append(out.size() <= bytes ? out : out.substr(out.size() - bytes));
+    }
+    return text;
+  }
+
+  /// Every line of every replica's output that contains `needle`, prefixed by the replica id.
+  [[nodiscard]] std::string grep(std::string_view needle, std::size_t max_lines = 20) const {
+    std::string text;
+    std::size_t n = 0;
+    for (const auto& r : replicas_) {
+      std::istringstream in(r.process->output());
+      std::string line;
+      while (std::getline(in, line) && n < max_lines) {
+        if (line.find(needle) == std::string::npos) continue;
+        text.append(r.id).append(": ").append(line).append("\n");
+        ++n;
+      }
+    }
+    return text;
+  }
+
+ private:
+  struct Replica {
+    std::string id;
+    std::uint16_t port = 0;
+    std::unique_ptr<ServiceProcess> process;
+  };
+  EnvOverrides env_;
+  std::vector<Replica> replicas_;
+};
+
+/// Seconds until every partition consumer progresses again after a replica stopped at `since`:
+/// each partition's ack floor moved past `floors` (read right after the stop) or the partition
+/// has nothing pending or unacknowledged. Needs traffic on every partition (a feeder running).
+/// NaN on timeout.
+inline double wait_partitions_flowing(const std::string& url, const Config& config,
+                                      const std::vector<std::uint64_t>& floors,
+                                      std::chrono::steady_clock::time_point since, std::chrono::seconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    try {
+      JetStreamProbe probe(url);
+      const auto states = partition_states(probe, config);
+      bool flowing = states.size() == floors.size();
+      for (std::size_t p = 0; flowing && p < states.size(); ++p) {
+        const auto& s = states[p];
+        flowing = s && (s->ack_floor_stream_seq > floors[p] || (s->num_pending == 0 && s->num_ack_pending == 0));
+      }
+      if (flowing) return std::chrono::duration<double>(std::chrono::steady_clock::now() - since).count();
+    } catch (const std::exception&) {
+      // A server is restarting; try again.
+    }
+    std::this_thread::sleep_for(50ms);
+  }
+  return std::numeric_limits<double>::quiet_NaN();
+}
+
+/// Every partition consumer's ack floor now (0 for a missing consumer).
+inline std::vector<std::uint64_t> partition_floors(const std::string& url, const Config& config) {
+  JetStreamProbe probe(url);
+  std::vector<std::uint64_t> out;
+  for (const auto& s : partition_states(probe, config)) out.push_back(s ? s->ack_floor_stream_seq : 0);
+  return out;
+}
 
 }  // namespace cdc::test::faults

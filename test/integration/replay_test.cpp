@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <fstream>
+#include <map>
 #include <sstream>
 
 #include "cdc/adapters/service_ports.hpp"
@@ -293,4 +294,69 @@ TEST_CASE("dlq redrive sends dead letters back once the cause is fixed, and remo
     CHECK(got[i].data == after.payloads[i]);
   }
   CHECK(probe.count(fixed.publish.dlq_stream) == 0);
+}
+
+TEST_CASE("capture of a partitioned stream, publish into a server with another partition count",
+          "[integration][replay][partitions]") {
+  TempDir dir("cdc-replay-test");
+  auto records = read_capture(sample_path("sequin-mixed-2k.jsonl"));
+  records.resize(400);
+
+  // The source: P = 4, so the stream holds cdc.<company>.<table>.<p>.
+  NatsServerOptions four;
+  four.config_lines = {partition_mapping(4)};
+  NatsServer first(four);
+  JetStreamProbe source(first.url());
+  source.create_stream("cdc_events_stream", {"cdc.>"});
+  for (const auto& r : records) source.publish(r);
+  const auto stored = source.read_stream("cdc_events_stream");
+  REQUIRE(stored.size() == records.size());
+  for (std::size_t i = 0; i < stored.size(); ++i) {
+    INFO(stored[i].subject);
+    REQUIRE(stored[i].subject.rfind(records[i].subject + ".", 0) == 0);
+  }
+
+  // Verbatim, the capture keeps the partition; --strip-partition gives back the producer's subjects.
+  const auto verbatim = dir.path() / "verbatim.jsonl";
+  const auto stripped = dir.path() / "stripped.jsonl";
+  REQUIRE(replay({"capture", "--url", first.url(), "--stream", "cdc_events_stream", "--no-meta", "-o",
+                  verbatim.string(), "--quiet"}) == 0);
+  REQUIRE(replay({"capture", "--url", first.url(), "--stream", "cdc_events_stream", "--no-meta", "--strip-partition",
+                  "-o", stripped.string(), "--quiet"}) == 0);
+  const auto verbatim_records = read_capture(verbatim.string());
+  const auto stripped_records = read_capture(stripped.string());
+  REQUIRE(verbatim_records.size() == records.size());
+  REQUIRE(stripped_records.size() == records.size());
+  for (std::size_t i = 0; i < records.size(); ++i) {
+    CHECK(verbatim_records[i].subject == stored[i].subject);
+    CHECK(stripped_records[i].subject == records[i].subject);
+    CHECK(stripped_records[i].data == records[i].data);
+  }
+
+  // Into P = 8: the stripped capture as it is, the verbatim one with publish --strip-partition.
+  // Both land on the target's own partitions, the same for both, one per source subject.
+  NatsServerOptions eight;
+  eight.config_lines = {partition_mapping(8)};
+  std::vector<std::vector<StreamMessage>> targets;
+  for (const auto& [file, flag] : {std::pair{stripped, false}, std::pair{verbatim, true}}) {
+    NatsServer target(eight);
+    std::vector<std::string> args{"publish",         file.string(),       "--url",  target.url(),
+                                  "--create-stream", "cdc_events_stream", "--quiet"};
+    if (flag) args.emplace_back("--strip-partition");
+    REQUIRE(replay(args) == 0);
+    JetStreamProbe probe(target.url());
+    targets.push_back(probe.read_stream("cdc_events_stream"));
+  }
+  REQUIRE(targets[0].size() == records.size());
+  REQUIRE(targets[1].size() == records.size());
+  std::map<std::string, std::string> partition_of;
+  for (std::size_t i = 0; i < records.size(); ++i) {
+    INFO(targets[0][i].subject);
+    CHECK(targets[0][i].subject == targets[1][i].subject);
+    REQUIRE(targets[0][i].subject.rfind(records[i].subject + ".", 0) == 0);
+    const std::string p = targets[0][i].subject.substr(records[i].subject.size() + 1);
+    CHECK(std::stoi(p) < 8);
+    CHECK(partition_of.emplace(records[i].subject, p).first->second == p);
+    CHECK(targets[1][i].data == records[i].data);
+  }
 }

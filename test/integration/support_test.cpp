@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <string>
 #include <thread>
@@ -113,12 +114,40 @@ TEST_CASE("support: the probe publishes and reads back byte-exact", "[support]")
     CHECK(state.num_ack_pending == 0);
     CHECK(state.num_redelivered == 0);
     CHECK_THROWS_WITH(probe.consumer_info("cdc_events_stream", "other"), Catch::Contains("consumer info"));
+    probe.delete_consumer("cdc_events_stream", "cdc_consumers");
+    CHECK_FALSE(probe.consumer_exists("cdc_events_stream", "cdc_consumers"));
+    CHECK_THROWS_WITH(probe.delete_consumer("cdc_events_stream", "cdc_consumers"), Catch::Contains("delete consumer"));
   }
 
   SECTION("delete stream") {
     probe.delete_stream("cdc_events_stream");
     CHECK_FALSE(probe.stream_exists("cdc_events_stream"));
     CHECK_THROWS_AS(probe.count("cdc_events_stream"), std::runtime_error);
+  }
+}
+
+TEST_CASE("support: a partition mapping stores cdc.<company>.<table> as cdc.<company>.<table>.<p>", "[support]") {
+  CHECK(cdc::test::partition_mapping(8) ==
+        R"(mappings = { "cdc.*.*": "cdc.{{wildcard(1)}}.{{wildcard(2)}}.{{partition(8,1,2)}}" })");
+  cdc::test::NatsServerOptions options;
+  options.config_lines = {cdc::test::partition_mapping(4)};
+  NatsServer nats(options);
+  JetStreamProbe probe(nats.url());
+  probe.create_stream("cdc_events_stream", {"cdc.>"}, 5min);
+  const std::vector<std::string> sources{"cdc.co1.messages", "cdc.acme.chats", "cdc.co1.messages", "cdc.Zeta-9.agents",
+                                         "cdc.acme.chats"};
+  for (const auto& s : sources) CHECK(probe.publish(s, "{}").stream == "cdc_events_stream");
+  const auto messages = probe.read_stream("cdc_events_stream");
+  REQUIRE(messages.size() == sources.size());
+  std::map<std::string, std::string> partition_of;  // source subject -> partition token
+  for (std::size_t i = 0; i < sources.size(); ++i) {
+    INFO(messages[i].subject);
+    const std::string prefix = sources[i] + ".";
+    REQUIRE(messages[i].subject.rfind(prefix, 0) == 0);
+    const std::string p = messages[i].subject.substr(prefix.size());
+    CHECK((p == "0" || p == "1" || p == "2" || p == "3"));
+    // Deterministic: every message of one source subject in one partition.
+    CHECK(partition_of.emplace(sources[i], p).first->second == p);
   }
 }
 

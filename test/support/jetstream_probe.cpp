@@ -261,4 +261,10 @@ bool JetStreamProbe::consumer_exists(const std::string& stream, const std::strin
   return true;
 }
 
+void JetStreamProbe::delete_consumer(const std::string& stream, const std::string& durable) {
+  jsErrCode code = static_cast<jsErrCode>(0);
+  check(js_DeleteConsumer(jetstream(), stream.c_str(), durable.c_str(), nullptr, &code),
+        "delete consumer " + stream + "/" + durable, code);
+}
+
 }  // namespace cdc::test

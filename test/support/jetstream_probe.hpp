@@ -115,6 +115,9 @@ class JetStreamProbe {
   /// State of durable consumer `durable` of `stream`.
   [[nodiscard]] ConsumerState consumer_info(const std::string& stream, const std::string& durable) const;
   [[nodiscard]] bool consumer_exists(const std::string& stream, const std::string& durable) const;
+  /// Deletes durable consumer `durable` of `stream` (the JetStream API's CONSUMER.DELETE, as an
+  /// operator's `nats consumer rm`). Throws when it does not exist.
+  void delete_consumer(const std::string& stream, const std::string& durable);
 
  private:
   struct Handles;

@@ -390,6 +390,18 @@ void ServerProcess::launch_and_wait() {
 // ---------------------------------------------------------------------------------------------
 // NatsServer
 
+std::string partition_mapping(std::uint32_t partitions, std::string_view prefix) {
+  if (partitions == 0) throw std::invalid_argument("partition_mapping: partitions must be at least 1");
+  const std::string p(prefix);
+  return std::string("mappings = { \"")
+      .append(p)
+      .append(".*.*\": \"")
+      .append(p)
+      .append(".{{wildcard(1)}}.{{wildcard(2)}}.{{partition(")
+      .append(std::to_string(partitions))
+      .append(",1,2)}}\" }");
+}
+
 NatsServer::NatsServer(NatsServerOptions options)
     : ServerProcess("nats-server", options.start_timeout), options_(std::move(options)) {
   if (options_.max_payload > 0 || !options_.config_lines.empty()) {
@@ -456,6 +468,7 @@ NatsCluster::NatsCluster(NatsClusterOptions options) : options_(std::move(option
         "  name: " + options_.name,       "  listen: 127.0.0.1:" + std::to_string(cluster_ports_[i]),
         "  routes: [" + routes + "]",     "}",
     };
+    node.config_lines.insert(node.config_lines.end(), options_.config_lines.begin(), options_.config_lines.end());
     nodes_.push_back(std::make_unique<NatsServer>(std::move(node)));
   }
   wait_ready();

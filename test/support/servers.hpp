@@ -156,6 +156,13 @@ struct NatsServerOptions {
   bool wait_for_jetstream = true;
 };
 
+/// The config line that partitions the source subjects as CONTRACT.md section 11 asks:
+/// `mappings = { "<prefix>.*.*": "<prefix>.{{wildcard(1)}}.{{wildcard(2)}}.{{partition(P,1,2)}}" }`,
+/// so a publish to `cdc.<company>.<table>` is stored on `cdc.<company>.<table>.<p>`, p in [0, P),
+/// the same p for every message of one company and table. For NatsServerOptions::config_lines
+/// and NatsClusterOptions::config_lines.
+[[nodiscard]] std::string partition_mapping(std::uint32_t partitions, std::string_view prefix = "cdc");
+
 /// `nats-server -a 127.0.0.1 -p <free port> [-js -sd <dir>/store] [-c <dir>/nats-server.conf]`.
 /// Ready once a nats.c connection works and, with JetStream (and wait_for_jetstream), the
 /// JetStream API answers.
@@ -181,6 +188,9 @@ struct NatsClusterOptions {
   std::int64_t max_payload = 4 << 20;
   /// Per node start, and for the cluster's JetStream (meta leader, peers) afterwards.
   std::chrono::milliseconds start_timeout = 30s;
+  /// Extra lines for every node's config file (nats-server config syntax), e.g.
+  /// partition_mapping(8): a subject mapping is per server, so every node needs it.
+  std::vector<std::string> config_lines;
 };
 
 /// A JetStream cluster of NatsServer nodes on loopback: each node runs `nats-server -js` with

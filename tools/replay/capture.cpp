@@ -29,6 +29,7 @@ struct CaptureOptions {
   bool until_caught_up = false;
   std::string output;  ///< empty or "-" = stdout
   bool no_meta = false;
+  bool strip_partition = false;  ///< --strip-partition
   bool quiet = false;
 };
 
@@ -131,6 +132,7 @@ int run_capture(const CaptureOptions& options) {
     const MetaDataPtr meta(raw_meta);
 
     record.subject = natsMsg_GetSubject(msg.get());
+    if (options.strip_partition) record.subject = strip_partition(record.subject);
     record.headers = read_headers(msg.get());
     const char* data = natsMsg_GetData(msg.get());
     record.data.assign(data != nullptr ? data : "", static_cast<std::size_t>(natsMsg_GetDataLength(msg.get())));
@@ -181,6 +183,9 @@ void add_capture_command(CLI::App& app, int& exit_code) {
                 "Stop when nothing is pending (the default without --count)");
   cmd->add_option("-o,--output", options->output, "Output file (default stdout)");
   cmd->add_flag("--no-meta", options->no_meta, "Leave out stream_seq and time (lines comparable with the source)");
+  cmd->add_flag("--strip-partition", options->strip_partition,
+                "Write cdc.<company>.<table> for a partitioned stream's cdc.<company>.<table>.<p> (a trailing "
+                "decimal token): publish re-partitions it with the target server's mapping");
   cmd->add_flag("--quiet,-q", options->quiet, "No summary and no progress line on stderr");
   cmd->callback([options, &exit_code] { exit_code = run_capture(*options); });
 }

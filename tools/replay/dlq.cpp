@@ -33,6 +33,7 @@ struct DlqOptions {
   std::string format;  ///< list: jsonl|table; stats: text|json
   bool show_body = false;
   bool drop_msg_id = false;
+  bool strip_partition = false;  ///< redrive --strip-partition
   bool dry_run = false;
   double ack_timeout_s = 10;
   bool quiet = false;
@@ -299,13 +300,14 @@ int run_redrive(const DlqOptions& o, JetStreamConnection& nats, const std::vecto
       fail(m, m.problem);
       continue;
     }
+    const std::string target = o.strip_partition ? strip_partition(m.source_subject) : m.source_subject;
     if (o.dry_run) {
-      std::cout << "would redrive dlq seq " << m.seq << " -> " << m.source_subject << " (" << m.error_kind << ", "
+      std::cout << "would redrive dlq seq " << m.seq << " -> " << target << " (" << m.error_kind << ", "
                 << m.body.size() << " bytes)\n";
       continue;
     }
     natsMsg* raw = nullptr;
-    check(natsMsg_Create(&raw, m.source_subject.c_str(), nullptr, m.body.data(), static_cast<int>(m.body.size())),
+    check(natsMsg_Create(&raw, target.c_str(), nullptr, m.body.data(), static_cast<int>(m.body.size())),
           "natsMsg_Create");
     const MsgPtr msg(raw);
     Headers headers;
@@ -343,8 +345,8 @@ int run_redrive(const DlqOptions& o, JetStreamConnection& nats, const std::vecto
     }
     ++redriven;
     if (!o.quiet) {
-      std::cout << "redriven dlq seq " << m.seq << " -> " << m.source_subject << " (" << ack->Stream << " seq "
-                << ack->Sequence << ")\n";
+      std::cout << "redriven dlq seq " << m.seq << " -> " << target << " (" << ack->Stream << " seq " << ack->Sequence
+                << ")\n";
     }
   }
   if (!o.quiet || failed > 0) {
@@ -437,6 +439,9 @@ void add_dlq_command(CLI::App& app, int& exit_code) {
           ->capture_default_str();
     } else {
       cmd->add_flag("--all", state->options.all, "Redrive every dead letter (or those the filters select)");
+      cmd->add_flag("--strip-partition", state->options.strip_partition,
+                    "Redrive cdc.<company>.<table>.<p> to cdc.<company>.<table>: the server's mapping picks the "
+                    "partition again (needed after a change of P)");
       cmd->add_flag("--drop-msg-id", state->options.drop_msg_id,
                     "Publish without the original Nats-Msg-Id (needed within the source stream's duplicate window)");
       cmd->add_flag("--dry-run", state->options.dry_run, "Show what would be redriven; change nothing");

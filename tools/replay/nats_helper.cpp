@@ -170,6 +170,16 @@ void add_headers(natsMsg* msg, const Headers& headers) {
 
 Headers read_headers(natsMsg* msg) { return cdc::read_nats_headers(msg); }
 
+std::string strip_partition(std::string_view subject) {
+  const auto dot = subject.rfind('.');
+  if (dot == std::string_view::npos || dot == 0) return std::string(subject);
+  const std::string_view last = subject.substr(dot + 1);
+  const bool number = !last.empty() && last.size() <= 4 &&
+                      last.find_first_not_of("0123456789") == std::string_view::npos &&
+                      (last.size() == 1 || last[0] != '0');
+  return std::string(number ? subject.substr(0, dot) : subject);
+}
+
 std::optional<std::int64_t> parse_rfc3339(std::string_view text) {
   std::size_t pos = 0;
   int year = 0, month = 0, day = 0, hour = 0, minute = 0, second = 0;

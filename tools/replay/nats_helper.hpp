@@ -85,6 +85,14 @@ void add_headers(natsMsg* msg, const Headers& headers);
 /// to 9 digits, 't'/'z' accepted); nullopt when it is not one.
 [[nodiscard]] std::optional<std::int64_t> parse_rfc3339(std::string_view text);
 
+/// The source subject without the broker's partition token (CONTRACT.md section 11): a stream
+/// partitioned by the subject mapping stores `cdc.<company>.<table>` as
+/// `cdc.<company>.<table>.<p>`; this gives back `cdc.<company>.<table>`, which a server with the
+/// mapping partitions again (for its own P). A subject whose last token is not a decimal
+/// partition number (no leading zero, at most 4 digits: P <= 1024), or that has a single token,
+/// is returned unchanged.
+[[nodiscard]] std::string strip_partition(std::string_view subject);
+
 /// SIGINT and SIGTERM set a flag instead of killing the process, so a subcommand can finish
 /// what is in flight and print its summary. A second signal terminates at once.
 void install_stop_handler();

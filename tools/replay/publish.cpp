@@ -32,6 +32,7 @@ struct PublishOptions {
   double rate = 0;   ///< messages per second; 0 = as fast as the window allows
   double speed = 0;  ///< multiple of the capture's own pace ("time"); 0 = off
   std::vector<std::string> subject_maps;
+  bool strip_partition = false;  ///< --strip-partition, before --subject-map
   bool drop_msg_id = false;
   std::size_t count = 0;  ///< 0 = every record
   std::size_t repeat = 1;
@@ -166,7 +167,7 @@ bool load(const PublishOptions& options, const SubjectMap& map, std::vector<Reco
     }
     Record r;
     r.line = number;
-    r.subject = map.apply(record.subject);
+    r.subject = map.apply(options.strip_partition ? strip_partition(record.subject) : record.subject);
     for (auto& header : record.headers) {
       if (options.drop_msg_id && header.first == "Nats-Msg-Id") continue;
       r.headers.push_back(std::move(header));
@@ -489,6 +490,9 @@ void add_publish_command(CLI::App& app, int& exit_code) {
       ->excludes(rate);
   cmd->add_option("--subject-map", options->subject_maps,
                   "Rewrite subjects, FROM=TO, e.g. 'cdc.co1.*=cdc.staging.*' ('*' keeps that token); repeatable");
+  cmd->add_flag("--strip-partition", options->strip_partition,
+                "Publish cdc.<company>.<table>.<p> (a capture of a partitioned stream) as cdc.<company>.<table>, "
+                "so the server's subject mapping partitions it (before --subject-map)");
   cmd->add_flag("--drop-msg-id", options->drop_msg_id, "Publish without the Nats-Msg-Id header");
   cmd->add_option("--count", options->count, "Publish only the first N records of the file")
       ->check(CLI::PositiveNumber);
