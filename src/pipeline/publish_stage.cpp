@@ -14,8 +14,10 @@ namespace {
 
 constexpr std::int64_t kNsPerMs = 1'000'000;
 /// How long after a check found both output streams present despite a "no responders" such
-/// failures count as a subject no stream takes (transient) rather than an outage.
-constexpr std::int64_t kUncoveredWindowNs = 2'000'000'000LL;
+/// failures count as a subject no stream takes (transient) rather than an outage. Long enough
+/// that a subject no stream takes does not hold each of its events for a monitor check of its
+/// own; a stream deleted within it costs retries (and NAKs) instead of a pure wait.
+constexpr std::int64_t kUncoveredWindowNs = 30'000'000'000LL;
 /// The header block of a publish besides the Nats-Msg-Id value ("NATS/1.0\r\nNats-Msg-Id: \r\n\r\n"
 /// is 27 bytes), with room to spare: the broker counts headers against max_payload too.
 constexpr std::size_t kHeaderBytes = 64;
@@ -336,15 +338,7 @@ bool PublishStage::advance_head() noexcept {
           // Unless the monitor found the stream present in a check begun after this publish:
           // then no stream takes the subject (or the server answered 503 for its own reasons),
           // which is a transient failure with its retry budget, as before.
-          const std::size_t stream = ev.target == Target::kDeadLetter ? 1 : 0;
-          if (ev.outage_since_ns == 0) ev.outage_since_ns = sent_ns(ev);
-          // A check asked for by such a failure that found both streams there moments before this
-          // one counts too: a subject no stream takes fails on every event, and waiting for a
-          // check of its own would hold each of them for a monitor tick.
-          const std::int64_t present_despite = metrics_.monitor.streams_present_despite_ns.value();
-          if (metrics_.monitor.output_stream_missing[stream].value() == 0 &&
-              (metrics_.monitor.streams_checked_ns.value() > ev.outage_since_ns ||
-               (present_despite > 0 && ev.outage_since_ns - present_despite < kUncoveredWindowNs))) {
+          if (uncovered(ev)) {
             ev.outage_since_ns = 0;
             // release: as finish_claim; this thread owns the settled attempt.
             ev.pub.store(pub_word(generation, PubState::kTransient), std::memory_order_release);
@@ -389,6 +383,20 @@ blocked:
   return forwarded > 0;
 }
 
+bool PublishStage::uncovered(Event& ev) const noexcept {
+  const std::size_t stream = ev.target == Target::kDeadLetter ? 1 : 0;
+  if (ev.outage_since_ns == 0) ev.outage_since_ns = sent_ns(ev);
+  // The monitor found the stream present in a check begun after this publish: no stream takes
+  // the subject (or the server answered 503 for its own reasons). A check asked for by such a
+  // failure that found both streams there moments before this one counts too: a subject no
+  // stream takes fails on every event, and waiting for a check of its own would hold each of
+  // them for a monitor tick.
+  const std::int64_t present_despite = metrics_.monitor.streams_present_despite_ns.value();
+  return metrics_.monitor.output_stream_missing[stream].value() == 0 &&
+         (metrics_.monitor.streams_checked_ns.value() > ev.outage_since_ns ||
+          (present_despite > 0 && ev.outage_since_ns - present_despite < kUncoveredWindowNs));
+}
+
 void PublishStage::retry_round(std::int64_t now) noexcept {
   // Republish, in order, every attempt that failed or timed out; newer events wait until these
   // are stored (hold_until_), so a retried event never lands after a later one of its subject.
@@ -401,6 +409,12 @@ void PublishStage::retry_round(std::int64_t now) noexcept {
     if (st == PubState::kInFlight && now > ev.pub_deadline_ns && claim(ev, pub_generation(word))) {
       metrics_.publish.timeouts.inc();
       finish_claim(ev, pub_generation(word), PubState::kTransient, "no PubAck within publish.ack_timeout");
+      st = PubState::kTransient;
+    }
+    if (st == PubState::kOutage && uncovered(ev)) {
+      // No stream takes its subject: a failure of this event, with its retry budget.
+      ev.outage_since_ns = 0;
+      ev.pub.store(pub_word(pub_generation(word), PubState::kTransient), std::memory_order_release);
       st = PubState::kTransient;
     }
     if (st == PubState::kOutage) {

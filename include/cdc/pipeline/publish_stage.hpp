@@ -49,6 +49,10 @@ class PublishStage final : public StageHandler, public PubAckSink {
   void publish(Event& ev) noexcept;
   bool advance_head() noexcept;
   void retry_round(std::int64_t now) noexcept;
+  /// A kOutage attempt whose stream the monitor found present after it failed (stamps
+  /// ev.outage_since_ns on first sight): no stream takes its subject, so it is a failure of
+  /// this event with its retry budget, not an outage.
+  bool uncovered(Event& ev) const noexcept;
   void give_up(Event& ev, std::string_view why) noexcept;
   /// The event's partition is no longer ours: nothing is published, the source is NAKed at once.
   void fence(Event& ev) noexcept;
