@@ -515,6 +515,8 @@ TEST_CASE("messages on subjects no partition consumer takes are reported by the 
   CHECK_THAT(lines.front(), Catch::Contains("cdc.acme.messages.v2=1"));
   CHECK_THAT(lines.front(),
              Catch::Contains("cdc-replay capture --stream " + ca.ingest.stream + " --subject 'cdc.acme.messages.v2'"));
+  CHECK_THAT(lines.front(),
+             Catch::Contains("--subject-map 'cdc.acme.messages.v2=cdc.{company}.{table}' --drop-msg-id"));
   CHECK_THAT(ma.render(ScrapeState{}), Catch::Contains("cdc_consumer_unconsumed_messages 1\n"));
 
   // The set changes: one more line, the gauge follows. Unchanged: no repeat.

@@ -958,11 +958,23 @@ class Fleet::Steps {
                      .append(first)
                      .append("' --no-meta -o strays.jsonl; cdc-replay publish strays.jsonl --subject-map '")
                      .append(first)
-                     .append("=<a subject of the layout>'; then nats stream purge ")
+                     .append("=")
+                     .append(producer_layout())
+                     .append("' --drop-msg-id; then nats stream purge ")
                      .append(config_.ingest.stream)
                      .append(" --subject '")
                      .append(first)
                      .append("' (docs/operations.md, Partitions and replicas)")}});
+  }
+
+  /// The subject a producer publishes (the layout without its partition token, which the
+  /// server mapping adds), for the fix in the log line.
+  std::string producer_layout() const {
+    std::string layout = config_.ingest.subject_layout;
+    const std::string token = ".{partition}";
+    const auto at = layout.find(token);
+    if (at != std::string::npos) layout.erase(at, token.size());
+    return layout;
   }
 
   /// Not (or no longer) the owner of partition 0: another replica reports.
