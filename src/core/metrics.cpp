@@ -472,6 +472,10 @@ void Metrics::render_fleet(std::string& out) const {
     const std::int64_t v = fleet.checkpoint_lag[p].value();
     if (v >= 0) sample_signed(out, "cdc_consumer_checkpoint_lag", label("partition", std::to_string(p)), v);
   }
+  family(out, "cdc_consumer_unconsumed_messages", "gauge",
+         "Messages in the source stream on subjects no partition consumer takes (off the layout, "
+         "never consumed); reported by the replica that owns partition 0, 0 on the others.");
+  sample_signed(out, "cdc_consumer_unconsumed_messages", "", fleet.unconsumed.value());
 }
 
 }  // namespace cdc

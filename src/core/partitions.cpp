@@ -18,6 +18,61 @@ std::string partition_filter(const IngestConfig& ingest, std::uint32_t partition
       .partition_filter(partition);
 }
 
+namespace {
+
+/// The next '.'-separated token of `s` from `pos` (pos moves past it and its dot).
+std::string_view next_token(std::string_view s, std::size_t& pos) noexcept {
+  const std::size_t dot = s.find('.', pos);
+  const std::size_t end = dot == std::string_view::npos ? s.size() : dot;
+  const std::string_view token = s.substr(pos, end - pos);
+  pos = dot == std::string_view::npos ? s.size() + 1 : dot + 1;
+  return token;
+}
+
+/// NATS subject matching: '*' is one token, a last '>' one or more.
+bool subject_matches(std::string_view filter, std::string_view subject) noexcept {
+  std::size_t fp = 0;
+  std::size_t sp = 0;
+  while (fp <= filter.size()) {
+    const std::string_view f = next_token(filter, fp);
+    if (sp > subject.size()) return false;  // the subject has fewer tokens
+    const std::string_view t = next_token(subject, sp);
+    if (f == ">") return !t.empty();
+    if (f != "*" && f != t) return false;
+    if (t.empty()) return false;
+  }
+  return sp > subject.size();  // the subject has no more tokens
+}
+
+}  // namespace
+
+bool partition_takes(const IngestConfig& ingest, std::string_view subject) noexcept {
+  if (ingest.partitions <= 1) return ingest.filter_subject.empty() || subject_matches(ingest.filter_subject, subject);
+  // The partition filters are the layout with each placeholder as '*' and {partition} as a
+  // canonical decimal below P: token by token against the layout, no string built.
+  const std::string_view layout = ingest.subject_layout;
+  std::size_t lp = 0;
+  std::size_t sp = 0;
+  while (lp <= layout.size()) {
+    const std::string_view l = next_token(layout, lp);
+    if (sp > subject.size()) return false;
+    const std::string_view t = next_token(subject, sp);
+    if (t.empty()) return false;
+    if (l == "{partition}") {
+      if (t.size() > 1 && t[0] == '0') return false;
+      std::uint64_t value = 0;
+      for (const char c : t) {
+        if (c < '0' || c > '9') return false;
+        value = value * 10 + static_cast<std::uint64_t>(c - '0');
+        if (value >= static_cast<std::uint64_t>(ingest.partitions)) return false;
+      }
+    } else if (l.empty() || l.front() != '{' || l.back() != '}') {
+      if (l != t) return false;
+    }
+  }
+  return sp > subject.size();
+}
+
 std::vector<std::uint32_t> assign_partitions(std::span<const std::string> members, std::string_view self,
                                              std::uint32_t partitions) {
   std::vector<std::uint32_t> mine;

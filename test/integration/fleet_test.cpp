@@ -429,3 +429,114 @@ TEST_CASE("a partition still waiting out a take-over is handed on only when its 
   a.release_all();
   a.stop();
 }
+
+namespace {
+
+/// The process log sent to a pipe while it lives, read by a thread of its own.
+class LogPipe {
+ public:
+  LogPipe() {
+    REQUIRE(pipe(fds_) == 0);
+    cdc::log::start(4096, fds_[1]);
+    reader_ = std::thread([this] {
+      char buf[4096];
+      ssize_t n = 0;
+      while ((n = read(fds_[0], buf, sizeof buf)) > 0) {
+        std::lock_guard<std::mutex> lock(mutex_);
+        text_.append(buf, static_cast<std::size_t>(n));
+      }
+    });
+  }
+  ~LogPipe() {
+    cdc::log::stop();
+    close(fds_[1]);
+    reader_.join();
+    close(fds_[0]);
+  }
+  LogPipe(const LogPipe&) = delete;
+  LogPipe& operator=(const LogPipe&) = delete;
+  /// Lines containing `needle`.
+  std::vector<std::string> lines_with(const std::string& needle) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    std::vector<std::string> out;
+    std::istringstream in(text_);
+    for (std::string line; std::getline(in, line);) {
+      if (line.find(needle) != std::string::npos) out.push_back(line);
+    }
+    return out;
+  }
+
+ private:
+  int fds_[2] = {-1, -1};
+  std::mutex mutex_;
+  std::string text_;
+  std::thread reader_;
+};
+
+std::int64_t unconsumed(const Metrics& m) { return m.fleet.unconsumed.value(); }
+
+}  // namespace
+
+TEST_CASE("messages on subjects no partition consumer takes are reported by the owner of partition 0",
+          "[integration][fleet]") {
+  NatsServerOptions options;
+  options.config_lines = {partition_mapping(kPartitions)};
+  NatsServer nats(options);
+  JetStreamProbe probe(nats.url());
+  const Config ca = fleet_config(nats, "a");
+  const Config cb = fleet_config(nats, "b");
+  NatsConnection conn_a(ca.nats, "consume");
+  NatsConnection conn_b(cb.nats, "consume");
+  ensure_jetstream_objects(conn_a, ca, "");
+  // Mapped by the server (3 tokens): a partition's consumer takes it. Not mapped (4 tokens, no
+  // partition): stored as published, taken by no consumer.
+  probe.publish("cdc.acme.messages", "{}");
+  probe.publish("cdc.acme.messages.v2", "{}");
+
+  Fleet::set_stray_check_interval_for_tests(200ms);
+  LogPipe logs;
+  Metrics ma({"messages"});
+  Metrics mb({"messages"});
+  Fleet a(conn_a, ca);
+  Fleet b(conn_b, cb);
+  a.attach(ma);
+  b.attach(mb);
+  a.start();
+  REQUIRE(wait_for([&] { return active(a).count(0) == 1; }, 10s));
+  b.start();
+  // Members sorted ["a", "b"]: partition 0 stays with a.
+  REQUIRE(wait_for([&] { return active(b) == std::set<std::uint32_t>{1, 3}; }, 15s));
+
+  REQUIRE(wait_for([&] { return unconsumed(ma) == 1; }, 5s));
+  REQUIRE(wait_for([&] { return !logs.lines_with("no partition consumer takes").empty(); }, 5s));
+  auto lines = logs.lines_with("no partition consumer takes");
+  CHECK(lines.size() == 1);
+  CHECK_THAT(lines.front(), Catch::Contains("\"level\":\"error\""));
+  CHECK_THAT(lines.front(), Catch::Contains("cdc.acme.messages.v2=1"));
+  CHECK_THAT(lines.front(),
+             Catch::Contains("cdc-replay capture --stream " + ca.ingest.stream + " --subject 'cdc.acme.messages.v2'"));
+  CHECK_THAT(lines.front(),
+             Catch::Contains("--subject-map 'cdc.acme.messages.v2=cdc.{company}.{table}' --drop-msg-id"));
+  CHECK_THAT(ma.render(ScrapeState{}), Catch::Contains("cdc_consumer_unconsumed_messages 1\n"));
+
+  // The set changes: one more line, the gauge follows. Unchanged: no repeat.
+  probe.publish("cdc.x", "{}");
+  probe.publish("cdc.x", "{}");
+  REQUIRE(wait_for([&] { return unconsumed(ma) == 3; }, 5s));
+  REQUIRE(wait_for([&] { return logs.lines_with("no partition consumer takes").size() == 2; }, 5s));
+  CHECK_THAT(logs.lines_with("no partition consumer takes").back(), Catch::Contains("cdc.x=2"));
+  std::this_thread::sleep_for(600ms);  // three more checks, no new line expected
+  CHECK(logs.lines_with("no partition consumer takes").size() == 2);
+  // b does not own partition 0 (and has had time for several checks): it reports 0.
+  CHECK(unconsumed(mb) == 0);
+  CHECK_THAT(mb.render(ScrapeState{}), Catch::Contains("cdc_consumer_unconsumed_messages 0\n"));
+
+  // a leaves: b owns partition 0 now and reports the same; a reports 0.
+  a.release_all();
+  a.stop();
+  REQUIRE(wait_for([&] { return unconsumed(mb) == 3; }, 15s));
+  CHECK(unconsumed(ma) == 0);
+  b.release_all();
+  b.stop();
+  Fleet::set_stray_check_interval_for_tests(0ms);
+}

@@ -145,6 +145,7 @@ std::string busy_exposition() {
   m.fleet.partition_backlog[3].set(2);
   m.fleet.checkpoint_lag[1].set(5);
   m.fleet.checkpoint_lag[3].set(0);
+  m.fleet.unconsumed.set(3);
   ScrapeState st;
   st.revision = "0123456789ab";
   st.dependencies = {{{"nats_c", "3.3.0"}, {"simdjson", "3.0.1"}, {"hiredis", "0.14.1"}, {"libuv", "1.44.2"}}};
@@ -537,6 +538,9 @@ TEST_CASE("fleet series render once a fleet attached, per owned partition, absen
   CHECK(value_of(text, "cdc_consumer_lease_acquisitions_total") == "2");
   CHECK(value_of(text, "cdc_consumer_partition_backlog", "partition=\"5\"") == "12");
   CHECK(value_of(text, "cdc_consumer_checkpoint_lag", "partition=\"5\"") == "3");
+  CHECK(value_of(text, "cdc_consumer_unconsumed_messages") == "0");
+  m.fleet.unconsumed.set(7);
+  CHECK(value_of(m.render(st), "cdc_consumer_unconsumed_messages") == "7");
   // Partitions not owned have no sample.
   CHECK(text.find("cdc_consumer_partition_backlog{partition=\"4\"}") == std::string::npos);
 }

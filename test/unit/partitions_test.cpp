@@ -70,3 +70,36 @@ TEST_CASE("the {partition} token matches a canonical decimal below the partition
   CHECK_THROWS_WITH(cdc::SubjectLayout("cdc.{company}.{table}.{partition}.{partition}"),
                     "subject_layout \"cdc.{company}.{table}.{partition}.{partition}\" has more than one {partition}");
 }
+
+TEST_CASE("partition_takes says which stored subjects some partition consumer takes", "[partitions]") {
+  IngestConfig in;
+  // One partition, no filter: the one consumer takes everything.
+  CHECK(cdc::partition_takes(in, "cdc.acme.messages.v2"));
+  CHECK(cdc::partition_takes(in, "cdc.x"));
+  in.filter_subject = "cdc.*.messages";
+  CHECK(cdc::partition_takes(in, "cdc.acme.messages"));
+  CHECK_FALSE(cdc::partition_takes(in, "cdc.acme.chats"));
+  CHECK_FALSE(cdc::partition_takes(in, "cdc.acme.messages.v2"));
+  in.filter_subject = "cdc.>";
+  CHECK(cdc::partition_takes(in, "cdc.acme.messages.v2"));
+  CHECK_FALSE(cdc::partition_takes(in, "cdc"));
+
+  in.filter_subject.clear();
+  in.partitions = 4;
+  in.subject_layout = "cdc.{company}.{table}.{partition}";
+  CHECK(cdc::partition_takes(in, "cdc.acme.messages.0"));
+  CHECK(cdc::partition_takes(in, "cdc.acme.messages.3"));
+  CHECK_FALSE(cdc::partition_takes(in, "cdc.acme.messages.4"));   // another mapping's partition
+  CHECK_FALSE(cdc::partition_takes(in, "cdc.acme.messages.03"));  // not what the filter .3 matches
+  CHECK_FALSE(cdc::partition_takes(in, "cdc.acme.messages.v2"));
+  CHECK_FALSE(cdc::partition_takes(in, "cdc.acme.messages"));  // unmapped
+  CHECK_FALSE(cdc::partition_takes(in, "cdc.x"));
+  CHECK_FALSE(cdc::partition_takes(in, "cdc.a.b.1.extra"));
+  CHECK_FALSE(cdc::partition_takes(in, "other.a.b.1"));
+  // Exactly the partition filters' matches.
+  for (std::uint32_t p = 0; p < 4; ++p) {
+    const std::string s = std::string("cdc.c.t.").append(std::to_string(p));
+    CHECK(cdc::partition_filter(in, p) == std::string("cdc.*.*.").append(std::to_string(p)));
+    CHECK(cdc::partition_takes(in, s));
+  }
+}

@@ -365,6 +365,9 @@ class Metrics {
     // Per partition, -1 = not owned or not read yet (left out of the exposition).
     std::vector<Gauge> partition_backlog;  // num_pending + num_ack_pending
     std::vector<Gauge> checkpoint_lag;     // ack floor - stored checkpoint
+    // Messages on stored subjects no partition consumer takes (malformed with P > 1); set by the
+    // replica that owns partition 0, 0 on every other one.
+    Gauge unconsumed;
     /// Start-up zone, before the first scrape: sizes the per-partition series.
     void resize(std::uint32_t count);
   } fleet;

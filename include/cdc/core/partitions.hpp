@@ -28,4 +28,10 @@ std::string partition_filter(const IngestConfig& ingest, std::uint32_t partition
 std::vector<std::uint32_t> assign_partitions(std::span<const std::string> members, std::string_view self,
                                              std::uint32_t partitions);
 
+/// Whether some partition's consumer takes `subject` (it matches partition_filter(ingest, p)
+/// for a p below ingest.partitions; with one partition: ingest.filter_subject matches, or it is
+/// empty). A stored subject for which this is false is never consumed: the fleet reports it
+/// (cdc_consumer_unconsumed_messages). Allocates nothing.
+bool partition_takes(const IngestConfig& ingest, std::string_view subject) noexcept;
+
 }  // namespace cdc

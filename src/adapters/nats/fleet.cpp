@@ -27,6 +27,15 @@ constexpr std::int64_t kTransitionPollNs = 100 * kNsPerMs;
 /// A watcher that has not shown our own member write after this long is recreated.
 constexpr std::int64_t kWatcherStaleFactor = 2;  // x renew interval
 
+/// How often the owner of partition 0 looks for unconsumed subjects.
+constexpr std::int64_t kStrayIntervalNs = 30'000 * kNsPerMs;
+std::atomic<std::int64_t> stray_interval_override_ms{0};  // tests only; 0 = kStrayIntervalNs
+
+std::int64_t stray_interval_ns() noexcept {
+  const std::int64_t ms = stray_interval_override_ms.load(std::memory_order_relaxed);
+  return ms > 0 ? ms * kNsPerMs : kStrayIntervalNs;
+}
+
 std::int64_t now_ns() noexcept {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
       .count();
@@ -170,6 +179,11 @@ struct Fleet::State {
   std::int64_t member_put_ns = 0;
   std::int64_t next_due_ns = 0;
   std::string started;  // RFC 3339, for the member value
+  // The stray check (owner of partition 0): when next, and the set last logged.
+  bool stray_owner = false;
+  std::int64_t next_stray_ns = 0;
+  std::string strays_logged;  // "subject=count,..." of the last error; empty = none
+  bool stray_limit_logged = false;
 
   ~State() {
     {
@@ -369,6 +383,7 @@ class Fleet::Steps {
     if (st_.init_done) {
       rebalance(now, due);
       for (std::uint32_t p = 0; p < table_.size(); ++p) step(p, now, due);
+      check_strays(now_ns(), due);
     }
     publish_gauges();
     st_.next_due_ns = std::max(due, now + kNsPerMs);
@@ -376,6 +391,7 @@ class Fleet::Steps {
 
   /// release_all(): every held lease released by revision, the member key deleted.
   void release_all() {
+    forget_strays();
     const std::int64_t now = now_ns();
     for (std::uint32_t p = 0; p < table_.size(); ++p) {
       if (st_.parts[p].held) fence_slot(p);
@@ -419,6 +435,7 @@ class Fleet::Steps {
         drop(p);
       }
     }
+    forget_strays();
     publish_gauges();
   }
 
@@ -865,6 +882,108 @@ class Fleet::Steps {
          {"deliver", start > 0 ? "by_start_sequence" : "all"}});
   }
 
+  /// With P > 1, the owner of partition 0 (one replica of the fleet) looks every stray interval,
+  /// and once right after acquiring it, for stored subjects no partition consumer takes (the
+  /// broker's mapping only maps subjects of the layout's shape, the rest is stored as published
+  /// and would wait unconsumed): cdc_consumer_unconsumed_messages, and one error per change of the
+  /// set. Off the hot path (the fleet thread); bounded: a stream listing more than
+  /// Fleet::kStrayCheckMaxSubjects subjects is checked only by its first ones, and each request
+  /// waits at most the fleet's call timeout.
+  void check_strays(std::int64_t now, std::int64_t& due) {
+    if (table_.size() <= 1) return;  // one unfiltered consumer takes everything
+    const bool owner = st_.parts[0].held && !st_.parts[0].handing_over;
+    if (!owner) {
+      if (st_.stray_owner) forget_strays();
+      return;
+    }
+    if (!st_.stray_owner) {
+      st_.stray_owner = true;
+      st_.next_stray_ns = now;  // just acquired: look at once
+    }
+    if (now < st_.next_stray_ns) {
+      due = std::min(due, st_.next_stray_ns);
+      return;
+    }
+    st_.next_stray_ns = now + stray_interval_ns();
+    due = std::min(due, st_.next_stray_ns);
+    std::vector<StoredSubject> stored;
+    std::size_t listed = 0;
+    const natsStatus s =
+        read_stored_subjects(st_.js, config_.ingest.stream, ">", Fleet::kStrayCheckMaxSubjects, stored, listed);
+    if (s != NATS_OK) {
+      log_limited("fleet: cannot list the source stream's subjects for the unconsumed-subject check", s);
+      return;  // the gauge keeps its last reading
+    }
+    if (listed > stored.size() && !st_.stray_limit_logged) {
+      st_.stray_limit_logged = true;
+      log::warn("fleet: the source stream stores more subjects than the unconsumed-subject check looks at",
+                {{"stream", config_.ingest.stream},
+                 {"subjects", static_cast<unsigned long long>(listed)},
+                 {"checked", static_cast<unsigned long long>(stored.size())}});
+    }
+    std::uint64_t messages = 0;
+    std::size_t count = 0;
+    std::string named;  // up to 5, "subject=count"
+    std::string first;
+    for (const auto& one : stored) {
+      if (one.messages == 0 || partition_takes(config_.ingest, one.subject)) continue;
+      messages += one.messages;
+      if (count < 5) {
+        named.append(named.empty() ? "" : ",").append(one.subject).append("=").append(std::to_string(one.messages));
+        if (first.empty()) first = one.subject;
+      }
+      ++count;
+    }
+    if (metrics_ != nullptr) metrics_->fleet.unconsumed.set(static_cast<std::int64_t>(messages));
+    // The set (subjects and counts) as the log names it; logged again when it changes.
+    std::string set = named;
+    if (count > 5) set.append(",+").append(std::to_string(count - 5));
+    if (set == st_.strays_logged) return;
+    st_.strays_logged = set;
+    if (count == 0) {
+      log::info("fleet: no more messages on subjects no partition consumer takes", {{"stream", config_.ingest.stream}});
+      return;
+    }
+    log::error(
+        "fleet: messages on subjects no partition consumer takes (off the subject layout); they are "
+        "never consumed until moved",
+        {{"stream", config_.ingest.stream},
+         {"subjects", named},
+         {"subject_count", static_cast<unsigned long long>(count)},
+         {"messages", static_cast<unsigned long long>(messages)},
+         {"layout", config_.ingest.subject_layout},
+         {"fix", std::string("cdc-replay capture --stream ")
+                     .append(config_.ingest.stream)
+                     .append(" --subject '")
+                     .append(first)
+                     .append("' --no-meta -o strays.jsonl; cdc-replay publish strays.jsonl --subject-map '")
+                     .append(first)
+                     .append("=")
+                     .append(producer_layout())
+                     .append("' --drop-msg-id; then nats stream purge ")
+                     .append(config_.ingest.stream)
+                     .append(" --subject '")
+                     .append(first)
+                     .append("' (docs/operations.md, Partitions and replicas)")}});
+  }
+
+  /// The subject a producer publishes (the layout without its partition token, which the
+  /// server mapping adds), for the fix in the log line.
+  std::string producer_layout() const {
+    std::string layout = config_.ingest.subject_layout;
+    const std::string token = ".{partition}";
+    const auto at = layout.find(token);
+    if (at != std::string::npos) layout.erase(at, token.size());
+    return layout;
+  }
+
+  /// Not (or no longer) the owner of partition 0: another replica reports.
+  void forget_strays() {
+    st_.stray_owner = false;
+    st_.strays_logged.clear();
+    if (metrics_ != nullptr) metrics_->fleet.unconsumed.set(0);
+  }
+
   void publish_gauges() {
     std::uint32_t held = 0;
     std::uint32_t missing = 0;
@@ -917,6 +1036,10 @@ void close_watcher(Fleet::State& st) {
 }
 
 }  // namespace
+
+void Fleet::set_stray_check_interval_for_tests(std::chrono::milliseconds interval) noexcept {
+  stray_interval_override_ms.store(interval.count() > 0 ? interval.count() : 0, std::memory_order_relaxed);
+}
 
 Fleet::~Fleet() {
   stop();

@@ -1,6 +1,7 @@
 #include "cdc/adapters/nats/nats_connection.hpp"
 
 #include <algorithm>
+#include <limits>
 #include <chrono>
 #include <thread>
 #include <vector>
@@ -369,6 +370,26 @@ void ensure_source_stream(jsCtx* js, const Config& config) {
                 config.ingest.create_streams);
 }
 
+natsStatus read_stored_subjects(jsCtx* js, const std::string& stream, const std::string& filter, std::size_t max,
+                                std::vector<StoredSubject>& out, std::size_t& listed) {
+  listed = 0;
+  jsOptions jo;
+  jsOptions_Init(&jo);
+  jo.Stream.Info.SubjectsFilter = filter.c_str();
+  jsStreamInfo* raw = nullptr;
+  jsErrCode err = static_cast<jsErrCode>(0);
+  const natsStatus s = js_GetStreamInfo(&raw, js, stream.c_str(), &jo, &err);
+  if (s != NATS_OK) return s;
+  NatsStreamInfoPtr info(raw);
+  if (info->State.Subjects == nullptr) return NATS_OK;
+  listed = static_cast<std::size_t>(std::max(0, info->State.Subjects->Count));
+  for (std::size_t i = 0; i < listed && i < max; ++i) {
+    const jsStreamStateSubject& one = info->State.Subjects->List[i];
+    out.push_back(StoredSubject{one.Subject, one.Msgs});
+  }
+  return NATS_OK;
+}
+
 void check_partition_fit(jsCtx* js, const Config& config) {
   const IngestConfig& in = config.ingest;
   jsStreamInfo* raw = nullptr;
@@ -390,16 +411,11 @@ void check_partition_fit(jsCtx* js, const Config& config) {
   if (in.partitions > 1) {
     // Every partitioned subject it holds: a partition token >= P means another mapping.
     const std::string filter = SubjectLayout(in.subject_layout, in.company_prefix).filter_subject();
-    jsOptions jo;
-    jsOptions_Init(&jo);
-    jo.Stream.Info.SubjectsFilter = filter.c_str();
-    raw = nullptr;
-    if (js_GetStreamInfo(&raw, js, in.stream.c_str(), &jo, &err) == NATS_OK) {
-      NatsStreamInfoPtr filtered(raw);
-      if (filtered->State.Subjects != nullptr) {
-        for (int i = 0; i < filtered->State.Subjects->Count; ++i)
-          stored.emplace_back(filtered->State.Subjects->List[i].Subject);
-      }
+    std::vector<StoredSubject> listed;
+    std::size_t count = 0;
+    if (read_stored_subjects(js, in.stream, filter, std::numeric_limits<std::size_t>::max(), listed, count) ==
+        NATS_OK) {
+      for (auto& one : listed) stored.push_back(std::move(one.subject));
     }
   }
   const std::string problem = partition_fit_error(in, subjects, stored);

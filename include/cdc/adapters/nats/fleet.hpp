@@ -7,6 +7,8 @@
 /// pure functions in cdc/core/lease_rules.hpp.
 
 #include <atomic>
+#include <chrono>
+#include <cstddef>
 #include <condition_variable>
 #include <cstdint>
 #include <memory>
@@ -74,6 +76,13 @@ class Fleet final : public FleetMember {
   /// reports as the replica's backlog; no request; zero on a replica holding nothing, so a
   /// standby is never "stalled"). False before start().
   bool backlog(ConsumerBacklog& out) const noexcept;
+
+  /// How often the owner of partition 0 looks for stored subjects no partition consumer takes
+  /// (30 s; also once right after acquiring partition 0). Tests only: a shorter interval, set
+  /// before start(); zero or negative restores the default.
+  static void set_stray_check_interval_for_tests(std::chrono::milliseconds interval) noexcept;
+  /// At most this many stored subjects are looked at per check.
+  static constexpr std::size_t kStrayCheckMaxSubjects = 10'000;
 
   /// Opaque: the fleet thread's view of the bucket (members, leases, checkpoints; fleet.cpp).
   struct State;

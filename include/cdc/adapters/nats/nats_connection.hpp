@@ -8,6 +8,7 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include <nats/nats.h>
 
@@ -97,6 +98,18 @@ void ensure_source_stream(jsCtx* js, const Config& config);
 /// stream's subjects and what it stores against ingest.partitions. Throws ConfigError
 /// ("ingest.partitions: ...") on a misfit, NatsError when the stream cannot be read.
 void check_partition_fit(jsCtx* js, const Config& config);
+
+/// One subject a stream stores and its message count.
+struct StoredSubject {
+  std::string subject;
+  std::uint64_t messages = 0;
+};
+
+/// The subjects `stream` stores that match `filter` (stream info with a subjects filter), with
+/// their message counts: at most `max` of them appended to `out`; `listed` gets how many the
+/// server listed. The request waits as long as `js` allows. Never throws (bad_alloc aside).
+natsStatus read_stored_subjects(jsCtx* js, const std::string& stream, const std::string& filter, std::size_t max,
+                                std::vector<StoredSubject>& out, std::size_t& listed);
 
 /// The deliver subject of the push consumer (outside every stream's subjects).
 std::string push_deliver_subject(const Config& config);
