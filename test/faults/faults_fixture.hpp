@@ -354,9 +354,8 @@ inline std::string partition_report(const std::string& url, const Config& config
   return text;
 }
 
-/// The order check over the real streams: positions from the source stream as stored (see
-/// order_check.hpp for why the source stream and not the feeder's list), outputs from wa_stream.
-inline OrderCheck check_stream_order(const JetStreamProbe& probe, const Config& config) {
+/// Every message of the source stream as stored, with its stream sequence.
+inline std::vector<CaptureRecord> read_source_records(const JetStreamProbe& probe, const Config& config) {
   std::vector<CaptureRecord> source;
   for (auto& m : probe.read_stream(config.ingest.stream)) {
     CaptureRecord r;
@@ -366,6 +365,13 @@ inline OrderCheck check_stream_order(const JetStreamProbe& probe, const Config& 
     r.stream_seq = m.seq;
     source.push_back(std::move(r));
   }
+  return source;
+}
+
+/// The order check over the real streams: positions from the source stream as stored (see
+/// order_check.hpp for why the source stream and not the feeder's list), outputs from wa_stream.
+inline OrderCheck check_stream_order(const JetStreamProbe& probe, const Config& config) {
+  const std::vector<CaptureRecord> source = read_source_records(probe, config);
   std::vector<StoredOutput> stored;
   for (const auto& m : probe.read_stream(config.publish.stream)) {
     stored.push_back(StoredOutput{m.subject, m.header("Nats-Msg-Id"), m.seq});

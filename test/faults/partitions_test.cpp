@@ -499,15 +499,7 @@ TEST_CASE("partitions: wa_stream deleted mid-stream is recreated, traffic flows,
   // The events that must be in the recreated wa_stream: every one whose first source copy was
   // stored after the deletion.
   JetStreamProbe probe(nats.url());
-  std::vector<CaptureRecord> source;
-  for (auto& m : probe.read_stream(config.ingest.stream)) {
-    CaptureRecord r;
-    r.subject = std::move(m.subject);
-    r.headers = std::move(m.headers);
-    r.data = std::move(m.data);
-    r.stream_seq = m.seq;
-    source.push_back(std::move(r));
-  }
+  const std::vector<CaptureRecord> source = read_source_records(probe, config);
   const auto positions = source_positions(config, source);
   std::set<std::string> must_be_there;
   for (const auto& [id, seq] : positions) {
