@@ -28,8 +28,10 @@ export TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1}
 run() {
   local name=$1 sanitize=$2 dir=build-$1
   echo "== $name: -DCDC_SANITIZE=$sanitize ($dir)"
-  cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCDC_SANITIZE="$sanitize" -DCDC_BUILD_BENCH=OFF \
-    -DCDC_WERROR=ON > /dev/null
+  # -O1 -g1: what the sanitizers' documentation recommends (usable stacks with file:line), and
+  # quicker to compile than -O2 -g (CI has a 30-minute budget).
+  cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O1 -g1 -DNDEBUG" \
+    -DCDC_SANITIZE="$sanitize" -DCDC_BUILD_BENCH=OFF -DCDC_WERROR=ON > /dev/null
   # Only what the unit label runs: the pure core and its tests (no servers, no service binary).
   cmake --build "$dir" -j "$JOBS" --target cdc_unit_tests cdc_stress_tests
   local filter=()
