@@ -4,7 +4,7 @@
 # test/stress) with AddressSanitizer + UndefinedBehaviorSanitizer (build-asan/) and with
 # ThreadSanitizer (build-tsan/), and runs them. Any report fails the run. The pipeline stress
 # test runs CDC_STRESS_EVENTS deliveries per mapping (default here: 30 000 under ASan, 10 000
-# under TSan, 20-30 s each on 2 cores; CI has a 30-minute budget).
+# under TSan: a few seconds each on 2 cores; CI has a 30-minute budget).
 #
 #   scripts/sanitizers.sh            both
 #   scripts/sanitizers.sh asan|tsan  one of them
