@@ -46,31 +46,15 @@ bool subject_matches(std::string_view filter, std::string_view subject) noexcept
 
 }  // namespace
 
-bool partition_takes(const IngestConfig& ingest, std::string_view subject) noexcept {
+bool partition_takes(const IngestConfig& ingest, std::string_view subject) {
   if (ingest.partitions <= 1) return ingest.filter_subject.empty() || subject_matches(ingest.filter_subject, subject);
   // The partition filters are the layout with each placeholder as '*' and {partition} as a
-  // canonical decimal below P: token by token against the layout, no string built.
-  const std::string_view layout = ingest.subject_layout;
-  std::size_t lp = 0;
-  std::size_t sp = 0;
-  while (lp <= layout.size()) {
-    const std::string_view l = next_token(layout, lp);
-    if (sp > subject.size()) return false;
-    const std::string_view t = next_token(subject, sp);
-    if (t.empty()) return false;
-    if (l == "{partition}") {
-      if (t.size() > 1 && t[0] == '0') return false;
-      std::uint64_t value = 0;
-      for (const char c : t) {
-        if (c < '0' || c > '9') return false;
-        value = value * 10 + static_cast<std::uint64_t>(c - '0');
-        if (value >= static_cast<std::uint64_t>(ingest.partitions)) return false;
-      }
-    } else if (l.empty() || l.front() != '{' || l.back() != '}') {
-      if (l != t) return false;
-    }
-  }
-  return sp > subject.size();
+  // canonical decimal below P: exactly what the layout's split accepts.
+  const SubjectLayout layout(ingest.subject_layout, ingest.company_prefix,
+                             static_cast<std::uint32_t>(ingest.partitions));
+  std::string_view company;
+  std::string_view table;
+  return layout.split(subject, company, table);
 }
 
 std::vector<std::uint32_t> assign_partitions(std::span<const std::string> members, std::string_view self,

@@ -31,7 +31,9 @@ std::vector<std::uint32_t> assign_partitions(std::span<const std::string> member
 /// Whether some partition's consumer takes `subject` (it matches partition_filter(ingest, p)
 /// for a p below ingest.partitions; with one partition: ingest.filter_subject matches, or it is
 /// empty). A stored subject for which this is false is never consumed: the fleet reports it
-/// (cdc_consumer_unconsumed_messages). Allocates nothing.
-bool partition_takes(const IngestConfig& ingest, std::string_view subject) noexcept;
+/// (cdc_consumer_unconsumed_messages). With several partitions this is the subject layout's own
+/// split (SubjectLayout, which checks the {partition} token); it builds the layout, so it
+/// allocates: for the fleet's periodic check, not for a hot path.
+bool partition_takes(const IngestConfig& ingest, std::string_view subject);
 
 }  // namespace cdc
