@@ -490,11 +490,11 @@ int run_e2e(const HarnessOptions& o) {
   std::printf("corpus          %s: %zu messages, %.0f B mean body, %.0f%% on processed tables\n", corpus.path().c_str(),
               corpus.size(), corpus.mean_body_bytes(), corpus.allowed_fraction() * 100);
   std::printf(
-      "service         ingest %s, ring %zu, batch %d, wait %s, max_pending %d, send_asap consume %s publish %s\n",
+      "service         ingest %s, ring %zu, batch %d, wait %s, max_pending %d, write_mode consume %s publish %s\n",
       config.ingest.mode == IngestMode::kPush ? "push" : "pull", config.pipeline.ring_capacity,
       config.pipeline.batch_size, std::string(to_string(config.pipeline.wait_strategy)).c_str(),
-      config.publish.max_pending, config.nats.send_asap ? "true" : "false",
-      config.publish.send_asap ? "true" : "false");
+      config.publish.max_pending, std::string(to_string(config.nats.write_mode)).c_str(),
+      std::string(to_string(config.publish.write_mode)).c_str());
   std::printf("threads         %s\n", thread_mapping_text(config).c_str());
   std::fflush(stdout);
 
@@ -581,8 +581,8 @@ int run_e2e(const HarnessOptions& o) {
     j.field("batch_size", config.pipeline.batch_size).field("wait_strategy", to_string(config.pipeline.wait_strategy));
     j.field("threads", thread_mapping_text(config));
     j.field("max_pending", config.publish.max_pending)
-        .field("send_asap", config.nats.send_asap)
-        .field("publish_send_asap", config.publish.send_asap);
+        .field("write_mode", to_string(config.nats.write_mode))
+        .field("publish_write_mode", to_string(config.publish.write_mode));
     j.end_object();
     j.begin_array("drains");
     for (const auto& d : drains) {

@@ -23,7 +23,7 @@ class ServiceMonitor final : public ConnectionMonitor {
   explicit ServiceMonitor(const Config& config)
       : config_(config), consume_(std::make_unique<NatsConnection>(config.nats, "consume")) {
     NatsConfig publish_nats = config.nats;
-    publish_nats.send_asap = config.publish.send_asap;  // the publish connection has its own
+    publish_nats.write_mode = config.publish.write_mode;  // the publish connection has its own
     publish_ = std::make_unique<NatsConnection>(publish_nats, "publish");
   }
 

@@ -114,12 +114,14 @@ void AckStage::on_event(Event& ev, bool end_of_batch) noexcept {
 }
 
 bool AckStage::on_idle(std::int64_t) noexcept {
+  completer_.end_of_batch();   // the turn's acks leave in one write (NATS write mode batch)
   if (store_) store_->poll();  // after a batch its marks leave in one write; replies, reconnect timers
   return false;
 }
 
 void AckStage::on_shutdown() noexcept {
   // Send what is buffered: acks to NATS, marks to Redis (bounded wait).
+  completer_.end_of_batch();
   completer_.flush(std::chrono::milliseconds(2000));
   const std::int64_t deadline = now_ns() + 1'000'000'000LL;
   while (store_ && store_->awaiting_reply() > 0 && store_->ready() && now_ns() < deadline) store_->poll();

@@ -496,6 +496,9 @@ bool PublishStage::on_idle(std::int64_t now) noexcept {
     for (std::size_t i = 0; i < window_.size(); ++i) keep_alive_.touch(*window_.at(i), now);
     keep_alive_.touch_ring(*ctx_.in.ring, now);
   }
+  // The turn's publishes (new events, retries, dead letters) leave in one write: a batch under
+  // load, a single publish at once when idle.
+  publisher_.end_of_batch();
   return progressed;
 }
 

@@ -95,7 +95,7 @@ void check_same(const Config& actual, const Config& expected) {
   SAME(nats.connect_timeout);
   SAME(nats.reconnect_wait);
   SAME(nats.max_reconnect);
-  SAME(nats.send_asap);
+  SAME(nats.write_mode);
   SAME(nats.stream_replicas);
   SAME(nats.tls_ca);
   SAME(nats.tls_cert);
@@ -136,7 +136,7 @@ void check_same(const Config& actual, const Config& expected) {
   SAME(publish.dlq_stream);
   SAME(publish.dlq_subject_prefix);
   SAME(publish.max_pending);
-  SAME(publish.send_asap);
+  SAME(publish.write_mode);
   SAME(publish.ack_timeout);
   SAME(publish.max_retries);
   SAME(publish.retry_backoff);
@@ -192,7 +192,7 @@ const std::vector<Override> kOverrides = {
     {"nats", "connect_timeout", "7s", "7s"},
     {"nats", "reconnect_wait", "250ms", "250ms"},
     {"nats", "max_reconnect", "10", "10"},
-    {"nats", "send_asap", "true", "true"},
+    {"nats", "write_mode", "asap", "asap"},
     {"nats", "stream_replicas", "3", "3"},
     {"nats", "tls_ca", "/etc/ca.pem", "/etc/ca.pem"},
     {"nats", "tls_cert", "/etc/cert.pem", "/etc/cert.pem"},
@@ -235,7 +235,7 @@ const std::vector<Override> kOverrides = {
     {"publish", "dlq_stream", "dlq", "dlq"},
     {"publish", "dlq_subject_prefix", "dead", "dead"},
     {"publish", "max_pending", "512", "512"},
-    {"publish", "send_asap", "false", "false"},
+    {"publish", "write_mode", "flusher", "flusher"},
     {"publish", "ack_timeout", "3s", "3s"},
     {"publish", "max_retries", "2", "2"},
     {"publish", "retry_backoff", "50ms", "50ms"},
@@ -277,7 +277,7 @@ Config overridden_config() {
   c.nats.connect_timeout = Millis{7000};
   c.nats.reconnect_wait = Millis{250};
   c.nats.max_reconnect = 10;
-  c.nats.send_asap = true;
+  c.nats.write_mode = cdc::WriteMode::kAsap;
   c.nats.stream_replicas = 3;
   c.nats.tls_ca = "/etc/ca.pem";
   c.nats.tls_cert = "/etc/cert.pem";
@@ -318,7 +318,7 @@ Config overridden_config() {
   c.publish.dlq_stream = "dlq";
   c.publish.dlq_subject_prefix = "dead";
   c.publish.max_pending = 512;
-  c.publish.send_asap = false;
+  c.publish.write_mode = cdc::WriteMode::kFlusher;
   c.publish.ack_timeout = Millis{3000};
   c.publish.max_retries = 2;
   c.publish.retry_backoff = Millis{50};
@@ -491,6 +491,24 @@ TEST_CASE("every key can be set from YAML", "[config]") {
   const std::string path = temp_file(yaml);
   check_same(cdc::load_config(path, {}), expected);
   std::remove(path.c_str());
+}
+
+TEST_CASE("the deprecated send_asap keys set write_mode", "[config]") {
+  CHECK(Config{}.nats.write_mode == cdc::WriteMode::kBatch);
+  CHECK(Config{}.publish.write_mode == cdc::WriteMode::kBatch);
+  const Config from_yaml = cdc::load_config_text("nats:\n  send_asap: true\npublish:\n  send_asap: false\n", {});
+  CHECK(from_yaml.nats.write_mode == cdc::WriteMode::kAsap);
+  CHECK(from_yaml.publish.write_mode == cdc::WriteMode::kFlusher);
+  const Config from_env =
+      cdc::load_config_text("", {"DAISI_CDC_NATS_SEND_ASAP=false", "DAISI_CDC_PUBLISH_SEND_ASAP=true"});
+  CHECK(from_env.nats.write_mode == cdc::WriteMode::kFlusher);
+  CHECK(from_env.publish.write_mode == cdc::WriteMode::kAsap);
+  // Not printed: --print-config shows write_mode, which the loader reads back.
+  const std::string printed = cdc::config_to_yaml(from_yaml);
+  CHECK(printed.find("send_asap") == std::string::npos);
+  CHECK(printed.find("write_mode: asap") != std::string::npos);
+  CHECK_THROWS_WITH(cdc::load_config_text("publish:\n  write_mode: sometimes\n", {}),
+                    Catch::Contains("publish.write_mode") && Catch::Contains("batch, asap, flusher"));
 }
 
 TEST_CASE("every key can be set from its DAISI_CDC_ variable", "[config]") {

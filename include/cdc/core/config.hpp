@@ -30,13 +30,26 @@ class ConfigError : public std::runtime_error {
   std::string key_;
 };
 
+/// How a NATS connection writes what its callers buffer (nats.write_mode, publish.write_mode).
+enum class WriteMode : std::uint8_t {
+  /// The default. A stage's calls (publishes; acks) are written at the end of its batch, in one
+  /// write; everything else (fetch requests, in-progress signals, API requests, PONGs) at once by
+  /// the connection's own I/O thread. Batches under load, writes at once when idle.
+  kBatch,
+  kAsap,     ///< nats.c's SendAsap: one write per call
+  kFlusher,  ///< nats.c's flusher thread: writes ~1 ms after the first buffered call
+};
+
+/// "batch", "asap", "flusher": the configuration's names.
+std::string_view to_string(WriteMode mode) noexcept;
+
 struct NatsConfig {
   std::string url = "nats://127.0.0.1:4222";  ///< comma-separated list allowed
   std::string name = "daisi-cdc-consumer";
   Millis connect_timeout{5000};
   Millis reconnect_wait{2000};
   int max_reconnect = -1;  ///< -1 = forever
-  bool send_asap = false;  ///< consume connection (acks, fetches): write at once instead of ~1 ms batching
+  WriteMode write_mode = WriteMode::kBatch;  ///< the consume connection (fetches, acks)
   /// Replicas (1-5) of the streams the service creates (ingest.stream, publish.stream,
   /// publish.dlq_stream); 3 on a 3-node JetStream cluster. Existing streams keep theirs.
   int stream_replicas = 1;
@@ -93,7 +106,7 @@ struct PublishConfig {
   std::string dlq_stream = "cdc_dlq_stream";
   std::string dlq_subject_prefix = "cdc_dlq";
   int max_pending = 1024;     ///< publishes awaiting their PubAck
-  bool send_asap = true;      ///< publish connection: write each publish at once (no ~1 ms flusher wait)
+  WriteMode write_mode = WriteMode::kBatch;  ///< the publish connection
   Millis ack_timeout{5000};   ///< PubAck wait before a publish counts as failed
   int max_retries = 6;        ///< transient failures retried in place before NAK
   Millis retry_backoff{100};  ///< first retry delay, doubled per attempt

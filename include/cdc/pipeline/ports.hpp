@@ -47,6 +47,10 @@ class Completer {
   virtual bool in_progress(const SourceMessage& msg) noexcept = 0;
   /// Sends what is buffered (end of the drain); bounded by `timeout`.
   virtual void flush(std::chrono::milliseconds timeout) noexcept = 0;
+  /// Ack stage, after each turn: writes what its ack(), nak() and term() calls of the turn left
+  /// buffered (NATS write mode batch: one write per batch). A no-op where each call is written
+  /// by itself.
+  virtual void end_of_batch() noexcept {}
 };
 
 /// Receiver of PubAcks: the publish stage. Called on the publisher's single callback thread.
@@ -73,6 +77,10 @@ class Publisher {
   /// Sends one message with header Nats-Msg-Id; `error` gets a reason on failure.
   virtual Status publish(const std::string& subject, const std::string& reply, std::string_view payload,
                          const std::string& msg_id, std::string& error) noexcept = 0;
+  /// Publish stage, after each turn: writes what its publish() calls of the turn left buffered
+  /// (NATS write mode batch: the whole batch in one write, at once). A no-op where each publish
+  /// is written by itself.
+  virtual void end_of_batch() noexcept {}
 };
 
 /// One connection to the dedup store (Redis), with the event loop that drives it hidden inside.

@@ -150,20 +150,31 @@ class NatsCompleter final : public Completer {
   // do, but without their need for the subscription's JetStream state: at SIGTERM the consume
   // subscription is drained first (nats_ports.cpp, PushSource::stop) and nats.c frees that state,
   // while events still in the pipeline must be acked or NAKed after it.
-  bool ack(const SourceMessage& msg) noexcept override { return reply(msg, "+ACK"); }
+  bool ack(const SourceMessage& msg) noexcept override { return deferred_reply(msg, "+ACK"); }
   bool nak(const SourceMessage& msg, std::int64_t delay_ms) noexcept override {
-    if (delay_ms <= 0) return reply(msg, "-NAK");
+    if (delay_ms <= 0) return deferred_reply(msg, "-NAK");
     char body[64];
     std::snprintf(body, sizeof body, "-NAK {\"delay\":%lld}", static_cast<long long>(delay_ms) * 1'000'000LL);
-    return reply(msg, body);
+    return deferred_reply(msg, body);
   }
-  bool term(const SourceMessage& msg) noexcept override { return reply(msg, "+TERM"); }
+  bool term(const SourceMessage& msg) noexcept override { return deferred_reply(msg, "+TERM"); }
+  // In-progress signals come from any stage thread, outside the ack stage's batch: not deferred.
   bool in_progress(const SourceMessage& msg) noexcept override { return reply(msg, "+WPI"); }
   void flush(std::chrono::milliseconds timeout) noexcept override {
+    end_of_batch();  // deferred acks first: the PING below would wait behind them
     natsConnection_FlushTimeout(nats_.get(), timeout.count());
+  }
+  void end_of_batch() noexcept override {
+    if (nats_.loop() != nullptr) nats_.loop()->end_of_batch();
   }
 
  private:
+  /// The ack stage's completions: written at the end of its batch (write mode batch).
+  bool deferred_reply(const SourceMessage& msg, std::string_view body) noexcept {
+    if (nats_.loop() == nullptr) return reply(msg, body);
+    const NatsEventLoop::Deferral deferral(*nats_.loop());
+    return reply(msg, body);
+  }
   bool reply(const SourceMessage& msg, std::string_view body) noexcept {
     // The reply view is nats.c's NUL-terminated reply subject of the message.
     if (msg.reply.empty()) return false;
@@ -202,13 +213,24 @@ class NatsPublisher final : public Publisher {
 
   [[nodiscard]] const std::string& reply_prefix() const noexcept override { return prefix_; }
   [[nodiscard]] std::int64_t max_payload() const noexcept override { return nats_.max_payload(); }
+  void end_of_batch() noexcept override {
+    if (nats_.loop() != nullptr) nats_.loop()->end_of_batch();
+  }
 
   Status publish(const std::string& subject, const std::string& reply, std::string_view payload,
                  const std::string& msg_id, std::string& error) noexcept override {
     natsMsg* m = nullptr;
     natsStatus s = natsMsg_Create(&m, subject.c_str(), reply.c_str(), payload.data(), static_cast<int>(payload.size()));
     if (s == NATS_OK) s = natsMsgHeader_Set(m, "Nats-Msg-Id", msg_id.c_str());
-    if (s == NATS_OK) s = natsConnection_PublishMsg(nats_.get(), m);
+    if (s == NATS_OK) {
+      if (nats_.loop() != nullptr) {
+        // Written by end_of_batch(), with the rest of the stage's batch.
+        const NatsEventLoop::Deferral deferral(*nats_.loop());
+        s = natsConnection_PublishMsg(nats_.get(), m);
+      } else {
+        s = natsConnection_PublishMsg(nats_.get(), m);
+      }
+    }
     natsMsg_Destroy(m);
     if (s == NATS_OK) return Status::kOk;
     error = nats_error_text(s);

@@ -161,7 +161,14 @@ NatsOptionsPtr make_nats_options(const NatsConfig& config, const std::string& na
 
 NatsConnection::NatsConnection(const NatsConfig& config, const std::string& role) : role_(role) {
   NatsOptionsPtr opts = make_nats_options(config, config.name + "/" + role);
-  check(natsOptions_SetSendAsap(opts.get(), config.send_asap), "nats.send_asap");
+  switch (config.write_mode) {
+    case WriteMode::kBatch:
+      loop_ = std::make_unique<NatsEventLoop>(std::string("nats-io-").append(role));
+      check(loop_->install(opts.get()), "nats.write_mode");
+      break;
+    case WriteMode::kAsap: check(natsOptions_SetSendAsap(opts.get(), true), "nats.write_mode"); break;
+    case WriteMode::kFlusher: check(natsOptions_SetSendAsap(opts.get(), false), "nats.write_mode"); break;
+  }
   // Room for the publishes and acks a stage issues while the connection is re-established.
   check(natsOptions_SetReconnectBufSize(opts.get(), 64 * 1024 * 1024), "nats options");
   check(natsOptions_SetDisconnectedCB(opts.get(), &NatsConnection::on_disconnected, this), "nats options");
@@ -179,12 +186,14 @@ NatsConnection::NatsConnection(const NatsConfig& config, const std::string& role
 NatsConnection::~NatsConnection() {
   if (js_ != nullptr) jsCtx_Destroy(js_);
   if (conn_ != nullptr) {
+    if (loop_) loop_->end_of_batch();  // anything a stage deferred and did not write yet
     natsConnection_FlushTimeout(conn_, 2000);
     natsConnection_Close(conn_);
     // nats.c runs the closed callback on its own thread after Close(); `this` must outlive it.
     for (int i = 0; i < 5000 && !closed_.load(std::memory_order_acquire); ++i) {
       std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
+    if (loop_) loop_->stop();  // its thread calls into the connection until now
     natsConnection_Destroy(conn_);
   }
 }

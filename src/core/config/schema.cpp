@@ -11,6 +11,7 @@ const T& yaml_value(const T& v) {
 std::string yaml_value(Millis d) { return format_duration(d); }
 std::string yaml_value(IngestMode m) { return m == IngestMode::kPush ? "push" : "pull"; }
 std::string yaml_value(RedisErrorPolicy p) { return p == RedisErrorPolicy::kPublish ? "publish" : "block"; }
+std::string yaml_value(WriteMode m) { return std::string(to_string(m)); }
 std::string yaml_value(WaitStrategyKind k) { return std::string(to_string(k)); }
 YAML::Node yaml_value(const std::vector<std::vector<std::string>>& groups) {
   YAML::Node node(groups);
@@ -19,6 +20,15 @@ YAML::Node yaml_value(const std::vector<std::vector<std::string>>& groups) {
 }
 
 }  // namespace
+
+// A key kept for configurations written before `write_mode`: it sets write_mode
+// (true = asap, false = flusher) and is neither printed nor compared (write_mode is).
+#define CDC_SEND_ASAP_ALIAS(SECTION)                                                                 \
+  Field {                                                                                            \
+#SECTION, "send_asap", [](Config& c, const Value& v) { assign_send_asap(c.SECTION.write_mode, v); }, \
+        [](const Config&, const Config&) { return true; }, [](Config&, const Config&) {},              \
+        [](const Config&, YAML::Node&) {}                                                            \
+  }
 
 #define CDC_FIELD(SECTION, KEY, ...)                                                        \
   Field {                                                                                   \
@@ -36,7 +46,8 @@ const std::vector<Field>& fields() {
       CDC_FIELD(nats, connect_timeout),
       CDC_FIELD(nats, reconnect_wait),
       CDC_FIELD(nats, max_reconnect, kMinusOneOrMore),
-      CDC_FIELD(nats, send_asap),
+      CDC_FIELD(nats, write_mode),
+      CDC_SEND_ASAP_ALIAS(nats),
       CDC_FIELD(nats, stream_replicas, kStreamReplicas),
       CDC_FIELD(nats, tls_ca),
       CDC_FIELD(nats, tls_cert),
@@ -79,7 +90,8 @@ const std::vector<Field>& fields() {
       CDC_FIELD(publish, dlq_stream),
       CDC_FIELD(publish, dlq_subject_prefix),
       CDC_FIELD(publish, max_pending, kMaxPendingRange),
-      CDC_FIELD(publish, send_asap),
+      CDC_FIELD(publish, write_mode),
+      CDC_SEND_ASAP_ALIAS(publish),
       CDC_FIELD(publish, ack_timeout),
       CDC_FIELD(publish, max_retries, kNonNegative),
       CDC_FIELD(publish, retry_backoff),
@@ -124,6 +136,7 @@ const std::vector<Field>& fields() {
 }
 
 #undef CDC_FIELD
+#undef CDC_SEND_ASAP_ALIAS
 
 std::string dotted(const Field& f) { return std::string(f.section) + "." + std::string(f.key); }
 

@@ -223,6 +223,34 @@ void assign(RedisErrorPolicy& out, const Value& v) {
                                            {"block", static_cast<int>(RedisErrorPolicy::kBlock)}});
 }
 
+void assign(WriteMode& out, const Value& v) {
+  // The names are to_string(WriteMode)'s.
+  out = parse_choice<WriteMode>(v, {{"batch", static_cast<int>(WriteMode::kBatch)},
+                                    {"asap", static_cast<int>(WriteMode::kAsap)},
+                                    {"flusher", static_cast<int>(WriteMode::kFlusher)}});
+}
+
+}  // namespace cdc::config_detail
+
+namespace cdc {
+std::string_view to_string(WriteMode mode) noexcept {
+  switch (mode) {
+    case WriteMode::kAsap: return "asap";
+    case WriteMode::kFlusher: return "flusher";
+    case WriteMode::kBatch: break;
+  }
+  return "batch";
+}
+}  // namespace cdc
+
+namespace cdc::config_detail {
+
+void assign_send_asap(WriteMode& out, const Value& v) {
+  bool asap = false;
+  assign(asap, v);
+  out = asap ? WriteMode::kAsap : WriteMode::kFlusher;
+}
+
 void assign(WaitStrategyKind& out, const Value& v) {
   const std::string expected = "one of busy_spin, yield, sleep, blocking (or its old name park)";
   const std::string text = scalar(v, expected);

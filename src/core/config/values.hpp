@@ -80,6 +80,9 @@ void assign(std::map<std::string, int>& out, const Value& v, IntRange range);
 void assign(IngestMode& out, const Value& v);
 void assign(RedisErrorPolicy& out, const Value& v);
 void assign(WaitStrategyKind& out, const Value& v);
+void assign(WriteMode& out, const Value& v);
+/// The deprecated boolean `send_asap` keys: true -> asap, false -> flusher.
+void assign_send_asap(WriteMode& out, const Value& v);
 void assign(std::string& out, const Value& v, LogLevel);
 
 /// Where each overridden key got its value: "section.key" -> variable name. Errors found later

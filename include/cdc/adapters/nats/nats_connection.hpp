@@ -13,6 +13,7 @@
 #include <nats/nats.h>
 
 #include "cdc/core/config.hpp"
+#include "cdc/adapters/nats/nats_event_loop.hpp"
 #include "cdc/adapters/nats/nats_handles.hpp"
 #include "cdc/pipeline/ports.hpp"  // ConsumerBacklog
 
@@ -53,12 +54,17 @@ class NatsConnection {
   [[nodiscard]] std::int64_t max_payload() const noexcept;
   [[nodiscard]] const std::string& role() const noexcept { return role_; }
 
+  /// Write mode batch: the event loop whose Deferral a stage holds around its calls, and whose
+  /// end_of_batch() writes them; null in the other write modes (nats.c writes by itself).
+  [[nodiscard]] NatsEventLoop* loop() noexcept { return loop_.get(); }
+
  private:
   static void on_disconnected(natsConnection* nc, void* self) noexcept;
   static void on_reconnected(natsConnection* nc, void* self) noexcept;
   static void on_closed(natsConnection* nc, void* self) noexcept;
 
   std::string role_;
+  std::unique_ptr<NatsEventLoop> loop_;  // write mode batch; stopped after Close, before Destroy
   natsConnection* conn_ = nullptr;
   jsCtx* js_ = nullptr;
   std::atomic<std::uint64_t> reconnects_{0};
