@@ -303,10 +303,11 @@ class Metrics {
   /// Publish stage.
   struct alignas(kCacheLine) PublishSide {
     Counter published, publish_errors, retries, timeouts;
-    Counter fenced;        // events not published: their partition's lease was lost (fencing)
-    Counter repeats_held;  // repeats of an event in the stage's window, held instead of published again
-    Gauge in_flight;       // events taken by the stage and not yet final
-    Histogram stage;       // intake -> outcome final (leaves the stage)
+    Counter fenced;   // events not published: their partition's lease was lost (fencing)
+    Gauge in_flight;  // events taken by the stage and not yet final
+    Histogram stage;  // intake -> outcome final (leaves the stage)
+    // Repeats of an event still in the stage's window, held instead of published again.
+    Counter repeats_held;
   } publish;
 
   /// PubAck callback thread (nats.c).
