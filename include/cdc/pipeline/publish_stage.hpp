@@ -9,10 +9,11 @@
 /// their outcome is final; a transient failure at the head is retried in place with
 /// exponential backoff, holding newer events back until the retried ones are stored.
 ///
-/// Repeats in flight: an output event whose id matches an event still in this stage's window
-/// (a producer's repeat, a redelivery) is not published a second time; it is held, linked to
-/// that first copy (its leader), and completed when the leader leaves the window: acked as a
-/// duplicate when the leader was stored, NAKed otherwise (docs/decisions.md).
+/// Repeats in flight: an output event (claim answered 'p', or no claim) whose id matches an
+/// event this stage published and still holds (a producer's repeat, a redelivery) is not
+/// published a second time; it is held, linked to that first copy (its leader), and completed
+/// when the leader leaves the window: acked as a duplicate when the leader was stored, NAKed
+/// otherwise (docs/decisions.md).
 
 #include <cstdint>
 #include <string>
