@@ -242,6 +242,10 @@ std::string Metrics::render(const ScrapeState& state) const {
          "Events not published because this replica no longer holds their partition's lease (NAKed for the next "
          "owner).");
   sample(out, "cdc_consumer_publish_fenced_total", "", publish.fenced.value());
+  family(out, "cdc_consumer_repeats_held_total", "counter",
+         "Repeats of an event still awaiting its outcome in the publish stage, held instead of published again "
+         "(then acked as duplicates, or NAKed when the first copy was not stored).");
+  sample(out, "cdc_consumer_repeats_held_total", "", publish.repeats_held.value());
   if (!state.output_streams[0].empty()) {
     family(out, "cdc_consumer_output_stream_missing", "gauge",
            "1 while the output or dead-letter stream is missing (publishes are held and retried, not dead-lettered).");

@@ -1,6 +1,7 @@
 #include "cdc/pipeline/publish_stage.hpp"
 
 #include <algorithm>
+#include <bit>
 #include <charconv>
 #include <cstring>
 
@@ -21,6 +22,9 @@ constexpr std::int64_t kUncoveredWindowNs = 30'000'000'000LL;
 /// The header block of a publish besides the Nats-Msg-Id value ("NATS/1.0\r\nNats-Msg-Id: \r\n\r\n"
 /// is 27 bytes), with room to spare: the broker counts headers against max_payload too.
 constexpr std::size_t kHeaderBytes = 64;
+
+/// The hash an event id is remembered and filed under; never 0 (0 marks an empty entry).
+std::uint64_t id_hash(std::string_view event_id) noexcept { return std::hash<std::string_view>{}(event_id) | 1; }
 
 bool parse_reply_tail(std::string_view subject, std::uint32_t& index, std::uint64_t& generation) noexcept {
   const std::size_t last = subject.rfind('.');
@@ -67,6 +71,11 @@ PublishStage::PublishStage(StageContext& ctx, Publisher& publisher, Event* pool,
       pool_size_(pool_size),
       window_(pool_size),
       recent_(pool_size * 2, 0),
+      leaders_(std::bit_ceil(std::max<std::size_t>(pool_size, 1) * 2)),
+      leader_hash_(pool_size, 0),
+      first_repeat_(pool_size, kNoEvent),
+      next_repeat_(pool_size, kNoEvent),
+      held_(pool_size, 0),
       keep_alive_(completer, ctx.config.ingest.ack_wait),
       gate_(gate) {
   publisher_.set_sink(this);
@@ -130,12 +139,87 @@ void PublishStage::complete(Event& ev, Completion completion, EventResult result
 }
 
 bool PublishStage::published_recently(std::string_view event_id) const noexcept {
-  const std::uint64_t h = std::hash<std::string_view>{}(event_id) | 1;  // 0 marks an empty entry
+  const std::uint64_t h = id_hash(event_id);
   return std::find(recent_.begin(), recent_.end(), h) != recent_.end();
 }
 
 void PublishStage::remember(std::string_view event_id) noexcept {
-  recent_[recent_pos_++ & (recent_.size() - 1)] = std::hash<std::string_view>{}(event_id) | 1;
+  recent_[recent_pos_++ & (recent_.size() - 1)] = id_hash(event_id);
+}
+
+Event* PublishStage::find_leader(std::string_view event_id, std::uint64_t hash) const noexcept {
+  const std::size_t mask = leaders_.size() - 1;
+  // At most half full: a probe ends at an empty entry after a few steps.
+  for (std::size_t i = hash & mask; leaders_[i].hash != 0; i = (i + 1) & mask) {
+    if (leaders_[i].hash != hash) continue;
+    Event& candidate = pool_[leaders_[i].index];
+    if (candidate.out.event_id == event_id) return &candidate;  // a hash only names a candidate
+  }
+  return nullptr;
+}
+
+void PublishStage::file_leader(Event& ev, std::uint64_t hash) noexcept {
+  const std::size_t mask = leaders_.size() - 1;
+  std::size_t i = hash & mask;
+  while (leaders_[i].hash != 0) i = (i + 1) & mask;  // never full: at most pool size of 2 x pool size
+  leaders_[i] = LeaderSlot{hash, ev.index};
+  leader_hash_[ev.index] = hash;
+}
+
+void PublishStage::hold_repeat(Event& leader, Event& repeat) noexcept {
+  metrics_.publish.repeats_held.inc();
+  // Not published and not final (pub stays kNone): retry rounds pass it by, the drain leaves it
+  // to its leader. The leader is ahead of it in the window, so it is settled before it can reach
+  // the front. Order among the held repeats does not matter (each completes on its own).
+  next_repeat_[repeat.index] = first_repeat_[leader.index];
+  first_repeat_[leader.index] = repeat.index;
+  held_[repeat.index] = 1;
+}
+
+void PublishStage::release_repeats(Event& leader) noexcept {
+  // Stored (PubAck ok or duplicate): the leader's ack and done mark cover every copy. Any other
+  // outcome (NAK after its retries, fenced, shutdown, dead-lettered) stored nothing under this id.
+  const bool stored = leader.target == Target::kOutput && leader.completion == Completion::kAck;
+  for (std::uint32_t i = first_repeat_[leader.index]; i != kNoEvent;) {
+    Event& repeat = pool_[i];
+    i = next_repeat_[repeat.index];
+    next_repeat_[repeat.index] = kNoEvent;
+    held_[repeat.index] = 0;
+    if (stored) {
+      complete(repeat, Completion::kAck, EventResult::kDuplicate);
+    } else if (repeat.last_delivery && !aborting()) {
+      // A NAK would be its end (JetStream delivers it no more): publish it now, as a first copy
+      // with its own retries (and dead letter when they are spent).
+      publish(repeat);
+    } else {
+      // Through the claim again, as its leader: the leader's delay (publish.nak_delay after its
+      // retries; 0 when fenced or at shutdown, for the next owner), publish.nak_delay when the
+      // leader was dead-lettered (this copy gets its own verdict on redelivery).
+      repeat.nak_delay_ms =
+          leader.completion == Completion::kNak ? leader.nak_delay_ms : config_.publish.nak_delay.count();
+      complete(repeat, Completion::kNak, EventResult::kRetried);
+    }
+  }
+  first_repeat_[leader.index] = kNoEvent;
+  // Out of the table by backward shift: later entries of the probe run move up, so every
+  // remaining entry is still reachable from its home without tombstones.
+  const std::uint64_t hash = leader_hash_[leader.index];
+  leader_hash_[leader.index] = 0;
+  const std::size_t mask = leaders_.size() - 1;
+  std::size_t hole = hash & mask;
+  while (leaders_[hole].index != leader.index || leaders_[hole].hash != hash) {
+    if (leaders_[hole].hash == 0) on_internal_error("publish stage: a leader missing from its table");
+    hole = (hole + 1) & mask;
+  }
+  for (std::size_t j = (hole + 1) & mask; leaders_[j].hash != 0; j = (j + 1) & mask) {
+    const std::size_t home = leaders_[j].hash & mask;
+    // Entry j stays when its home lies cyclically in (hole, j]; otherwise it fills the hole.
+    const bool stays = hole <= j ? (hole < home && home <= j) : (hole < home || home <= j);
+    if (stays) continue;
+    leaders_[hole] = leaders_[j];
+    hole = j;
+  }
+  leaders_[hole] = LeaderSlot{};
 }
 
 void PublishStage::fence(Event& ev) noexcept {
@@ -226,15 +310,27 @@ void PublishStage::admit(Event& ev) noexcept {
     case Target::kDeadLetter: publish(ev); return;
     case Target::kOutput: break;
   }
+  if (ev.dedup == DedupResult::kDone) {
+    complete(ev, Completion::kAck, EventResult::kDuplicate);
+    return;
+  }
+  const std::uint64_t hash = id_hash(ev.out.event_id);
+  // A repeat of an event this stage published and still holds ('p' of our own, or no claim:
+  // dedup disabled, Redis unavailable): held until that copy's outcome is known instead of a
+  // second publish (docs/decisions.md). A first-seen claim owns a fresh mark: no copy is here.
+  if (ev.dedup != DedupResult::kFirstSeen) {
+    if (Event* leader = find_leader(ev.out.event_id, hash)) {
+      hold_repeat(*leader, ev);
+      return;
+    }
+  }
   switch (ev.dedup) {
-    case DedupResult::kDone: complete(ev, Completion::kAck, EventResult::kDuplicate); return;
     case DedupResult::kInFlight:
       if (published_recently(ev.out.event_id)) {
-        // The 'p' is our own: an earlier copy of this event is in this pipeline right now. Not
-        // "another delivery elsewhere": publish with the same Nats-Msg-Id and let JetStream's
-        // duplicate window answer (PubAck duplicate), instead of a pending_ttl NAK.
-        publish(ev);
-        return;
+        // The 'p' is our own, but its copy has left this stage (its done mark not yet written):
+        // publish with the same Nats-Msg-Id and let JetStream's duplicate window answer
+        // (PubAck duplicate), instead of a pending_ttl NAK.
+        break;
       }
       if (ev.last_delivery) {
         static constexpr std::string_view kWhy =
@@ -252,8 +348,10 @@ void PublishStage::admit(Event& ev) noexcept {
         complete(ev, Completion::kNak, EventResult::kRetried);
       }
       return;
-    default: publish(ev);
+    default: break;
   }
+  publish(ev);
+  if (!ev.final && ev.target == Target::kOutput) file_leader(ev, hash);
 }
 
 void PublishStage::give_up(Event& ev, std::string_view why) noexcept {
@@ -370,10 +468,12 @@ bool PublishStage::advance_head() noexcept {
           give_up(ev, ev.pub_error);
           continue;
         case PubState::kNone:
-          // Not published and not final: cannot happen (admit() decides one or the other).
+          // Not published and not final: cannot happen at the front (admit() publishes, decides,
+          // or holds a repeat behind its leader, which settles it before leaving).
           on_internal_error("publish stage: event neither published nor final");
       }
     }
+    if (leader_hash_[ev.index] != 0) release_repeats(ev);
     metrics_.publish.stage.observe_ns(now - ev.received_ns);
     ctx_.emit(ev);
     window_.pop();
@@ -437,6 +537,8 @@ void PublishStage::retry_round(std::int64_t now) noexcept {
 bool PublishStage::finish_all_with_nak() noexcept {
   auto abandon = [this](Event& ev) {
     if (ev.final) return;
+    // A held repeat: its leader, ahead of it, settles it as it leaves (a NAK unless stored).
+    if (held_[ev.index] != 0) return;
     // Take the attempt away from the PubAck callback before giving the slot up.
     while (true) {
       const std::uint64_t word = ev.pub.load(std::memory_order_acquire);

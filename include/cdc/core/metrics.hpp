@@ -306,6 +306,8 @@ class Metrics {
     Counter fenced;   // events not published: their partition's lease was lost (fencing)
     Gauge in_flight;  // events taken by the stage and not yet final
     Histogram stage;  // intake -> outcome final (leaves the stage)
+    // Repeats of an event still in the stage's window, held instead of published again.
+    Counter repeats_held;
   } publish;
 
   /// PubAck callback thread (nats.c).

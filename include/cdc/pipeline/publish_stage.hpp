@@ -8,6 +8,12 @@
 /// Event::pub (no map, no lock). Events leave this stage in the order they came, only once
 /// their outcome is final; a transient failure at the head is retried in place with
 /// exponential backoff, holding newer events back until the retried ones are stored.
+///
+/// Repeats in flight: an output event (claim answered 'p', or no claim) whose id matches an
+/// event this stage published and still holds (a producer's repeat, a redelivery) is not
+/// published a second time; it is held, linked to that first copy (its leader), and completed
+/// when the leader leaves the window: acked as a duplicate when the leader was stored, NAKed
+/// otherwise (docs/decisions.md).
 
 #include <cstdint>
 #include <string>
@@ -61,6 +67,16 @@ class PublishStage final : public StageHandler, public PubAckSink {
   /// Was `event_id` published by this stage within the last 2 x pool-size publishes?
   [[nodiscard]] bool published_recently(std::string_view event_id) const noexcept;
   void remember(std::string_view event_id) noexcept;
+  /// The copy of `event_id` (hash `hash`) this stage published and still holds in its window
+  /// (exact match on the id), or null.
+  [[nodiscard]] Event* find_leader(std::string_view event_id, std::uint64_t hash) const noexcept;
+  /// Files `ev` (published, in the window) as the leader of its id's later repeats.
+  void file_leader(Event& ev, std::uint64_t hash) noexcept;
+  /// Holds `repeat` (not published, not final) until `leader` leaves the window.
+  void hold_repeat(Event& leader, Event& repeat) noexcept;
+  /// `leader` is final and leaves the window: completes its held repeats by its outcome and
+  /// takes it out of the leader table (its slot may be reused once it has left).
+  void release_repeats(Event& leader) noexcept;
   bool finish_all_with_nak() noexcept;
   void complete(Event& ev, Completion completion, EventResult result) noexcept;
   [[nodiscard]] bool aborting() const noexcept { return ctx_.life.abort.load(std::memory_order_relaxed); }
@@ -82,6 +98,21 @@ class PublishStage final : public StageHandler, public PubAckSink {
   // Hashes of recently published event ids (a ring): tells our own 'p' marks from others'.
   std::vector<std::uint64_t> recent_;
   std::uint64_t recent_pos_ = 0;
+  // Repeats in flight. The window's leaders by event-id hash: open addressing with linear
+  // probing, twice the pool size (at most half full), entries removed by backward shift; a hash
+  // only names candidates, the id is compared in full. Per pool slot: the hash a leader is
+  // filed under (0: not a leader), a leader's first held repeat, a held repeat's next one
+  // (kNoEvent ends the list) and whether it is held. Sized once: no allocation per event.
+  struct LeaderSlot {
+    std::uint64_t hash = 0;  // 0: empty
+    std::uint32_t index = 0;
+  };
+  static constexpr std::uint32_t kNoEvent = 0xffffffffU;
+  std::vector<LeaderSlot> leaders_;
+  std::vector<std::uint64_t> leader_hash_;
+  std::vector<std::uint32_t> first_repeat_;
+  std::vector<std::uint32_t> next_repeat_;
+  std::vector<std::uint8_t> held_;
   KeepAlive keep_alive_;
   const PartitionGate* gate_;
   std::uint32_t outage_rounds_ = 0;  // retry rounds in a row with the head in an outage
