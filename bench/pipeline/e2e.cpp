@@ -389,6 +389,10 @@ class E2e {
   }
 
   void fresh_source() {
+    // The service's checkpoints (ingest.lease_bucket) go with the old stream: a checkpoint left
+    // by an earlier drain would start the next pipeline's consumer past the new backlog.
+    jsErrCode err = static_cast<jsErrCode>(0);
+    js_DeleteStream(admin_.js(), ("KV_" + config_.ingest.lease_bucket).c_str(), nullptr, &err);  // may not exist
     recreate_stream(admin_.js(), config_.ingest.stream, config_.ingest.stream_subjects, 0);
     purge_stream(admin_.js(), config_.publish.stream);
   }

@@ -198,7 +198,12 @@ void Relay::run() noexcept {
     const bool waiting_fetch = idle && !awaiting_pubacks;
     req.Batch = waiting_fetch ? 1 : options_.fetch_batch;
     req.NoWait = !waiting_fetch;
-    req.Expires = options_.idle_fetch_expires_ms * 1'000'000;
+    // No expiry on a no-wait fetch, as PullSource's poll (wait 0): nats-server 2.9 holds a no-wait
+    // request that has an expiry until the first message or the expiry ("one-shot"), which
+    // would park this thread (and its acks) for the whole expiry at the end of a drain. Without
+    // one nats.c returns at once with what has arrived; the request stays at the server and what
+    // it delivers is taken by the next fetch.
+    req.Expires = waiting_fetch ? options_.idle_fetch_expires_ms * 1'000'000 : 0;
     natsMsgList list{nullptr, 0};
     natsSubscription_FetchRequest(&list, sub_, &req);
     idle = list.Count == 0;
