@@ -83,6 +83,7 @@ struct DrainResult {
   std::map<std::string, std::uint64_t> results;  // ours: processed / skipped / duplicate / dead_lettered / retried
   std::vector<std::pair<std::string, StageQuantiles>> stages;
   bool complete = true;
+  std::uint64_t publish_errors = 0;  ///< relay: publishes that failed (their sources acked anyway)
   // --replicas: service processes
   int replicas = 0;  ///< 0 = the in-process pipeline
   int partitions = 1;
@@ -299,6 +300,7 @@ class E2e {
       r.seconds = static_cast<double>(relay.last_ack_ns() - t0) / 1e9;
       r.cpu = cpu.per_message(n);
       relay.stop();
+      r.publish_errors = relay.publish_errors();
     }
     r.rate = r.complete && r.seconds > 0 ? static_cast<double>(n) / r.seconds : 0;
     print_drain(r);
@@ -418,9 +420,12 @@ class E2e {
     }
     std::printf(
         "drain %-9s round %d: %llu messages in %.3f s = %.0f msg/s%s; CPU per message: consumer %.1f us, "
-        "nats-server %.1f us, redis-server %.1f us\n",
+        "nats-server %.1f us, redis-server %.1f us%s\n",
         r.who.c_str(), r.round, static_cast<unsigned long long>(r.messages), r.seconds, r.rate,
-        r.complete ? "" : " (INCOMPLETE: stalled)", r.cpu.consumer_us, r.cpu.nats_us, r.cpu.redis_us);
+        r.complete ? "" : " (INCOMPLETE: stalled)", r.cpu.consumer_us, r.cpu.nats_us, r.cpu.redis_us,
+        r.publish_errors > 0
+            ? std::string("; ").append(std::to_string(r.publish_errors)).append(" PUBLISHES FAILED").c_str()
+            : "");
     if (!r.results.empty()) {
       std::printf("                processed %llu, skipped %llu, duplicate %llu, dead-lettered %llu, retried %llu\n",
                   static_cast<unsigned long long>(r.results.at("processed")),
@@ -476,7 +481,7 @@ void json_runs(JsonWriter& j, const std::vector<DrainResult>& drains, const std:
   for (const auto& d : drains) {
     j.begin_object();
     j.field("who", d.who).field("round", d.round).field("messages", d.messages).field("seconds", d.seconds);
-    j.field("messages_per_second", d.rate).field("complete", d.complete);
+    j.field("messages_per_second", d.rate).field("complete", d.complete).field("publish_errors", d.publish_errors);
     if (d.replicas > 0) {
       j.field("replicas", d.replicas).field("partitions", d.partitions).field("startup_seconds", d.startup_seconds);
       j.begin_array("replica_cpu_us_per_message");
@@ -759,7 +764,7 @@ DrainSummary summarize(const std::vector<DrainResult>& drains, const std::string
   for (const auto& d : drains) {
     if (d.who != who) continue;
     ++s.runs;
-    s.complete = s.complete && d.complete;
+    s.complete = s.complete && d.complete && d.publish_errors == 0;
     rate.push_back(d.rate);
     consumer.push_back(d.cpu.consumer_us);
     nats.push_back(d.cpu.nats_us);
@@ -836,7 +841,7 @@ std::string markdown(const HarnessOptions& o, const std::vector<Participant>& pa
     md += "| " + name + " | ";
     const DrainSummary d = summarize(drains, p.label);
     if (d.runs > 0) {
-      md += grouped(d.rate) + (d.complete ? "" : " (incomplete)");
+      md += grouped(d.rate) + (d.complete ? "" : " (incomplete or publishes failed)");
       if (p.kind != Participant::Kind::kRelayBatching && relay.rate > 0)
         md += " (" + fixed(d.rate / relay.rate, 2) + ")";
     }
@@ -855,7 +860,7 @@ std::string markdown(const HarnessOptions& o, const std::vector<Participant>& pa
     for (const auto& p : parts) {
       const DrainSummary d = summarize(drains, p.label);
       if (d.runs == 0) continue;
-      md += "| " + p.label + " | " + grouped(d.rate) + (d.complete ? "" : " (incomplete)") + " | " +
+      md += "| " + p.label + " | " + grouped(d.rate) + (d.complete ? "" : " (incomplete or publishes failed)") + " | " +
             (relay.rate > 0 ? fixed(d.rate / relay.rate, 2) : "") + " | " + d.rounds + " | " +
             fixed(d.cpu.consumer_us, 1) + " us | " + fixed(d.cpu.nats_us, 1) + " us | " + fixed(d.cpu.redis_us, 1) +
             " us |\n";
@@ -947,7 +952,9 @@ int run_compare(const HarnessOptions& options) {
               corpus.size(), corpus.mean_body_bytes(), corpus.allowed_fraction() * 100);
   print_service_config("service", config);
   for (const auto& p : parts) {
-    if (!p.keys.empty()) std::printf("variant         %s: %s\n", p.label.c_str(), p.keys.c_str());
+    if (p.keys.empty()) continue;
+    std::printf("variant         %s: %s\n", p.label.c_str(), p.keys.c_str());
+    print_service_config("", p.config);
   }
   std::fflush(stdout);
 
