@@ -54,22 +54,31 @@ struct Servers {
   std::uint64_t redis_cpu() const { return redis_pid > 0 ? child_cpu_ns(redis_pid) : 0; }
 };
 
-/// CPU of the consumer under test (every thread of this process but the harness's own:
-/// thread_cpu.hpp), nats-server and redis-server over a window. Take the result before the
-/// consumer stops (its threads must still be there).
+/// CPU of the consumer under test (every thread of this process but the harness's own and
+/// nats.c's process-wide ones: thread_cpu.hpp), nats.c's process-wide threads, nats-server and
+/// redis-server over a window. Take the result before the consumer stops (its threads must
+/// still be there).
 struct CpuWindow {
   const Servers& servers;
-  std::map<pid_t, std::uint64_t> consumer0;
+  std::map<pid_t, std::uint64_t> consumer0, library0;
   std::uint64_t nats0, redis0;
   explicit CpuWindow(const Servers& s)
-      : servers(s), consumer0(consumer_thread_cpu_ns()), nats0(s.nats_cpu()), redis0(s.redis_cpu()) {}
+      : servers(s),
+        consumer0(consumer_thread_cpu_ns()),
+        library0(library_thread_cpu_ns()),
+        nats0(s.nats_cpu()),
+        redis0(s.redis_cpu()) {}
   struct Result {
-    double consumer_us = 0, nats_us = 0, redis_us = 0;  // per message
+    /// Per message. consumer_us: the consumer's own threads, plus nats.c's process-wide threads
+    /// when `with_library` (a drain: the harness is idle, their work is the consumer's).
+    double consumer_us = 0, library_us = 0, nats_us = 0, redis_us = 0;
   };
-  Result per_message(std::uint64_t n) const {
+  Result per_message(std::uint64_t n, bool with_library) const {
     const double d = static_cast<double>(std::max<std::uint64_t>(n, 1)) * 1e3;
-    return {static_cast<double>(cpu_delta_sum(consumer0, consumer_thread_cpu_ns())) / d,
-            static_cast<double>(servers.nats_cpu() - nats0) / d, static_cast<double>(servers.redis_cpu() - redis0) / d};
+    const double library = static_cast<double>(cpu_delta_sum(library0, library_thread_cpu_ns())) / d;
+    const double own = static_cast<double>(cpu_delta_sum(consumer0, consumer_thread_cpu_ns())) / d;
+    return {with_library ? own + library : own, library, static_cast<double>(servers.nats_cpu() - nats0) / d,
+            static_cast<double>(servers.redis_cpu() - redis0) / d};
   }
 };
 
@@ -182,7 +191,7 @@ class E2e {
       r.complete =
           wait_for_count([&] { return completions(p); }, n, std::chrono::seconds(60), std::chrono::milliseconds(1));
       const std::int64_t t1 = p.health().last_completion_ns;
-      r.cpu = cpu.per_message(n);
+      r.cpu = cpu.per_message(n, /*with_library=*/true);
       r.seconds = static_cast<double>(t1 - t0) / 1e9;
       r.results = result_counts(p);
       r.stages = stage_quantiles(p.metrics());
@@ -273,7 +282,7 @@ class E2e {
     }
     r.seconds = static_cast<double>((t1 != 0 ? t1 : now_ns()) - t0) / 1e9;
     r.startup_seconds = first_delivery_ns != 0 ? static_cast<double>(first_delivery_ns - t0) / 1e9 : 0;
-    r.cpu = cpu.per_message(n);
+    r.cpu = cpu.per_message(n, /*with_library=*/true);
     for (auto& c : children) {
       r.replica_cpu_us.push_back(static_cast<double>(c->running() ? child_cpu_ns(c->pid()) : 0) /
                                  (static_cast<double>(std::max<std::uint64_t>(n, 1)) * 1e3));
@@ -298,7 +307,7 @@ class E2e {
       r.complete =
           wait_for_count([&] { return relay.acked(); }, n, std::chrono::seconds(60), std::chrono::milliseconds(1));
       r.seconds = static_cast<double>(relay.last_ack_ns() - t0) / 1e9;
-      r.cpu = cpu.per_message(n);
+      r.cpu = cpu.per_message(n, /*with_library=*/true);
       relay.stop();
       r.publish_errors = relay.publish_errors();
     }
@@ -363,7 +372,7 @@ class E2e {
       quiet = now == seen ? quiet + 1 : 0;
       seen = now;
     }
-    r.cpu = cpu.per_message(pub.sent);
+    r.cpu = cpu.per_message(pub.sent, /*with_library=*/false);
     sub.close();
     r.received = sub.received();
     r.repeats = sub.repeats();
@@ -441,15 +450,15 @@ class E2e {
     const LogHistogram& h = *r.latency;
     std::printf(
         "latency %-7s at %6.0f msg/s: sent %llu, arrived %llu of %llu (recorded %llu after warm-up); p50 %s  "
-        "p95 %s  p99 %s  p99.9 %s  max %s; CPU per message: consumer %.1f us, nats-server %.1f us, redis-server "
-        "%.1f us%s%s\n",
+        "p95 %s  p99 %s  p99.9 %s  max %s; CPU per message: consumer %.1f us (nats.c's shared threads %.1f us), "
+        "nats-server %.1f us, redis-server %.1f us%s%s\n",
         r.who.c_str(), r.rate, static_cast<unsigned long long>(r.sent), static_cast<unsigned long long>(r.received),
         static_cast<unsigned long long>(r.expected), static_cast<unsigned long long>(h.count()),
         format_ns(static_cast<double>(h.percentile(50))).c_str(),
         format_ns(static_cast<double>(h.percentile(95))).c_str(),
         format_ns(static_cast<double>(h.percentile(99))).c_str(),
         format_ns(static_cast<double>(h.percentile(99.9))).c_str(), format_ns(static_cast<double>(h.max())).c_str(),
-        r.cpu.consumer_us, r.cpu.nats_us, r.cpu.redis_us,
+        r.cpu.consumer_us, r.cpu.library_us, r.cpu.nats_us, r.cpu.redis_us,
         r.max_behind_ms > 5 ? "  (publisher fell behind its schedule)" : "",
         r.repeats > 0 ? fmt_repeats(r.repeats).c_str() : "");
     if (!r.stages.empty()) print_stages(r.stages);
@@ -472,7 +481,10 @@ double median(std::vector<double> v) {
 
 void json_cpu(JsonWriter& j, const CpuWindow::Result& c) {
   j.begin_object("cpu_us_per_message");
-  j.field("consumer_threads", c.consumer_us).field("nats_server", c.nats_us).field("redis_server", c.redis_us);
+  j.field("consumer_threads", c.consumer_us)
+      .field("nats_c_process_threads", c.library_us)
+      .field("nats_server", c.nats_us)
+      .field("redis_server", c.redis_us);
   j.end_object();
 }
 
@@ -555,6 +567,7 @@ int run_e2e(const HarnessOptions& options) {
   if (o.rounds <= 0) o.rounds = 1;
   if (o.latency_seconds <= 0) o.latency_seconds = 10;
   mark_harness_thread();
+  mark_library_threads();
   Servers servers;
   const bool need_redis = o.mode == "e2e";
   start_servers(o, servers, need_redis, o.replicas.empty() ? 1 : o.partitions);
@@ -595,13 +608,13 @@ int run_e2e(const HarnessOptions& options) {
     for (int round = 0; round < std::max(1, o.rounds); ++round) {
       e2e.load_backlog(n);
       const bool relay_first = round % 2 == 0;
-      if (relay && relay_first) drains.push_back(e2e.drain_relay(n, round, /*eager=*/false));
+      if (relay && relay_first) drains.push_back(e2e.drain_relay(n, round, o.relay_eager));
       if (ours && o.replicas.empty()) drains.push_back(e2e.drain_ours(n, round, config));
       for (std::size_t i = 0; ours && i < o.replicas.size(); ++i) {
         if (i > 0) e2e.load_backlog(n);
         drains.push_back(e2e.drain_fleet(n, round, o.replicas[i]));
       }
-      if (relay && !relay_first) drains.push_back(e2e.drain_relay(n, round, /*eager=*/false));
+      if (relay && !relay_first) drains.push_back(e2e.drain_relay(n, round, o.relay_eager));
     }
   }
   std::vector<LatencyResult> latencies;
@@ -609,7 +622,7 @@ int run_e2e(const HarnessOptions& options) {
     const std::vector<double> rates = o.rates.empty() ? std::vector<double>{2000, 10000} : o.rates;
     for (const double rate : rates) {
       if (direct) latencies.push_back(e2e.latency(E2e::Path::kDirect, rate, nullptr, false, "direct"));
-      if (relay_latency) latencies.push_back(e2e.latency(E2e::Path::kRelay, rate, nullptr, false, "relay"));
+      if (relay_latency) latencies.push_back(e2e.latency(E2e::Path::kRelay, rate, nullptr, o.relay_eager, "relay"));
       if (ours) latencies.push_back(e2e.latency(E2e::Path::kService, rate, &config, false, "ours"));
     }
   }
@@ -909,6 +922,7 @@ int run_compare(const HarnessOptions& options) {
   if (o.latency_seconds <= 0) o.latency_seconds = 20;
   if (!o.replicas.empty()) throw std::invalid_argument("--replicas is not part of --mode compare");
   mark_harness_thread();
+  mark_library_threads();
 
   // Every configuration first: a bad variant fails before any server starts.
   const Config base = service_config(o);

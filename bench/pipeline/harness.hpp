@@ -60,6 +60,7 @@ struct HarnessOptions {
   double warmup_seconds = 1;
   bool with_baselines = false;
   bool relay_latency = false;  ///< e2e: also the relay's latency at the fixed rates (always in relay mode)
+  bool relay_eager = false;    ///< relay / e2e: the eager relay (SendAsap) instead of the batching one
   bool skip_drain = false;
   bool skip_latency = false;
   int rounds = 0;  ///< 0: 1 (e2e), 3 (compare)

@@ -64,6 +64,9 @@ int main(int argc, char** argv) {  // NOLINT(bugprone-exception-escape): an esca
       ->group(e2e);
   app.add_flag("--relay-latency", o.relay_latency, "e2e: also measure the relay's latency at the fixed rates")
       ->group(e2e);
+  app.add_flag("--relay-eager", o.relay_eager,
+               "relay and e2e modes: the eager relay (SendAsap) instead of the batching one (nats.c's flusher)")
+      ->group(e2e);
   app.add_flag("--skip-drain", o.skip_drain, "no backlog drain")->group(e2e);
   app.add_flag("--skip-latency", o.skip_latency, "no fixed-rate latency runs")->group(e2e);
   app.add_option("--rounds", o.rounds,

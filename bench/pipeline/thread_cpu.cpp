@@ -50,6 +50,11 @@ std::set<pid_t>& harness_tids() {
   return tids;
 }
 
+std::set<pid_t>& library_tids() {
+  static std::set<pid_t> tids;
+  return tids;
+}
+
 std::set<pid_t> thread_ids() {
   std::set<pid_t> out;
   std::error_code ec;
@@ -70,6 +75,28 @@ void mark_harness_thread() noexcept {
     harness_tids().insert(::gettid());
   } catch (...) {  // NOLINT(bugprone-empty-catch): an unmarked thread only counts as the consumer's
   }
+}
+
+void mark_library_threads() {
+  std::set<pid_t> tids = thread_ids();
+  tids.erase(::gettid());
+  const std::lock_guard<std::mutex> lock(harness_mutex());
+  library_tids() = std::move(tids);
+}
+
+std::map<pid_t, std::uint64_t> library_thread_cpu_ns() {
+  std::set<pid_t> library;
+  {
+    const std::lock_guard<std::mutex> lock(harness_mutex());
+    library = library_tids();
+  }
+  std::map<pid_t, std::uint64_t> out;
+  for (const pid_t tid : library) {
+    std::ifstream sched("/proc/self/task/" + std::to_string(tid) + "/schedstat");
+    std::uint64_t run_ns = 0;
+    if (sched >> run_ns) out[tid] = run_ns;
+  }
+  return out;
 }
 
 HarnessThreadScope::HarnessThreadScope() : before_(thread_ids()) {}
@@ -93,6 +120,7 @@ std::map<pid_t, std::uint64_t> consumer_thread_cpu_ns() {
     // Forget harness threads that ended (a closed connection's): the kernel may reuse their ids.
     std::erase_if(harness_tids(), [&](pid_t tid) { return live.count(tid) == 0; });
     harness = harness_tids();
+    harness.insert(library_tids().begin(), library_tids().end());
   }
   std::map<pid_t, std::uint64_t> out;
   for (const pid_t tid : live) {

@@ -33,6 +33,15 @@ std::uint64_t process_cpu_ns();
 /// Marks the calling thread as the harness's (idempotent, cheap after the first call per thread).
 void mark_harness_thread() noexcept;
 
+/// Marks every thread of the process but the calling one as nats.c's process-wide threads (its
+/// timer, asynchronous-callback and garbage-collector threads, started by nats_Open()): call it
+/// after nats_Open() and before any connection. They work for every connection of the process,
+/// the harness's and the consumer's alike, so they are counted apart (library_thread_cpu_ns()).
+void mark_library_threads();
+
+/// Thread id -> CPU ns of nats.c's process-wide threads (mark_library_threads()).
+std::map<pid_t, std::uint64_t> library_thread_cpu_ns();
+
 /// Marks as the harness's every thread created while it lives: construct a harness NATS
 /// connection inside one. Not while the consumer under test may start threads of its own.
 class HarnessThreadScope {
@@ -46,7 +55,7 @@ class HarnessThreadScope {
   std::set<pid_t> before_;
 };
 
-/// Thread id -> CPU ns of every thread of the process not marked as the harness's.
+/// Thread id -> CPU ns of every thread of the process not marked as the harness's or the library's.
 std::map<pid_t, std::uint64_t> consumer_thread_cpu_ns();
 
 /// Sum over the threads of `after` of their CPU since `before` (threads new in `after` count
