@@ -785,7 +785,9 @@ DrainSummary summarize(const std::vector<DrainResult>& drains, const std::string
     s.rounds += (s.rounds.empty() ? "" : " / ") + grouped(d.rate);
   }
   s.rate = median(rate);
-  s.cpu = {median(consumer), median(nats), median(redis)};
+  s.cpu.consumer_us = median(consumer);
+  s.cpu.nats_us = median(nats);
+  s.cpu.redis_us = median(redis);
   return s;
 }
 
