@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cctype>
 #include <cstdlib>
 #include <ctime>
 #include <fstream>
@@ -12,8 +13,49 @@
 
 namespace cdc::bench {
 
-Config service_config(const HarnessOptions& o) {
-  Config c = o.config_path.empty() ? Config{} : load_config(o.config_path, {});
+std::string Variant::text() const {
+  std::string out;
+  for (const auto& [key, value] : keys) out.append(out.empty() ? "" : ", ").append(key).append("=").append(value);
+  return out;
+}
+
+std::vector<std::string> Variant::environment() const {
+  std::vector<std::string> env;
+  for (const auto& [key, value] : keys) {
+    std::string name("DAISI_CDC_");
+    for (const char ch : key)
+      name.push_back(ch == '.' ? '_' : static_cast<char>(std::toupper(static_cast<unsigned char>(ch))));
+    env.push_back(name.append("=").append(value));
+  }
+  return env;
+}
+
+Variant parse_variant(const std::string& text) {
+  const auto colon = text.find(':');
+  if (colon == std::string::npos || colon == 0) {
+    throw std::invalid_argument("--variant '" + text + "': expected NAME:key=value[,key=value...]");
+  }
+  Variant v;
+  v.name = text.substr(0, colon);
+  std::size_t at = colon + 1;
+  while (at <= text.size()) {
+    const std::size_t comma = std::min(text.find(',', at), text.size());
+    const std::string piece = text.substr(at, comma - at);
+    const auto eq = piece.find('=');
+    const auto dot = piece.find('.');
+    const bool is_key = eq != std::string::npos && dot != std::string::npos && dot > 0 && dot < eq &&
+                        piece.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789_.") >= eq;
+    if (is_key) v.keys.emplace_back(piece.substr(0, eq), piece.substr(eq + 1));
+    else if (!v.keys.empty()) v.keys.back().second.append(",").append(piece);  // a list value's comma
+    else throw std::invalid_argument("--variant '" + text + "': expected section.key=value after '" + v.name + ":'");
+    at = comma + 1;
+  }
+  if (v.keys.empty()) throw std::invalid_argument("--variant '" + text + "': no key=value");
+  return v;
+}
+
+Config service_config(const HarnessOptions& o, const std::vector<std::string>& env) {
+  Config c = o.config_path.empty() && env.empty() ? Config{} : load_config(o.config_path, env);
   if (o.ring_capacity != 0) c.pipeline.ring_capacity = o.ring_capacity;
   if (o.batch_size != 0) c.pipeline.batch_size = o.batch_size;
   if (!o.wait_strategy.empty() && !parse_wait_kind(o.wait_strategy, c.pipeline.wait_strategy)) {

@@ -10,6 +10,11 @@
 ///              in the same run, and reports the ratios the targets are defined on
 ///   relay      the bare nats.c relay alone: backlog drain and latency at the fixed rates
 ///   direct     the direct publish -> subscribe latency alone
+///   compare    issue 14's table in one run: drains of the batching relay, the eager relay, the
+///              service (default configuration) and each --variant, rounds rotated, medians;
+///              then latency at the fixed rates of the eager relay, the batching relay and the
+///              service (and the variants with --variant-latency); ratios, CPU per message,
+///              extra deliveries; a markdown table with --markdown
 
 #include <cstdint>
 #include <string>
@@ -49,15 +54,16 @@ struct HarnessOptions {
   std::string threads;            ///< pipeline.threads as "ingest,parse/dedup,publish,ack" ("" = one per stage)
 
   // end to end
-  std::string nats_url;       ///< empty: start nats-server -js
-  std::string redis_address;  ///< empty: start redis-server
-  double latency_seconds = 10;
+  std::string nats_url;        ///< empty: start nats-server -js
+  std::string redis_address;   ///< empty: start redis-server
+  double latency_seconds = 0;  ///< 0: 10 s (e2e, relay, direct), 20 s (compare)
   double warmup_seconds = 1;
   bool with_baselines = false;
   bool relay_latency = false;  ///< e2e: also the relay's latency at the fixed rates (always in relay mode)
+  bool relay_eager = false;    ///< relay / e2e: the eager relay (SendAsap) instead of the batching one
   bool skip_drain = false;
   bool skip_latency = false;
-  int rounds = 1;
+  int rounds = 0;  ///< 0: 1 (e2e), 3 (compare)
   int publish_window = 1000;
   /// e2e drain by service processes instead of the in-process pipeline: one drain per entry,
   /// that many replicas (daisi-cdc-consumer children sharing the partitions; "1,3" compares).
@@ -65,14 +71,35 @@ struct HarnessOptions {
   int partitions = 1;          ///< ingest.partitions for the replicas; the local nats-server gets the mapping
   std::string service_binary;  ///< empty: the daisi-cdc-consumer built with the harness
 
+  // compare
+  std::vector<std::string> variants;  ///< "NAME:key=value[,key=value...]" (parse_variant)
+  bool variant_latency = false;       ///< also the variants' latency runs
+
   // output
+  std::string markdown_path;  ///< compare: the table as markdown
   std::string json_path;
   std::string svg_path;
   bool verbose = false;
 };
 
-/// Loads the configuration (or defaults) and applies the overrides; validates.
-Config service_config(const HarnessOptions& options);
+/// A service configuration that differs from the default by configuration keys (--variant).
+struct Variant {
+  std::string name;
+  std::vector<std::pair<std::string, std::string>> keys;  ///< "section.key", value as in the environment
+  [[nodiscard]] std::string text() const;                 ///< "key=value, key=value"
+  /// The keys as the service's environment overrides (DAISI_CDC_<SECTION>_<KEY>=value), so
+  /// load_config() parses and validates them as it does at start-up: any key of the schema
+  /// works, including ones added later.
+  [[nodiscard]] std::vector<std::string> environment() const;
+};
+/// "NAME:key=value[,key=value...]"; a piece without '=' continues the previous value, so list
+/// values keep their commas ("threads:pipeline.threads=ingest,parse/dedup,publish,ack"). Throws
+/// std::invalid_argument on a malformed text (keys are checked by service_config()).
+Variant parse_variant(const std::string& text);
+
+/// Loads the configuration (or defaults) with the environment `env` (only that, not the
+/// process's), applies the command-line overrides; validates. Throws ConfigError.
+Config service_config(const HarnessOptions& options, const std::vector<std::string>& env = {});
 /// "ingest,parse/dedup,publish,ack" -> {{ingest, parse}, {dedup, publish, ack}} (--threads).
 std::vector<std::vector<std::string>> parse_thread_mapping(const std::string& text);
 /// pipeline.threads for reports: "ingest,parse / dedup,publish,ack" or "one thread per stage".
@@ -87,5 +114,6 @@ std::string load_average();
 
 int run_inprocess(const HarnessOptions& options);
 int run_e2e(const HarnessOptions& options);
+int run_compare(const HarnessOptions& options);
 
 }  // namespace cdc::bench

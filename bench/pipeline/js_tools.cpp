@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "cdc/pipeline/link.hpp"
+#include "pipeline/thread_cpu.hpp"
 
 namespace cdc::bench {
 namespace {
@@ -48,6 +49,7 @@ void check_nats(natsStatus s, const std::string& what) {
 }
 
 NatsClient::NatsClient(const std::string& url, const std::string& name, int max_pending, bool send_asap) {
+  const HarnessThreadScope harness_threads;  // the connection's read loop and flusher
   natsOptions* opts = nullptr;
   check_nats(natsOptions_Create(&opts), "options");
   natsOptions_SetURL(opts, url.c_str());
@@ -63,8 +65,10 @@ NatsClient::NatsClient(const std::string& url, const std::string& name, int max_
   jo.Wait = 10000;
   jo.PublishAsync.MaxPending = max_pending;
   jo.PublishAsync.StallWait = 5000;
-  jo.PublishAsync.ErrHandler = &NatsClient::on_error;
-  jo.PublishAsync.ErrHandlerClosure = this;
+  // An AckHandler (not only an ErrHandler): it runs on the PubAck thread nats.c starts at the
+  // first async publish, which marks it as the harness's.
+  jo.PublishAsync.AckHandler = &NatsClient::on_puback;
+  jo.PublishAsync.AckHandlerClosure = this;
   check_nats(natsConnection_JetStream(&js_, nc_, &jo), "jetstream context");
 }
 
@@ -83,8 +87,10 @@ NatsClient::~NatsClient() {
   }
 }
 
-void NatsClient::on_error(jsCtx*, jsPubAckErr*, void* self) noexcept {
-  static_cast<NatsClient*>(self)->errors_.fetch_add(1, std::memory_order_relaxed);
+void NatsClient::on_puback(jsCtx*, natsMsg* msg, jsPubAck* pa, jsPubAckErr* pae, void* self) noexcept {
+  mark_harness_thread();
+  if (pa == nullptr || pae != nullptr) static_cast<NatsClient*>(self)->errors_.fetch_add(1, std::memory_order_relaxed);
+  natsMsg_Destroy(msg);  // ours in an AckHandler
 }
 
 void ensure_stream(jsCtx* js, const std::string& name, const std::vector<std::string>& subjects,
@@ -165,8 +171,10 @@ RatePublishResult publish_at_rate(NatsClient& client, const Corpus& corpus, std:
 }
 
 LatencySubscriber::LatencySubscriber(const std::string& url, const std::string& subject, std::int64_t record_from_ns,
-                                     bool by_msg_id)
+                                     bool by_msg_id, std::size_t expected_ids)
     : record_from_ns_(record_from_ns), latency_(std::make_unique<LogHistogram>()), by_msg_id_(by_msg_id) {
+  if (by_msg_id_) seen_.reserve(expected_ids);
+  const HarnessThreadScope harness_threads;  // the connection's threads and the subscription's
   natsOptions* opts = nullptr;
   check_nats(natsOptions_Create(&opts), "options");
   natsOptions_SetURL(opts, url.c_str());
@@ -181,18 +189,19 @@ LatencySubscriber::LatencySubscriber(const std::string& url, const std::string& 
 }
 
 void LatencySubscriber::on_msg(natsConnection*, natsSubscription*, natsMsg* msg, void* closure) noexcept {
-  auto* self = static_cast<LatencySubscriber*>(closure);
   const std::int64_t now = now_ns();
+  mark_harness_thread();
+  auto* self = static_cast<LatencySubscriber*>(closure);
   const std::string_view body(natsMsg_GetData(msg), static_cast<std::size_t>(natsMsg_GetDataLength(msg)));
   const char* id = nullptr;
   if (self->by_msg_id_ && natsMsgHeader_Get(msg, "Nats-Msg-Id", &id) == NATS_OK && id != nullptr &&
-      !self->seen_.emplace(id).second) {
+      !self->seen_.insert(std::hash<std::string_view>{}(std::string_view(id))).second) {
     natsMsg_Destroy(msg);
     self->repeats_.store(self->repeats_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
     return;
   }
   const std::int64_t stamp = find_stamp(body);
-  if (stamp >= self->record_from_ns_) self->latency_->record(now - stamp);
+  if (stamp >= self->record_from_ns_.load(std::memory_order_relaxed)) self->latency_->record(now - stamp);
   natsMsg_Destroy(msg);
   // relaxed: one callback thread writes; the harness polls for progress.
   self->received_.store(self->received_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);

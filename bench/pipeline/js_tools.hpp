@@ -20,7 +20,9 @@ namespace cdc::bench {
 /// Throws std::runtime_error with nats.c's text unless s == NATS_OK.
 void check_nats(natsStatus s, const std::string& what);
 
-/// One connection and its JetStream context. `max_pending` bounds async publishes in flight.
+/// One connection of the harness and its JetStream context. `max_pending` bounds async publishes
+/// in flight. Its threads are marked as the harness's (thread_cpu.hpp): construct it before the
+/// consumer under test starts threads of its own.
 class NatsClient {
  public:
   NatsClient(const std::string& url, const std::string& name, int max_pending = 1000, bool send_asap = false);
@@ -33,7 +35,7 @@ class NatsClient {
   [[nodiscard]] std::uint64_t publish_errors() const noexcept { return errors_.load(std::memory_order_relaxed); }
 
  private:
-  static void on_error(jsCtx*, jsPubAckErr* pae, void* self) noexcept;
+  static void on_puback(jsCtx*, natsMsg* msg, jsPubAck* pa, jsPubAckErr* pae, void* self) noexcept;
   natsConnection* nc_ = nullptr;
   jsCtx* js_ = nullptr;
   std::atomic<std::uint64_t> errors_{0};
@@ -64,14 +66,17 @@ RatePublishResult publish_at_rate(NatsClient& client, const Corpus& corpus, std:
                                   double seconds);
 
 /// Core-NATS subscriber on `subject`: reads the stamp from each message body and records
-/// now - stamp for stamps at or after `record_from_ns`.
+/// now - stamp for stamps at or after `record_from_ns` (settable later: record_from()). Its
+/// threads are marked as the harness's, like NatsClient's.
 class LatencySubscriber {
  public:
-  /// `by_msg_id`: a message whose Nats-Msg-Id was seen before is counted as a repeat, not as an
-  /// arrival (the service re-sends an event still in flight when its duplicate comes; JetStream
-  /// stores it once, but a core subscriber sees both).
+  /// `by_msg_id`: a message whose Nats-Msg-Id was seen before is counted as a repeat ("extra
+  /// delivery"), not as an arrival (the service re-sends an event still in flight when its
+  /// duplicate comes; JetStream stores it once, but a core subscriber sees both). The ids seen are
+  /// kept as 64-bit hashes in a set reserved for `expected_ids` (no allocation per message below
+  /// that; a false repeat needs a hash collision, ~n^2 / 2^65).
   LatencySubscriber(const std::string& url, const std::string& subject, std::int64_t record_from_ns,
-                    bool by_msg_id = false);
+                    bool by_msg_id = false, std::size_t expected_ids = 0);
   ~LatencySubscriber();
   LatencySubscriber(const LatencySubscriber&) = delete;
   LatencySubscriber& operator=(const LatencySubscriber&) = delete;
@@ -79,6 +84,8 @@ class LatencySubscriber {
   [[nodiscard]] std::uint64_t received() const noexcept { return received_.load(std::memory_order_relaxed); }
   [[nodiscard]] std::uint64_t repeats() const noexcept { return repeats_.load(std::memory_order_relaxed); }
   [[nodiscard]] std::int64_t last_ns() const noexcept { return last_ns_.load(std::memory_order_relaxed); }
+  /// Any thread: record stamps at or after `ns` from now on.
+  void record_from(std::int64_t ns) noexcept { record_from_ns_.store(ns, std::memory_order_relaxed); }
   /// Stops the subscription; the histogram is complete afterwards.
   void close();
   [[nodiscard]] const LogHistogram& latency() const noexcept { return *latency_; }
@@ -87,10 +94,10 @@ class LatencySubscriber {
   static void on_msg(natsConnection*, natsSubscription*, natsMsg* msg, void* self) noexcept;
   natsConnection* nc_ = nullptr;
   natsSubscription* sub_ = nullptr;
-  std::int64_t record_from_ns_;
+  std::atomic<std::int64_t> record_from_ns_;
   std::unique_ptr<LogHistogram> latency_;
   bool by_msg_id_;
-  std::unordered_set<std::string> seen_;  // callback thread only
+  std::unordered_set<std::uint64_t> seen_;  // callback thread only: hashes of Nats-Msg-Id
   std::atomic<std::uint64_t> received_{0};
   std::atomic<std::uint64_t> repeats_{0};
   std::atomic<std::int64_t> last_ns_{0};

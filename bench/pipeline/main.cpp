@@ -14,8 +14,10 @@
 int main(int argc, char** argv) {  // NOLINT(bugprone-exception-escape): an escaping error ends the tool
   cdc::bench::HarnessOptions o;
   CLI::App app{"cdc_pipeline_bench: throughput and latency of the CDC pipeline, in process or end to end"};
-  app.add_option("--mode", o.mode, "inprocess | e2e | relay | direct")
-      ->check(CLI::IsMember({"inprocess", "e2e", "relay", "direct"}))
+  app.add_option("--mode", o.mode,
+                 "inprocess | e2e | relay | direct | compare (issue 14's table: relays, service and variants, "
+                 "drains and latency in one run)")
+      ->check(CLI::IsMember({"inprocess", "e2e", "relay", "direct", "compare"}))
       ->capture_default_str();
   app.add_option("--events", o.events, "events per run (default 1,000,000 in-process, 200,000 per drain)");
   app.add_option("--capture", o.capture, "corpus capture file (default: cdc-replay gen, else the sample)");
@@ -53,9 +55,8 @@ int main(int argc, char** argv) {  // NOLINT(bugprone-exception-escape): an esca
   auto* e2e = "end to end";
   app.add_option("--nats-url", o.nats_url, "use this NATS server instead of starting one")->group(e2e);
   app.add_option("--redis-address", o.redis_address, "use this Redis (host:port) instead of starting one")->group(e2e);
-  app.add_option("--latency-seconds", o.latency_seconds, "length of each latency run")
-      ->group(e2e)
-      ->capture_default_str();
+  app.add_option("--latency-seconds", o.latency_seconds, "length of each latency run (default 10 s, compare 20 s)")
+      ->group(e2e);
   app.add_option("--warmup-seconds", o.warmup_seconds, "first seconds of a latency run not recorded")
       ->group(e2e)
       ->capture_default_str();
@@ -63,11 +64,14 @@ int main(int argc, char** argv) {  // NOLINT(bugprone-exception-escape): an esca
       ->group(e2e);
   app.add_flag("--relay-latency", o.relay_latency, "e2e: also measure the relay's latency at the fixed rates")
       ->group(e2e);
+  app.add_flag("--relay-eager", o.relay_eager,
+               "relay and e2e modes: the eager relay (SendAsap) instead of the batching one (nats.c's flusher)")
+      ->group(e2e);
   app.add_flag("--skip-drain", o.skip_drain, "no backlog drain")->group(e2e);
   app.add_flag("--skip-latency", o.skip_latency, "no fixed-rate latency runs")->group(e2e);
-  app.add_option("--rounds", o.rounds, "drain rounds (relay and ours alternate first); medians reported")
-      ->group(e2e)
-      ->capture_default_str();
+  app.add_option("--rounds", o.rounds,
+                 "drain rounds (the order of who drains rotates per round); medians reported (default 1, compare 3)")
+      ->group(e2e);
   app.add_option("--replicas", o.replicas,
                  "e2e drain by R daisi-cdc-consumer processes sharing the partitions instead of the in-process "
                  "pipeline; a list (\"1,3\") drains once per entry")
@@ -86,6 +90,14 @@ int main(int argc, char** argv) {  // NOLINT(bugprone-exception-escape): an esca
       ->group(e2e)
       ->capture_default_str();
 
+  auto* cmp = "compare";
+  app.add_option("--variant", o.variants,
+                 "compare: also a service configuration differing from the default by config keys, "
+                 "NAME:section.key=value[,section.key=value...] (repeatable)")
+      ->group(cmp);
+  app.add_flag("--variant-latency", o.variant_latency, "compare: also the variants' latency runs")->group(cmp);
+  app.add_option("--markdown", o.markdown_path, "compare: write the table as markdown")->group(cmp);
+
   app.add_option("--json", o.json_path, "write the results as JSON");
   app.add_option("--svg", o.svg_path, "write the latency chart as SVG");
   app.add_flag("-v,--verbose", o.verbose, "service logs at info level (default: errors only)");
@@ -98,7 +110,9 @@ int main(int argc, char** argv) {  // NOLINT(bugprone-exception-escape): an esca
   nats_Open(-1);
   int code = 0;
   try {
-    code = o.mode == "inprocess" ? cdc::bench::run_inprocess(o) : cdc::bench::run_e2e(o);
+    if (o.mode == "inprocess") code = cdc::bench::run_inprocess(o);
+    else if (o.mode == "compare") code = cdc::bench::run_compare(o);
+    else code = cdc::bench::run_e2e(o);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "cdc_pipeline_bench: %s\n", e.what());
     code = 1;

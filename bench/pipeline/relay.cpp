@@ -9,26 +9,46 @@
 
 namespace cdc::bench {
 namespace {
-constexpr std::size_t kSlots = 1 << 16;  // > max_ack_pending: the server never sends more
+constexpr std::size_t kSlots = 1 << 16;  // > MaxAckPending: the server never sends more
 constexpr std::size_t kMask = kSlots - 1;
 }  // namespace
 
+void relay_subject(std::string_view prefix, std::string_view subject, std::string& out) {
+  out.assign(prefix);
+  // Skip token 1 (`cdc`), copy tokens 2 and 3.
+  std::size_t at = subject.find('.');
+  for (int token = 0; token < 2; ++token) {
+    out.push_back('.');
+    if (at == std::string_view::npos) {
+      out.push_back('_');
+      continue;
+    }
+    const std::size_t from = at + 1;
+    at = subject.find('.', from);
+    const std::string_view t = subject.substr(from, at == std::string_view::npos ? std::string_view::npos : at - from);
+    if (t.empty()) out.push_back('_');
+    else out.append(t);
+  }
+}
+
 Relay::Relay(RelayOptions options) : options_(std::move(options)), slots_(kSlots) {
-  consume_ = std::make_unique<NatsClient>(options_.url, "bench-relay/consume");
   natsOptions* opts = nullptr;
   check_nats(natsOptions_Create(&opts), "options");
   natsOptions_SetURL(opts, options_.url.c_str());
-  natsOptions_SetName(opts, "bench-relay/publish");
-  const natsStatus s = natsConnection_Connect(&publish_conn_, opts);
+  natsOptions_SetName(opts, options_.send_asap ? "bench-relay-eager" : "bench-relay-batching");
+  natsOptions_SetIOBufSize(opts, options_.io_buffer_bytes);
+  natsOptions_SetSendAsap(opts, options_.send_asap);
+  const natsStatus s = natsConnection_Connect(&conn_, opts);
   natsOptions_Destroy(opts);
   check_nats(s, "connect " + options_.url);
   jsOptions jo;
   jsOptions_Init(&jo);
+  jo.Wait = 10000;
   jo.PublishAsync.MaxPending = options_.publish_window;
   jo.PublishAsync.StallWait = 5000;
   jo.PublishAsync.AckHandler = &Relay::on_puback;
   jo.PublishAsync.AckHandlerClosure = this;
-  check_nats(natsConnection_JetStream(&publish_js_, publish_conn_, &jo), "jetstream context");
+  check_nats(natsConnection_JetStream(&js_, conn_, &jo), "jetstream context");
 
   jsConsumerConfig cc;
   jsConsumerConfig_Init(&cc);
@@ -36,32 +56,33 @@ Relay::Relay(RelayOptions options) : options_(std::move(options)), slots_(kSlots
   cc.AckPolicy = js_AckExplicit;
   cc.DeliverPolicy = js_DeliverAll;
   cc.AckWait = 30'000'000'000LL;
-  cc.MaxAckPending = options_.max_ack_pending;
+  // The publish window is the bound; the server may deliver one more fetch batch beyond it.
+  cc.MaxAckPending = options_.publish_window + options_.fetch_batch;
   cc.MaxWaiting = 512;
-  cc.FilterSubject = options_.filter.c_str();
   jsConsumerInfo* ci = nullptr;
   jsErrCode err = static_cast<jsErrCode>(0);
   jsErrCode derr = static_cast<jsErrCode>(0);
-  js_DeleteConsumer(consume_->js(), options_.stream.c_str(), options_.consumer.c_str(), nullptr, &derr);
-  check_nats(js_AddConsumer(&ci, consume_->js(), options_.stream.c_str(), &cc, nullptr, &err), "create relay consumer");
+  js_DeleteConsumer(js_, options_.stream.c_str(), options_.consumer.c_str(), nullptr, &derr);
+  check_nats(js_AddConsumer(&ci, js_, options_.stream.c_str(), &cc, nullptr, &err), "create relay consumer");
   jsConsumerInfo_Destroy(ci);
   jsSubOptions so;
   jsSubOptions_Init(&so);
   so.Stream = options_.stream.c_str();
   so.Consumer = options_.consumer.c_str();
   so.ManualAck = true;
-  check_nats(
-      js_PullSubscribe(&sub_, consume_->js(), options_.filter.c_str(), options_.consumer.c_str(), nullptr, &so, &err),
-      "pull subscribe");
+  // No filter: bound to the consumer, like the service's default (ingest.filter_subject empty).
+  check_nats(js_PullSubscribe(&sub_, js_, "", options_.consumer.c_str(), nullptr, &so, &err), "pull subscribe");
+  natsSubscription_SetPendingLimits(sub_, -1, -1);
+  subject_.reserve(256);
 }
 
 Relay::~Relay() {
   stop();
   if (sub_ != nullptr) natsSubscription_Destroy(sub_);
-  if (publish_js_ != nullptr) jsCtx_Destroy(publish_js_);
-  if (publish_conn_ != nullptr) {
-    natsConnection_FlushTimeout(publish_conn_, 2000);
-    natsConnection_Destroy(publish_conn_);
+  if (js_ != nullptr) jsCtx_Destroy(js_);
+  if (conn_ != nullptr) {
+    natsConnection_FlushTimeout(conn_, 2000);
+    natsConnection_Destroy(conn_);
   }
   // Messages never acked (stopped early): destroy them.
   for (std::uint64_t i = head_.load(); i != tail_.load(); ++i) natsMsg_Destroy(slots_[i & kMask].source);
@@ -75,21 +96,21 @@ void Relay::stop() {
   if (!thread_.joinable()) return;
   stop_.store(true, std::memory_order_relaxed);
   puback_waiter_.notify();
-  thread_.join();
+  thread_.join();  // at most one idle fetch's expiry
   // Every PubAck handled, and no callback still inside on_puback, before the slots (and this
   // object) go; then the acks the relay thread left (stopped while PubAcks were due).
   jsPubOptions po;
   jsPubOptions_Init(&po);
   po.MaxWait = 10000;
-  js_PublishAsyncComplete(publish_js_, &po);
+  js_PublishAsyncComplete(js_, &po);
   for (int i = 0; i < 500 && callbacks_.load(std::memory_order_acquire) != 0; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   ack_in_order();
-  natsConnection_FlushTimeout(consume_->conn(), 2000);
+  natsConnection_FlushTimeout(conn_, 2000);
   natsSubscription_Unsubscribe(sub_);
   jsErrCode err = static_cast<jsErrCode>(0);
-  js_DeleteConsumer(consume_->js(), options_.stream.c_str(), options_.consumer.c_str(), nullptr, &err);
+  js_DeleteConsumer(js_, options_.stream.c_str(), options_.consumer.c_str(), nullptr, &err);
 }
 
 void Relay::on_puback(jsCtx*, natsMsg* msg, jsPubAck* pa, jsPubAckErr* pae, void* closure) noexcept {
@@ -135,51 +156,61 @@ std::uint64_t Relay::ack_in_order() noexcept {
   return n;
 }
 
+void Relay::relay_one(natsMsg* src) noexcept {
+  const std::uint64_t tail = tail_.load(std::memory_order_relaxed);
+  while (tail - head_.load(std::memory_order_relaxed) >= kSlots) {  // not with MaxAckPending < kSlots
+    ack_in_order();
+    std::this_thread::yield();
+  }
+  relay_subject(options_.out_prefix, natsMsg_GetSubject(src), subject_);
+  natsMsg* pub = nullptr;
+  natsMsg_Create(&pub, subject_.c_str(), nullptr, natsMsg_GetData(src), natsMsg_GetDataLength(src));
+  const char* id = nullptr;
+  if (natsMsgHeader_Get(src, "Nats-Msg-Id", &id) == NATS_OK && id != nullptr) natsMsgHeader_Set(pub, "Nats-Msg-Id", id);
+  Slot& slot = slots_[tail & kMask];
+  slot.source = src;
+  slot.published.store(pub, std::memory_order_relaxed);
+  slot.done.store(false, std::memory_order_relaxed);
+  // release: the slot is complete before the PubAck thread can see it.
+  tail_.store(tail + 1, std::memory_order_release);
+  natsStatus s = NATS_TIMEOUT;
+  // A full window stalls the call (StallWait) until PubAcks free room.
+  for (int attempt = 0; attempt < 100 && s == NATS_TIMEOUT; ++attempt) s = js_PublishMsgAsync(js_, &pub, nullptr);
+  if (s != NATS_OK) {
+    // Cannot publish: count it and let the ack go (the relay is a baseline, not a service).
+    publish_errors_.fetch_add(1, std::memory_order_relaxed);
+    natsMsg_Destroy(pub);
+    slot.done.store(true, std::memory_order_release);
+  }
+}
+
 void Relay::run() noexcept {
   pthread_setname_np(pthread_self(), "bench-relay");
   bool idle = true;
   while (!stop_.load(std::memory_order_relaxed)) {
     ack_in_order();
-    const bool waiting_for_pubacks = head_.load(std::memory_order_relaxed) != tail_.load(std::memory_order_relaxed);
+    const bool awaiting_pubacks = head_.load(std::memory_order_relaxed) != tail_.load(std::memory_order_relaxed);
     jsFetchRequest req;
     jsFetchRequest_Init(&req);
-    // A fetch of N waits for all N or its expiry: no-wait batches while busy or while acks are
-    // due, one message that waits when idle (FIELD-NOTES.md).
-    const bool blocking = idle && !waiting_for_pubacks;
-    req.Batch = blocking ? 1 : options_.fetch_batch;
-    req.NoWait = !blocking;
-    req.Expires = 100'000'000;  // 100 ms
+    // PullSource's rule: a fetch of N waits for all N or its expiry, so no-wait batches while
+    // busy, and after an empty one a one-message fetch that waits. The relay acks on this
+    // thread too: while PubAcks are awaited it does not block in a fetch (see below).
+    const bool waiting_fetch = idle && !awaiting_pubacks;
+    req.Batch = waiting_fetch ? 1 : options_.fetch_batch;
+    req.NoWait = !waiting_fetch;
+    // No expiry on a no-wait fetch, as PullSource's poll (wait 0): nats-server 2.9 holds a no-wait
+    // request that has an expiry until the first message or the expiry ("one-shot"), which
+    // would park this thread (and its acks) for the whole expiry at the end of a drain. Without
+    // one nats.c returns at once with what has arrived; the request stays at the server and what
+    // it delivers is taken by the next fetch.
+    req.Expires = waiting_fetch ? options_.idle_fetch_expires_ms * 1'000'000 : 0;
     natsMsgList list{nullptr, 0};
     natsSubscription_FetchRequest(&list, sub_, &req);
     idle = list.Count == 0;
     for (int i = 0; i < list.Count; ++i) {
       natsMsg* src = list.Msgs[i];
       list.Msgs[i] = nullptr;
-      const std::uint64_t tail = tail_.load(std::memory_order_relaxed);
-      while (tail - head_.load(std::memory_order_relaxed) >= kSlots) {
-        ack_in_order();
-        std::this_thread::yield();
-      }
-      natsMsg* pub = nullptr;
-      natsMsg_Create(&pub, options_.out_subject.c_str(), nullptr, natsMsg_GetData(src), natsMsg_GetDataLength(src));
-      const char* id = nullptr;
-      if (natsMsgHeader_Get(src, "Nats-Msg-Id", &id) == NATS_OK && id != nullptr)
-        natsMsgHeader_Set(pub, "Nats-Msg-Id", id);
-      Slot& slot = slots_[tail & kMask];
-      slot.source = src;
-      slot.published.store(pub, std::memory_order_relaxed);
-      slot.done.store(false, std::memory_order_relaxed);
-      // release: the slot is complete before the PubAck thread can see it.
-      tail_.store(tail + 1, std::memory_order_release);
-      natsStatus s = NATS_TIMEOUT;
-      for (int attempt = 0; attempt < 100 && s == NATS_TIMEOUT; ++attempt)
-        s = js_PublishMsgAsync(publish_js_, &pub, nullptr);
-      if (s != NATS_OK) {
-        // Cannot publish: count it and let the ack go (the relay is a baseline, not a service).
-        publish_errors_.fetch_add(1, std::memory_order_relaxed);
-        natsMsg_Destroy(pub);
-        slot.done.store(true, std::memory_order_release);
-      }
+      relay_one(src);
     }
     natsMsgList_Destroy(&list);
     if (idle && head_.load(std::memory_order_relaxed) != tail_.load(std::memory_order_relaxed)) {
