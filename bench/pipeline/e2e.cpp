@@ -551,12 +551,12 @@ void start_servers(const HarnessOptions& o, Servers& servers, bool need_redis, i
 
 void print_service_config(const char* label, const Config& config) {
   std::printf(
-      "%-15s ingest %s, fetch %d, ring %zu, batch %d, wait %s, max_pending %d, send_asap consume %s publish %s, "
+      "%-15s ingest %s, fetch %d, ring %zu, batch %d, wait %s, max_pending %d, write_mode consume %s publish %s, "
       "threads: %s\n",
       label, config.ingest.mode == IngestMode::kPush ? "push" : "pull", config.ingest.fetch_batch,
       config.pipeline.ring_capacity, config.pipeline.batch_size,
       std::string(to_string(config.pipeline.wait_strategy)).c_str(), config.publish.max_pending,
-      config.nats.send_asap ? "true" : "false", config.publish.send_asap ? "true" : "false",
+      std::string(to_string(config.nats.write_mode)).c_str(), std::string(to_string(config.publish.write_mode)).c_str(),
       thread_mapping_text(config).c_str());
 }
 
