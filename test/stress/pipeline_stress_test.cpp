@@ -150,8 +150,8 @@ void run_stress(const std::vector<std::vector<std::string>>& threads) {
     ports.source = std::move(source);
     ports.completer = std::make_unique<StressCompleter>(tally, completed, naks);
     ports.publisher = std::move(publisher);
-    ports.claims = cdc::make_redis_dedup_store(config.redis, "dedup");
-    ports.marks = cdc::make_redis_dedup_store(config.redis, "mark");
+    ports.claims = cdc::make_redis_dedup_store(config.redis, "dedup", config.dedup.batch);
+    ports.marks = cdc::make_redis_dedup_store(config.redis, "mark", config.dedup.batch);
     cdc::Pipeline pipeline(config, std::move(ports));
     pipeline.start();
     // Deliveries start once the dedup connection is up (else claims fail: on_redis_error=publish).
