@@ -153,8 +153,7 @@ TEST_CASE("redis functions: a batch of claims answers each key as SET NX GET wou
   CHECK((ttl > 0 && ttl <= 30));
   CHECK(direct.run({"GET", "dedup:done"}) == "d");
   CHECK(direct.run({"TTL", "dedup:done"}) == "-1");
-  CHECK(direct.calls("fcall") == 1);
-  CHECK(direct.calls("set") == 4);  // the test's own; the claims ran inside the function
+  CHECK(direct.calls("fcall") == 1);  // (commandstats counts the SETs inside it as well)
 
   p.begin_marks();
   p.add_to_batch("new");
@@ -286,11 +285,10 @@ TEST_CASE("redis functions: the pipeline dedups with one call per batch, or per 
   const long long fcalls = direct.calls("fcall");
   const long long sets = direct.calls("set");
   if (mode == DedupBatchMode::kAuto) {
-    // Claims and marks in function calls: far fewer calls than events; per-key SETs only for
-    // what came before the connection's FUNCTION LOAD was answered, if anything.
+    // Claims and marks in function calls: far fewer calls than events (commandstats counts the
+    // SETs the functions run as well, so they say nothing here).
     CHECK(fcalls > 0);
     CHECK(fcalls < static_cast<long long>(want.event_ids.size()));
-    CHECK(sets < static_cast<long long>(want.event_ids.size()));
   } else {
     CHECK(fcalls == 0);
     CHECK(sets >= 2 * static_cast<long long>(want.event_ids.size()));
