@@ -48,7 +48,8 @@ inline Config test_config(const NatsServer& nats, const RedisServer& redis) {
   // dedup.batch (the service processes of the fault tests read it themselves), so both the
   // function calls and the per-key commands get the whole suite.
   std::vector<std::string> env;
-  if (const char* batch = std::getenv("DAISI_CDC_DEDUP_BATCH")) env.push_back(std::string("DAISI_CDC_DEDUP_BATCH=") + batch);
+  if (const char* batch = std::getenv("DAISI_CDC_DEDUP_BATCH"))
+    env.push_back(std::string("DAISI_CDC_DEDUP_BATCH=") + batch);
   Config c = load_config_text("", env);
   c.nats.url = nats.url();
   c.redis.address = redis.address();

@@ -87,7 +87,9 @@ struct Client {
 /// A hiredis connection for the test's own commands.
 struct Direct {
   redisContext* rc;
-  explicit Direct(std::uint16_t port) : rc(redisConnect("127.0.0.1", port)) { REQUIRE((rc != nullptr && rc->err == 0)); }
+  explicit Direct(std::uint16_t port) : rc(redisConnect("127.0.0.1", port)) {
+    REQUIRE((rc != nullptr && rc->err == 0));
+  }
   ~Direct() { redisFree(rc); }
   Direct(const Direct&) = delete;
   Direct& operator=(const Direct&) = delete;
@@ -100,10 +102,11 @@ struct Direct {
     }
     auto* r = static_cast<redisReply*>(redisCommandArgv(rc, static_cast<int>(args.size()), argv.data(), lens.data()));
     REQUIRE(r != nullptr);
-    std::string out = r->type == REDIS_REPLY_NIL ? "(nil)"
-                      : r->type == REDIS_REPLY_INTEGER
-                          ? std::to_string(r->integer)
-                          : (r->type == REDIS_REPLY_ARRAY ? "array:" + std::to_string(r->elements) : std::string(r->str, r->len));
+    std::string out =
+        r->type == REDIS_REPLY_NIL ? "(nil)"
+        : r->type == REDIS_REPLY_INTEGER
+            ? std::to_string(r->integer)
+            : (r->type == REDIS_REPLY_ARRAY ? "array:" + std::to_string(r->elements) : std::string(r->str, r->len));
     freeReplyObject(r);
     return out;
   }

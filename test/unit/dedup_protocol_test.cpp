@@ -121,7 +121,9 @@ TEST_CASE("dedup protocol: each element of a batch reply resolves its claim as t
   RedisReply array = reply(T::kArray);
   array.integer = static_cast<long long>(elements.size());
   array.elements = elements;
-  const auto result = [&](std::size_t i) { return DedupProtocol::claim_result(DedupProtocol::batch_element(array, i)); };
+  const auto result = [&](std::size_t i) {
+    return DedupProtocol::claim_result(DedupProtocol::batch_element(array, i));
+  };
   CHECK(result(0) == DedupResult::kFirstSeen);
   CHECK(result(1) == DedupResult::kInFlight);
   CHECK(result(2) == DedupResult::kDone);

@@ -29,8 +29,8 @@ class RedisDedupStore final : public DedupStore {
     uv_loop_init(loop_.get());
     uv_timer_init(loop_.get(), &timer_);
     // INFO's reply ("# Cluster\r\ncluster_enabled:0\r\n") and FUNCTION LOAD's errors fit in 1 KiB.
-    redis_ = std::make_unique<RedisConnection>(config, loop_.get(), std::move(role), &RedisDedupStore::relay, this,
-                                               1024);
+    redis_ =
+        std::make_unique<RedisConnection>(config, loop_.get(), std::move(role), &RedisDedupStore::relay, this, 1024);
     if (mode_ != DedupBatchMode::kPipeline) redis_->set_on_connected(&RedisDedupStore::on_connected);
     kinds_.resize(1024);
     for (int i = 0; i < 32; ++i) add_batch_record();
@@ -157,8 +157,8 @@ class RedisDedupStore final : public DedupStore {
       if (mode_ == DedupBatchMode::kAuto && cluster_) {
         decided(false, "the server is a Redis Cluster: a batch's keys may sit on several slots");
       } else {
-        decided(true, mode_ == DedupBatchMode::kAuto ? "the server loaded the function library"
-                                                     : "dedup.batch is function");
+        decided(true,
+                mode_ == DedupBatchMode::kAuto ? "the server loaded the function library" : "dedup.batch is function");
       }
       return;
     }
@@ -258,9 +258,9 @@ class RedisDedupStore final : public DedupStore {
   ReplyFn on_reply_ = nullptr;
   void* owner_ = nullptr;
   bool closed_ = false;
-  bool functions_ = false;       // this connection has the library and the mode allows it
-  bool cluster_ = false;         // INFO cluster said cluster_enabled:1
-  bool reload_queued_ = false;   // a FUNCTION LOAD after "Function not found" awaits its reply
+  bool functions_ = false;      // this connection has the library and the mode allows it
+  bool cluster_ = false;        // INFO cluster said cluster_enabled:1
+  bool reload_queued_ = false;  // a FUNCTION LOAD after "Function not found" awaits its reply
   bool logged_ = false;
   bool logged_functions_ = false;
   std::vector<Kind> kinds_;  // ring, power of two
@@ -272,8 +272,7 @@ class RedisDedupStore final : public DedupStore {
 
 }  // namespace
 
-std::unique_ptr<DedupStore> make_redis_dedup_store(const RedisConfig& config, std::string role,
-                                                   DedupBatchMode batch) {
+std::unique_ptr<DedupStore> make_redis_dedup_store(const RedisConfig& config, std::string role, DedupBatchMode batch) {
   return std::make_unique<RedisDedupStore>(config, std::move(role), batch);
 }
 
