@@ -45,8 +45,8 @@ inline std::string sample_path(const std::string& name) {
 /// A configuration for the servers of a test: small ring, no metrics port, fast retries.
 inline Config test_config(const NatsServer& nats, const RedisServer& redis) {
   // DAISI_CDC_DEDUP_BATCH in the test's environment runs the in-process suites with that
-  // dedup.batch (the service processes of the fault tests read it themselves), so both the
-  // function calls and the per-key commands get the whole suite.
+  // dedup.batch (the service processes of the fault tests read it themselves), so the function
+  // calls get the whole suite as well as the default per-key commands.
   std::vector<std::string> env;
   if (const char* batch = std::getenv("DAISI_CDC_DEDUP_BATCH"))
     env.push_back(std::string("DAISI_CDC_DEDUP_BATCH=") + batch);

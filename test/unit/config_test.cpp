@@ -247,7 +247,7 @@ const std::vector<Override> kOverrides = {
     {"dedup", "ttl", "10m", "10m"},
     {"dedup", "pending_ttl", "1m", "1m"},
     {"dedup", "on_redis_error", "block", "block"},
-    {"dedup", "batch", "pipeline", "pipeline"},
+    {"dedup", "batch", "function", "function"},
     {"redis", "address", "redis.local:6380", "redis.local:6380"},
     {"redis", "db", "3", "3"},
     {"redis", "connect_timeout", "1s", "1s"},

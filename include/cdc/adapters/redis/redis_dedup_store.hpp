@@ -18,6 +18,6 @@ namespace cdc {
 /// `role` names the connection in logs ("dedup", "mark"); `batch` is dedup.batch. Nothing
 /// connects before start().
 std::unique_ptr<DedupStore> make_redis_dedup_store(const RedisConfig& config, std::string role,
-                                                   DedupBatchMode batch = DedupBatchMode::kAuto);
+                                                   DedupBatchMode batch = DedupBatchMode::kPipeline);
 
 }  // namespace cdc
