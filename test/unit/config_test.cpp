@@ -331,6 +331,7 @@ Config overridden_config() {
   c.dedup.ttl = Millis{600000};
   c.dedup.pending_ttl = Millis{60000};
   c.dedup.on_redis_error = cdc::RedisErrorPolicy::kBlock;
+  c.dedup.batch = cdc::DedupBatchMode::kFunction;
   c.redis.address = "redis.local:6380";
   c.redis.db = 3;
   c.redis.connect_timeout = Millis{1000};
