@@ -108,8 +108,8 @@ InprocessRun run_once(const HarnessOptions& o, const Config& base, const Corpus&
   ports.completer = std::move(completer);
   ports.publisher = std::move(publisher);
   if (config.dedup.enabled) {
-    ports.claims = make_redis_dedup_store(config.redis, "dedup");
-    ports.marks = make_redis_dedup_store(config.redis, "mark");
+    ports.claims = make_redis_dedup_store(config.redis, "dedup", config.dedup.batch);
+    ports.marks = make_redis_dedup_store(config.redis, "mark", config.dedup.batch);
   }
   Pipeline pipeline(config, std::move(ports));
   pipeline.start();

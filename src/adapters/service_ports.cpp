@@ -149,8 +149,8 @@ Ports make_service_ports(const Config& config) {
     ports.source = make_nats_source(outside.consume(), config, filter);
   }
   if (config.dedup.enabled) {
-    ports.claims = make_redis_dedup_store(config.redis, "dedup");
-    ports.marks = make_redis_dedup_store(config.redis, "mark");
+    ports.claims = make_redis_dedup_store(config.redis, "dedup", config.dedup.batch);
+    ports.marks = make_redis_dedup_store(config.redis, "mark", config.dedup.batch);
   }
   ports.build = kBuildInfo;
   return ports;

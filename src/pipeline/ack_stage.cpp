@@ -1,5 +1,7 @@
 #include "cdc/pipeline/ack_stage.hpp"
 
+#include <algorithm>
+#include <cstdint>
 #include <stdexcept>
 
 #include "cdc/core/log.hpp"
@@ -8,6 +10,14 @@ namespace cdc {
 namespace {
 // Marks sent and not yet answered, at most (a few seconds of traffic at full rate).
 constexpr std::size_t kMaxOutstandingMarks = 1 << 16;
+
+// A command's tag is the number of marks it carries (nullptr: one, a per-key command), so a
+// failed function call counts every mark it lost. No record to keep: a mark's reply is only
+// counted, never awaited.
+void* marks_tag(std::size_t n) { return reinterpret_cast<void*>(static_cast<std::uintptr_t>(n)); }
+std::uint64_t marks_of(const void* tag) {
+  return tag == nullptr ? 1 : static_cast<std::uint64_t>(reinterpret_cast<std::uintptr_t>(tag));
+}
 }  // namespace
 AckStage::AckStage(StageContext& ctx, Completer& completer, DedupStore* store)
     : ctx_(ctx),
@@ -16,13 +26,16 @@ AckStage::AckStage(StageContext& ctx, Completer& completer, DedupStore* store)
       protocol_(ctx.config.dedup.key_prefix, ctx.config.pending_ttl(), ctx.config.dedup.ttl) {
   if (ctx.config.dedup.enabled && store_ == nullptr)
     throw std::invalid_argument("dedup is enabled but the pipeline has no mark store");
-  if (store_ != nullptr) store_->set_handler(&AckStage::on_reply, this);
+  if (store_ != nullptr) {
+    store_->set_handler(&AckStage::on_reply, this);
+    protocol_.reserve_batch(static_cast<std::size_t>(std::max(1, ctx.config.pipeline.batch_size)));
+  }
 }
 
-void AckStage::on_reply(void* owner, void*, const RedisReply& r) {
+void AckStage::on_reply(void* owner, void* tag, const RedisReply& r) {
   auto* self = static_cast<AckStage*>(owner);
   if (r.failed()) {
-    self->ctx_.metrics.ack.redis_mark_errors.inc();
+    self->ctx_.metrics.ack.redis_mark_errors.inc(marks_of(tag));
     static thread_local log::RateLimiter limiter;
     std::uint64_t suppressed = 0;
     if (limiter.allow(suppressed)) {
@@ -41,10 +54,26 @@ void AckStage::redis_mark(const Event& ev) noexcept {
     ctx_.metrics.ack.redis_mark_errors.inc();
     return;
   }
+  if (ev.mark_done && !ev.unmark && store_->functions()) {
+    // With the batch's other marks, in one call at its end (send_marks()).
+    if (protocol_.batch_size() == 0) protocol_.begin_marks();
+    protocol_.add_to_batch(ev.out.event_id);
+    return;
+  }
+  // Marks gathered before this command go first: the commands reach Redis in event order, as
+  // per-key ones do.
+  send_marks();
   // An unmark: the redelivery must not look like a duplicate (CONTRACT.md section 5, step 4).
   const bool sent =
       store_->send(ev.unmark ? protocol_.unmark(ev.out.event_id) : protocol_.mark_done(ev.out.event_id), nullptr);
   if (!sent) ctx_.metrics.ack.redis_mark_errors.inc();
+}
+
+void AckStage::send_marks() noexcept {
+  const std::size_t n = protocol_.batch_size();
+  if (n == 0) return;
+  if (!store_->send_batch(protocol_.batch_command(), marks_tag(n))) ctx_.metrics.ack.redis_mark_errors.inc(n);
+  protocol_.begin_marks();  // empty again
 }
 
 void AckStage::complete(Event& ev) noexcept {
@@ -108,6 +137,7 @@ void AckStage::on_start() noexcept {
 void AckStage::on_event(Event& ev, bool end_of_batch) noexcept {
   complete(ev);
   if (!end_of_batch) return;
+  if (store_) send_marks();
   ctx_.metrics.ack.last_completion_unix_ms.set(
       std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
           .count());

@@ -1,5 +1,7 @@
 #include "cdc/pipeline/dedup_stage.hpp"
 
+#include <algorithm>
+#include <functional>
 #include <stdexcept>
 
 #include "cdc/core/log.hpp"
@@ -19,7 +21,23 @@ DedupStage::DedupStage(StageContext& ctx, DedupStore* store, Completer* complete
       keep_alive_(completer, ctx.config.ingest.ack_wait) {
   if (ctx.config.dedup.enabled && store_ == nullptr)
     throw std::invalid_argument("dedup is enabled but the pipeline has no dedup store");
-  if (store_ != nullptr) store_->set_handler(&DedupStage::on_reply, this);
+  if (store_ != nullptr) {
+    store_->set_handler(&DedupStage::on_reply, this);
+    const auto batch = static_cast<std::size_t>(std::max(1, ctx.config.pipeline.batch_size));
+    protocol_.reserve_batch(batch);
+    gathered_.reserve(batch);
+    batch_count_ = ctx.config.pipeline.ring_capacity;
+    batches_ = std::make_unique<ClaimBatch[]>(batch_count_);
+    for (std::size_t i = batch_count_; i-- > 0;) {
+      batches_[i].next_free = free_batches_;
+      free_batches_ = &batches_[i];
+    }
+  }
+}
+
+bool DedupStage::is_batch(const void* tag) const noexcept {
+  const std::less<const void*> before;
+  return !before(tag, batches_.get()) && before(tag, batches_.get() + batch_count_);
 }
 
 bool DedupStage::redis_up() const noexcept { return store_ == nullptr || store_->up(); }
@@ -46,51 +64,97 @@ void DedupStage::send(Event& ev) noexcept {
     ++awaiting_reply_;
     return;
   }
+  send_failed(ev);
+}
+
+void DedupStage::send_failed(Event& ev) noexcept {
   sent_ns_[ev.index] = 0;
   ctx_.metrics.dedup.errors.inc();
   if (!block_) resolve(ev, DedupResult::kUnavailable);
   else ++unsent_;  // block: stays in the window; resend_unsent() retries it
 }
 
+void DedupStage::send_batch() noexcept {
+  if (gathered_.empty()) return;
+  ClaimBatch* b = free_batches_;
+  if (!store_->functions() || b == nullptr) {
+    // The connection changed since the batch began (or, impossibly, every record is in
+    // flight): the same claims, one command each.
+    for (Event* ev : gathered_) send(*ev);
+    gathered_.clear();
+    return;
+  }
+  protocol_.begin_claims();
+  for (const Event* ev : gathered_) protocol_.add_to_batch(ev->out.event_id);
+  if (store_->send_batch(protocol_.batch_command(), b)) {
+    free_batches_ = b->next_free;
+    b->events.assign(gathered_.begin(), gathered_.end());  // capacity kept: no allocation once grown
+    const std::int64_t now = now_ns();
+    for (const Event* ev : gathered_) sent_ns_[ev->index] = now;
+    awaiting_reply_ += gathered_.size();
+  } else {
+    for (Event* ev : gathered_) send_failed(*ev);
+  }
+  gathered_.clear();
+}
+
 void DedupStage::on_reply(void* owner, void* tag, const RedisReply& r) {
   auto* stage = static_cast<DedupStage*>(owner);
-  auto* ev = static_cast<Event*>(tag);
-  const std::int64_t sent = stage->sent_ns_[ev->index];
+  if (stage->is_batch(tag)) {
+    // One reply for the batch: each element resolves its event as a per-key reply would; a
+    // failed reply (error, lost connection) fails every claim of the batch.
+    auto* b = static_cast<ClaimBatch*>(tag);
+    for (std::size_t i = 0; i < b->events.size(); ++i) {
+      stage->claim_reply(*b->events[i], DedupProtocol::batch_element(r, i));
+    }
+    b->events.clear();
+    b->next_free = stage->free_batches_;
+    stage->free_batches_ = b;
+    return;
+  }
+  stage->claim_reply(*static_cast<Event*>(tag), r);
+}
+
+void DedupStage::claim_reply(Event& ev, const RedisReply& r) noexcept {
+  const std::int64_t sent = sent_ns_[ev.index];
   if (sent == 0) return;  // already resolved (dropped connection after a timeout)
-  stage->sent_ns_[ev->index] = 0;
-  --stage->awaiting_reply_;
-  Metrics& metrics = stage->ctx_.metrics;
+  sent_ns_[ev.index] = 0;
+  --awaiting_reply_;
+  Metrics& metrics = ctx_.metrics;
   metrics.dedup.round_trip.observe_ns(now_ns() - sent);
   if (r.failed()) {
     metrics.dedup.errors.inc();
     static thread_local log::RateLimiter limiter;
     std::uint64_t suppressed = 0;
     if (limiter.allow(suppressed)) {
-      log::warn("dedup command failed", {{"event_id", ev->out.event_id},
+      log::warn("dedup command failed", {{"event_id", ev.out.event_id},
                                          {"error", r.error_text()},
-                                         {"policy", stage->block_ ? "block" : "publish"},
+                                         {"policy", block_ ? "block" : "publish"},
                                          {"suppressed", static_cast<unsigned long long>(suppressed)}});
     }
-    if (!stage->block_) stage->resolve(*ev, DedupResult::kUnavailable);
-    else ++stage->unsent_;  // block: resent by resend_unsent()
+    if (!block_) resolve(ev, DedupResult::kUnavailable);
+    else ++unsent_;  // block: resent by resend_unsent()
     return;
   }
   // kUnavailable for a mark we did not write: publish and let Nats-Msg-Id decide.
   const DedupResult result = DedupProtocol::claim_result(r);
   if (result == DedupResult::kFirstSeen) metrics.dedup.miss.inc();
   else metrics.dedup.hit.inc();
-  stage->resolve(*ev, result);
+  resolve(ev, result);
 }
 
-void DedupStage::on_event(Event& ev, bool) noexcept {
+void DedupStage::on_event(Event& ev, bool end_of_batch) noexcept {
   window_.push(&ev);
   ev.dedup_ready = false;
   if (ev.target != Target::kOutput || !store_ || aborting()) {
     resolve(ev, ctx_.config.dedup.enabled && ev.target == Target::kOutput ? DedupResult::kUnavailable
                                                                           : DedupResult::kNotChecked);
+  } else if (store_->functions()) {
+    gathered_.push_back(&ev);  // sent with the rest of the batch, in one call, at its end
   } else {
     send(ev);
   }
+  if (end_of_batch && store_) send_batch();
 }
 
 bool DedupStage::forward_ready() noexcept {

@@ -3,6 +3,7 @@
 // captures, and the expected outcome of a capture computed with the service's own transform.
 
 #include <chrono>
+#include <cstdlib>
 #include <fstream>
 #include <map>
 #include <set>
@@ -43,7 +44,13 @@ inline std::string sample_path(const std::string& name) {
 
 /// A configuration for the servers of a test: small ring, no metrics port, fast retries.
 inline Config test_config(const NatsServer& nats, const RedisServer& redis) {
-  Config c = load_config_text("", {});
+  // DAISI_CDC_DEDUP_BATCH in the test's environment runs the in-process suites with that
+  // dedup.batch (the service processes of the fault tests read it themselves), so the function
+  // calls get the whole suite as well as the default per-key commands.
+  std::vector<std::string> env;
+  if (const char* batch = std::getenv("DAISI_CDC_DEDUP_BATCH"))
+    env.push_back(std::string("DAISI_CDC_DEDUP_BATCH=") + batch);
+  Config c = load_config_text("", env);
   c.nats.url = nats.url();
   c.redis.address = redis.address();
   c.metrics.enabled = false;

@@ -14,6 +14,7 @@
 #include <charconv>
 #include <cstring>
 #include <memory>
+#include <string>
 #include <string_view>
 #include <system_error>
 #include <vector>
@@ -87,12 +88,13 @@ class KeyTable {
   std::size_t used_ = 0;
 };
 
-enum class Reply : std::uint8_t { kOk, kNil, kPong, kInt0, kInt1, kValue, kError };
+enum class Reply : std::uint8_t { kOk, kNil, kPong, kInt0, kInt1, kValue, kError, kRaw };
 
 struct PendingReply {
   std::int64_t due_ns;
   Reply reply;
-  char value;  // kValue: the one-byte bulk string
+  char value;       // kValue: the one-byte bulk string
+  std::string raw;  // kRaw: the encoded reply (a function call's array or error)
 };
 
 struct Connection {
@@ -116,6 +118,7 @@ void append_reply(const PendingReply& r, std::string& out) {
       out += "\r\n";
       break;
     case Reply::kError: out += "-ERR unsupported command\r\n"; break;
+    case Reply::kRaw: out += r.raw; break;
   }
 }
 
@@ -139,9 +142,67 @@ struct FakeRedis::Impl {
   std::atomic<bool> stop{false};
   KeyTable table;
   std::vector<std::unique_ptr<Connection>> conns;
-  std::atomic<std::uint64_t> commands{0}, sets{0}, set_hits{0}, dels{0}, connections{0}, errors{0};
+  std::atomic<std::uint64_t> commands{0}, sets{0}, set_hits{0}, dels{0}, connections{0}, errors{0}, fcalls{0};
+  bool functions_loaded = false;          // FUNCTION LOAD seen (and no FUNCTION FLUSH since)
+  std::vector<std::string_view> arg_buf;  // the command being parsed (views into its input)
 
-  Impl(std::int64_t rtt, std::size_t expected) : rtt_ns(rtt), table(expected) {}
+  Impl(std::int64_t rtt, std::size_t expected) : rtt_ns(rtt), table(expected) { arg_buf.resize(kMaxArgs); }
+  static constexpr std::size_t kMaxArgs = 4096;
+
+  /// SET key v NX GET's effect and reply byte (0: nil).
+  char set_nx_get(std::string_view key, char v) {
+    const std::uint64_t h = hash_key(key);
+    const char old = table.get(h);
+    if (old != 0) bump(set_hits);
+    else table.put(h, v);
+    return old;
+  }
+
+  /// FUNCTION LOAD / FLUSH and FCALL of the service's library (cdc_dedup_v1: claim, mark).
+  PendingReply function(const std::string_view* a, std::size_t argc) {
+    PendingReply r{0, Reply::kOk, 0, {}};
+    if (iequals(a[0], "FUNCTION")) {
+      if (argc >= 2 && iequals(a[1], "LOAD")) functions_loaded = true;
+      else if (argc >= 2 && iequals(a[1], "FLUSH")) functions_loaded = false;
+      else r.reply = Reply::kError;
+      return r;
+    }
+    bump(fcalls);
+    r.reply = Reply::kRaw;
+    std::size_t n = 0;
+    const auto parsed = std::from_chars(a[2].data(), a[2].data() + a[2].size(), n);
+    if (parsed.ec != std::errc() || n + 3 > argc) {
+      r.raw = "-ERR Number of keys can't be greater than number of args\r\n";
+      return r;
+    }
+    const std::string_view name = a[1];
+    const bool claim = name == "cdc_dedup_v1_claim";
+    if (!functions_loaded || (!claim && name != "cdc_dedup_v1_mark")) {
+      r.raw = "-ERR Function not found\r\n";
+      return r;
+    }
+    if (!claim) {
+      for (std::size_t i = 0; i < n; ++i) {
+        bump(sets);
+        table.put(hash_key(a[3 + i]), 'd');
+      }
+      r.raw = ":" + std::to_string(n) + "\r\n";
+      return r;
+    }
+    r.raw = "*" + std::to_string(n) + "\r\n";
+    for (std::size_t i = 0; i < n; ++i) {
+      bump(sets);
+      const char old = set_nx_get(a[3 + i], 'p');
+      if (old == 0) {
+        r.raw += "$-1\r\n";
+      } else {
+        r.raw += "$1\r\n";
+        r.raw += old;
+        r.raw += "\r\n";
+      }
+    }
+    return r;
+  }
 
   void bump(std::atomic<std::uint64_t>& c) noexcept {
     // relaxed: single writer (the server thread); readers want a rough value.
@@ -151,9 +212,10 @@ struct FakeRedis::Impl {
   /// Executes one command (args are views into the connection's input).
   PendingReply execute(const std::string_view* args, std::size_t argc) {
     bump(commands);
-    PendingReply r{0, Reply::kError, 0};
+    PendingReply r{0, Reply::kError, 0, {}};
     if (argc == 0) return r;
     const std::string_view cmd = args[0];
+    if ((iequals(cmd, "FUNCTION") && argc >= 2) || (iequals(cmd, "FCALL") && argc >= 3)) return function(args, argc);
     if (iequals(cmd, "SET") && argc >= 3) {
       bump(sets);
       bool nx = false, xx = false, get = false;
@@ -204,7 +266,6 @@ struct FakeRedis::Impl {
 
   /// Parses every complete RESP command in c.in; false on a protocol error (drop the client).
   bool parse(Connection& c, std::int64_t now) {
-    std::string_view args[16];
     std::size_t pos = 0;
     const std::string_view in(c.in);
     while (pos < in.size()) {
@@ -224,7 +285,7 @@ struct FakeRedis::Impl {
         if (st < 0) return false;
         break;
       }
-      if (argc < 0 || argc > 16) return false;
+      if (argc < 0 || static_cast<std::size_t>(argc) > kMaxArgs) return false;
       bool complete = true;
       for (long a = 0; a < argc; ++a) {
         if (p >= in.size()) {
@@ -240,13 +301,13 @@ struct FakeRedis::Impl {
           complete = false;
           break;
         }
-        args[a] = in.substr(p, static_cast<std::size_t>(len));
+        arg_buf[static_cast<std::size_t>(a)] = in.substr(p, static_cast<std::size_t>(len));
         p += static_cast<std::size_t>(len) + 2;
       }
       if (!complete) break;
-      PendingReply r = execute(args, static_cast<std::size_t>(argc));
+      PendingReply r = execute(arg_buf.data(), static_cast<std::size_t>(argc));
       r.due_ns = now + rtt_ns;
-      c.pending.push_back(r);
+      c.pending.push_back(std::move(r));
       pos = p;
     }
     c.in.erase(0, pos);
@@ -314,6 +375,7 @@ FakeRedis::Stats FakeRedis::stats() const noexcept {
   s.dels = impl_->dels.load(std::memory_order_relaxed);
   s.connections = impl_->connections.load(std::memory_order_relaxed);
   s.errors = impl_->errors.load(std::memory_order_relaxed);
+  s.fcalls = impl_->fcalls.load(std::memory_order_relaxed);
   return s;
 }
 

@@ -1,7 +1,9 @@
 #pragma once
 /// A tiny in-process Redis for the bench's in-process mode and the pipeline stress test: one thread, a loopback TCP
 /// listener, RESP2 over any number of connections. Enough for the service's dedup and ack
-/// stages: SET key value [NX|XX] [GET] [EX s|PX ms|KEEPTTL], DEL, SELECT, PING.
+/// stages: SET key value [NX|XX] [GET] [EX s|PX ms|KEEPTTL], DEL, SELECT, PING, and the dedup
+/// function library (FUNCTION LOAD / FLUSH, FCALL cdc_dedup_v1_claim / _mark, as
+/// src/core/dedup_protocol.cpp defines them; INFO is refused, so the service sees no cluster).
 ///
 /// Replies go out in order per connection, each `rtt` after its command was read (0: as soon as
 /// the batch read is handled), so a pipelined client sees a configurable round trip.
@@ -21,6 +23,7 @@ class FakeRedis {
  public:
   struct Stats {
     std::uint64_t commands = 0, sets = 0, set_hits = 0, dels = 0, connections = 0, errors = 0;
+    std::uint64_t fcalls = 0;  ///< function calls (their keys count in `sets`)
   };
 
   /// Listens on 127.0.0.1:<ephemeral>, sized for about `expected_keys` keys, and starts its thread.

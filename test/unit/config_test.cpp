@@ -147,6 +147,7 @@ void check_same(const Config& actual, const Config& expected) {
   SAME(dedup.ttl);
   SAME(dedup.pending_ttl);
   SAME(dedup.on_redis_error);
+  SAME(dedup.batch);
   SAME(redis.address);
   SAME(redis.db);
   SAME(redis.connect_timeout);
@@ -171,7 +172,7 @@ void check_same(const Config& actual, const Config& expected) {
   SAME(log.level);
 }
 #undef SAME
-constexpr std::size_t kKeysCompared = 79;
+constexpr std::size_t kKeysCompared = 80;
 
 /// A non-default value for every key, as YAML and as an environment value, and the Config
 /// they must both produce.
@@ -246,6 +247,7 @@ const std::vector<Override> kOverrides = {
     {"dedup", "ttl", "10m", "10m"},
     {"dedup", "pending_ttl", "1m", "1m"},
     {"dedup", "on_redis_error", "block", "block"},
+    {"dedup", "batch", "function", "function"},
     {"redis", "address", "redis.local:6380", "redis.local:6380"},
     {"redis", "db", "3", "3"},
     {"redis", "connect_timeout", "1s", "1s"},
@@ -329,6 +331,7 @@ Config overridden_config() {
   c.dedup.ttl = Millis{600000};
   c.dedup.pending_ttl = Millis{60000};
   c.dedup.on_redis_error = cdc::RedisErrorPolicy::kBlock;
+  c.dedup.batch = cdc::DedupBatchMode::kFunction;
   c.redis.address = "redis.local:6380";
   c.redis.db = 3;
   c.redis.connect_timeout = Millis{1000};
@@ -624,6 +627,7 @@ TEST_CASE("type errors name the key and the expected type", "[config]") {
       {"nats:\n  url: {a: b}\n", "nats.url: expected a string, got a map"},
       {"ingest:\n  mode: stream\n", "ingest.mode: expected one of push, pull, got 'stream'"},
       {"dedup:\n  on_redis_error: drop\n", "dedup.on_redis_error: expected one of publish, block, got 'drop'"},
+      {"dedup:\n  batch: lua\n", "dedup.batch: expected one of auto, function, pipeline, got 'lua'"},
       {"pipeline:\n  wait_strategy: spin\n",
        "pipeline.wait_strategy: expected one of busy_spin, yield, sleep, blocking (or its old name park), got 'spin'"},
       {"log:\n  level: verbose\n", "log.level: expected one of trace, debug, info, warn, error, got 'verbose'"},

@@ -3,6 +3,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <span>
 #include <string>
 #include <vector>
 
@@ -74,4 +75,74 @@ TEST_CASE("dedup protocol: claim replies map to outcomes") {
   CHECK(DedupProtocol::claim_result(reply(T::kStatus, "OK")) == DedupResult::kUnavailable);
   CHECK(DedupProtocol::claim_result(reply(T::kInteger)) == DedupResult::kUnavailable);
   CHECK(DedupProtocol::claim_result(reply(T::kArray)) == DedupResult::kUnavailable);
+}
+
+namespace {
+std::vector<std::string> args(std::span<const std::string_view> c) { return {c.begin(), c.end()}; }
+}  // namespace
+
+TEST_CASE("dedup protocol: a batch of claims is one FCALL of the library's claim function") {
+  DedupProtocol p("dedup:", Millis{30000}, Millis{86400000});
+  p.reserve_batch(4);
+  p.begin_claims();
+  p.add_to_batch("a");
+  p.add_to_batch(std::string(300, 'x'));  // longer than reserved: the buffer grows, views stay right
+  p.add_to_batch("c");
+  CHECK(p.batch_size() == 3);
+  CHECK(args(p.batch_command()) == std::vector<std::string>{"FCALL", "cdc_dedup_v1_claim", "3", "dedup:a",
+                                                            "dedup:" + std::string(300, 'x'), "dedup:c", "30"});
+  // A new batch starts empty; marks carry the done TTL.
+  p.begin_marks();
+  CHECK(p.batch_size() == 0);
+  for (int i = 0; i < 12; ++i) p.add_to_batch("e" + std::to_string(i));
+  const auto m = args(p.batch_command());
+  REQUIRE(m.size() == 16);
+  CHECK(m[0] == "FCALL");
+  CHECK(m[1] == "cdc_dedup_v1_mark");
+  CHECK(m[2] == "12");
+  CHECK(m[3] == "dedup:e0");
+  CHECK(m[14] == "dedup:e11");
+  CHECK(m[15] == "86400");
+}
+
+TEST_CASE("dedup protocol: the library declares the functions the batches call") {
+  const std::string_view src = cdc::kDedupLibrarySource;
+  CHECK(src.rfind("#!lua name=" + std::string(cdc::kDedupLibrary) + "\n", 0) == 0);
+  CHECK(src.find("register_function('" + std::string(cdc::kDedupClaimFunction) + "'") != std::string_view::npos);
+  CHECK(src.find("register_function('" + std::string(cdc::kDedupMarkFunction) + "'") != std::string_view::npos);
+  // Every key comes in KEYS: the source builds none (a cluster routes by KEYS).
+  CHECK(src.find("..") == std::string_view::npos);
+}
+
+TEST_CASE("dedup protocol: each element of a batch reply resolves its claim as the per-key reply would") {
+  using T = RedisReply::Type;
+  const std::vector<RedisReply> elements = {reply(T::kNil), reply(T::kString, "p"), reply(T::kString, "d"),
+                                            reply(T::kString, "other"), reply(T::kError, "WRONGTYPE x")};
+  RedisReply array = reply(T::kArray);
+  array.integer = static_cast<long long>(elements.size());
+  array.elements = elements;
+  const auto result = [&](std::size_t i) {
+    return DedupProtocol::claim_result(DedupProtocol::batch_element(array, i));
+  };
+  CHECK(result(0) == DedupResult::kFirstSeen);
+  CHECK(result(1) == DedupResult::kInFlight);
+  CHECK(result(2) == DedupResult::kDone);
+  CHECK(result(3) == DedupResult::kUnavailable);  // a mark we did not write
+  CHECK(DedupProtocol::batch_element(array, 4).failed());
+  CHECK(DedupProtocol::batch_element(array, 4).str == "WRONGTYPE x");
+  // A short array: the keys without an element failed; never a claim.
+  CHECK(DedupProtocol::batch_element(array, 5).failed());
+  CHECK(result(5) == DedupResult::kUnavailable);
+}
+
+TEST_CASE("dedup protocol: a failed batch reply fails every key of the batch") {
+  using T = RedisReply::Type;
+  for (const RedisReply& whole :
+       {reply(T::kLost), reply(T::kError, "ERR Function not found"), reply(T::kNil), reply(T::kInteger)}) {
+    for (std::size_t i = 0; i < 3; ++i) {
+      const RedisReply e = DedupProtocol::batch_element(whole, i);
+      CHECK(e.failed());
+      if (whole.failed()) CHECK(e.error_text() == whole.error_text());
+    }
+  }
 }

@@ -1,5 +1,6 @@
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -123,4 +124,62 @@ TEST_CASE("RESP reader: garbage is a protocol error, not a reply", "[resp]") {
   const RedisReply* r = nullptr;
   CHECK(reader.next(r) == -1);
   CHECK_FALSE(reader.error().empty());
+}
+
+TEST_CASE("RESP reader: an array's elements, one level deep, nil p d other and errors", "[resp]") {
+  // The function library's claim reply: one element per key.
+  cdc::RespReader reader;
+  const std::string_view bytes =
+      "*5\r\n$-1\r\n$1\r\np\r\n$1\r\nd\r\n$5\r\nother\r\n-WRONGTYPE Operation against a key\r\n:7\r\n";
+  REQUIRE(reader.feed(bytes.data(), bytes.size()));
+  const RedisReply* r = nullptr;
+  REQUIRE(reader.next(r) == 1);
+  using T = RedisReply::Type;
+  REQUIRE(r->type == T::kArray);
+  CHECK(r->integer == 5);
+  REQUIRE(r->elements.size() == 5);
+  CHECK(r->elements[0].type == T::kNil);
+  CHECK((r->elements[1].type == T::kString && r->elements[1].str == "p"));
+  CHECK((r->elements[2].type == T::kString && r->elements[2].str == "d"));
+  CHECK((r->elements[3].type == T::kString && r->elements[3].str == "other"));
+  CHECK((r->elements[4].type == T::kError && r->elements[4].str == "WRONGTYPE Operation against a key"));
+  // The next reply is not an array: no elements left over from the last one.
+  REQUIRE(reader.next(r) == 1);
+  CHECK(r->type == T::kInteger);
+  CHECK(r->elements.empty());
+}
+
+TEST_CASE("RESP reader: a large array split across reads keeps every element's text", "[resp]") {
+  // Element text is kept in one buffer that grows while the array is read: the views must be
+  // made once it is complete, and hold across hiredis' compaction and split reads.
+  cdc::RespReader reader;
+  std::string bytes = "*600\r\n";
+  for (int i = 0; i < 600; ++i) bytes += i % 3 == 0 ? "$-1\r\n" : "$4\r\n" + std::to_string(1000 + i) + "\r\n";
+  const RedisReply* r = nullptr;
+  int rc = 0;
+  for (std::size_t at = 0; at < bytes.size(); at += 7) {
+    const std::size_t n = std::min<std::size_t>(7, bytes.size() - at);
+    REQUIRE(reader.feed(bytes.data() + at, n));
+    rc = reader.next(r);
+    if (at + n < bytes.size()) REQUIRE(rc == 0);
+  }
+  REQUIRE(rc == 1);
+  REQUIRE(r->elements.size() == 600);
+  for (std::size_t i = 0; i < 600; ++i) {
+    INFO("element " << i);
+    if (i % 3 == 0) CHECK(r->elements[i].type == RedisReply::Type::kNil);
+    else CHECK(r->elements[i].str == std::to_string(1000 + i));
+  }
+}
+
+TEST_CASE("RESP reader: nested arrays are counted, not kept", "[resp]") {
+  cdc::RespReader reader;
+  const std::string_view bytes = "*2\r\n*2\r\n$1\r\na\r\n$1\r\nb\r\n$1\r\nc\r\n";
+  REQUIRE(reader.feed(bytes.data(), bytes.size()));
+  const RedisReply* r = nullptr;
+  REQUIRE(reader.next(r) == 1);
+  REQUIRE(r->elements.size() == 2);
+  CHECK(r->elements[0].type == RedisReply::Type::kArray);
+  CHECK(r->elements[0].integer == 2);
+  CHECK(r->elements[1].str == "c");
 }

@@ -116,12 +116,20 @@ struct PublishConfig {
 
 enum class RedisErrorPolicy : std::uint8_t { kPublish, kBlock };
 
+/// How a batch's claims and done marks reach Redis (dedup.batch): kFunction = one FCALL of the
+/// service's function library per batch, kPipeline = one command per key (pipelined), kAuto =
+/// functions when the server loads the library and is not a cluster, per key otherwise.
+/// kPipeline is the default: measured, the functions cost Redis more CPU per event, not less
+/// (docs/decisions.md).
+enum class DedupBatchMode : std::uint8_t { kAuto, kFunction, kPipeline };
+
 struct DedupConfig {
   bool enabled = true;
   std::string key_prefix = "dedup:";
   Millis ttl{300000};     ///< lifetime of the 'd' (done) mark
   Millis pending_ttl{0};  ///< lifetime of the 'p' mark; 0 = ingest.ack_wait
   RedisErrorPolicy on_redis_error = RedisErrorPolicy::kPublish;
+  DedupBatchMode batch = DedupBatchMode::kPipeline;  ///< per-key commands, or one function call per batch
 };
 
 struct RedisConfig {

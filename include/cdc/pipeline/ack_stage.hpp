@@ -1,8 +1,8 @@
 #pragma once
 /// Ack stage: completes source messages strictly in delivery order (ack, NAK with delay, or
 /// term after dead-lettering) as the publish stage decided, writes the dedup 'd' marks and
-/// removals on its own DedupStore (pipelined, never awaited), records per-event metrics and
-/// returns the slot.
+/// removals on its own DedupStore (pipelined, never awaited; a batch's marks in one function
+/// call when the store offers it), records per-event metrics and returns the slot.
 
 #include <atomic>
 #include <cstdint>
@@ -38,6 +38,8 @@ class AckStage final : public StageHandler {
  private:
   void complete(Event& ev) noexcept;
   void redis_mark(const Event& ev) noexcept;
+  /// Sends the done marks gathered since the last call as one function call.
+  void send_marks() noexcept;
   static void on_reply(void* owner, void* tag, const RedisReply& reply);
 
   StageContext& ctx_;

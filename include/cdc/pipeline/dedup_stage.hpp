@@ -1,9 +1,12 @@
 #pragma once
-/// Dedup stage: the first phase of CONTRACT.md section 5. For each publishable event it sends
-/// a claim (`SET <prefix><event_id> p NX GET EX <pending_ttl>`, dedup_protocol.hpp) on its own
-/// DedupStore, pipelined over the batch, and forwards events in order once their replies are in.
+/// Dedup stage: the first phase of CONTRACT.md section 5. For each publishable event it claims
+/// the event (`SET <prefix><event_id> p NX GET EX <pending_ttl>`, dedup_protocol.hpp) on its own
+/// DedupStore: the whole batch's claims in one function call when the store offers it
+/// (dedup.batch), else one command per event, pipelined; and forwards events in order once their
+/// replies are in.
 
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "cdc/core/dedup_protocol.hpp"
@@ -41,7 +44,18 @@ class DedupStage final : public StageHandler {
   [[nodiscard]] bool aborting() const noexcept { return ctx_.life.abort.load(std::memory_order_relaxed); }
   /// Block policy with Redis down: leave events in the ring (back-pressure reaches ingest).
   [[nodiscard]] bool hold() const noexcept;
+  /// The claims of one function call: its events, in key order. From a pool sized to the
+  /// window (a batch in flight holds at least one event of the window).
+  struct ClaimBatch {
+    std::vector<Event*> events;
+    ClaimBatch* next_free = nullptr;
+  };
   void send(Event& ev) noexcept;
+  void send_failed(Event& ev) noexcept;
+  /// End of a batch: its claims (gathered while the store offers functions) as one call.
+  void send_batch() noexcept;
+  void claim_reply(Event& ev, const RedisReply& reply) noexcept;
+  [[nodiscard]] bool is_batch(const void* tag) const noexcept;
   void resolve(Event& ev, DedupResult result) noexcept;
   bool forward_ready() noexcept;
   void resend_unsent() noexcept;
@@ -55,6 +69,10 @@ class DedupStage final : public StageHandler {
   std::size_t awaiting_reply_ = 0;     // claims sent whose reply has not come
   std::size_t unsent_ = 0;             // block policy: events whose claim failed, to send again
   std::int64_t last_resend_ns_ = 0;
+  std::vector<Event*> gathered_;  // this batch's claims awaiting its end (function calls)
+  std::unique_ptr<ClaimBatch[]> batches_;
+  std::size_t batch_count_ = 0;
+  ClaimBatch* free_batches_ = nullptr;
   bool block_ = false;
   KeepAlive keep_alive_;
 };

@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -100,6 +101,18 @@ class DedupStore {
   virtual void start() noexcept = 0;
   /// Queues a command, written at the next poll() or wait(); false when not connected (no reply).
   virtual bool send(const DedupCommand& command, void* tag) noexcept = 0;
+  /// True while a batch of claims or done marks may go as one function call (send_batch()):
+  /// dedup.batch allows it and the connection has the function library. False: per-key
+  /// commands (send()). May change when the connection does.
+  [[nodiscard]] virtual bool functions() const noexcept { return false; }
+  /// Queues one function call over a batch (DedupProtocol::batch_command()); its reply (an
+  /// array with one element per key for claims) comes once, like send()'s. False when not
+  /// connected or functions() is false (no reply).
+  virtual bool send_batch(std::span<const std::string_view> args, void* tag) noexcept {
+    (void)args;
+    (void)tag;
+    return false;
+  }
   /// Connected, authenticated and ready for commands.
   [[nodiscard]] virtual bool ready() const noexcept = 0;
   /// Commands accepted whose reply has not come yet (Redis commands awaiting a reply).

@@ -230,6 +230,7 @@ void RedisConnection::connected() {
   }
   if (config_.db != 0) queue({"SELECT", std::to_string(config_.db)}, &g_select_tag);
   queue({"PING"}, &g_ping_tag);
+  if (on_connected_ != nullptr) on_connected_(owner_);
 }
 
 void RedisConnection::handshake_done() {
@@ -277,6 +278,13 @@ bool RedisConnection::command(std::span<const std::string_view> args, void* tag)
   // authenticated or, when the credentials are refused, fail with the connection (kLost).
   if (state_ != State::kReady && state_ != State::kHandshake) return false;
   queue(args, tag);
+  return true;
+}
+
+bool RedisConnection::command_encoded(std::string_view resp, void* tag) noexcept {
+  if (state_ != State::kReady && state_ != State::kHandshake) return false;
+  out_.append(resp);
+  push_tag(tag);
   return true;
 }
 

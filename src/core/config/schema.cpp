@@ -12,6 +12,9 @@ std::string yaml_value(Millis d) { return format_duration(d); }
 std::string yaml_value(IngestMode m) { return m == IngestMode::kPush ? "push" : "pull"; }
 std::string yaml_value(RedisErrorPolicy p) { return p == RedisErrorPolicy::kPublish ? "publish" : "block"; }
 std::string yaml_value(WriteMode m) { return std::string(to_string(m)); }
+std::string yaml_value(DedupBatchMode m) {
+  return m == DedupBatchMode::kAuto ? "auto" : m == DedupBatchMode::kFunction ? "function" : "pipeline";
+}
 std::string yaml_value(WaitStrategyKind k) { return std::string(to_string(k)); }
 YAML::Node yaml_value(const std::vector<std::vector<std::string>>& groups) {
   YAML::Node node(groups);
@@ -103,6 +106,7 @@ const std::vector<Field>& fields() {
       CDC_FIELD(dedup, ttl),
       CDC_FIELD(dedup, pending_ttl),
       CDC_FIELD(dedup, on_redis_error),
+      CDC_FIELD(dedup, batch),
 
       CDC_FIELD(redis, address),
       CDC_FIELD(redis, db, kNonNegative),

@@ -251,6 +251,12 @@ void assign_send_asap(WriteMode& out, const Value& v) {
   out = asap ? WriteMode::kAsap : WriteMode::kFlusher;
 }
 
+void assign(DedupBatchMode& out, const Value& v) {
+  out = parse_choice<DedupBatchMode>(v, {{"auto", static_cast<int>(DedupBatchMode::kAuto)},
+                                         {"function", static_cast<int>(DedupBatchMode::kFunction)},
+                                         {"pipeline", static_cast<int>(DedupBatchMode::kPipeline)}});
+}
+
 void assign(WaitStrategyKind& out, const Value& v) {
   const std::string expected = "one of busy_spin, yield, sleep, blocking (or its old name park)";
   const std::string text = scalar(v, expected);

@@ -79,6 +79,7 @@ void assign(std::map<std::string, std::string>& out, const Value& v);
 void assign(std::map<std::string, int>& out, const Value& v, IntRange range);
 void assign(IngestMode& out, const Value& v);
 void assign(RedisErrorPolicy& out, const Value& v);
+void assign(DedupBatchMode& out, const Value& v);
 void assign(WaitStrategyKind& out, const Value& v);
 void assign(WriteMode& out, const Value& v);
 /// The deprecated boolean `send_asap` keys: true -> asap, false -> flusher.

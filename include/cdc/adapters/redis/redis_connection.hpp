@@ -67,6 +67,14 @@ class RedisConnection {
   /// while the handshake (AUTH, SELECT, PING) is answered.
   bool command(std::initializer_list<std::string_view> args, void* tag) noexcept;
   bool command(std::span<const std::string_view> args, void* tag) noexcept;
+  /// As command(), for a command already RESP-encoded (resp_append_command): one the owner
+  /// keeps to send again.
+  bool command_encoded(std::string_view resp, void* tag) noexcept;
+  /// Called on every new connection once the handshake's commands are queued, before any
+  /// other: what the owner queues there runs first on the connection (as part of its set-up;
+  /// replies come through the reply function with the owner's tags). Set before start().
+  using ConnectedFn = void (*)(void* owner);
+  void set_on_connected(ConnectedFn fn) noexcept { on_connected_ = fn; }
   /// Writes what is queued now (the loop does it on its own before it polls).
   void flush() noexcept;
 
@@ -95,6 +103,7 @@ class RedisConnection {
   uv_loop_s* loop_;
   std::string role_;
   ReplyFn on_reply_;
+  ConnectedFn on_connected_ = nullptr;
   void* owner_;
   std::size_t max_reply_text_;
   std::string host_;

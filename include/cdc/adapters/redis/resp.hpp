@@ -21,8 +21,9 @@ namespace cdc {
 void resp_append_command(std::string& out, std::initializer_list<std::string_view> args);
 void resp_append_command(std::string& out, std::span<const std::string_view> args);
 
-/// Incremental reply decoder for one connection. Only top-level replies are reported (the
-/// service's commands never answer with nested ones); an array reports its element count.
+/// Incremental reply decoder for one connection. Top-level replies are reported; an array
+/// reports its element count and its elements one level deep (deeper ones only as counts: the
+/// service's commands never answer with them).
 class RespReader {
  public:
   static constexpr std::size_t kMaxText = 256;
