@@ -70,8 +70,10 @@ bool parse_lease(std::string_view json, LeaseValue& out) noexcept {
   }
 }
 
-std::uint64_t resume_sequence(std::uint64_t checkpoint, std::uint64_t stream_last_seq) noexcept {
+std::uint64_t resume_sequence(std::uint64_t checkpoint, std::uint64_t stream_last_seq,
+                              std::int64_t checkpoint_written_ns, std::int64_t stream_created_ns) noexcept {
   if (checkpoint == 0 || stream_last_seq < checkpoint) return 0;
+  if (checkpoint_written_ns > 0 && stream_created_ns > 0 && checkpoint_written_ns < stream_created_ns) return 0;
   return checkpoint + 1;
 }
 

@@ -186,10 +186,10 @@ struct FakeRedis::Impl {
         bump(sets);
         table.put(hash_key(a[3 + i]), 'd');
       }
-      r.raw = ":" + std::to_string(n) + "\r\n";
+      r.raw = std::string(":").append(std::to_string(n)).append("\r\n");
       return r;
     }
-    r.raw = "*" + std::to_string(n) + "\r\n";
+    r.raw = std::string("*").append(std::to_string(n)).append("\r\n");
     for (std::size_t i = 0; i < n; ++i) {
       bump(sets);
       const char old = set_nx_get(a[3 + i], 'p');

@@ -57,7 +57,7 @@ TEST_CASE("dedup protocol: TTLs round up to whole seconds, at least one") {
 TEST_CASE("dedup protocol: a command's key is its own until the next command") {
   DedupProtocol p("pre:", Millis{1000}, Millis{1000});
   const std::string long_id(1000, 'z');  // longer than the reserved key buffer
-  CHECK(args(p.claim(long_id))[1] == "pre:" + long_id);
+  CHECK(args(p.claim(long_id))[1] == std::string("pre:").append(long_id));
   CHECK(args(p.claim("short"))[1] == "pre:short");
 }
 
@@ -90,11 +90,11 @@ TEST_CASE("dedup protocol: a batch of claims is one FCALL of the library's claim
   p.add_to_batch("c");
   CHECK(p.batch_size() == 3);
   CHECK(args(p.batch_command()) == std::vector<std::string>{"FCALL", "cdc_dedup_v1_claim", "3", "dedup:a",
-                                                            "dedup:" + std::string(300, 'x'), "dedup:c", "30"});
+                                                            std::string("dedup:").append(std::string(300, 'x')), "dedup:c", "30"});
   // A new batch starts empty; marks carry the done TTL.
   p.begin_marks();
   CHECK(p.batch_size() == 0);
-  for (int i = 0; i < 12; ++i) p.add_to_batch("e" + std::to_string(i));
+  for (int i = 0; i < 12; ++i) p.add_to_batch(std::string("e").append(std::to_string(i)));
   const auto m = args(p.batch_command());
   REQUIRE(m.size() == 16);
   CHECK(m[0] == "FCALL");
@@ -107,9 +107,9 @@ TEST_CASE("dedup protocol: a batch of claims is one FCALL of the library's claim
 
 TEST_CASE("dedup protocol: the library declares the functions the batches call") {
   const std::string_view src = cdc::kDedupLibrarySource;
-  CHECK(src.rfind("#!lua name=" + std::string(cdc::kDedupLibrary) + "\n", 0) == 0);
-  CHECK(src.find("register_function('" + std::string(cdc::kDedupClaimFunction) + "'") != std::string_view::npos);
-  CHECK(src.find("register_function('" + std::string(cdc::kDedupMarkFunction) + "'") != std::string_view::npos);
+  CHECK(src.rfind(std::string("#!lua name=").append(std::string(cdc::kDedupLibrary)) + "\n", 0) == 0);
+  CHECK(src.find(std::string("register_function('").append(std::string(cdc::kDedupClaimFunction)) + "'") != std::string_view::npos);
+  CHECK(src.find(std::string("register_function('").append(std::string(cdc::kDedupMarkFunction)) + "'") != std::string_view::npos);
   // Every key comes in KEYS: the source builds none (a cluster routes by KEYS).
   CHECK(src.find("..") == std::string_view::npos);
 }

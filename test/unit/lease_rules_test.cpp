@@ -111,6 +111,10 @@ TEST_CASE("a recreated consumer resumes after the checkpoint, from the start onl
   CHECK(lease::resume_sequence(120, 500) == 121);  // after what was acknowledged
   CHECK(lease::resume_sequence(500, 500) == 501);  // caught up: only what comes next
   CHECK(lease::resume_sequence(900, 40) == 0);     // the stream was recreated below the checkpoint
+  // Recreated and already holding more than the old checkpoint: the checkpoint predates it.
+  CHECK(lease::resume_sequence(120, 5000, 1'000, 2'000) == 0);
+  CHECK(lease::resume_sequence(120, 5000, 3'000, 2'000) == 121);  // written by this stream's consumers
+  CHECK(lease::resume_sequence(120, 5000, 0, 2'000) == 121);      // times unknown: the sequence rule alone
 }
 
 TEST_CASE("subject coverage follows NATS wildcards", "[partition_fit]") {

@@ -58,11 +58,11 @@ std::vector<std::string> decode(cdc::RespReader& reader, std::string_view bytes)
     using T = RedisReply::Type;
     switch (r->type) {
       case T::kNil: got.emplace_back("nil"); break;
-      case T::kString: got.push_back("str:" + std::string(r->str)); break;
-      case T::kStatus: got.push_back("status:" + std::string(r->str)); break;
-      case T::kError: got.push_back("err:" + std::string(r->str)); break;
-      case T::kInteger: got.push_back("int:" + std::to_string(r->integer)); break;
-      case T::kArray: got.push_back("array:" + std::to_string(r->integer)); break;
+      case T::kString: got.push_back(std::string("str:").append(std::string(r->str))); break;
+      case T::kStatus: got.push_back(std::string("status:").append(std::string(r->str))); break;
+      case T::kError: got.push_back(std::string("err:").append(std::string(r->str))); break;
+      case T::kInteger: got.push_back(std::string("int:").append(std::to_string(r->integer))); break;
+      case T::kArray: got.push_back(std::string("array:").append(std::to_string(r->integer))); break;
       case T::kLost: got.emplace_back("lost"); break;
     }
   }
@@ -154,7 +154,7 @@ TEST_CASE("RESP reader: a large array split across reads keeps every element's t
   // made once it is complete, and hold across hiredis' compaction and split reads.
   cdc::RespReader reader;
   std::string bytes = "*600\r\n";
-  for (int i = 0; i < 600; ++i) bytes += i % 3 == 0 ? "$-1\r\n" : "$4\r\n" + std::to_string(1000 + i) + "\r\n";
+  for (int i = 0; i < 600; ++i) bytes += i % 3 == 0 ? "$-1\r\n" : std::string("$4\r\n").append(std::to_string(1000 + i)) + "\r\n";
   const RedisReply* r = nullptr;
   int rc = 0;
   for (std::size_t at = 0; at < bytes.size(); at += 7) {

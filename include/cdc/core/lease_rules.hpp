@@ -70,8 +70,12 @@ struct LeaseValue {
 bool parse_lease(std::string_view json, LeaseValue& out) noexcept;
 
 /// Where a recreated consumer starts: the stream sequence after the checkpoint, or 0 = deliver
-/// all when there is no checkpoint (first deployment) or the stream's last sequence is below it
-/// (the stream was recreated: its sequences started again).
-[[nodiscard]] std::uint64_t resume_sequence(std::uint64_t checkpoint, std::uint64_t stream_last_seq) noexcept;
+/// all when there is no checkpoint (first deployment) or it belongs to an older stream of the
+/// same name: the stream's last sequence is below it, or the stream was created after the
+/// checkpoint was written (`checkpoint_written_ns`, `stream_created_ns`: the server's wall-clock
+/// times, 0 = unknown; a recreated stream may already hold more than the old checkpoint).
+[[nodiscard]] std::uint64_t resume_sequence(std::uint64_t checkpoint, std::uint64_t stream_last_seq,
+                                            std::int64_t checkpoint_written_ns = 0,
+                                            std::int64_t stream_created_ns = 0) noexcept;
 
 }  // namespace cdc::lease

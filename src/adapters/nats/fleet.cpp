@@ -76,7 +76,9 @@ std::uint64_t create_partition_consumer(jsCtx* js, kvStore* kv, const Config& co
   kvEntry* raw = nullptr;
   const natsStatus gs = kvStore_Get(&raw, kv, ckpt_key(partition).c_str());
   KvEntryPtr e(raw);
+  std::int64_t written_ns = 0;
   if (gs == NATS_OK) {
+    written_ns = kvEntry_Created(e.get());
     std::uint64_t v = 0;
     const int len = kvEntry_ValueLen(e.get());
     if (len > 0 && parse_u64({static_cast<const char*>(kvEntry_Value(e.get())), static_cast<std::size_t>(len)}, v))
@@ -89,7 +91,7 @@ std::uint64_t create_partition_consumer(jsCtx* js, kvStore* kv, const Config& co
   natsStatus s = js_GetStreamInfo(&sraw, js, config.ingest.stream.c_str(), nullptr, &err);
   NatsStreamInfoPtr si(sraw);
   if (s != NATS_OK) throw NatsError("stream info " + config.ingest.stream + ": " + nats_error_text(s));
-  const std::uint64_t start = lease::resume_sequence(checkpoint, si->State.LastSeq);
+  const std::uint64_t start = lease::resume_sequence(checkpoint, si->State.LastSeq, written_ns, si->Created);
   if (checkpoint > 0 && start == 0) {
     log::warn("the source stream is younger than the partition's checkpoint (recreated); consuming it from its start",
               {{"partition", static_cast<unsigned>(partition)},
