@@ -85,8 +85,13 @@ class Relay {
 
   RelayOptions options_;
   natsConnection* conn_ = nullptr;
-  jsCtx* js_ = nullptr;
-  natsSubscription* sub_ = nullptr;
+  jsCtx* js_ = nullptr;      // the pull subscription, consumer management
+  jsCtx* pub_js_ = nullptr;  // async publishes (same connection)
+  natsSubscription* sub_ = nullptr;  // <inbox>.*: what the pull requests bring
+  std::string inbox_;
+  std::string request_subject_;  // $JS.API.CONSUMER.MSG.NEXT.<stream>.<consumer>
+  std::string reply_;            // relay thread: the open request's reply subject
+  std::uint64_t request_seq_ = 0;
   std::vector<Slot> slots_;  // FIFO of source messages in delivery order
   std::string subject_;      // relay thread: the output subject being built
   // Both indices are written by the relay thread only; the PubAck thread reads them.
