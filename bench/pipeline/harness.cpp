@@ -67,7 +67,8 @@ Config service_config(const HarnessOptions& o, const std::vector<std::string>& e
   else if (o.ingest_mode == "pull") c.ingest.mode = IngestMode::kPull;
   else if (!o.ingest_mode.empty()) throw ConfigError("--ingest-mode", "expected push or pull");
   if (o.send_asap >= 0) c.nats.write_mode = o.send_asap != 0 ? WriteMode::kAsap : WriteMode::kFlusher;
-  if (o.publish_send_asap >= 0) c.publish.write_mode = o.publish_send_asap != 0 ? WriteMode::kAsap : WriteMode::kFlusher;
+  if (o.publish_send_asap >= 0)
+    c.publish.write_mode = o.publish_send_asap != 0 ? WriteMode::kAsap : WriteMode::kFlusher;
   for (const auto& kv : o.cpus) {
     const auto eq = kv.find('=');
     if (eq == std::string::npos || c.pipeline.cpu.count(kv.substr(0, eq)) == 0) {

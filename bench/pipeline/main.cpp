@@ -43,8 +43,11 @@ int main(int argc, char** argv) {  // NOLINT(bugprone-exception-escape): an esca
   app.add_option("--max-pending", o.max_pending, "publish.max_pending")->group(pipe);
   app.add_option("--retry-backoff-ms", o.retry_backoff_ms, "publish.retry_backoff")->group(pipe);
   app.add_option("--ingest-mode", o.ingest_mode, "ingest.mode: push | pull")->group(pipe);
-  app.add_option("--send-asap", o.send_asap, "the consume connection's write mode: 1 = asap, 0 = flusher (nats.send_asap's meaning)")->group(pipe);
-  app.add_option("--publish-send-asap", o.publish_send_asap, "the publish connection's write mode: 1 = asap, 0 = flusher")
+  app.add_option("--send-asap", o.send_asap,
+                 "the consume connection's write mode: 1 = asap, 0 = flusher (nats.send_asap's meaning)")
+      ->group(pipe);
+  app.add_option("--publish-send-asap", o.publish_send_asap,
+                 "the publish connection's write mode: 1 = asap, 0 = flusher")
       ->group(pipe);
   app.add_option("--cpu", o.cpus, "pin a stage: <stage>=<cpu> (repeatable)")->group(pipe);
   app.add_option("--threads", o.threads,

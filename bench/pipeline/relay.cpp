@@ -214,11 +214,10 @@ void Relay::run() noexcept {
     if (!request_open) {
       const bool waiting_request = idle && !awaiting_pubacks;
       char body[96];
-      const int len =
-          waiting_request
-              ? std::snprintf(body, sizeof body, "{\"batch\":1,\"expires\":%lld}",
-                              static_cast<long long>(options_.idle_fetch_expires_ms) * 1'000'000LL)
-              : std::snprintf(body, sizeof body, "{\"batch\":%d,\"no_wait\":true}", options_.fetch_batch);
+      const int len = waiting_request
+                          ? std::snprintf(body, sizeof body, "{\"batch\":1,\"expires\":%lld}",
+                                          static_cast<long long>(options_.idle_fetch_expires_ms) * 1'000'000LL)
+                          : std::snprintf(body, sizeof body, "{\"batch\":%d,\"no_wait\":true}", options_.fetch_batch);
       reply_.assign(inbox_).append(".").append(std::to_string(++request_seq_));
       if (natsConnection_PublishRequest(conn_, request_subject_.c_str(), reply_.c_str(), body, len) == NATS_OK) {
         request_open = true;

@@ -85,8 +85,8 @@ class Relay {
 
   RelayOptions options_;
   natsConnection* conn_ = nullptr;
-  jsCtx* js_ = nullptr;      // the pull subscription, consumer management
-  jsCtx* pub_js_ = nullptr;  // async publishes (same connection)
+  jsCtx* js_ = nullptr;              // the pull subscription, consumer management
+  jsCtx* pub_js_ = nullptr;          // async publishes (same connection)
   natsSubscription* sub_ = nullptr;  // <inbox>.*: what the pull requests bring
   std::string inbox_;
   std::string request_subject_;  // $JS.API.CONSUMER.MSG.NEXT.<stream>.<consumer>

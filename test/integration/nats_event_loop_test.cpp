@@ -144,8 +144,7 @@ TEST_CASE("write mode batch: calls outside a deferral are written at once by the
   CHECK(listener.count() == 2);
 }
 
-TEST_CASE("write mode batch: the connection reconnects after a server restart and writes again",
-          "[nats][event_loop]") {
+TEST_CASE("write mode batch: the connection reconnects after a server restart and writes again", "[nats][event_loop]") {
   cdc::test::NatsServer server;
   cdc::NatsConnection nats(batch_config(server), "publish");
   REQUIRE(nats.loop() != nullptr);

@@ -90,7 +90,8 @@ TEST_CASE("dedup protocol: a batch of claims is one FCALL of the library's claim
   p.add_to_batch("c");
   CHECK(p.batch_size() == 3);
   CHECK(args(p.batch_command()) == std::vector<std::string>{"FCALL", "cdc_dedup_v1_claim", "3", "dedup:a",
-                                                            std::string("dedup:").append(std::string(300, 'x')), "dedup:c", "30"});
+                                                            std::string("dedup:").append(std::string(300, 'x')),
+                                                            "dedup:c", "30"});
   // A new batch starts empty; marks carry the done TTL.
   p.begin_marks();
   CHECK(p.batch_size() == 0);
@@ -108,8 +109,10 @@ TEST_CASE("dedup protocol: a batch of claims is one FCALL of the library's claim
 TEST_CASE("dedup protocol: the library declares the functions the batches call") {
   const std::string_view src = cdc::kDedupLibrarySource;
   CHECK(src.rfind(std::string("#!lua name=").append(std::string(cdc::kDedupLibrary)) + "\n", 0) == 0);
-  CHECK(src.find(std::string("register_function('").append(std::string(cdc::kDedupClaimFunction)) + "'") != std::string_view::npos);
-  CHECK(src.find(std::string("register_function('").append(std::string(cdc::kDedupMarkFunction)) + "'") != std::string_view::npos);
+  CHECK(src.find(std::string("register_function('").append(std::string(cdc::kDedupClaimFunction)) + "'") !=
+        std::string_view::npos);
+  CHECK(src.find(std::string("register_function('").append(std::string(cdc::kDedupMarkFunction)) + "'") !=
+        std::string_view::npos);
   // Every key comes in KEYS: the source builds none (a cluster routes by KEYS).
   CHECK(src.find("..") == std::string_view::npos);
 }

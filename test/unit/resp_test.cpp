@@ -154,7 +154,8 @@ TEST_CASE("RESP reader: a large array split across reads keeps every element's t
   // made once it is complete, and hold across hiredis' compaction and split reads.
   cdc::RespReader reader;
   std::string bytes = "*600\r\n";
-  for (int i = 0; i < 600; ++i) bytes += i % 3 == 0 ? "$-1\r\n" : std::string("$4\r\n").append(std::to_string(1000 + i)) + "\r\n";
+  for (int i = 0; i < 600; ++i)
+    bytes += i % 3 == 0 ? "$-1\r\n" : std::string("$4\r\n").append(std::to_string(1000 + i)) + "\r\n";
   const RedisReply* r = nullptr;
   int rc = 0;
   for (std::size_t at = 0; at < bytes.size(); at += 7) {

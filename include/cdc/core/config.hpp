@@ -48,7 +48,7 @@ struct NatsConfig {
   std::string name = "daisi-cdc-consumer";
   Millis connect_timeout{5000};
   Millis reconnect_wait{2000};
-  int max_reconnect = -1;  ///< -1 = forever
+  int max_reconnect = -1;                    ///< -1 = forever
   WriteMode write_mode = WriteMode::kBatch;  ///< the consume connection (fetches, acks)
   /// Replicas (1-5) of the streams the service creates (ingest.stream, publish.stream,
   /// publish.dlq_stream); 3 on a 3-node JetStream cluster. Existing streams keep theirs.
@@ -105,11 +105,11 @@ struct PublishConfig {
   Millis duplicate_window{300000};  ///< wa_stream's, when created; must be >= dedup.ttl
   std::string dlq_stream = "cdc_dlq_stream";
   std::string dlq_subject_prefix = "cdc_dlq";
-  int max_pending = 1024;     ///< publishes awaiting their PubAck
+  int max_pending = 1024;                    ///< publishes awaiting their PubAck
   WriteMode write_mode = WriteMode::kBatch;  ///< the publish connection
-  Millis ack_timeout{5000};   ///< PubAck wait before a publish counts as failed
-  int max_retries = 6;        ///< transient failures retried in place before NAK
-  Millis retry_backoff{100};  ///< first retry delay, doubled per attempt
+  Millis ack_timeout{5000};                  ///< PubAck wait before a publish counts as failed
+  int max_retries = 6;                       ///< transient failures retried in place before NAK
+  Millis retry_backoff{100};                 ///< first retry delay, doubled per attempt
   Millis retry_backoff_max{5000};
   Millis nak_delay{5000};  ///< delay on NAK after the retry budget is spent
 };

@@ -26,11 +26,19 @@ YAML::Node yaml_value(const std::vector<std::vector<std::string>>& groups) {
 
 // A key kept for configurations written before `write_mode`: it sets write_mode
 // (true = asap, false = flusher) and is neither printed nor compared (write_mode is).
-#define CDC_SEND_ASAP_ALIAS(SECTION)                                                                 \
-  Field {                                                                                            \
-#SECTION, "send_asap", [](Config& c, const Value& v) { assign_send_asap(c.SECTION.write_mode, v); }, \
-        [](const Config&, const Config&) { return true; }, [](Config&, const Config&) {},              \
-        [](const Config&, YAML::Node&) {}                                                            \
+#define CDC_SEND_ASAP_ALIAS(SECTION)                                                                                                 \
+  Field {                                                                                                                            \
+#SECTION, "send_asap",                                                                                                           \
+        [](Config & c,                                                                                                               \
+           const Value&                                                                                                              \
+               v) { assign_send_asap(c.SECTION.write_mode, v); },                                                                    \
+                                                               [](const Config&,                                                     \
+                                                                  const Config&) { return true; },                                   \
+                                                                                                [](Config&,                          \
+                                                                                                   const Config&) {},                \
+                                                                                                                   [](const Config&, \
+                                                                                                                      YAML::         \
+                                                                                                                          Node&) {}  \
   }
 
 #define CDC_FIELD(SECTION, KEY, ...)                                                        \

@@ -84,10 +84,10 @@ class NatsEventLoop {
   std::string thread_name_;
   int wake_fd_ = -1;
   std::atomic<natsConnection*> nc_{nullptr};
-  std::atomic<int> fd_{-1};                // the attached socket; -1 while detached
-  std::atomic<bool> reading_{false};       // nats.c wants read events
-  std::atomic<bool> io_write_{false};      // the I/O thread writes (POLLOUT) until nats.c says done
-  std::atomic<bool> deferred_{false};      // a deferred call asked for a write: end_of_batch's
+  std::atomic<int> fd_{-1};            // the attached socket; -1 while detached
+  std::atomic<bool> reading_{false};   // nats.c wants read events
+  std::atomic<bool> io_write_{false};  // the I/O thread writes (POLLOUT) until nats.c says done
+  std::atomic<bool> deferred_{false};  // a deferred call asked for a write: end_of_batch's
   std::atomic<bool> stop_{false};
   std::atomic<std::uint64_t> batch_writes_{0};
   std::atomic<std::uint64_t> io_writes_{0};
