@@ -193,7 +193,7 @@ const std::vector<Override> kOverrides = {
     {"nats", "connect_timeout", "7s", "7s"},
     {"nats", "reconnect_wait", "250ms", "250ms"},
     {"nats", "max_reconnect", "10", "10"},
-    {"nats", "write_mode", "asap", "asap"},
+    {"nats", "write_mode", "batch", "batch"},
     {"nats", "stream_replicas", "3", "3"},
     {"nats", "tls_ca", "/etc/ca.pem", "/etc/ca.pem"},
     {"nats", "tls_cert", "/etc/cert.pem", "/etc/cert.pem"},
@@ -236,7 +236,7 @@ const std::vector<Override> kOverrides = {
     {"publish", "dlq_stream", "dlq", "dlq"},
     {"publish", "dlq_subject_prefix", "dead", "dead"},
     {"publish", "max_pending", "512", "512"},
-    {"publish", "write_mode", "flusher", "flusher"},
+    {"publish", "write_mode", "batch", "batch"},
     {"publish", "ack_timeout", "3s", "3s"},
     {"publish", "max_retries", "2", "2"},
     {"publish", "retry_backoff", "50ms", "50ms"},
@@ -279,7 +279,7 @@ Config overridden_config() {
   c.nats.connect_timeout = Millis{7000};
   c.nats.reconnect_wait = Millis{250};
   c.nats.max_reconnect = 10;
-  c.nats.write_mode = cdc::WriteMode::kAsap;
+  c.nats.write_mode = cdc::WriteMode::kBatch;
   c.nats.stream_replicas = 3;
   c.nats.tls_ca = "/etc/ca.pem";
   c.nats.tls_cert = "/etc/cert.pem";
@@ -320,7 +320,7 @@ Config overridden_config() {
   c.publish.dlq_stream = "dlq";
   c.publish.dlq_subject_prefix = "dead";
   c.publish.max_pending = 512;
-  c.publish.write_mode = cdc::WriteMode::kFlusher;
+  c.publish.write_mode = cdc::WriteMode::kBatch;
   c.publish.ack_timeout = Millis{3000};
   c.publish.max_retries = 2;
   c.publish.retry_backoff = Millis{50};
@@ -497,8 +497,8 @@ TEST_CASE("every key can be set from YAML", "[config]") {
 }
 
 TEST_CASE("the deprecated send_asap keys set write_mode", "[config]") {
-  CHECK(Config{}.nats.write_mode == cdc::WriteMode::kBatch);
-  CHECK(Config{}.publish.write_mode == cdc::WriteMode::kBatch);
+  CHECK(Config{}.nats.write_mode == cdc::WriteMode::kFlusher);
+  CHECK(Config{}.publish.write_mode == cdc::WriteMode::kAsap);
   const Config from_yaml = cdc::load_config_text("nats:\n  send_asap: true\npublish:\n  send_asap: false\n", {});
   CHECK(from_yaml.nats.write_mode == cdc::WriteMode::kAsap);
   CHECK(from_yaml.publish.write_mode == cdc::WriteMode::kFlusher);

@@ -32,9 +32,9 @@ class ConfigError : public std::runtime_error {
 
 /// How a NATS connection writes what its callers buffer (nats.write_mode, publish.write_mode).
 enum class WriteMode : std::uint8_t {
-  /// The default. A stage's calls (publishes; acks) are written at the end of its batch, in one
-  /// write; everything else (fetch requests, in-progress signals, API requests, PONGs) at once by
-  /// the connection's own I/O thread. Batches under load, writes at once when idle.
+  /// Experimental, not the default (docs/decisions.md). A stage's calls (publishes; acks) are
+  /// written at the end of its batch, in one write; everything else (fetch requests, in-progress
+  /// signals, API requests, PONGs) at once by the connection's own I/O thread.
   kBatch,
   kAsap,     ///< nats.c's SendAsap: one write per call
   kFlusher,  ///< nats.c's flusher thread: writes ~1 ms after the first buffered call
@@ -48,8 +48,8 @@ struct NatsConfig {
   std::string name = "daisi-cdc-consumer";
   Millis connect_timeout{5000};
   Millis reconnect_wait{2000};
-  int max_reconnect = -1;                    ///< -1 = forever
-  WriteMode write_mode = WriteMode::kBatch;  ///< the consume connection (fetches, acks)
+  int max_reconnect = -1;                      ///< -1 = forever
+  WriteMode write_mode = WriteMode::kFlusher;  ///< the consume connection (fetches, acks)
   /// Replicas (1-5) of the streams the service creates (ingest.stream, publish.stream,
   /// publish.dlq_stream); 3 on a 3-node JetStream cluster. Existing streams keep theirs.
   int stream_replicas = 1;
@@ -105,11 +105,11 @@ struct PublishConfig {
   Millis duplicate_window{300000};  ///< wa_stream's, when created; must be >= dedup.ttl
   std::string dlq_stream = "cdc_dlq_stream";
   std::string dlq_subject_prefix = "cdc_dlq";
-  int max_pending = 1024;                    ///< publishes awaiting their PubAck
-  WriteMode write_mode = WriteMode::kBatch;  ///< the publish connection
-  Millis ack_timeout{5000};                  ///< PubAck wait before a publish counts as failed
-  int max_retries = 6;                       ///< transient failures retried in place before NAK
-  Millis retry_backoff{100};                 ///< first retry delay, doubled per attempt
+  int max_pending = 1024;                   ///< publishes awaiting their PubAck
+  WriteMode write_mode = WriteMode::kAsap;  ///< the publish connection
+  Millis ack_timeout{5000};                 ///< PubAck wait before a publish counts as failed
+  int max_retries = 6;                      ///< transient failures retried in place before NAK
+  Millis retry_backoff{100};                ///< first retry delay, doubled per attempt
   Millis retry_backoff_max{5000};
   Millis nak_delay{5000};  ///< delay on NAK after the retry budget is spent
 };
