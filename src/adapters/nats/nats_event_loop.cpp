@@ -11,7 +11,7 @@
 
 namespace cdc {
 
-thread_local NatsEventLoop* NatsEventLoop::Deferral::current_ = nullptr;
+thread_local NatsEventLoop* NatsEventLoop::Deferral::current = nullptr;
 
 NatsEventLoop::NatsEventLoop(std::string thread_name) : thread_name_(std::move(thread_name)) {
   if (thread_name_.size() > 15) thread_name_.resize(15);  // a pthread name's limit
@@ -57,7 +57,7 @@ natsStatus NatsEventLoop::on_write(void* user_data, bool add) {
     self->io_write_.store(false, std::memory_order_release);
     return NATS_OK;
   }
-  if (Deferral::current_ == self) {
+  if (Deferral::current == self) {
     // A stage's call inside its batch: its end_of_batch() writes.
     self->deferred_.store(true, std::memory_order_release);
     return NATS_OK;

@@ -46,15 +46,15 @@ class NatsEventLoop {
   /// Calls on this thread inside its lifetime are written by end_of_batch() (on this thread).
   class Deferral {
    public:
-    explicit Deferral(NatsEventLoop& loop) noexcept : previous_(current_) { current_ = &loop; }
-    ~Deferral() { current_ = previous_; }
+    explicit Deferral(NatsEventLoop& loop) noexcept : previous_(current) { current = &loop; }
+    ~Deferral() { current = previous_; }
     Deferral(const Deferral&) = delete;
     Deferral& operator=(const Deferral&) = delete;
 
    private:
     friend class NatsEventLoop;
     NatsEventLoop* previous_;
-    static thread_local NatsEventLoop* current_;
+    static thread_local NatsEventLoop* current;
   };
 
   /// The calling stage's batch ended: writes what its deferred calls buffered, in one write on
