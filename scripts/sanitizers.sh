@@ -11,9 +11,9 @@
 #   TSAN_TESTS=all                   TSan on every unit test, not only the concurrent ones
 #
 # Under TSan (5-15x slower) only the cases that run threads are selected by default, by their
-# Catch2 tags: the ring and wait-strategy stress tests, the async logger, the metrics registry
-# and the rules hand-over (TSAN_TESTS='[ring],[wait]' picks others). The single-threaded parse
-# and config cases run under ASan/UBSan.
+# Catch2 tags: the ring and wait-strategy stress tests, the async logger, the metrics registry,
+# the rules hand-over and the publish stage's lanes (TSAN_TESTS='[ring],[wait]' picks others).
+# The single-threaded parse and config cases run under ASan/UBSan.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 JOBS=${JOBS:-$(nproc)}
@@ -35,7 +35,7 @@ run() {
   # Only what the unit label runs: the pure core and its tests (no servers, no service binary).
   cmake --build "$dir" -j "$JOBS" --target cdc_unit_tests cdc_stress_tests
   local filter=()
-  local tsan_tests=${TSAN_TESTS:-[ring],[wait],[stress],[log],[metrics],[reload]}
+  local tsan_tests=${TSAN_TESTS:-[ring],[wait],[stress],[log],[metrics],[reload],[lanes]}
   if [ "$name" = tsan ] && [ "$tsan_tests" != all ]; then
     # One ctest test per Catch2 case: select by the cases' tags.
     mapfile -t cases < <("$dir/test/cdc_unit_tests" "$tsan_tests" --list-test-names-only | sed '/^$/d')

@@ -107,6 +107,7 @@ struct LatencyResult {
   std::uint64_t expected = 0;  ///< events that should arrive (ours: processed; direct: sent)
   std::uint64_t repeats = 0;   ///< deliveries on wa.> of a Nats-Msg-Id delivered before (stored once)
   double max_behind_ms = 0;
+  std::uint64_t lane_switches = 0;  ///< ours: publish.write_mode adaptive's changes of connection
   std::unique_ptr<LogHistogram> latency;
   CpuWindow::Result cpu;
   std::vector<std::pair<std::string, StageQuantiles>> stages;
@@ -128,6 +129,8 @@ std::map<std::string, std::uint64_t> result_counts(Pipeline& p) {
   for (std::size_t t = 0; t < m.table_labels().size(); ++t) {
     for (std::size_t k = 0; k < Metrics::kResults; ++k) out[kNames[k]] += m.ack.events[t][k].value();
   }
+  // publish.write_mode adaptive: how often the publish stage changed connections.
+  out["lane_switches"] = m.publish.lane_switches.value();
   return out;
 }
 
@@ -381,6 +384,7 @@ class E2e {
     if (pipeline) {
       const auto results = result_counts(*pipeline);
       r.expected = results.at("processed");
+      r.lane_switches = results.at("lane_switches");
       r.stages = stage_quantiles(pipeline->metrics());
       pipeline->stop();
     }
@@ -436,12 +440,16 @@ class E2e {
             ? std::string("; ").append(std::to_string(r.publish_errors)).append(" PUBLISHES FAILED").c_str()
             : "");
     if (!r.results.empty()) {
-      std::printf("                processed %llu, skipped %llu, duplicate %llu, dead-lettered %llu, retried %llu\n",
-                  static_cast<unsigned long long>(r.results.at("processed")),
-                  static_cast<unsigned long long>(r.results.at("skipped")),
-                  static_cast<unsigned long long>(r.results.at("duplicate")),
-                  static_cast<unsigned long long>(r.results.at("dead_lettered")),
-                  static_cast<unsigned long long>(r.results.at("retried")));
+      std::printf(
+          "                processed %llu, skipped %llu, duplicate %llu, dead-lettered %llu, retried %llu, publish "
+          "lane "
+          "switches %llu\n",
+          static_cast<unsigned long long>(r.results.at("processed")),
+          static_cast<unsigned long long>(r.results.at("skipped")),
+          static_cast<unsigned long long>(r.results.at("duplicate")),
+          static_cast<unsigned long long>(r.results.at("dead_lettered")),
+          static_cast<unsigned long long>(r.results.at("retried")),
+          static_cast<unsigned long long>(r.results.at("lane_switches")));
     }
     std::fflush(stdout);
   }
@@ -451,7 +459,7 @@ class E2e {
     std::printf(
         "latency %-7s at %6.0f msg/s: sent %llu, arrived %llu of %llu (recorded %llu after warm-up); p50 %s  "
         "p95 %s  p99 %s  p99.9 %s  max %s; CPU per message: consumer %.1f us (nats.c's shared threads %.1f us), "
-        "nats-server %.1f us, redis-server %.1f us%s%s\n",
+        "nats-server %.1f us, redis-server %.1f us%s%s%s\n",
         r.who.c_str(), r.rate, static_cast<unsigned long long>(r.sent), static_cast<unsigned long long>(r.received),
         static_cast<unsigned long long>(r.expected), static_cast<unsigned long long>(h.count()),
         format_ns(static_cast<double>(h.percentile(50))).c_str(),
@@ -460,7 +468,8 @@ class E2e {
         format_ns(static_cast<double>(h.percentile(99.9))).c_str(), format_ns(static_cast<double>(h.max())).c_str(),
         r.cpu.consumer_us, r.cpu.library_us, r.cpu.nats_us, r.cpu.redis_us,
         r.max_behind_ms > 5 ? "  (publisher fell behind its schedule)" : "",
-        r.repeats > 0 ? fmt_repeats(r.repeats).c_str() : "");
+        r.repeats > 0 ? fmt_repeats(r.repeats).c_str() : "",
+        r.lane_switches > 0 ? ("  (publish lane switches: " + std::to_string(r.lane_switches) + ")").c_str() : "");
     if (!r.stages.empty()) print_stages(r.stages);
     std::fflush(stdout);
   }

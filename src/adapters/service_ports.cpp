@@ -24,22 +24,44 @@ class ServiceMonitor final : public ConnectionMonitor {
       : config_(config), consume_(std::make_unique<NatsConnection>(config.nats, "consume")) {
     NatsConfig publish_nats = config.nats;
     publish_nats.write_mode = config.publish.write_mode;  // the publish connection has its own
-    publish_ = std::make_unique<NatsConnection>(publish_nats, "publish");
+    if (config.publish.write_mode == WriteMode::kAdaptive) {
+      // Two: the eager one writes each publish at once, the batching one lets nats.c's flusher
+      // gather them; the publish stage chooses per batch (docs/decisions.md).
+      publish_nats.write_mode = WriteMode::kAsap;
+      NatsConfig batching_nats = config.nats;
+      batching_nats.write_mode = WriteMode::kFlusher;
+      publish_ = std::make_unique<NatsConnection>(publish_nats, "publish");
+      publish_batching_ = std::make_unique<NatsConnection>(batching_nats, "publish-batching");
+    } else {
+      publish_ = std::make_unique<NatsConnection>(publish_nats, "publish");
+    }
   }
 
   NatsConnection& consume() noexcept { return *consume_; }
   NatsConnection& publish() noexcept { return *publish_; }
+  /// The batching publish connection (publish.write_mode adaptive), or null.
+  NatsConnection* publish_batching() noexcept { return publish_batching_.get(); }
 
   void attach(Metrics& metrics) override {
     metrics_ = &metrics;
     if (config_.dedup.enabled) redis_info_ = std::make_unique<RedisInfoProbe>(config_.redis, metrics);
   }
 
-  [[nodiscard]] bool connected() const noexcept override { return consume_->connected() && publish_->connected(); }
+  [[nodiscard]] bool connected() const noexcept override {
+    return consume_->connected() && publish_->connected() && (!publish_batching_ || publish_batching_->connected());
+  }
 
+  /// kPublish stands for both publish connections when there are two: up while both are, their
+  /// reconnects and disconnects summed.
   [[nodiscard]] ConnectionStatus nats_status(std::size_t connection) const noexcept override {
     const NatsConnection& nats = connection == kConsume ? *consume_ : *publish_;
-    return ConnectionStatus{nats.connected(), nats.reconnects(), nats.disconnects()};
+    ConnectionStatus status{nats.connected(), nats.reconnects(), nats.disconnects()};
+    if (connection != kConsume && publish_batching_) {
+      status.up = status.up && publish_batching_->connected();
+      status.reconnects += publish_batching_->reconnects();
+      status.failures += publish_batching_->disconnects();
+    }
+    return status;
   }
 
   /// Pull mode: the fleet's readings of the partitions this replica holds (no request of its own).
@@ -104,9 +126,10 @@ class ServiceMonitor final : public ConnectionMonitor {
   Config config_;
   std::unique_ptr<NatsConnection> consume_;
   std::unique_ptr<NatsConnection> publish_;
-  std::unique_ptr<RedisInfoProbe> redis_info_;  // monitor thread only (after attach); null without dedup
-  Metrics* metrics_ = nullptr;                  // set by attach(); the output stream series
-  const Fleet* fleet_ = nullptr;                // pull mode; Ports::fleet, stopped before the monitor goes
+  std::unique_ptr<NatsConnection> publish_batching_;  // publish.write_mode adaptive only
+  std::unique_ptr<RedisInfoProbe> redis_info_;        // monitor thread only (after attach); null without dedup
+  Metrics* metrics_ = nullptr;                        // set by attach(); the output stream series
+  const Fleet* fleet_ = nullptr;                      // pull mode; Ports::fleet, stopped before the monitor goes
 };
 
 // cdc_consumer_build_info: CMakeLists.txt defines these for this file alone, so a new git
@@ -134,7 +157,7 @@ Ports make_service_ports(const Config& config) {
   ServiceMonitor& outside = *monitor;
   ports.monitor = std::move(monitor);
   ensure_jetstream_objects(outside.consume(), config, filter);
-  ports.publisher = make_nats_publisher(outside.publish());
+  ports.publisher = make_nats_publisher(outside.publish(), outside.publish_batching());
   ports.completer = make_nats_completer(outside.consume());
   // Pull mode: the partition leases; the source fetches by the fleet's table (fleet->table()).
   Fleet* fleet = nullptr;

@@ -246,6 +246,13 @@ std::string Metrics::render(const ScrapeState& state) const {
          "Repeats of an event still awaiting its outcome in the publish stage, held instead of published again "
          "(then acked as duplicates, or NAKed when the first copy was not stored).");
   sample(out, "cdc_consumer_repeats_held_total", "", publish.repeats_held.value());
+  family(out, "cdc_consumer_publish_batching", "gauge",
+         "1 while the publish stage writes through the batching connection (publish.write_mode adaptive, under "
+         "load), 0 through the eager one.");
+  sample_signed(out, "cdc_consumer_publish_batching", "", publish.batching.value());
+  family(out, "cdc_consumer_publish_lane_switches_total", "counter",
+         "Changes between the eager and the batching publish connection (publish.write_mode adaptive).");
+  sample(out, "cdc_consumer_publish_lane_switches_total", "", publish.lane_switches.value());
   if (!state.output_streams[0].empty()) {
     family(out, "cdc_consumer_output_stream_missing", "gauge",
            "1 while the output or dead-letter stream is missing (publishes are held and retried, not dead-lettered).");

@@ -79,6 +79,10 @@ PublishStage::PublishStage(StageContext& ctx, Publisher& publisher, Event* pool,
       keep_alive_(completer, ctx.config.ingest.ack_wait),
       gate_(gate) {
   publisher_.set_sink(this);
+  lanes_ = publisher_.has_batching_lane();
+  batching_from_ = static_cast<std::size_t>(std::max(1, config_.publish.batching_threshold));
+  eager_at_ = std::max<std::size_t>(1, batching_from_ / 8);
+  publisher_.use_batching_lane(false);
   max_payload_ = publisher_.max_payload();
   reply_.reserve(publisher_.reply_prefix().size() + 32);
   msg_id_.reserve(128);
@@ -572,9 +576,25 @@ bool PublishStage::finish_all_with_nak() noexcept {
   return advance_head();
 }
 
+void PublishStage::choose_lane() noexcept {
+  if (!lanes_) return;
+  const std::size_t load = ctx_.in.ring->size() + window_.size();
+  const bool want = batching_ ? load > eager_at_ : load >= batching_from_;
+  lane_wanted_ = want != batching_;
+  if (!lane_wanted_ || !window_.empty()) return;
+  // Nothing awaits a PubAck on the old lane: whatever goes out on the new one is stored after it.
+  batching_ = want;
+  lane_wanted_ = false;
+  publisher_.use_batching_lane(batching_);
+  metrics_.publish.lane_switches.inc();
+  metrics_.publish.batching.set(batching_ ? 1 : 0);
+}
+
 std::size_t PublishStage::accepting() const noexcept {
   // Draining at the deadline, finish_all_with_nak() takes the input itself.
   if (aborting() || retry_at_ns_ != 0 || window_.front_position() < hold_until_) return 0;
+  // Changing lanes: nothing new until what is out on the old lane is settled.
+  if (lane_wanted_ && !window_.empty()) return 0;
   const auto max_pending = static_cast<std::size_t>(config_.publish.max_pending);
   return window_.size() < max_pending ? max_pending - window_.size() : 0;
 }
@@ -601,7 +621,10 @@ bool PublishStage::on_idle(std::int64_t now) noexcept {
   // The turn's publishes (new events, retries, dead letters) leave in one write: a batch under
   // load, a single publish at once when idle.
   publisher_.end_of_batch();
-  return progressed;
+  const bool was_batching = batching_;
+  choose_lane();
+  // A lane change frees the input the stage held back for it: take it in this very turn loop.
+  return progressed || was_batching != batching_;
 }
 
 bool PublishStage::ready() const noexcept {

@@ -195,3 +195,45 @@ TEST_CASE("Redis unreachable with on_redis_error=publish: events keep flowing, J
   // Within the duplicate window, JetStream's Nats-Msg-Id check keeps repeats out.
   check_output_matches(probe.read_stream(config.publish.stream), want);
 }
+
+TEST_CASE(
+    "publish.write_mode adaptive: a backlog drains through the batching connection, idle events go eager, "
+    "in order",
+    "[integration][pipeline][lanes]") {
+  Servers s;
+  Config config = test_config(s.nats, s.redis);
+  config.publish.write_mode = WriteMode::kAdaptive;
+  config.publish.batching_threshold = 64;
+  auto records = read_capture(sample_path("sequin-mixed-2k.jsonl"));
+  const Expected want = expect(config, records);
+  constexpr std::size_t kTrickle = 5;
+  const std::vector<CaptureRecord> backlog(records.begin(), records.end() - kTrickle);
+
+  // The backlog is in the source stream before the pipeline starts (the ports create the streams).
+  Pipeline pipeline(config, make_service_ports(config));
+  JetStreamProbe probe(s.nats.url());
+  publish_all(probe, backlog);
+  pipeline.start();
+  REQUIRE(wait_consumer_idle(probe, config, 60s));
+  Metrics& metrics = pipeline.metrics();
+  CHECK(metrics.publish.lane_switches.value() >= 1);
+  // Drained: back on the eager connection.
+  const auto eager_again = [&] {
+    for (int i = 0; i < 250 && metrics.publish.batching.value() != 0; ++i) std::this_thread::sleep_for(20ms);
+    return metrics.publish.batching.value() == 0;
+  };
+  REQUIRE(eager_again());
+  const std::uint64_t switches = metrics.publish.lane_switches.value();
+  CHECK(switches >= 2);
+  for (std::size_t i = records.size() - kTrickle; i < records.size(); ++i) {
+    probe.publish(records[i]);
+    REQUIRE(wait_consumer_idle(probe, config, 10s));
+  }
+  // One event at a time is no load: no more changes of connection.
+  CHECK(metrics.publish.lane_switches.value() == switches);
+  CHECK(metrics.publish.batching.value() == 0);
+  REQUIRE(probe.wait_for_count(config.publish.stream, want.subjects.size(), 10s) == want.subjects.size());
+  pipeline.stop();
+  check_output_matches(probe.read_stream(config.publish.stream), want);
+  CHECK(events_total(pipeline, EventResult::kProcessed) == want.subjects.size());
+}

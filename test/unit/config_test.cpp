@@ -137,6 +137,7 @@ void check_same(const Config& actual, const Config& expected) {
   SAME(publish.dlq_subject_prefix);
   SAME(publish.max_pending);
   SAME(publish.write_mode);
+  SAME(publish.batching_threshold);
   SAME(publish.ack_timeout);
   SAME(publish.max_retries);
   SAME(publish.retry_backoff);
@@ -172,7 +173,7 @@ void check_same(const Config& actual, const Config& expected) {
   SAME(log.level);
 }
 #undef SAME
-constexpr std::size_t kKeysCompared = 80;
+constexpr std::size_t kKeysCompared = 81;
 
 /// A non-default value for every key, as YAML and as an environment value, and the Config
 /// they must both produce.
@@ -237,6 +238,7 @@ const std::vector<Override> kOverrides = {
     {"publish", "dlq_subject_prefix", "dead", "dead"},
     {"publish", "max_pending", "512", "512"},
     {"publish", "write_mode", "batch", "batch"},
+    {"publish", "batching_threshold", "64", "64"},
     {"publish", "ack_timeout", "3s", "3s"},
     {"publish", "max_retries", "2", "2"},
     {"publish", "retry_backoff", "50ms", "50ms"},
@@ -321,6 +323,7 @@ Config overridden_config() {
   c.publish.dlq_subject_prefix = "dead";
   c.publish.max_pending = 512;
   c.publish.write_mode = cdc::WriteMode::kBatch;
+  c.publish.batching_threshold = 64;
   c.publish.ack_timeout = Millis{3000};
   c.publish.max_retries = 2;
   c.publish.retry_backoff = Millis{50};
@@ -498,7 +501,7 @@ TEST_CASE("every key can be set from YAML", "[config]") {
 
 TEST_CASE("the deprecated send_asap keys set write_mode", "[config]") {
   CHECK(Config{}.nats.write_mode == cdc::WriteMode::kFlusher);
-  CHECK(Config{}.publish.write_mode == cdc::WriteMode::kAsap);
+  CHECK(Config{}.publish.write_mode == cdc::WriteMode::kAdaptive);
   const Config from_yaml = cdc::load_config_text("nats:\n  send_asap: true\npublish:\n  send_asap: false\n", {});
   CHECK(from_yaml.nats.write_mode == cdc::WriteMode::kAsap);
   CHECK(from_yaml.publish.write_mode == cdc::WriteMode::kFlusher);
@@ -511,7 +514,7 @@ TEST_CASE("the deprecated send_asap keys set write_mode", "[config]") {
   CHECK(printed.find("send_asap") == std::string::npos);
   CHECK(printed.find("write_mode: asap") != std::string::npos);
   CHECK_THROWS_WITH(cdc::load_config_text("publish:\n  write_mode: sometimes\n", {}),
-                    Catch::Contains("publish.write_mode") && Catch::Contains("batch, asap, flusher"));
+                    Catch::Contains("publish.write_mode") && Catch::Contains("batch, asap, flusher, adaptive"));
 }
 
 TEST_CASE("every key can be set from its DAISI_CDC_ variable", "[config]") {
@@ -958,6 +961,11 @@ TEST_CASE("validate enforces the rules, naming the key, the problem and the valu
          c.pipeline.ring_capacity = 1024;
          c.publish.max_pending = 2048;
        }},
+      {"publish.batching_threshold: must be >= 1, got 0", [](Config& c) { c.publish.batching_threshold = 0; }},
+      {"nats.write_mode: adaptive is a publish.write_mode only (the publish stage chooses per batch); use asap, "
+       "flusher or batch for the consume connection",
+       [](Config& c) { c.nats.write_mode = cdc::WriteMode::kAdaptive; }},
+      {"", [](Config& c) { c.publish.write_mode = cdc::WriteMode::kAsap; }},
       {"publish.retry_backoff_max: must be at least publish.retry_backoff (100ms), got 99ms",
        [](Config& c) { c.publish.retry_backoff_max = Millis{99}; }},
       {"publish.max_retries: must be >= 0, got -1", [](Config& c) { c.publish.max_retries = -1; }},

@@ -38,6 +38,10 @@ enum class WriteMode : std::uint8_t {
   kBatch,
   kAsap,     ///< nats.c's SendAsap: one write per call
   kFlusher,  ///< nats.c's flusher thread: writes ~1 ms after the first buffered call
+  /// publish.write_mode only, the default: two publish connections, one `asap` and one
+  /// `flusher`; the publish stage chooses one per batch by its load (publish.batching_threshold)
+  /// and switches only with nothing awaiting a PubAck, so order holds (docs/decisions.md).
+  kAdaptive,
 };
 
 /// "batch", "asap", "flusher": the configuration's names.
@@ -105,11 +109,15 @@ struct PublishConfig {
   Millis duplicate_window{300000};  ///< wa_stream's, when created; must be >= dedup.ttl
   std::string dlq_stream = "cdc_dlq_stream";
   std::string dlq_subject_prefix = "cdc_dlq";
-  int max_pending = 1024;                   ///< publishes awaiting their PubAck
-  WriteMode write_mode = WriteMode::kAsap;  ///< the publish connection
-  Millis ack_timeout{5000};                 ///< PubAck wait before a publish counts as failed
-  int max_retries = 6;                      ///< transient failures retried in place before NAK
-  Millis retry_backoff{100};                ///< first retry delay, doubled per attempt
+  int max_pending = 1024;                       ///< publishes awaiting their PubAck
+  WriteMode write_mode = WriteMode::kAdaptive;  ///< the publish connection(s)
+  /// write_mode adaptive: from this many events waiting for or held by the publish stage at the
+  /// end of a turn it writes through the batching (`flusher`) connection, and back through the
+  /// eager (`asap`) one at an eighth of it.
+  int batching_threshold = 256;
+  Millis ack_timeout{5000};   ///< PubAck wait before a publish counts as failed
+  int max_retries = 6;        ///< transient failures retried in place before NAK
+  Millis retry_backoff{100};  ///< first retry delay, doubled per attempt
   Millis retry_backoff_max{5000};
   Millis nak_delay{5000};  ///< delay on NAK after the retry budget is spent
 };

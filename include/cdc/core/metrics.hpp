@@ -308,6 +308,9 @@ class Metrics {
     Histogram stage;  // intake -> outcome final (leaves the stage)
     // Repeats of an event still in the stage's window, held instead of published again.
     Counter repeats_held;
+    // publish.write_mode adaptive: 1 while the batching lane is in use; changes of lane.
+    Gauge batching;
+    Counter lane_switches;
   } publish;
 
   /// PubAck callback thread (nats.c).

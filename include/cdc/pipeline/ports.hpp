@@ -64,7 +64,12 @@ class PubAckSink {
 };
 
 /// Asynchronous JetStream publisher. Thread: the publish stage calls publish(); PubAcks arrive
-/// on one other thread through the sink.
+/// through the sink on another thread, one call at a time.
+///
+/// A publisher may have two lanes (publish.write_mode adaptive): an eager one that writes each
+/// publish at once, and a batching one that gathers what comes within about a millisecond into
+/// one write. The publish stage chooses the lane and changes it only while nothing it published
+/// awaits a PubAck, so what it published on one lane is stored before anything on the other.
 class Publisher {
  public:
   enum class Status : std::uint8_t { kOk, kTooLarge, kFailed };
@@ -82,6 +87,11 @@ class Publisher {
   /// (NATS write mode batch: the whole batch in one write, at once). A no-op where each publish
   /// is written by itself.
   virtual void end_of_batch() noexcept {}
+  /// Has a batching lane besides the eager one (see above).
+  [[nodiscard]] virtual bool has_batching_lane() const noexcept { return false; }
+  /// Publish stage: the lane of the publishes from now on (eager at first). reply_prefix() is
+  /// the lane's: its PubAcks come back on that lane's connection.
+  virtual void use_batching_lane(bool batching) noexcept { (void)batching; }
 };
 
 /// One connection to the dedup store (Redis), with the event loop that drives it hidden inside.

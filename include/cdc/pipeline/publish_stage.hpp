@@ -14,6 +14,13 @@
 /// published a second time; it is held, linked to that first copy (its leader), and completed
 /// when the leader leaves the window: acked as a duplicate when the leader was stored, NAKed
 /// otherwise (docs/decisions.md).
+///
+/// Lanes (a publisher with a batching lane, publish.write_mode adaptive): at the end of each
+/// turn the stage weighs its load, the events waiting in its input plus those in its window;
+/// from publish.batching_threshold it wants the batching lane, at an eighth of it or less the
+/// eager one. It changes lanes only with its window empty (nothing awaiting a PubAck), taking
+/// no new events until then, so every publish on the old lane is stored before the first on
+/// the new one and each subject keeps its order.
 
 #include <cstdint>
 #include <string>
@@ -80,6 +87,8 @@ class PublishStage final : public StageHandler, public PubAckSink {
   bool finish_all_with_nak() noexcept;
   void complete(Event& ev, Completion completion, EventResult result) noexcept;
   [[nodiscard]] bool aborting() const noexcept { return ctx_.life.abort.load(std::memory_order_relaxed); }
+  /// End of a turn: the lane the load asks for; changes to it once the window is empty.
+  void choose_lane() noexcept;
 
   StageContext& ctx_;
   const Config& config_;
@@ -116,6 +125,13 @@ class PublishStage final : public StageHandler, public PubAckSink {
   KeepAlive keep_alive_;
   const PartitionGate* gate_;
   std::uint32_t outage_rounds_ = 0;  // retry rounds in a row with the head in an outage
+  // Lanes: whether the publisher has two, the one in use, and whether the other one is wanted
+  // (no new events until the window is empty); the load thresholds to and from batching.
+  bool lanes_ = false;
+  bool batching_ = false;
+  bool lane_wanted_ = false;
+  std::size_t batching_from_ = 0;
+  std::size_t eager_at_ = 0;
 };
 
 }  // namespace cdc

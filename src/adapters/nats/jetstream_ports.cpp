@@ -1,8 +1,10 @@
 #include "cdc/adapters/nats/jetstream_ports.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cstdio>
 #include <cstring>
+#include <mutex>
 
 #include "cdc/adapters/nats/nats_message.hpp"
 #include "cdc/core/log.hpp"
@@ -185,50 +187,73 @@ class NatsCompleter final : public Completer {
 };
 
 /// JetStream publishes go out as core publishes whose reply subject names the event; the
-/// PubAcks come back on one subscription of ours (its own dispatch thread).
+/// PubAcks come back on one subscription of ours per connection (its own dispatch thread).
+/// With two lanes (publish.write_mode adaptive), each connection has its own reply prefix, so a
+/// PubAck comes back only on the connection that published; their two dispatch threads take
+/// turns at the sink (a mutex no stage thread takes).
 class NatsPublisher final : public Publisher {
  public:
-  explicit NatsPublisher(NatsConnection& nats) : nats_(nats) {
-    natsInbox* inbox = nullptr;
-    if (natsInbox_Create(&inbox) != NATS_OK) throw NatsError("inbox: " + nats_error_text(NATS_ERR));
-    prefix_ = std::string("_CDC_PUBACK.") + (std::strrchr(inbox, '.') + 1);
-    natsInbox_Destroy(inbox);
+  NatsPublisher(NatsConnection& eager, NatsConnection* batching) {
+    lanes_[0].nats = &eager;
+    lanes_[0].prefix = new_prefix();
+    if (batching != nullptr) {
+      lanes_[1].nats = batching;
+      lanes_[1].prefix = new_prefix();
+      lane_count_ = 2;
+    }
   }
 
   ~NatsPublisher() override {
-    if (sub_) natsSubscription_Unsubscribe(sub_.get());
+    for (std::size_t i = 0; i < lane_count_; ++i) {
+      if (lanes_[i].sub) natsSubscription_Unsubscribe(lanes_[i].sub.get());
+    }
   }
 
   void set_sink(PubAckSink* sink) override {
     sink_ = sink;
-    natsSubscription* sub = nullptr;
-    const std::string filter = prefix_ + ".>";
-    const natsStatus s = natsConnection_Subscribe(&sub, nats_.get(), filter.c_str(), &NatsPublisher::on_msg, this);
-    if (s != NATS_OK) throw NatsError("PubAck subscription: " + nats_error_text(s));
-    // PubAcks must never be dropped by a slow-consumer limit: the window is bounded by the pool.
-    natsSubscription_SetPendingLimits(sub, -1, -1);
-    sub_.reset(sub);
-    natsConnection_Flush(nats_.get());
+    for (std::size_t i = 0; i < lane_count_; ++i) {
+      Lane& lane = lanes_[i];
+      natsSubscription* sub = nullptr;
+      const std::string filter = lane.prefix + ".>";
+      const natsStatus s =
+          natsConnection_Subscribe(&sub, lane.nats->get(), filter.c_str(), &NatsPublisher::on_msg, this);
+      if (s != NATS_OK) throw NatsError("PubAck subscription: " + nats_error_text(s));
+      // PubAcks must never be dropped by a slow-consumer limit: the window is bounded by the pool.
+      natsSubscription_SetPendingLimits(sub, -1, -1);
+      lane.sub.reset(sub);
+      natsConnection_Flush(lane.nats->get());
+    }
   }
 
-  [[nodiscard]] const std::string& reply_prefix() const noexcept override { return prefix_; }
-  [[nodiscard]] std::int64_t max_payload() const noexcept override { return nats_.max_payload(); }
-  void end_of_batch() noexcept override {
-    if (nats_.loop() != nullptr) nats_.loop()->end_of_batch();
+  [[nodiscard]] const std::string& reply_prefix() const noexcept override { return lanes_[current_].prefix; }
+  [[nodiscard]] std::int64_t max_payload() const noexcept override {
+    // Both lanes reach the same servers; the smaller limit holds for either.
+    std::int64_t limit = lanes_[0].nats->max_payload();
+    if (lane_count_ == 2) {
+      const std::int64_t other = lanes_[1].nats->max_payload();
+      if (limit <= 0 || (other > 0 && other < limit)) limit = other;
+    }
+    return limit;
   }
+  void end_of_batch() noexcept override {
+    if (NatsEventLoop* loop = lanes_[current_].nats->loop()) loop->end_of_batch();
+  }
+  [[nodiscard]] bool has_batching_lane() const noexcept override { return lane_count_ == 2; }
+  void use_batching_lane(bool batching) noexcept override { current_ = batching && lane_count_ == 2 ? 1 : 0; }
 
   Status publish(const std::string& subject, const std::string& reply, std::string_view payload,
                  const std::string& msg_id, std::string& error) noexcept override {
+    NatsConnection& nats = *lanes_[current_].nats;
     natsMsg* m = nullptr;
     natsStatus s = natsMsg_Create(&m, subject.c_str(), reply.c_str(), payload.data(), static_cast<int>(payload.size()));
     if (s == NATS_OK) s = natsMsgHeader_Set(m, "Nats-Msg-Id", msg_id.c_str());
     if (s == NATS_OK) {
-      if (nats_.loop() != nullptr) {
+      if (nats.loop() != nullptr) {
         // Written by end_of_batch(), with the rest of the stage's batch.
-        const NatsEventLoop::Deferral deferral(*nats_.loop());
-        s = natsConnection_PublishMsg(nats_.get(), m);
+        const NatsEventLoop::Deferral deferral(*nats.loop());
+        s = natsConnection_PublishMsg(nats.get(), m);
       } else {
-        s = natsConnection_PublishMsg(nats_.get(), m);
+        s = natsConnection_PublishMsg(nats.get(), m);
       }
     }
     natsMsg_Destroy(m);
@@ -238,18 +263,40 @@ class NatsPublisher final : public Publisher {
   }
 
  private:
+  struct Lane {
+    NatsConnection* nats = nullptr;
+    std::string prefix;
+    NatsSubPtr sub;
+  };
+
+  static std::string new_prefix() {
+    natsInbox* inbox = nullptr;
+    if (natsInbox_Create(&inbox) != NATS_OK) throw NatsError("inbox: " + nats_error_text(NATS_ERR));
+    std::string prefix = std::string("_CDC_PUBACK.") + (std::strrchr(inbox, '.') + 1);
+    natsInbox_Destroy(inbox);
+    return prefix;
+  }
+
   static void on_msg(natsConnection*, natsSubscription*, natsMsg* msg, void* closure) noexcept {
     auto* self = static_cast<NatsPublisher*>(closure);
     NatsMsgPtr owned(msg);
-    self->sink_->on_puback(natsMsg_GetSubject(msg),
-                           std::string_view(natsMsg_GetData(msg), static_cast<std::size_t>(natsMsg_GetDataLength(msg))),
-                           natsMsg_IsNoResponders(msg));
+    const std::string_view subject = natsMsg_GetSubject(msg);
+    const std::string_view body(natsMsg_GetData(msg), static_cast<std::size_t>(natsMsg_GetDataLength(msg)));
+    const bool no_responders = natsMsg_IsNoResponders(msg);
+    if (self->lane_count_ == 1) {
+      self->sink_->on_puback(subject, body, no_responders);
+      return;
+    }
+    // The sink's metrics have one writer at a time: the lanes' dispatch threads take turns.
+    const std::lock_guard<std::mutex> lock(self->sink_mutex_);
+    self->sink_->on_puback(subject, body, no_responders);
   }
 
-  NatsConnection& nats_;
-  std::string prefix_;
+  std::array<Lane, 2> lanes_;
+  std::size_t lane_count_ = 1;
+  std::size_t current_ = 0;  // publish stage thread only
   PubAckSink* sink_ = nullptr;
-  NatsSubPtr sub_;
+  std::mutex sink_mutex_;
 };
 
 }  // namespace
@@ -262,6 +309,8 @@ std::unique_ptr<MessageSource> make_nats_source(NatsConnection& nats, const Conf
 
 std::unique_ptr<Completer> make_nats_completer(NatsConnection& nats) { return std::make_unique<NatsCompleter>(nats); }
 
-std::unique_ptr<Publisher> make_nats_publisher(NatsConnection& nats) { return std::make_unique<NatsPublisher>(nats); }
+std::unique_ptr<Publisher> make_nats_publisher(NatsConnection& nats, NatsConnection* batching) {
+  return std::make_unique<NatsPublisher>(nats, batching);
+}
 
 }  // namespace cdc

@@ -166,6 +166,9 @@ NatsConnection::NatsConnection(const NatsConfig& config, const std::string& role
       loop_ = std::make_unique<NatsEventLoop>(std::string("nats-io-").append(role));
       check(loop_->install(opts.get()), "nats.write_mode");
       break;
+    // kAdaptive names a pair of publish connections; each of them is asap or flusher itself
+    // (service_ports.cpp), so one connection configured so writes at once.
+    case WriteMode::kAdaptive:
     case WriteMode::kAsap: check(natsOptions_SetSendAsap(opts.get(), true), "nats.write_mode"); break;
     case WriteMode::kFlusher: check(natsOptions_SetSendAsap(opts.get(), false), "nats.write_mode"); break;
   }

@@ -103,6 +103,7 @@ const std::vector<Field>& fields() {
       CDC_FIELD(publish, max_pending, kMaxPendingRange),
       CDC_FIELD(publish, write_mode),
       CDC_SEND_ASAP_ALIAS(publish),
+      CDC_FIELD(publish, batching_threshold, kPositive),
       CDC_FIELD(publish, ack_timeout),
       CDC_FIELD(publish, max_retries, kNonNegative),
       CDC_FIELD(publish, retry_backoff),

@@ -97,6 +97,11 @@ void validate_nats(const Checker& check, const NatsConfig& n) {
   check.at_least("nats.connect_timeout", n.connect_timeout, Millis{1});
   check.non_negative("nats.reconnect_wait", n.reconnect_wait);
   check.range("nats.max_reconnect", n.max_reconnect, kMinusOneOrMore);
+  if (n.write_mode == WriteMode::kAdaptive) {
+    check.fail("nats.write_mode",
+               "adaptive is a publish.write_mode only (the publish stage chooses per batch); use asap, flusher or "
+               "batch for the consume connection");
+  }
   check.range("nats.stream_replicas", n.stream_replicas, kStreamReplicas);
 
   // Secrets never appear in these messages: only key names.
@@ -204,6 +209,7 @@ void validate_publish(const Checker& check, const PublishConfig& p, const Config
     check.fail("publish.dlq_stream", "must differ from publish.stream, got " + quoted(p.dlq_stream));
   }
   check.range("publish.max_pending", p.max_pending, kMaxPendingRange);
+  check.range("publish.batching_threshold", p.batching_threshold, kPositive);
   if (static_cast<std::size_t>(p.max_pending) > c.pipeline.ring_capacity) {
     check.fail("publish.max_pending", "must be at most pipeline.ring_capacity (" +
                                           std::to_string(c.pipeline.ring_capacity) + "), got " +

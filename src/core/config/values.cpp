@@ -227,7 +227,8 @@ void assign(WriteMode& out, const Value& v) {
   // The names are to_string(WriteMode)'s.
   out = parse_choice<WriteMode>(v, {{"batch", static_cast<int>(WriteMode::kBatch)},
                                     {"asap", static_cast<int>(WriteMode::kAsap)},
-                                    {"flusher", static_cast<int>(WriteMode::kFlusher)}});
+                                    {"flusher", static_cast<int>(WriteMode::kFlusher)},
+                                    {"adaptive", static_cast<int>(WriteMode::kAdaptive)}});
 }
 
 }  // namespace cdc::config_detail
@@ -237,6 +238,7 @@ std::string_view to_string(WriteMode mode) noexcept {
   switch (mode) {
     case WriteMode::kAsap: return "asap";
     case WriteMode::kFlusher: return "flusher";
+    case WriteMode::kAdaptive: return "adaptive";
     case WriteMode::kBatch: break;
   }
   return "batch";

@@ -17,7 +17,9 @@ std::unique_ptr<MessageSource> make_nats_source(NatsConnection& nats, const Conf
 /// natsMsg_Ack / NakWithDelay / Term on the consume connection.
 std::unique_ptr<Completer> make_nats_completer(NatsConnection& nats);
 
-/// Core-NATS publishes with per-event reply subjects, and one subscription for their PubAcks.
-std::unique_ptr<Publisher> make_nats_publisher(NatsConnection& nats);
+/// Core-NATS publishes with per-event reply subjects, and a subscription for their PubAcks on
+/// each connection. `batching` (may be null): the batching lane's connection (publish.write_mode
+/// adaptive); `nats` is then the eager one.
+std::unique_ptr<Publisher> make_nats_publisher(NatsConnection& nats, NatsConnection* batching = nullptr);
 
 }  // namespace cdc
