@@ -576,15 +576,27 @@ bool PublishStage::finish_all_with_nak() noexcept {
   return advance_head();
 }
 
-void PublishStage::choose_lane() noexcept {
+void PublishStage::choose_lane(std::int64_t now) noexcept {
   if (!lanes_) return;
   const std::size_t load = ctx_.in.ring->size() + window_.size();
-  const bool want = batching_ ? load > eager_at_ : load >= batching_from_;
+  bool want = load >= batching_from_;
+  if (batching_) {
+    // Back to the eager lane only after the load has stayed low for kEagerAfterNs: a backlog's
+    // load dips between two fetches, and each change costs a PubAck round trip with nothing new
+    // taken in.
+    if (load > eager_at_) {
+      calm_since_ns_ = 0;
+    } else if (calm_since_ns_ == 0) {
+      calm_since_ns_ = now;
+    }
+    want = calm_since_ns_ == 0 || now - calm_since_ns_ < kEagerAfterNs;
+  }
   lane_wanted_ = want != batching_;
   if (!lane_wanted_ || !window_.empty()) return;
   // Nothing awaits a PubAck on the old lane: whatever goes out on the new one is stored after it.
   batching_ = want;
   lane_wanted_ = false;
+  calm_since_ns_ = 0;
   publisher_.use_batching_lane(batching_);
   metrics_.publish.lane_switches.inc();
   metrics_.publish.batching.set(batching_ ? 1 : 0);
@@ -622,7 +634,7 @@ bool PublishStage::on_idle(std::int64_t now) noexcept {
   // load, a single publish at once when idle.
   publisher_.end_of_batch();
   const bool was_batching = batching_;
-  choose_lane();
+  choose_lane(now);
   // A lane change frees the input the stage held back for it: take it in this very turn loop.
   return progressed || was_batching != batching_;
 }
@@ -635,10 +647,19 @@ bool PublishStage::ready() const noexcept {
 }
 
 std::int64_t PublishStage::wake_at_ns() const noexcept {
-  if (window_.empty() || aborting()) return 0;
-  if (retry_at_ns_ != 0) return retry_at_ns_;
-  const Event& head = *window_.front();
-  return head.final ? 0 : head.pub_deadline_ns;
+  // Calm on the batching lane: a turn when it has been calm long enough to go eager (a change
+  // already wanted waits for the window instead, which ready() reports).
+  const std::int64_t eager_at =
+      batching_ && calm_since_ns_ != 0 && !lane_wanted_ && !aborting() ? calm_since_ns_ + kEagerAfterNs : 0;
+  if (window_.empty() || aborting()) return eager_at;
+  std::int64_t at = 0;
+  if (retry_at_ns_ != 0) {
+    at = retry_at_ns_;
+  } else if (const Event& head = *window_.front(); !head.final) {
+    at = head.pub_deadline_ns;
+  }
+  if (at == 0 || eager_at == 0) return at != 0 ? at : eager_at;
+  return std::min(at, eager_at);
 }
 
 }  // namespace cdc

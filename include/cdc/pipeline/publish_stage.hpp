@@ -17,10 +17,10 @@
 ///
 /// Lanes (a publisher with a batching lane, publish.write_mode adaptive): at the end of each
 /// turn the stage weighs its load, the events waiting in its input plus those in its window;
-/// from publish.batching_threshold it wants the batching lane, at an eighth of it or less the
-/// eager one. It changes lanes only with its window empty (nothing awaiting a PubAck), taking
-/// no new events until then, so every publish on the old lane is stored before the first on
-/// the new one and each subject keeps its order.
+/// from publish.batching_threshold it wants the batching lane, and the eager one once the load
+/// has stayed at an eighth of it or less for 5 ms. It changes lanes only with its window empty
+/// (nothing awaiting a PubAck), taking no new events until then, so every publish on the old
+/// lane is stored before the first on the new one and each subject keeps its order.
 
 #include <cstdint>
 #include <string>
@@ -88,7 +88,7 @@ class PublishStage final : public StageHandler, public PubAckSink {
   void complete(Event& ev, Completion completion, EventResult result) noexcept;
   [[nodiscard]] bool aborting() const noexcept { return ctx_.life.abort.load(std::memory_order_relaxed); }
   /// End of a turn: the lane the load asks for; changes to it once the window is empty.
-  void choose_lane() noexcept;
+  void choose_lane(std::int64_t now) noexcept;
 
   StageContext& ctx_;
   const Config& config_;
@@ -132,6 +132,10 @@ class PublishStage final : public StageHandler, public PubAckSink {
   bool lane_wanted_ = false;
   std::size_t batching_from_ = 0;
   std::size_t eager_at_ = 0;
+  std::int64_t calm_since_ns_ = 0;  // batching, load at most eager_at_ since then (0 = not calm)
+  /// How long the load stays at most eager_at_ before the batching lane gives way to the eager
+  /// one: a few of nats.c's ~1 ms flusher periods, longer than a drain's dips between fetches.
+  static constexpr std::int64_t kEagerAfterNs = 5'000'000;
 };
 
 }  // namespace cdc
