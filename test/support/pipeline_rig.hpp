@@ -18,20 +18,11 @@
 #include "cdc/core/log.hpp"
 #include "cdc/core/metrics.hpp"
 #include "cdc/pipeline/pipeline.hpp"
+#include "eventually.hpp"
 
 namespace cdc_test {
 
 using namespace std::chrono_literals;
-
-template <typename Predicate>
-bool eventually(Predicate predicate, std::chrono::milliseconds limit = 10s) {
-  const auto deadline = std::chrono::steady_clock::now() + limit;
-  while (!predicate()) {
-    if (std::chrono::steady_clock::now() >= deadline) return false;
-    std::this_thread::sleep_for(2ms);
-  }
-  return true;
-}
 
 class PlainAccess final : public cdc::MessageAccess {
  public:

@@ -17,6 +17,7 @@
 #include "cdc/core/log.hpp"
 #include "cdc/core/metrics.hpp"
 #include "cdc/pipeline/pipeline.hpp"
+#include "eventually.hpp"
 
 namespace {
 
@@ -142,15 +143,7 @@ bool has_line(const std::string& text, const std::string& line) {
   return text.find("\n" + line + "\n") != std::string::npos;
 }
 
-template <typename Predicate>
-bool eventually(Predicate predicate, std::chrono::milliseconds limit = 10s) {
-  const auto deadline = std::chrono::steady_clock::now() + limit;
-  while (!predicate()) {
-    if (std::chrono::steady_clock::now() >= deadline) return false;
-    std::this_thread::sleep_for(5ms);
-  }
-  return true;
-}
+using cdc_test::eventually;
 
 }  // namespace
 
