@@ -97,6 +97,7 @@ void check_same(const Config& actual, const Config& expected) {
   SAME(nats.max_reconnect);
   SAME(nats.write_mode);
   SAME(nats.stream_replicas);
+  SAME(nats.io_buffer_size);
   SAME(nats.tls_ca);
   SAME(nats.tls_cert);
   SAME(nats.tls_key);
@@ -173,7 +174,7 @@ void check_same(const Config& actual, const Config& expected) {
   SAME(log.level);
 }
 #undef SAME
-constexpr std::size_t kKeysCompared = 81;
+constexpr std::size_t kKeysCompared = 82;
 
 /// A non-default value for every key, as YAML and as an environment value, and the Config
 /// they must both produce.
@@ -196,6 +197,7 @@ const std::vector<Override> kOverrides = {
     {"nats", "max_reconnect", "10", "10"},
     {"nats", "write_mode", "batch", "batch"},
     {"nats", "stream_replicas", "3", "3"},
+    {"nats", "io_buffer_size", "262144", "262144"},
     {"nats", "tls_ca", "/etc/ca.pem", "/etc/ca.pem"},
     {"nats", "tls_cert", "/etc/cert.pem", "/etc/cert.pem"},
     {"nats", "tls_key", "/etc/key.pem", "/etc/key.pem"},
@@ -283,6 +285,7 @@ Config overridden_config() {
   c.nats.max_reconnect = 10;
   c.nats.write_mode = cdc::WriteMode::kBatch;
   c.nats.stream_replicas = 3;
+  c.nats.io_buffer_size = 262144;
   c.nats.tls_ca = "/etc/ca.pem";
   c.nats.tls_cert = "/etc/cert.pem";
   c.nats.tls_key = "/etc/key.pem";
@@ -848,6 +851,8 @@ TEST_CASE("validate enforces the rules, naming the key, the problem and the valu
       {"", [](Config& c) { c.nats.url = "nats://a:4222, tls://b:4443"; }},
       {"nats.connect_timeout: must be at least 1ms, got 0", [](Config& c) { c.nats.connect_timeout = Millis{0}; }},
       {"nats.max_reconnect: must be >= -1, got -2", [](Config& c) { c.nats.max_reconnect = -2; }},
+      {"nats.io_buffer_size: must be 0-67108864, got -1", [](Config& c) { c.nats.io_buffer_size = -1; }},
+      {"", [](Config& c) { c.nats.io_buffer_size = 0; }},
       // ingest
       {"ingest.max_ack_pending: must be >= 1, got 0", [](Config& c) { c.ingest.max_ack_pending = 0; }},
       {"ingest.max_deliver: must be -1 (unlimited) or at least 1, got 0", [](Config& c) { c.ingest.max_deliver = 0; }},

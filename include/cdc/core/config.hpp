@@ -44,7 +44,7 @@ enum class WriteMode : std::uint8_t {
   kAdaptive,
 };
 
-/// "batch", "asap", "flusher": the configuration's names.
+/// "batch", "asap", "flusher", "adaptive": the configuration's names.
 std::string_view to_string(WriteMode mode) noexcept;
 
 struct NatsConfig {
@@ -57,6 +57,9 @@ struct NatsConfig {
   /// Replicas (1-5) of the streams the service creates (ingest.stream, publish.stream,
   /// publish.dlq_stream); 3 on a 3-node JetStream cluster. Existing streams keep theirs.
   int stream_replicas = 1;
+  /// nats.c's buffer of pending writes per connection, in bytes (natsOptions_SetIOBufSize);
+  /// 0 = nats.c's default (32 KiB). A full buffer is written at once, flusher or not.
+  int io_buffer_size = 0;
   // TLS (any set: TLS required). Files are PEM; tls_cert and tls_key go together.
   std::string tls_ca;    ///< CA bundle trusted for the server certificate; empty = system roots
   std::string tls_cert;  ///< client certificate chain (mutual TLS)

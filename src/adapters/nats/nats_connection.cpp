@@ -132,6 +132,8 @@ NatsOptionsPtr make_nats_options(const NatsConfig& config, const std::string& na
   check(natsOptions_SetName(opts.get(), name.c_str()), "nats.name");
   check(natsOptions_SetTimeout(opts.get(), config.connect_timeout.count()), "nats.connect_timeout");
   check(natsOptions_SetMaxReconnect(opts.get(), config.max_reconnect), "nats.max_reconnect");
+  if (config.io_buffer_size > 0)
+    check(natsOptions_SetIOBufSize(opts.get(), config.io_buffer_size), "nats.io_buffer_size");
   check(natsOptions_SetReconnectWait(opts.get(), config.reconnect_wait.count()), "nats.reconnect_wait");
   check(natsOptions_SetRetryOnFailedConnect(opts.get(), false, nullptr, nullptr), "nats options");
   // TLS: any TLS key (or a tls:// URL, which nats.c handles itself) makes TLS required.

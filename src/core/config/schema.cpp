@@ -60,6 +60,7 @@ const std::vector<Field>& fields() {
       CDC_FIELD(nats, write_mode),
       CDC_SEND_ASAP_ALIAS(nats),
       CDC_FIELD(nats, stream_replicas, kStreamReplicas),
+      CDC_FIELD(nats, io_buffer_size, kIoBufferRange),
       CDC_FIELD(nats, tls_ca),
       CDC_FIELD(nats, tls_cert),
       CDC_FIELD(nats, tls_key),

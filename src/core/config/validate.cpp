@@ -103,6 +103,7 @@ void validate_nats(const Checker& check, const NatsConfig& n) {
                "batch for the consume connection");
   }
   check.range("nats.stream_replicas", n.stream_replicas, kStreamReplicas);
+  check.range("nats.io_buffer_size", n.io_buffer_size, kIoBufferRange);
 
   // Secrets never appear in these messages: only key names.
   if (!n.tls_cert.empty() && n.tls_key.empty()) check.fail("nats.tls_key", "must be set with nats.tls_cert");

@@ -49,8 +49,9 @@ constexpr IntRange kMaxPendingRange{1, 65535};
 constexpr IntRange kPositive{1, INT_MAX};
 constexpr IntRange kNonNegative{0, INT_MAX};
 constexpr IntRange kMinusOneOrMore{-1, INT_MAX};
-constexpr IntRange kStreamReplicas{1, 5};  // JetStream's limit
-constexpr IntRange kPartitions{1, 1024};   // ingest.partitions
+constexpr IntRange kStreamReplicas{1, 5};        // JetStream's limit
+constexpr IntRange kPartitions{1, 1024};         // ingest.partitions
+constexpr IntRange kIoBufferRange{0, 64 << 20};  // nats.io_buffer_size: 0 = nats.c's default
 
 long long parse_int(const Value& v, std::string_view text, IntRange range);
 /// A list: a YAML sequence of scalars, or comma-separated from the environment.
