@@ -441,9 +441,8 @@ class E2e {
             : "");
     if (!r.results.empty()) {
       std::printf(
-          "                processed %llu, skipped %llu, duplicate %llu, dead-lettered %llu, retried %llu, publish "
-          "lane "
-          "switches %llu\n",
+          "                processed %llu, skipped %llu, duplicate %llu, dead-lettered %llu, retried %llu, "
+          "publish lane switches %llu\n",
           static_cast<unsigned long long>(r.results.at("processed")),
           static_cast<unsigned long long>(r.results.at("skipped")),
           static_cast<unsigned long long>(r.results.at("duplicate")),

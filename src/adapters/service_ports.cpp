@@ -22,18 +22,16 @@ class ServiceMonitor final : public ConnectionMonitor {
   /// Connects both NATS connections (throws NatsError): consume first, as the service always has.
   explicit ServiceMonitor(const Config& config)
       : config_(config), consume_(std::make_unique<NatsConnection>(config.nats, "consume")) {
+    // The publish connection has its own write mode. adaptive is two connections: this one
+    // eager, and a batching one whose publishes nats.c's flusher gathers; the publish stage
+    // chooses per turn (docs/decisions.md).
+    const bool adaptive = config.publish.write_mode == WriteMode::kAdaptive;
     NatsConfig publish_nats = config.nats;
-    publish_nats.write_mode = config.publish.write_mode;  // the publish connection has its own
-    if (config.publish.write_mode == WriteMode::kAdaptive) {
-      // Two: the eager one writes each publish at once, the batching one lets nats.c's flusher
-      // gather them; the publish stage chooses per batch (docs/decisions.md).
-      publish_nats.write_mode = WriteMode::kAsap;
-      NatsConfig batching_nats = config.nats;
-      batching_nats.write_mode = WriteMode::kFlusher;
-      publish_ = std::make_unique<NatsConnection>(publish_nats, "publish");
-      publish_batching_ = std::make_unique<NatsConnection>(batching_nats, "publish-batching");
-    } else {
-      publish_ = std::make_unique<NatsConnection>(publish_nats, "publish");
+    publish_nats.write_mode = adaptive ? WriteMode::kAsap : config.publish.write_mode;
+    publish_ = std::make_unique<NatsConnection>(publish_nats, "publish");
+    if (adaptive) {
+      publish_nats.write_mode = WriteMode::kFlusher;
+      publish_batching_ = std::make_unique<NatsConnection>(publish_nats, "publish-batching");
     }
   }
 

@@ -649,17 +649,17 @@ bool PublishStage::ready() const noexcept {
 std::int64_t PublishStage::wake_at_ns() const noexcept {
   // Calm on the batching lane: a turn when it has been calm long enough to go eager (a change
   // already wanted waits for the window instead, which ready() reports).
-  const std::int64_t eager_at =
+  const std::int64_t go_eager_ns =
       batching_ && calm_since_ns_ != 0 && !lane_wanted_ && !aborting() ? calm_since_ns_ + kEagerAfterNs : 0;
-  if (window_.empty() || aborting()) return eager_at;
+  if (window_.empty() || aborting()) return go_eager_ns;
   std::int64_t at = 0;
   if (retry_at_ns_ != 0) {
     at = retry_at_ns_;
   } else if (const Event& head = *window_.front(); !head.final) {
     at = head.pub_deadline_ns;
   }
-  if (at == 0 || eager_at == 0) return at != 0 ? at : eager_at;
-  return std::min(at, eager_at);
+  if (at == 0 || go_eager_ns == 0) return at != 0 ? at : go_eager_ns;
+  return std::min(at, go_eager_ns);
 }
 
 }  // namespace cdc

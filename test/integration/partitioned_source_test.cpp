@@ -24,6 +24,7 @@
 #include "cdc/core/jetstream_meta.hpp"
 #include "cdc/core/log.hpp"
 #include "cdc/core/partitions.hpp"
+#include "eventually.hpp"
 #include "jetstream_probe.hpp"
 #include "servers.hpp"
 
@@ -63,16 +64,6 @@ void add_consumer(cdc::test::JetStreamProbe& probe, const cdc::Config& config, s
   jsErrCode err = static_cast<jsErrCode>(0);
   REQUIRE(js_AddConsumer(&info, probe.jetstream(), config.ingest.stream.c_str(), &cc, nullptr, &err) == NATS_OK);
   jsConsumerInfo_Destroy(info);
-}
-
-template <typename Predicate>
-bool wait_until(Predicate predicate, std::chrono::milliseconds limit) {
-  const auto deadline = std::chrono::steady_clock::now() + limit;
-  while (!predicate()) {
-    if (std::chrono::steady_clock::now() >= deadline) return false;
-    std::this_thread::sleep_for(10ms);
-  }
-  return true;
 }
 
 /// The partition a stored subject carries (its last token).
@@ -226,7 +217,7 @@ TEST_CASE(
   const std::vector<Taken> after = take(*source, consume, static_cast<std::size_t>(fresh[0]) + 1, 3s);
   CHECK(after.size() == static_cast<std::size_t>(fresh[0]));
   for (const Taken& t : after) CHECK(t.partition == 0);
-  REQUIRE(wait_until([&] { return table.slot(2).fetch_idle.load(); }, 3s));
+  REQUIRE(cdc_test::eventually([&] { return table.slot(2).fetch_idle.load(); }, 3s));
 
   // stop() with nothing held: every request ends, none is left waiting on the server.
   source->stop();
@@ -254,7 +245,8 @@ TEST_CASE(
     if (subject_partition(probe.get_message(config.ingest.stream, r.seq).subject) == 0) ++held;
   }
   REQUIRE(held == 5);
-  REQUIRE(wait_until([&] { return probe.consumer_info(config.ingest.stream, consumer0).num_ack_pending == 5; }, 5s));
+  REQUIRE(cdc_test::eventually(
+      [&] { return probe.consumer_info(config.ingest.stream, consumer0).num_ack_pending == 5; }, 5s));
   const auto stop_start = std::chrono::steady_clock::now();
   holder->stop();
   const double stop_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - stop_start).count();

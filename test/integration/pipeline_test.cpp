@@ -9,6 +9,7 @@
 
 #include "cdc/adapters/service_ports.hpp"
 #include "cdc/pipeline/pipeline.hpp"
+#include "eventually.hpp"
 #include "pipeline_fixture.hpp"
 
 using namespace cdc;
@@ -218,11 +219,7 @@ TEST_CASE(
   Metrics& metrics = pipeline.metrics();
   CHECK(metrics.publish.lane_switches.value() >= 1);
   // Drained: back on the eager connection.
-  const auto eager_again = [&] {
-    for (int i = 0; i < 250 && metrics.publish.batching.value() != 0; ++i) std::this_thread::sleep_for(20ms);
-    return metrics.publish.batching.value() == 0;
-  };
-  REQUIRE(eager_again());
+  REQUIRE(cdc_test::eventually([&] { return metrics.publish.batching.value() == 0; }, 5s));
   const std::uint64_t switches = metrics.publish.lane_switches.value();
   CHECK(switches >= 2);
   for (std::size_t i = records.size() - kTrickle; i < records.size(); ++i) {

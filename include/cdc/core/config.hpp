@@ -39,7 +39,7 @@ enum class WriteMode : std::uint8_t {
   kAsap,     ///< nats.c's SendAsap: one write per call
   kFlusher,  ///< nats.c's flusher thread: writes ~1 ms after the first buffered call
   /// publish.write_mode only, the default: two publish connections, one `asap` and one
-  /// `flusher`; the publish stage chooses one per batch by its load (publish.batching_threshold)
+  /// `flusher`; the publish stage chooses one per turn by its load (publish.batching_threshold)
   /// and switches only with nothing awaiting a PubAck, so order holds (docs/decisions.md).
   kAdaptive,
 };
@@ -116,7 +116,7 @@ struct PublishConfig {
   WriteMode write_mode = WriteMode::kAdaptive;  ///< the publish connection(s)
   /// write_mode adaptive: from this many events waiting for or held by the publish stage at the
   /// end of a turn it writes through the batching (`flusher`) connection, and back through the
-  /// eager (`asap`) one at an eighth of it.
+  /// eager (`asap`) one once the load has stayed at an eighth of it or less for 5 ms.
   int batching_threshold = 256;
   Millis ack_timeout{5000};   ///< PubAck wait before a publish counts as failed
   int max_retries = 6;        ///< transient failures retried in place before NAK
